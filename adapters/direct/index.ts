@@ -1,0 +1,49 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Adapter, ConsumerContext } from '../../lib/adapter.js';
+import { BusbarError } from '../../lib/errors.js';
+
+export const directOptions = Type.Object({}, { additionalProperties: false });
+export type DirectOptions = Static<typeof directOptions>;
+
+type Table = Map<string, ConsumerContext>;
+
+/**
+ * `direct:name`: synchronous hand-off to the one route consuming `direct:name`, in the
+ * caller's flow. The send settles when that route finished and returns its reply.
+ */
+export const directAdapter: Adapter<DirectOptions> = {
+  scheme: 'direct',
+  description: 'Synchronous in-process hand-off to exactly one consuming route; the sender gets the route\'s reply.',
+  optionsSchema: directOptions,
+  createConsumer(endpoint, ctx) {
+    const table = ctx.state<Table>('consumers', () => new Map());
+    return {
+      async start() {
+        const other = table.get(endpoint.path);
+        if (other && other !== ctx) {
+          throw new BusbarError('INVALID_ROUTE', `direct:${endpoint.path} already has a consumer (route "${other.routeId}"); use queue: or topic: for several`, {
+            details: { uri: endpoint.uri, routeId: ctx.routeId },
+          });
+        }
+        table.set(endpoint.path, ctx);
+      },
+      async stop() {
+        if (table.get(endpoint.path) === ctx) table.delete(endpoint.path);
+      },
+    };
+  },
+  createProducer(endpoint, ctx) {
+    const table = ctx.state<Table>('consumers', () => new Map());
+    return {
+      send(msg) {
+        const consumer = table.get(endpoint.path);
+        if (!consumer) {
+          return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
+        }
+        return consumer.process(msg);
+      },
+    };
+  },
+};
+
+export default directAdapter;

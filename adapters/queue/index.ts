@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import { BoundedQueue } from '../../lib/channel.js';
+import type { Message } from '../../lib/message.js';
+
+export const queueOptions = Type.Object(
+  {
+    size: Type.Integer({ minimum: 1, default: 1000, description: 'Capacity of the buffer; senders wait while it is full.' }),
+  },
+  { additionalProperties: false },
+);
+export type QueueOptions = Static<typeof queueOptions>;
+
+/**
+ * Feed a route from a bounded queue: take a message only when the route has a free slot,
+ * so a slow route slows the queue, which slows its senders. Failures the error policy did
+ * not settle are logged with the whole message (nothing vanishes without a trace).
+ */
+export function pumpQueue(queue: BoundedQueue<Message>, ctx: ConsumerContext, uri: string): Consumer {
+  let abort: AbortController | undefined;
+  let loop: Promise<void> | undefined;
+  const run = async (signal: AbortSignal): Promise<void> => {
+    while (!signal.aborted) {
+      await ctx.whenAvailable();
+      let msg: Message;
+      try {
+        msg = await queue.take(signal);
+      } catch {
+        return; // stopped or closed
+      }
+      ctx.process(msg).catch((err: unknown) => {
+        if (!shouldAck(err)) ctx.logger.error({ err, uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
+      });
+    }
+  };
+  return {
+    async start() {
+      abort = new AbortController();
+      loop = run(abort.signal);
+      ctx.setStatus('connected');
+    },
+    async stop() {
+      abort?.abort();
+      await loop;
+      ctx.setStatus('idle');
+    },
+  };
+}
+
+/**
+ * `queue:name`: an in-process point-to-point channel with a bounded buffer. Several routes
+ * consuming the same queue compete for its messages; a sender waits while it is full.
+ */
+export const queueAdapter: Adapter<QueueOptions> = {
+  scheme: 'queue',
+  description: 'In-process point-to-point channel: bounded buffer, competing consumers, senders wait while it is full.',
+  optionsSchema: queueOptions,
+  createConsumer(endpoint, ctx) {
+    const queue = ctx.state(endpoint.path, () => new BoundedQueue<Message>(endpoint.options.size));
+    return pumpQueue(queue, ctx, endpoint.uri);
+  },
+  createProducer(endpoint, ctx) {
+    const queue = ctx.state(endpoint.path, () => new BoundedQueue<Message>(endpoint.options.size));
+    return {
+      async send(msg) {
+        await queue.put(msg);
+        return undefined;
+      },
+    };
+  },
+};
+
+export default queueAdapter;

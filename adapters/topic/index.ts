@@ -1,0 +1,88 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Adapter } from '../../lib/adapter.js';
+import { BoundedQueue } from '../../lib/channel.js';
+import type { Message } from '../../lib/message.js';
+import { pumpQueue } from '../queue/index.js';
+
+export const topicOptions = Type.Object(
+  {
+    size: Type.Integer({ minimum: 1, default: 1000, description: 'Capacity of each subscriber\'s own buffer; publishers wait while a matching subscriber\'s buffer is full.' }),
+  },
+  { additionalProperties: false },
+);
+export type TopicOptions = Static<typeof topicOptions>;
+
+/** AMQP-style topic match: words separated by `.`, `*` is exactly one word, `#` zero or more. */
+export function topicMatches(pattern: string, topic: string): boolean {
+  const p = pattern.split('.');
+  const t = topic.split('.');
+  const match = (i: number, j: number): boolean => {
+    if (i === p.length) return j === t.length;
+    if (p[i] === '#') {
+      for (let k = j; k <= t.length; k++) if (match(i + 1, k)) return true;
+      return false;
+    }
+    return j < t.length && (p[i] === '*' || p[i] === t[j]) && match(i + 1, j + 1);
+  };
+  return match(0, 0);
+}
+
+interface Subscriber {
+  pattern: string;
+  queue: BoundedQueue<Message>;
+}
+
+/**
+ * A hub of topic subscriptions. One per engine by default; pass the same hub to
+ * `topicAdapter(hub)` of several engines to make them one in-process bus.
+ */
+export class TopicHub {
+  readonly subscribers = new Set<Subscriber>();
+  async publish(topic: string, msg: Message): Promise<number> {
+    const targets = [...this.subscribers].filter((s) => topicMatches(s.pattern, topic));
+    await Promise.all(targets.map((s) => s.queue.put(msg)));
+    return targets.length;
+  }
+}
+
+/** `topic:name`: publish-subscribe; every subscriber gets its own copy in its own bounded queue. */
+export function topicAdapter(sharedHub?: TopicHub): Adapter<TopicOptions> {
+  return {
+    scheme: 'topic',
+    description: 'In-process publish-subscribe: each subscribing route has its own bounded queue; subscriptions may use wildcards (`orders.*`, `orders.#`).',
+    optionsSchema: topicOptions,
+    createConsumer(endpoint, ctx) {
+      const hub = sharedHub ?? ctx.state('hub', () => new TopicHub());
+      const sub: Subscriber = { pattern: endpoint.path, queue: new BoundedQueue<Message>(endpoint.options.size) };
+      const pump = pumpQueue(sub.queue, ctx, endpoint.uri);
+      return {
+        async start() {
+          hub.subscribers.add(sub);
+          await pump.start();
+        },
+        async stop() {
+          hub.subscribers.delete(sub);
+          // hand what is already buffered to the route before stopping: it was delivered to us
+          while (sub.queue.size > 0) {
+            await ctx.whenAvailable();
+            const msg = sub.queue.poll();
+            if (msg) ctx.process(msg).catch((err: unknown) => ctx.logger.error({ err, messageId: msg.id, body: msg.body }, 'buffered topic message failed during stop'));
+          }
+          await pump.stop();
+        },
+      };
+    },
+    createProducer(endpoint, ctx) {
+      const hub = sharedHub ?? ctx.state('hub', () => new TopicHub());
+      return {
+        async send(msg) {
+          const n = await hub.publish(endpoint.path, msg);
+          if (n === 0) ctx.logger.debug({ topic: endpoint.path, messageId: msg.id }, 'published to a topic with no subscribers');
+          return undefined;
+        },
+      };
+    },
+  };
+}
+
+export default topicAdapter;

@@ -1,0 +1,165 @@
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import { BusbarError } from './errors.js';
+import type { Message } from './message.js';
+import { createAjv, didYouMean, formatProblem, SchemaCache, toProblems, type JsonSchema } from './schema.js';
+import { parseUri, type ParsedUri } from './uri.js';
+
+/** A resolved endpoint: its URI parsed and its options validated against the adapter's schema. */
+export interface Endpoint<O = Record<string, unknown>> extends ParsedUri {
+  readonly options: O;
+}
+
+/** What the engine offers every consumer and producer. */
+export interface AdapterContext {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /**
+   * Per-engine state of this adapter (channel tables, connection pools...), created on
+   * first use. Adapters keep no module-level state, so two engines never share by accident.
+   */
+  state<T>(key: string, init: () => T): T;
+  /** Send to any endpoint of the same engine (used by adapters that forward or reply). */
+  send(uri: string, msg: Message): Promise<Message | undefined>;
+}
+
+/** Status a source reports about its connection to the outside (Benthos' typed signals). */
+export type SourceStatus = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'backing-off' | 'ended';
+
+/**
+ * Whether a consumer should acknowledge its source after `process` rejected with `err`:
+ * true when the error policy dead-lettered the message (it is safe elsewhere) or declared
+ * the failure handled. Otherwise nack, so the source keeps the message.
+ */
+export function shouldAck(err: unknown): boolean {
+  const d = (err as { details?: { deadLettered?: unknown; handled?: unknown } } | null)?.details;
+  return d?.deadLettered === true || d?.handled === true;
+}
+
+export interface ConsumerContext extends AdapterContext {
+  readonly routeId: string;
+  /** The route's bound on messages in flight (size prefetch / polls with it). */
+  readonly maxInflight: number;
+  /**
+   * Runs a message through the route. Resolves with the reply (the message at the end of
+   * the route) once the route and every output it sent to finished: acknowledge the source
+   * then. Rejects with a BusbarError on failure: nack, unless `shouldAck(err)`.
+   * Waits while the route is full, which is how backpressure reaches the source.
+   */
+  process(msg: Message): Promise<Message>;
+  /** In-flight slots free right now. */
+  available(): number;
+  /** Resolves as soon as a slot is free. */
+  whenAvailable(): Promise<void>;
+  /** Report the source's connection status (shown in `engine.stats()`). */
+  setStatus(status: SourceStatus, error?: unknown): void;
+}
+
+export type ProducerContext = AdapterContext;
+
+export interface Consumer {
+  start(): Promise<void>;
+  /** Stop taking new messages; messages already handed to `process` still finish. */
+  stop(): Promise<void>;
+}
+
+export interface Producer {
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  /**
+   * Deliver a message. Resolves when the endpoint has it safely (written, confirmed,
+   * replied). A reply message, if the endpoint gives one, replaces the route's message.
+   */
+  send(msg: Message): Promise<Message | undefined>;
+}
+
+/**
+ * One adapter = one scheme. `optionsSchema` is the single source of truth for the
+ * endpoint's options: they are validated with it (ajv, strings coerced, defaults applied,
+ * unknown options rejected) and the README tables are generated from it.
+ */
+export interface Adapter<O = Record<string, unknown>> {
+  readonly scheme: string;
+  readonly description: string;
+  readonly optionsSchema: JsonSchema;
+  createConsumer?(endpoint: Endpoint<O>, ctx: ConsumerContext): Consumer;
+  createProducer?(endpoint: Endpoint<O>, ctx: ProducerContext): Producer;
+}
+
+export type Role = 'consumer' | 'producer';
+
+/** Adapters by scheme; an instance per engine (cloneable), never a module global. */
+export class AdapterRegistry {
+  readonly #adapters = new Map<string, Adapter>();
+  readonly #schemas: SchemaCache;
+
+  constructor(adapters: Iterable<Adapter> = [], schemas = new SchemaCache(createAjv({ coerceTypes: true }))) {
+    this.#schemas = schemas;
+    for (const a of adapters) this.register(a);
+  }
+
+  register(adapter: Adapter): this {
+    if (!adapter || typeof adapter.scheme !== 'string' || typeof adapter.optionsSchema !== 'object') {
+      throw new BusbarError('INVALID_OPTION', 'an adapter needs a scheme and an optionsSchema', { details: { adapter: String(adapter?.scheme) } });
+    }
+    const schema = adapter.optionsSchema as { type?: unknown; additionalProperties?: unknown };
+    if (schema.type !== 'object' || schema.additionalProperties !== false) {
+      throw new BusbarError('INVALID_OPTION', `adapter "${adapter.scheme}": optionsSchema must be an object schema with additionalProperties: false`, { details: { scheme: adapter.scheme } });
+    }
+    this.#adapters.set(adapter.scheme, adapter as Adapter);
+    return this;
+  }
+
+  get(scheme: string): Adapter | undefined {
+    return this.#adapters.get(scheme);
+  }
+
+  has(scheme: string): boolean {
+    return this.#adapters.has(scheme);
+  }
+
+  schemes(): string[] {
+    return [...this.#adapters.keys()];
+  }
+
+  list(): Adapter[] {
+    return [...this.#adapters.values()];
+  }
+
+  clone(): AdapterRegistry {
+    return new AdapterRegistry(this.#adapters.values(), this.#schemas);
+  }
+
+  /**
+   * Parse and validate an endpoint URI for a role. Every problem is reported with the
+   * route, the endpoint, the option, what was expected and the nearest valid name.
+   */
+  resolve(uri: string, role: Role, where: { routeId?: string } = {}): { adapter: Adapter; endpoint: Endpoint } {
+    const routePart = where.routeId ? `route "${where.routeId}": ` : '';
+    const parsed = parseUri(uri);
+    const adapter = this.#adapters.get(parsed.scheme);
+    if (!adapter) {
+      const hint = didYouMean(parsed.scheme, this.#adapters.keys());
+      throw new BusbarError('UNKNOWN_SCHEME', `${routePart}endpoint "${uri}": no adapter for scheme "${parsed.scheme}"${hint ? ` (${hint})` : ''}; known schemes: ${this.schemes().join(', ')}`, {
+        details: { routeId: where.routeId, uri, scheme: parsed.scheme, suggestion: hint },
+      });
+    }
+    const can = role === 'consumer' ? adapter.createConsumer : adapter.createProducer;
+    if (!can) {
+      throw new BusbarError('UNSUPPORTED_ENDPOINT', `${routePart}endpoint "${uri}": the ${parsed.scheme} adapter cannot be used as a ${role === 'consumer' ? 'source (from)' : 'destination (to)'}`, {
+        details: { routeId: where.routeId, uri, role },
+      });
+    }
+    const options: Record<string, unknown> = { ...parsed.params };
+    const validate = this.#schemas.get(adapter.optionsSchema);
+    if (!validate(options)) {
+      const problems = toProblems(validate.errors, adapter.optionsSchema, '', 'option');
+      const first = problems[0];
+      const option = first?.path.split('/')[1];
+      throw new BusbarError('INVALID_OPTION', `${routePart}endpoint "${uri}": ${problems.map((p) => formatProblem({ ...p, path: p.path.replace(/^\//, 'option ') })).join('; ')}`, {
+        details: { routeId: where.routeId, uri, option, suggestion: first?.suggestion, problems },
+      });
+    }
+    return { adapter, endpoint: { ...parsed, options } };
+  }
+}

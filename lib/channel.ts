@@ -1,0 +1,92 @@
+import { BusbarError } from './errors.js';
+
+/**
+ * A bounded FIFO buffer with waiting on both sides: `put` waits while full (backpressure
+ * on the producer), `take` waits while empty. Waiters are served in order.
+ */
+export class BoundedQueue<T> {
+  readonly capacity: number;
+  readonly #items: T[] = [];
+  #head = 0;
+  readonly #takers: Array<{ resolve: (v: T) => void; reject: (e: unknown) => void }> = [];
+  readonly #putters: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
+  #closed = false;
+
+  constructor(capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new BusbarError('INVALID_OPTION', `queue capacity must be a positive integer, got ${capacity}`);
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  put(item: T): Promise<void> {
+    if (this.#closed) return Promise.reject(new BusbarError('CHANNEL_CLOSED', 'channel is closed'));
+    const taker = this.#takers.shift();
+    if (taker) {
+      taker.resolve(item);
+      return Promise.resolve();
+    }
+    if (this.size < this.capacity) {
+      this.#items.push(item);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => this.#putters.push({ item, resolve, reject }));
+  }
+
+  /** The next item; rejects with the signal's reason when aborted (the item stays queued). */
+  take(signal?: AbortSignal): Promise<T> {
+    if (this.size > 0) return Promise.resolve(this.#shift());
+    if (this.#closed) return Promise.reject(new BusbarError('CHANNEL_CLOSED', 'channel is closed'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (v: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        reject,
+      };
+      const onAbort = (): void => {
+        const i = this.#takers.indexOf(waiter);
+        if (i >= 0) this.#takers.splice(i, 1);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#takers.push(waiter);
+    });
+  }
+
+  /** Take without waiting. */
+  poll(): T | undefined {
+    return this.size > 0 ? this.#shift() : undefined;
+  }
+
+  close(): void {
+    this.#closed = true;
+    const err = new BusbarError('CHANNEL_CLOSED', 'channel is closed');
+    for (const t of this.#takers.splice(0)) t.reject(err);
+    for (const p of this.#putters.splice(0)) p.reject(err);
+  }
+
+  #shift(): T {
+    const item = this.#items[this.#head] as T;
+    this.#items[this.#head] = undefined as T;
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    const p = this.#putters.shift();
+    if (p) {
+      this.#items.push(p.item);
+      p.resolve();
+    }
+    return item;
+  }
+}

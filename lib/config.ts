@@ -1,0 +1,227 @@
+import type { ValidateFunction } from 'ajv';
+import { BusbarError, isBusbarError } from './errors.js';
+import { compileExpression, type CompiledExpression } from './expression.js';
+import type { ErrorPolicy, RouteDefinition } from './model.js';
+import { createAjv, didYouMean, toProblems, type JsonSchema, type Problem } from './schema.js';
+import type { ConfigContext, NamedFunction, StepDefinition, StepRegistry } from './step.js';
+
+/** A step in a config file: an object with one key naming the step kind. */
+export type StepConfig = { readonly [kind: string]: unknown };
+
+/** A route as plain JSON-compatible data. */
+export interface RouteConfig {
+  id?: string;
+  from: string;
+  description?: string;
+  maxInflight?: number;
+  history?: boolean;
+  steps?: StepConfig[];
+  errorPolicy?: ErrorPolicy;
+}
+
+export interface RoutesConfig {
+  routes: RouteConfig[];
+}
+
+const redeliverySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['maxAttempts'],
+  properties: {
+    maxAttempts: { type: 'integer', minimum: 1 },
+    delayMs: { type: 'number', minimum: 0 },
+    multiplier: { type: 'number', minimum: 1 },
+    maxDelayMs: { type: 'number', minimum: 0 },
+    jitter: { type: 'number', minimum: 0, maximum: 1 },
+    retryNonRetryable: { type: 'boolean' },
+  },
+} as const;
+
+const ruleProps = {
+  redelivery: redeliverySchema,
+  deadLetter: { type: 'string', minLength: 1, description: 'endpoint URI' },
+  handled: { type: 'boolean' },
+} as const;
+
+export const errorPolicySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...ruleProps,
+    on: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['codes'],
+        properties: { codes: { type: 'array', items: { type: 'string' }, minItems: 1 }, ...ruleProps },
+      },
+    },
+  },
+} as const;
+
+export const routeConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['from'],
+  properties: {
+    id: { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9_.:-]+$' },
+    from: { type: 'string', minLength: 1, description: 'source endpoint URI' },
+    description: { type: 'string' },
+    maxInflight: { type: 'integer', minimum: 1 },
+    history: { type: 'boolean' },
+    steps: { type: 'array' },
+    errorPolicy: errorPolicySchema,
+  },
+} as const;
+
+export interface ConfigReadOptions {
+  steps: StepRegistry;
+  functions: ReadonlyMap<string, NamedFunction>;
+}
+
+/**
+ * Read routes given as plain data. Every problem is collected (not only the first), each
+ * with its path in the document and a suggestion where one is plausible. No string is
+ * ever evaluated as code: expressions are JSONata, functions are referred to by name.
+ */
+export class ConfigReader {
+  readonly #ajv = createAjv();
+  readonly #routeValidator: ValidateFunction;
+  readonly #stepValidators = new Map<string, ValidateFunction>();
+  readonly #opts: ConfigReadOptions;
+
+  constructor(opts: ConfigReadOptions) {
+    this.#opts = opts;
+    this.#routeValidator = this.#ajv.compile(routeConfigSchema);
+  }
+
+  /** Accepts `{ routes: [...] }`, an array of routes, or one route. */
+  read(doc: unknown, base = ''): { routes: RouteDefinition[]; problems: Problem[] } {
+    const problems: Problem[] = [];
+    let list: unknown[];
+    let listBase: string;
+    if (Array.isArray(doc)) {
+      list = doc;
+      listBase = base;
+    } else if (doc && typeof doc === 'object' && 'routes' in doc) {
+      const extra = Object.keys(doc).filter((k) => k !== 'routes' && k !== 'functions' && k !== 'engine');
+      for (const k of extra) {
+        const hint = didYouMean(k, ['routes', 'functions', 'engine']);
+        problems.push({ path: `${base}/${k}`, message: `unknown top-level key "${k}" (valid: routes, functions, engine)`, ...(hint ? { suggestion: hint } : {}) });
+      }
+      const r = (doc as { routes: unknown }).routes;
+      if (!Array.isArray(r)) {
+        problems.push({ path: `${base}/routes`, message: 'must be an array of routes' });
+        return { routes: [], problems };
+      }
+      list = r;
+      listBase = `${base}/routes`;
+    } else if (doc && typeof doc === 'object' && 'from' in doc) {
+      return this.#one(doc, base, problems, 0);
+    } else {
+      problems.push({ path: base || '/', message: 'expected { "routes": [...] }, an array of routes, or a route object with "from"' });
+      return { routes: [], problems };
+    }
+    const routes: RouteDefinition[] = [];
+    list.forEach((r, i) => routes.push(...this.#one(r, `${listBase}/${i}`, problems, i).routes));
+    return { routes, problems };
+  }
+
+  #one(raw: unknown, path: string, problems: Problem[], index: number): { routes: RouteDefinition[]; problems: Problem[] } {
+    const value = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as object) } : raw;
+    if (!this.#routeValidator(value)) {
+      problems.push(...toProblems(this.#routeValidator.errors, routeConfigSchema, path, 'route key'));
+      return { routes: [], problems };
+    }
+    const rc = value as RouteConfig;
+    const steps = this.steps(rc.steps ?? [], `${path}/steps`, problems);
+    const def: RouteDefinition = { id: rc.id ?? `route-${index + 1}`, from: rc.from, steps };
+    if (rc.description !== undefined) def.description = rc.description;
+    if (rc.maxInflight !== undefined) def.maxInflight = rc.maxInflight;
+    if (rc.history !== undefined) def.history = rc.history;
+    if (rc.errorPolicy !== undefined) def.errorPolicy = rc.errorPolicy;
+    return { routes: [def], problems };
+  }
+
+  steps(value: unknown, path: string, problems: Problem[]): StepDefinition[] {
+    if (!Array.isArray(value)) {
+      problems.push({ path, message: 'must be an array of steps' });
+      return [];
+    }
+    const out: StepDefinition[] = [];
+    value.forEach((step, i) => {
+      const p = `${path}/${i}`;
+      if (!step || typeof step !== 'object' || Array.isArray(step)) {
+        problems.push({ path: p, message: 'a step is an object with one key naming its kind, e.g. { "to": "log:out" }' });
+        return;
+      }
+      const keys = Object.keys(step);
+      if (keys.length !== 1) {
+        problems.push({ path: p, message: `a step must have exactly one key naming its kind, got ${keys.length ? keys.map((k) => `"${k}"`).join(', ') : 'none'}` });
+        return;
+      }
+      const name = keys[0]!;
+      const kind = this.#opts.steps.get(name);
+      if (!kind) {
+        const hint = didYouMean(name, this.#opts.steps.names());
+        problems.push({ path: `${p}/${name}`, message: `unknown step "${name}"`, ...(hint ? { suggestion: hint } : { suggestion: `known steps: ${this.#opts.steps.names().join(', ')}` }) });
+        return;
+      }
+      const arg = (step as Record<string, unknown>)[name];
+      const validate = this.#validatorFor(name, kind.configSchema);
+      const copy = arg && typeof arg === 'object' ? structuredClone(arg) : arg;
+      if (!validate(copy)) {
+        problems.push(...toProblems(validate.errors, kind.configSchema, `${p}/${name}`, `${name} key`));
+        return;
+      }
+      const before = problems.length;
+      try {
+        const args = kind.fromConfig(copy, this.#context(`${p}/${name}`, problems));
+        if (problems.length === before) out.push({ kind: name, args });
+      } catch (e) {
+        problems.push({ path: `${p}/${name}`, message: isBusbarError(e) || e instanceof Error ? e.message : String(e) });
+      }
+    });
+    return out;
+  }
+
+  #validatorFor(name: string, schema: JsonSchema): ValidateFunction {
+    let v = this.#stepValidators.get(name);
+    if (!v) {
+      v = this.#ajv.compile(schema as object);
+      this.#stepValidators.set(name, v);
+    }
+    return v;
+  }
+
+  #context(path: string, problems: Problem[]): ConfigContext {
+    return {
+      path,
+      problem: (p) => problems.push(p),
+      steps: (value, at) => this.steps(value, at, problems),
+      expression: (source, at): CompiledExpression | undefined => {
+        try {
+          return compileExpression(source);
+        } catch (e) {
+          problems.push({ path: at, message: (e as Error).message });
+          return undefined;
+        }
+      },
+      fn: (name, at): NamedFunction | undefined => {
+        const f = this.#opts.functions.get(name);
+        if (!f) {
+          const hint = didYouMean(name, this.#opts.functions.keys());
+          const known = [...this.#opts.functions.keys()];
+          problems.push({ path: at, message: `unknown function "${name}"${known.length ? ` (registered: ${known.join(', ')})` : ' (no functions are registered: pass them as `functions` to the engine or export them from the routes file)'}`, ...(hint ? { suggestion: hint } : {}) });
+        }
+        return f;
+      },
+    };
+  }
+}
+
+export function problemsError(problems: Problem[], what: string): BusbarError {
+  const lines = problems.map((p) => `  ${p.path || '/'}: ${p.message}${p.suggestion ? ` (${p.suggestion})` : ''}`);
+  return new BusbarError('INVALID_ROUTE', `${what}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${lines.join('\n')}`, { details: { problems } });
+}

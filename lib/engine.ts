@@ -1,0 +1,534 @@
+import { pino, type Logger } from 'pino';
+import { Subject, type Observable } from 'rxjs';
+import { AdapterRegistry, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
+import { isRouteBuilder, type RouteBuilder } from './builder.js';
+import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
+import { builtinAdapters } from './builtins.js';
+import { systemClock, type Clock } from './clock.js';
+import { CodecRegistry, type Codec } from './codecs.js';
+import { ConfigReader, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
+import { BusbarError, isBusbarError } from './errors.js';
+import { compileExpression, type CompiledExpression } from './expression.js';
+import { createMessage, withHeaders, type Headers, type Message } from './message.js';
+import type { ErrorPolicy, RouteDefinition } from './model.js';
+import { Route, type MessageEvent, type RouteStats } from './route.js';
+import type { Problem } from './schema.js';
+import { guard, StepRegistry, type CompileContext, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { builtinSteps } from './steps/index.js';
+
+export type EngineState = 'new' | 'starting' | 'started' | 'stopping' | 'stopped' | 'failed';
+
+export type EngineEvent =
+  | { type: 'engine.started' | 'engine.stopping' | 'engine.stopped'; engine: string }
+  | { type: 'route.started' | 'route.stopped'; routeId: string }
+  | { type: 'route.failed'; routeId: string; error: string; code: string }
+  | MessageEvent;
+
+export interface EngineOptions {
+  /** Shown in logs; useful when several engines share a process. */
+  name?: string;
+  /** A pino logger; by default one writing JSON to stdout at `BUSBAR_LOG_LEVEL` (info). */
+  logger?: Logger;
+  /** Adapters to register; the built-in in-memory ones (direct, queue, topic, mock, log, timer) are always there unless `builtins: false`. */
+  adapters?: Iterable<Adapter>;
+  builtins?: boolean;
+  /** Extra step kinds and codecs (plugins). */
+  steps?: Iterable<StepKind<never>>;
+  codecs?: Iterable<Codec>;
+  /** Functions config routes may call by name (`{ "transform": { "fn": "enrich" } }`). */
+  functions?: Record<string, NamedFunction>;
+  /** Default bound on in-flight messages per route (default 256). */
+  maxInflight?: number;
+  /** Engine-wide error policy; a route's own policy takes precedence. */
+  errorPolicy?: ErrorPolicy;
+  /** Timers (the testing kit passes a fake clock). */
+  clock?: Clock;
+  /** Default graceful-stop timeout (10 s). */
+  stopTimeoutMs?: number;
+}
+
+/** A route given to `addRoutes`: a builder, config data, or a list of them. */
+export type RouteInput = RouteBuilder<unknown, never> | RouteConfig | RoutesConfig | readonly RouteInput[];
+
+export interface StopReport {
+  timedOut: boolean;
+  /** Messages still in flight per route when stop gave up waiting. */
+  inflight: Record<string, number>;
+}
+
+export interface EngineStats {
+  state: EngineState;
+  routes: Record<string, RouteStats>;
+}
+
+interface ProducerEntry {
+  producer: Producer;
+  started: boolean;
+  starting: Promise<void> | undefined;
+}
+
+/**
+ * The engine: adapter registry, routes, producers, lifecycle, logger, events, stats.
+ * No globals: everything lives on the instance, so several engines can share a process.
+ */
+export class Engine {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly adapters: AdapterRegistry;
+  readonly steps: StepRegistry;
+  readonly codecs: CodecRegistry;
+  readonly clock: Clock;
+  readonly functions = new Map<string, NamedFunction>();
+
+  readonly #routes = new Map<string, Route>();
+  readonly #producers = new Map<string, ProducerEntry>();
+  readonly #adapterState = new Map<string, unknown>();
+  readonly #events = new Subject<EngineEvent>();
+  readonly #maxInflight: number;
+  readonly #policy: ErrorPolicy;
+  readonly #stopTimeoutMs: number;
+  #state: EngineState = 'new';
+  #transition: Promise<unknown> | undefined;
+  #routeSeq = 0;
+
+  /** Lifecycle and message events (message events are only built while someone subscribes). */
+  readonly events$: Observable<EngineEvent> = this.#events.asObservable();
+
+  constructor(opts: EngineOptions = {}) {
+    this.name = opts.name ?? 'busbar';
+    this.logger = opts.logger ?? pino({ name: this.name, level: process.env.BUSBAR_LOG_LEVEL ?? 'info' });
+    this.adapters = new AdapterRegistry(opts.builtins === false ? [] : builtinAdapters());
+    for (const a of opts.adapters ?? []) this.adapters.register(a);
+    this.steps = new StepRegistry(builtinSteps);
+    for (const s of opts.steps ?? []) this.steps.register(s);
+    this.codecs = new CodecRegistry();
+    for (const c of opts.codecs ?? []) this.codecs.register(c);
+    this.clock = opts.clock ?? systemClock;
+    this.#maxInflight = opts.maxInflight ?? 256;
+    this.#policy = opts.errorPolicy ?? {};
+    this.#stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
+    for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
+  }
+
+  get state(): EngineState {
+    return this.#state;
+  }
+
+  use(adapter: Adapter): this {
+    this.adapters.register(adapter);
+    return this;
+  }
+
+  /** Register functions that config routes can refer to by name. */
+  registerFunctions(fns: Record<string, NamedFunction>): this {
+    for (const [k, f] of Object.entries(fns)) this.functions.set(k, f);
+    return this;
+  }
+
+  // ---------------------------------------------------------------- routes
+  /**
+   * Add routes (builders or config data). Everything is checked now (endpoints, options,
+   * steps, expressions), so a wrong route fails here with a coded error, not at message time.
+   */
+  addRoutes(...inputs: RouteInput[]): this {
+    if (this.#state !== 'new' && this.#state !== 'stopped') {
+      throw new BusbarError('ENGINE_STATE', `cannot add routes while the engine is ${this.#state}; add them before start()`, { details: { state: this.#state } });
+    }
+    const defs = this.#definitions(inputs);
+    const created: Route[] = [];
+    for (const def of defs) created.push(this.#createRoute(def));
+    for (const r of created) this.#routes.set(r.id, r);
+    return this;
+  }
+
+  /**
+   * Check routes without adding them: every problem with its path. Used by `busbar validate`.
+   * Endpoint and compile errors are reported per route (the first one of each route).
+   */
+  check(...inputs: RouteInput[]): Problem[] {
+    const problems: Problem[] = [];
+    const defs: Array<{ def: RouteDefinition; path: string }> = [];
+    this.#flatten(inputs).forEach((input, i) => {
+      if (isRouteBuilder(input)) {
+        try {
+          defs.push({ def: input.toDefinition(this.#nextRouteId()), path: `/${i}` });
+        } catch (e) {
+          problems.push({ path: `/${i}`, message: (e as Error).message });
+        }
+      } else {
+        const read = this.#reader().read(input, Array.isArray(inputs) && inputs.length > 1 ? `/${i}` : '');
+        problems.push(...read.problems);
+        read.routes.forEach((def, j) => defs.push({ def, path: `/routes/${j}` }));
+      }
+    });
+    const seen = new Set(this.#routes.keys());
+    for (const { def, path } of defs) {
+      if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
+      seen.add(def.id);
+      try {
+        this.#createRoute(def, true);
+      } catch (e) {
+        const err = e as BusbarError;
+        const step = typeof err.details?.step === 'string' ? (err.details.step as string).split(' ')[0] : undefined;
+        const at = step ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' ? `${path}/from` : path;
+        const p: Problem = { path: at, message: err.message };
+        const s = err.details?.suggestion;
+        if (typeof s === 'string') p.suggestion = s;
+        problems.push(p);
+      }
+    }
+    return problems;
+  }
+
+  routeIds(): string[] {
+    return [...this.#routes.keys()];
+  }
+
+  #flatten(inputs: readonly RouteInput[]): Array<Exclude<RouteInput, readonly RouteInput[]>> {
+    const out: Array<Exclude<RouteInput, readonly RouteInput[]>> = [];
+    for (const i of inputs) {
+      if (Array.isArray(i) && !(i as unknown[]).every((x) => x && typeof x === 'object' && 'from' in (x as object) && !isRouteBuilder(x))) out.push(...this.#flatten(i as readonly RouteInput[]));
+      else out.push(i as Exclude<RouteInput, readonly RouteInput[]>);
+    }
+    return out;
+  }
+
+  #reader(): ConfigReader {
+    return new ConfigReader({ steps: this.steps, functions: this.functions });
+  }
+
+  #nextRouteId(): string {
+    let id: string;
+    do id = `route-${++this.#routeSeq}`;
+    while (this.#routes.has(id));
+    return id;
+  }
+
+  #definitions(inputs: readonly RouteInput[]): RouteDefinition[] {
+    const defs: RouteDefinition[] = [];
+    for (const input of this.#flatten(inputs)) {
+      if (isRouteBuilder(input)) {
+        defs.push(input.toDefinition(this.#nextRouteId()));
+        continue;
+      }
+      const { routes, problems } = this.#reader().read(input);
+      if (problems.length) throw problemsError(problems, 'invalid routes');
+      for (const r of routes) {
+        if (/^route-\d+$/.test(r.id) && !(input as RouteConfig).id) r.id = this.#nextRouteId();
+        defs.push(r);
+      }
+    }
+    const ids = new Set<string>();
+    for (const d of defs) {
+      if (ids.has(d.id) || this.#routes.has(d.id)) throw new BusbarError('DUPLICATE_ROUTE', `duplicate route id "${d.id}"`, { details: { routeId: d.id } });
+      ids.add(d.id);
+    }
+    return defs;
+  }
+
+  #createRoute(def: RouteDefinition, dryRun = false): Route {
+    const logger = this.logger.child({ route: def.id });
+    const route = new Route(def, {
+      maxInflight: this.#maxInflight,
+      logger,
+      clock: this.clock,
+      policy: this.#policy,
+      hooks: {
+        emit: (ev) => this.#events.next(ev),
+        wantsEvents: () => this.#events.observed,
+        deadLetter: (uri, msg) => this.#sender(uri)(msg),
+      },
+    });
+    const { adapter, endpoint } = this.adapters.resolve(def.from, 'consumer', { routeId: def.id });
+    const policy = { ...this.#policy, ...def.errorPolicy };
+    for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
+      if (uri) this.#producerEntry(uri, def.id, dryRun);
+    }
+    const exprs = new Map<string, CompiledExpression>();
+    const compile = (steps: readonly StepDefinition[], next: Next, base: string): Next => {
+      let n = next;
+      for (let i = steps.length - 1; i >= 0; i--) {
+        const step = steps[i]!;
+        const path = `${base}/${i}`;
+        const kind = this.steps.get(step.kind);
+        if (!kind) {
+          throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path}: unknown step kind "${step.kind}"`, { details: { routeId: def.id, step: path } });
+        }
+        const ctx: CompileContext = {
+          routeId: def.id,
+          path,
+          logger,
+          clock: this.clock,
+          codecs: this.codecs,
+          producer: (uri) => {
+            this.#producerEntry(uri, def.id, dryRun);
+            return dryRun ? async () => undefined : this.#sender(uri);
+          },
+          compile,
+          expression: (src) => {
+            let e = exprs.get(src);
+            if (!e) exprs.set(src, (e = compileExpression(src)));
+            return e;
+          },
+          spawn: (msg, nxt) => route.spawn(msg, nxt),
+          onStop: (fn) => route.stopHooks.push(fn),
+          onStart: (fn) => route.startHooks.push(fn),
+        };
+        let compiled: Next;
+        try {
+          compiled = kind.compile(step.args as never, n, ctx);
+        } catch (e) {
+          if (isBusbarError(e)) {
+            e.details.routeId ??= def.id;
+            e.details.step ??= `${path} (${step.kind})`;
+            if (!e.message.includes(def.id)) e.message = `route "${def.id}", step ${path} (${step.kind}): ${e.message}`;
+            throw e;
+          }
+          throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path} (${step.kind}): ${(e as Error).message}`, { cause: e, details: { routeId: def.id, step: path } });
+        }
+        if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
+        n = guard(compiled, def.id, `${path} (${step.kind})`);
+      }
+      return n;
+    };
+    route.pipeline = compile(def.steps, (m) => m, '/steps');
+    if (!dryRun) route.consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
+    return route;
+  }
+
+  // ---------------------------------------------------------------- contexts & producers
+  #adapterContext(logger: Logger, scheme: string): AdapterContext {
+    return {
+      logger,
+      clock: this.clock,
+      state: <T>(key: string, init: () => T): T => {
+        const k = `${scheme}\u0000${key}`;
+        if (!this.#adapterState.has(k)) this.#adapterState.set(k, init());
+        return this.#adapterState.get(k) as T;
+      },
+      send: (uri, msg) => this.#sender(uri)(msg),
+    };
+  }
+
+  #consumerContext(route: Route): ConsumerContext {
+    const scheme = route.definition.from.slice(0, route.definition.from.indexOf(':'));
+    return {
+      ...this.#adapterContext(route.logger, scheme),
+      routeId: route.id,
+      maxInflight: route.maxInflight,
+      process: (msg) => route.process(msg),
+      available: () => route.available(),
+      whenAvailable: () => route.whenAvailable(),
+      setStatus: (status, error) => route.setStatus(status, error),
+    };
+  }
+
+  #producerEntry(uri: string, routeId?: string, dryRun = false): ProducerEntry {
+    let entry = this.#producers.get(uri);
+    if (entry) return entry;
+    const where = routeId === undefined ? {} : { routeId };
+    const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
+    const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
+    entry = { producer, started: !producer.start, starting: undefined };
+    if (!dryRun) this.#producers.set(uri, entry);
+    return entry;
+  }
+
+  async #startProducer(entry: ProducerEntry): Promise<void> {
+    if (entry.started) return;
+    entry.starting ??= (async () => {
+      await entry.producer.start?.();
+      entry.started = true;
+    })().finally(() => {
+      entry.starting = undefined;
+    });
+    return entry.starting;
+  }
+
+  /** The send function of an endpoint; starts its producer on first use if the engine runs. */
+  #sender(uri: string): (msg: Message) => Promise<Message | undefined> {
+    const entry = this.#producerEntry(uri);
+    return (msg) => {
+      if (entry.started) return entry.producer.send(msg);
+      if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
+        return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
+      }
+      return this.#startProducer(entry).then(() => entry.producer.send(msg));
+    };
+  }
+
+  // ---------------------------------------------------------------- messaging API
+  /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
+  async send(uri: string, body: unknown, headers?: Headers): Promise<void> {
+    await this.sendMessage(uri, createMessage(body, headers ? { headers } : {}));
+  }
+
+  sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
+    this.#assertRunning(`send to "${uri}"`);
+    return this.#sender(uri)(msg);
+  }
+
+  /** Request-reply: send and resolve with the reply's body. */
+  async request<R = unknown>(uri: string, body: unknown, headers?: Headers): Promise<R> {
+    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}));
+    return reply.body as R;
+  }
+
+  async requestMessage(uri: string, msg: Message): Promise<Message> {
+    this.#assertRunning(`request to "${uri}"`);
+    const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
+    return reply ?? msg;
+  }
+
+  #assertRunning(what: string): void {
+    if (this.#state !== 'started') {
+      throw new BusbarError('ENGINE_STATE', `cannot ${what}: engine is ${this.#state} (call start() first)`, { details: { state: this.#state } });
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+  async start(): Promise<void> {
+    if (this.#state === 'started') return;
+    if (this.#state === 'starting') return this.#transition as Promise<void>;
+    if (this.#state === 'stopping') await this.#transition;
+    this.#state = 'starting';
+    const run = async (): Promise<void> => {
+      const started: Route[] = [];
+      try {
+        // producers first, consumers last: a message taken in must have somewhere to go
+        for (const entry of this.#producers.values()) await this.#startProducer(entry);
+        for (const route of this.#routes.values()) {
+          route.state = 'starting';
+          try {
+            for (const h of route.startHooks) await h();
+            await route.consumer!.start();
+          } catch (e) {
+            route.state = 'stopped';
+            const err = new BusbarError('ROUTE_START_FAILED', `route "${route.id}" failed to start: ${(e as Error).message}`, { cause: e, details: { routeId: route.id, uri: route.definition.from } });
+            this.#events.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });
+            throw err;
+          }
+          route.state = 'started';
+          route.setStatus(route.stats().source.status === 'idle' ? 'connected' : route.stats().source.status);
+          started.push(route);
+          this.#events.next({ type: 'route.started', routeId: route.id });
+          route.logger.debug({ from: route.definition.from }, 'route started');
+        }
+      } catch (e) {
+        this.logger.error({ err: e }, 'start failed; stopping what already started');
+        for (const r of started.reverse()) {
+          await r.consumer!.stop().catch(() => undefined);
+          r.state = 'stopped';
+        }
+        await this.#stopProducers();
+        this.#state = 'failed';
+        throw e;
+      }
+      this.#state = 'started';
+      this.#events.next({ type: 'engine.started', engine: this.name });
+      this.logger.info({ routes: this.#routes.size }, 'engine started');
+    };
+    this.#transition = run().finally(() => {
+      this.#transition = undefined;
+    });
+    return this.#transition as Promise<void>;
+  }
+
+  /**
+   * Graceful stop: consumers stop taking messages (first), in-flight messages finish
+   * (up to `timeoutMs`, progress logged per route), stop hooks run (forced aggregator
+   * completions), then producers stop.
+   */
+  async stop(opts: { timeoutMs?: number } = {}): Promise<StopReport> {
+    if (this.#state === 'stopping') return this.#transition as Promise<StopReport>;
+    if (this.#state === 'starting') await (this.#transition as Promise<void>).catch(() => undefined);
+    if (this.#state !== 'started') {
+      return { timedOut: false, inflight: {} };
+    }
+    this.#state = 'stopping';
+    this.#events.next({ type: 'engine.stopping', engine: this.name });
+    const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
+    const run = async (): Promise<StopReport> => {
+      const routes = [...this.#routes.values()];
+      await Promise.all(
+        routes.map(async (r) => {
+          r.state = 'stopping';
+          await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
+        }),
+      );
+      const deadline = Date.now() + timeoutMs;
+      let timedOut = false;
+      const busy = (): Route[] => routes.filter((r) => r.inflight > 0);
+      while (busy().length) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          timedOut = true;
+          break;
+        }
+        this.logger.info({ inflight: Object.fromEntries(busy().map((r) => [r.id, r.inflight])) }, 'stopping: waiting for in-flight messages');
+        await Promise.race([Promise.all(busy().map((r) => r.whenDrained())), new Promise((res) => setTimeout(res, Math.min(1000, left)).unref())]);
+      }
+      const inflight = Object.fromEntries(busy().map((r) => [r.id, r.inflight]));
+      if (timedOut) this.logger.error({ inflight, timeoutMs }, 'stop timed out with messages still in flight (their sources were not acknowledged)');
+      for (const r of routes) {
+        for (const h of r.stopHooks) await Promise.resolve(h()).catch((err: unknown) => r.logger.error({ err }, 'stop hook failed'));
+      }
+      if (!timedOut) await Promise.all(routes.map((r) => Promise.race([r.whenDrained(), new Promise((res) => setTimeout(res, Math.max(0, deadline - Date.now())).unref())])));
+      for (const r of routes) {
+        r.state = 'stopped';
+        this.#events.next({ type: 'route.stopped', routeId: r.id });
+      }
+      await this.#stopProducers();
+      this.#state = 'stopped';
+      this.#events.next({ type: 'engine.stopped', engine: this.name });
+      this.logger.info({ timedOut, stats: this.#counts() }, 'engine stopped');
+      return { timedOut, inflight };
+    };
+    this.#transition = run().finally(() => {
+      this.#transition = undefined;
+    });
+    return this.#transition as Promise<StopReport>;
+  }
+
+  async #stopProducers(): Promise<void> {
+    for (const [uri, entry] of [...this.#producers.entries()].reverse()) {
+      if (!entry.started && !entry.starting) continue;
+      await entry.starting?.catch(() => undefined);
+      try {
+        await entry.producer.stop?.();
+      } catch (err) {
+        this.logger.error({ err, uri }, 'producer stop failed');
+      }
+      entry.started = !entry.producer.start;
+    }
+  }
+
+  #counts(): Record<string, { received: number; completed: number; failed: number }> {
+    return Object.fromEntries([...this.#routes.values()].map((r) => {
+      const s = r.stats();
+      return [r.id, { received: s.received, completed: s.completed, failed: s.failed }];
+    }));
+  }
+
+  stats(): EngineStats {
+    return { state: this.#state, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
+  }
+
+  /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */
+  mock(uri: string): MockEndpoint {
+    const name = uri.startsWith('mock:') ? uri.slice(5).split('?')[0]! : uri;
+    return mockEndpoint(this.#adapterContext(this.logger, 'mock').state, name);
+  }
+
+  /** Per-engine state of an adapter (for the testing kit and adapters' helpers). */
+  adapterState<T>(scheme: string, key: string, init: () => T): T {
+    return this.#adapterContext(this.logger, scheme).state(key, init);
+  }
+}
+
+function withHistory(fn: Next, label: string, clock: Clock): Next {
+  return (msg) => {
+    const prev = (msg.headers['busbar.history'] as readonly string[] | undefined) ?? [];
+    return fn(withHeaders(msg, { 'busbar.history': [...prev, `${label} ${new Date(clock.now()).toISOString()}`] }));
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The one error catalogue. Every error busbar throws is a BusbarError with a stable
+ * `code` (tests and users match on codes, never on messages), a `retryable` flag that
+ * error policies read, and the original `cause`.
+ *
+ * To add a code: add an entry here; README's table is generated from this object
+ * (`npm run docs`), and a test fails when README is out of date.
+ */
+export const errorCatalogue = {
+  // --- configuration: found when routes are created, never at message time
+  INVALID_URI: { retryable: false, description: 'An endpoint URI is not of the form `scheme:path?option=value`.' },
+  UNKNOWN_SCHEME: { retryable: false, description: 'No adapter is registered for the endpoint\'s scheme.' },
+  INVALID_OPTION: { retryable: false, description: 'An endpoint option is unknown or has a wrong value (the error names the option, what was expected and the nearest valid name).' },
+  UNSUPPORTED_ENDPOINT: { retryable: false, description: 'The adapter cannot consume (or produce) on this endpoint.' },
+  INVALID_ROUTE: { retryable: false, description: 'A route declaration (builder or config data) is invalid; `details.problems` lists each problem with its path.' },
+  DUPLICATE_ROUTE: { retryable: false, description: 'Two routes have the same id.' },
+  ROUTES_FILE: { retryable: false, description: 'A routes file cannot be loaded (missing, syntax error, or exports no routes).' },
+  // --- lifecycle
+  ENGINE_STATE: { retryable: false, description: 'An operation is not allowed in the engine\'s current state (e.g. adding routes while stopping).' },
+  ROUTE_START_FAILED: { retryable: false, description: 'A route failed to start; the routes started before it were stopped again.' },
+  STOP_TIMEOUT: { retryable: false, description: 'Graceful stop timed out with messages still in flight.' },
+  // --- message time
+  STEP_FAILED: { retryable: true, description: 'User code in a step threw; `cause` is the original error, `details` names the route and step.' },
+  NO_CONSUMER: { retryable: true, description: 'A `direct:` endpoint was sent to while no route consumes from it.' },
+  NO_MATCH: { retryable: false, description: 'A content-based router matched no branch and has no `otherwise`.' },
+  EXPRESSION: { retryable: false, description: 'An expression (JSONata) in a config route failed to compile or evaluate.' },
+  TIMEOUT: { retryable: true, description: 'An operation did not finish within its time limit.' },
+  CHANNEL_CLOSED: { retryable: true, description: 'An in-memory channel was closed while a message was waiting on it.' },
+  MOCK_ASSERTION: { retryable: false, description: 'A `mock:` endpoint expectation was not satisfied in time.' },
+  DEAD_LETTER_FAILED: { retryable: true, description: 'Sending a failed message to its dead-letter endpoint failed too; the source is nacked.' },
+  VALIDATION_FAILED: { retryable: false, description: 'A message violated a schema contract; `details.problems` lists every problem with its JSON pointer.' },
+  PARSE: { retryable: false, description: 'A body could not be decoded (JSON, XML, CSV, SOAP); the message says where.' },
+  LIMIT_EXCEEDED: { retryable: false, description: 'An input exceeded a configured limit (size, depth, count).' },
+} as const satisfies Record<string, { retryable: boolean; description: string }>;
+
+export type ErrorName = keyof typeof errorCatalogue;
+export type ErrorCode = `BUSBAR_ERR_${ErrorName}`;
+
+export interface BusbarErrorOptions {
+  cause?: unknown;
+  /** Structured facts about the failure (route id, endpoint, option, problems...). */
+  details?: Record<string, unknown>;
+  /** Override the catalogue's default. */
+  retryable?: boolean;
+}
+
+export class BusbarError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(name: ErrorName, message: string, options: BusbarErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BusbarError';
+    this.code = `BUSBAR_ERR_${name}`;
+    this.retryable = options.retryable ?? errorCatalogue[name].retryable;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+  }
+}
+
+export function isBusbarError(err: unknown, name?: ErrorName): err is BusbarError {
+  if (!(err instanceof Error) || typeof (err as { code?: unknown }).code !== 'string') return false;
+  const code = (err as unknown as { code: string }).code;
+  if (!code.startsWith('BUSBAR_ERR_') || !('retryable' in err)) return false;
+  return name === undefined || code === `BUSBAR_ERR_${name}`;
+}
+
+/**
+ * Wrap anything thrown by user code so it names where it happened, keeping the
+ * original error (and so its stack) as `cause`. BusbarErrors pass through unchanged.
+ */
+export function wrapStepError(err: unknown, routeId: string, step: string): BusbarError {
+  if (isBusbarError(err)) {
+    if (err.details.routeId === undefined) err.details.routeId = routeId;
+    if (err.details.step === undefined) err.details.step = step;
+    return err;
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return new BusbarError('STEP_FAILED', `route "${routeId}", step ${step}: ${text}`, {
+    cause: err,
+    details: { routeId, step },
+  });
+}
+
+/** `true` when an error (of any kind) should be retried by a redelivery policy. */
+export function isRetryable(err: unknown): boolean {
+  return isBusbarError(err) ? err.retryable : true;
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+
+export type HeaderValue = string | number | boolean | null | undefined | readonly string[];
+export type Headers = Readonly<Record<string, HeaderValue>>;
+
+/**
+ * An immutable message. Steps return new messages (see `withBody` / `withHeaders`) rather
+ * than mutating, so a wire tap or a multicast branch can never see another branch's changes.
+ */
+export interface Message<T = unknown> {
+  readonly id: string;
+  readonly headers: Headers;
+  readonly body: T;
+  /** Milliseconds since the epoch when the message was created. */
+  readonly timestamp: number;
+  /** Groups the messages of one conversation (a request and its reply, the parts of a split). */
+  readonly correlationId: string;
+  /** The id of the message this one was derived from, if any. */
+  readonly causationId?: string;
+}
+
+export interface MessageInit {
+  id?: string;
+  headers?: Headers;
+  timestamp?: number;
+  correlationId?: string;
+  causationId?: string;
+}
+
+const EMPTY: Headers = Object.freeze({});
+
+export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
+  const id = init.id ?? randomUUID();
+  const msg: Message<T> = {
+    id,
+    headers: init.headers ?? EMPTY,
+    body,
+    timestamp: init.timestamp ?? Date.now(),
+    correlationId: init.correlationId ?? id,
+  };
+  if (init.causationId !== undefined) (msg as { causationId?: string }).causationId = init.causationId;
+  return msg;
+}
+
+/**
+ * The same message (same id, correlation, timestamp) with another body: what a
+ * transformation step produces. Identity is kept because it is still the same
+ * business message moving through a route.
+ */
+export function withBody<T, U>(msg: Message<T>, body: U): Message<U> {
+  return { ...msg, body } as Message<U>;
+}
+
+export function withHeaders<T>(msg: Message<T>, headers: Record<string, HeaderValue>): Message<T> {
+  return { ...msg, headers: { ...msg.headers, ...headers } };
+}
+
+export function withoutHeaders<T>(msg: Message<T>, names: readonly string[]): Message<T> {
+  const headers: Record<string, HeaderValue> = { ...msg.headers };
+  for (const n of names) delete headers[n];
+  return { ...msg, headers };
+}
+
+/** A new message caused by `parent` (a split part, an aggregate, a reply): new id, same correlation. */
+export function deriveMessage<U>(parent: Message<unknown>, body: U, headers: Headers = parent.headers): Message<U> {
+  return createMessage(body, { headers, correlationId: parent.correlationId, causationId: parent.id });
+}

@@ -1,0 +1,230 @@
+import type { Logger } from 'pino';
+import { shouldAck, type Consumer, type SourceStatus } from './adapter.js';
+import { sleep, type Clock } from './clock.js';
+import { BusbarError, isBusbarError, isRetryable, wrapStepError } from './errors.js';
+import { withHeaders, type HeaderValue, type Message } from './message.js';
+import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
+import type { Next } from './step.js';
+
+export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping';
+
+export interface RouteStats {
+  state: RouteState;
+  source: { uri: string; status: SourceStatus; error?: string };
+  received: number;
+  completed: number;
+  failed: number;
+  deadLettered: number;
+  redelivered: number;
+  inflight: number;
+  maxInflight: number;
+}
+
+export type MessageEvent =
+  | { type: 'message.completed'; routeId: string; messageId: string; durationMs: number }
+  | { type: 'message.failed'; routeId: string; messageId: string; durationMs: number; code: string; error: string; deadLettered: boolean };
+
+/** Headers a dead-lettered message carries (the original message plus these). */
+export const ERROR_HEADERS = {
+  code: 'busbar.error.code',
+  message: 'busbar.error.message',
+  step: 'busbar.error.step',
+  routeId: 'busbar.error.routeId',
+  attempts: 'busbar.error.attempts',
+  failedAt: 'busbar.error.failedAt',
+} as const;
+export const ATTEMPT_HEADER = 'busbar.attempt';
+
+interface RouteHooks {
+  emit(ev: MessageEvent): void;
+  wantsEvents(): boolean;
+  deadLetter(uri: string, msg: Message): Promise<unknown>;
+}
+
+/** A running route: the consumer, the compiled pipeline, the in-flight bound and the error policy. */
+export class Route {
+  readonly id: string;
+  readonly definition: RouteDefinition;
+  readonly maxInflight: number;
+  readonly logger: Logger;
+  state: RouteState = 'stopped';
+  consumer: Consumer | undefined;
+  pipeline: Next = (m) => m;
+  readonly startHooks: Array<() => Promise<void> | void> = [];
+  readonly stopHooks: Array<() => Promise<void> | void> = [];
+
+  #inflight = 0;
+  #waiters: Array<() => void> = [];
+  #drained: Array<() => void> = [];
+  #received = 0;
+  #completed = 0;
+  #failed = 0;
+  #deadLettered = 0;
+  #redelivered = 0;
+  #status: SourceStatus = 'idle';
+  #statusError: string | undefined;
+  readonly #policy: ErrorPolicy;
+  readonly #clock: Clock;
+  readonly #hooks: RouteHooks;
+
+  constructor(def: RouteDefinition, opts: { maxInflight: number; logger: Logger; clock: Clock; policy: ErrorPolicy; hooks: RouteHooks }) {
+    this.id = def.id;
+    this.definition = def;
+    this.maxInflight = def.maxInflight ?? opts.maxInflight;
+    this.logger = opts.logger;
+    this.#clock = opts.clock;
+    this.#policy = { ...opts.policy, ...def.errorPolicy, on: [...(def.errorPolicy?.on ?? []), ...(opts.policy.on ?? [])] };
+    this.#hooks = opts.hooks;
+  }
+
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  available(): number {
+    return Math.max(0, this.maxInflight - this.#inflight);
+  }
+
+  whenAvailable(): Promise<void> {
+    if (this.#inflight < this.maxInflight) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Resolves when nothing is in flight. */
+  whenDrained(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  setStatus(status: SourceStatus, error?: unknown): void {
+    this.#status = status;
+    this.#statusError = error === undefined ? undefined : error instanceof Error ? error.message : String(error);
+  }
+
+  stats(): RouteStats {
+    const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status };
+    if (this.#statusError !== undefined) source.error = this.#statusError;
+    return {
+      state: this.state,
+      source,
+      received: this.#received,
+      completed: this.#completed,
+      failed: this.#failed,
+      deadLettered: this.#deadLettered,
+      redelivered: this.#redelivered,
+      inflight: this.#inflight,
+      maxInflight: this.maxInflight,
+    };
+  }
+
+  /**
+   * The consumer's entry point. Waits for a slot (backpressure), runs the pipeline under
+   * the error policy, and settles only when the route and all its outputs finished.
+   */
+  async process(msg: Message, next: Next = this.pipeline): Promise<Message> {
+    while (this.#inflight >= this.maxInflight) await this.whenAvailable();
+    this.#inflight++;
+    this.#received++;
+    const t0 = this.#hooks.wantsEvents() ? performance.now() : 0;
+    try {
+      const reply = await this.#run(msg, next);
+      this.#completed++;
+      if (t0) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: performance.now() - t0 });
+      return reply;
+    } catch (e) {
+      this.#failed++;
+      const err = e as BusbarError;
+      if (err.details?.deadLettered) this.#deadLettered++;
+      if (this.#hooks.wantsEvents()) {
+        this.#hooks.emit({
+          type: 'message.failed',
+          routeId: this.id,
+          messageId: msg.id,
+          durationMs: t0 ? performance.now() - t0 : 0,
+          code: err.code,
+          error: err.message,
+          deadLettered: err.details?.deadLettered === true,
+        });
+      }
+      throw err;
+    } finally {
+      this.#inflight--;
+      const w = this.#waiters.shift();
+      if (w) w();
+      if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
+    }
+  }
+
+  /** Start a new exchange (aggregates etc.); failures are handled by the policy and logged. */
+  spawn(msg: Message, next: Next): void {
+    this.process(msg, next).catch((err: BusbarError) => {
+      if (!shouldAck(err)) this.logger.error({ err, messageId: msg.id, body: msg.body }, 'spawned message failed and has no dead-letter endpoint');
+    });
+  }
+
+  async #run(msg: Message, next: Next): Promise<Message> {
+    let attempt = 1;
+    let current = msg;
+    for (;;) {
+      try {
+        return await next(current);
+      } catch (e) {
+        const err = isBusbarError(e) ? e : wrapStepError(e, this.id, 'route');
+        const rule = this.#ruleFor(err);
+        const r = rule.redelivery;
+        if (r && attempt < r.maxAttempts && (isRetryable(err) || r.retryNonRetryable)) {
+          const delay = backoff(r, attempt);
+          this.logger.warn({ messageId: msg.id, attempt, code: err.code, delayMs: delay }, `redelivering after ${err.message}`);
+          this.#redelivered++;
+          if (delay > 0) await sleep(this.#clock, delay);
+          attempt++;
+          current = withHeaders(msg, { [ATTEMPT_HEADER]: attempt });
+          continue;
+        }
+        err.details.attempts = attempt;
+        if (rule.deadLetter) {
+          const dead = withHeaders(msg, {
+            [ERROR_HEADERS.code]: err.code,
+            [ERROR_HEADERS.message]: err.message,
+            [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
+            [ERROR_HEADERS.routeId]: this.id,
+            [ERROR_HEADERS.attempts]: attempt,
+            [ERROR_HEADERS.failedAt]: new Date(this.#clock.now()).toISOString(),
+          });
+          try {
+            await this.#hooks.deadLetter(rule.deadLetter, dead);
+          } catch (dlqErr) {
+            this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
+            throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
+              cause: err,
+              details: { routeId: this.id, deadLetter: rule.deadLetter, dlqError: (dlqErr as Error).message },
+            });
+          }
+          this.logger.warn({ messageId: msg.id, code: err.code, deadLetter: rule.deadLetter, attempts: attempt }, `dead-lettered: ${err.message}`);
+          err.details.deadLettered = true;
+        } else if (rule.handled) {
+          this.logger.warn({ messageId: msg.id, code: err.code }, `failure handled: ${err.message}`);
+          err.details.handled = true;
+        }
+        throw err;
+      }
+    }
+  }
+
+  #ruleFor(err: BusbarError): ErrorRule {
+    const className = (err.cause as { constructor?: { name?: string } } | undefined)?.constructor?.name;
+    for (const rule of this.#policy.on ?? []) {
+      if (rule.codes.some((c) => c === err.code || c === className || (c.endsWith('*') && err.code.startsWith(c.slice(0, -1))))) {
+        return { redelivery: rule.redelivery ?? this.#policy.redelivery, deadLetter: rule.deadLetter ?? this.#policy.deadLetter, handled: rule.handled ?? false };
+      }
+    }
+    return this.#policy;
+  }
+}
+
+export function backoff(r: RedeliveryPolicy, attempt: number): number {
+  const base = (r.delayMs ?? 0) * Math.pow(r.multiplier ?? 2, attempt - 1);
+  const capped = Math.min(base, r.maxDelayMs ?? Infinity);
+  const j = r.jitter ?? 0;
+  return Math.max(0, Math.round(capped * (1 + j * (Math.random() - 0.5))));
+}

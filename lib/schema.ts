@@ -1,0 +1,108 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { distance } from 'fastest-levenshtein';
+
+/** A JSON Schema document (draft 7 / 2019 subset that ajv accepts). */
+export type JsonSchema = { readonly [key: string]: unknown };
+
+/** One problem in a piece of configuration: where it is, what is wrong, what to do. */
+export interface Problem {
+  /** JSON pointer-like path inside the document, e.g. `/routes/0/steps/2/choice`. */
+  path: string;
+  message: string;
+  suggestion?: string;
+}
+
+/** The nearest candidate to `word`, if it is close enough to be a plausible typo. */
+export function nearest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  const w = word.toLowerCase();
+  for (const c of candidates) {
+    const d = distance(w, c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  if (best === undefined) return undefined;
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  const n = nearest(word, candidates);
+  return n === undefined ? undefined : `did you mean "${n}"?`;
+}
+
+/** A fresh ajv configured the way busbar validates: all errors, defaults applied, strings coerced. */
+export function createAjv(opts: { coerceTypes?: boolean } = {}): Ajv {
+  return new Ajv({ allErrors: true, useDefaults: true, coerceTypes: opts.coerceTypes ?? false, strict: false });
+}
+
+function propertiesOf(schema: JsonSchema | undefined, pointer: string): string[] {
+  // walk `properties` along the data pointer to list the valid keys at that place
+  let s: JsonSchema | undefined = schema;
+  for (const seg of pointer.split('/').filter(Boolean)) {
+    const props = s?.properties as Record<string, JsonSchema> | undefined;
+    const items = s?.items as JsonSchema | undefined;
+    s = props?.[seg] ?? (/^\d+$/.test(seg) ? items : undefined);
+  }
+  return Object.keys((s?.properties as Record<string, unknown> | undefined) ?? {});
+}
+
+/** Turn ajv's errors into one readable Problem each, paths prefixed with `base`. */
+export function toProblems(errors: readonly ErrorObject[] | null | undefined, schema: JsonSchema | undefined, base = '', what = 'value'): Problem[] {
+  const out: Problem[] = [];
+  for (const e of errors ?? []) {
+    const at = base + e.instancePath;
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const name = String((e.params as { additionalProperty: string }).additionalProperty);
+        const valid = propertiesOf(schema, e.instancePath);
+        const p: Problem = { path: `${at}/${name}`, message: `unknown ${what} "${name}"${valid.length ? ` (valid: ${valid.join(', ')})` : ''}` };
+        const s = didYouMean(name, valid);
+        if (s) p.suggestion = s;
+        out.push(p);
+        break;
+      }
+      case 'enum': {
+        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
+        const p: Problem = { path: at, message: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(e.data)}` };
+        const s = typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined;
+        if (s) p.suggestion = s;
+        out.push(p);
+        break;
+      }
+      case 'required': {
+        const name = (e.params as { missingProperty: string }).missingProperty;
+        out.push({ path: `${at}/${name}`, message: `"${name}" is required` });
+        break;
+      }
+      case 'if':
+        break; // the failing `then` branch reports the real problem
+      default:
+        out.push({ path: at, message: `${e.message ?? 'is invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${JSON.stringify(e.data)}` : ''}` });
+    }
+  }
+  return out;
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.path || '/'}: ${p.message}${p.suggestion ? ` (${p.suggestion})` : ''}`;
+}
+
+/** Compile once and remember by schema object (schemas are immutable declarations). */
+export class SchemaCache {
+  readonly #ajv: Ajv;
+  readonly #compiled = new WeakMap<object, ValidateFunction>();
+  constructor(ajv: Ajv) {
+    this.#ajv = ajv;
+  }
+  get(schema: JsonSchema): ValidateFunction {
+    let v = this.#compiled.get(schema);
+    if (!v) {
+      v = this.#ajv.compile(schema as object);
+      this.#compiled.set(schema, v);
+    }
+    return v;
+  }
+}

@@ -1,0 +1,122 @@
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import type { CodecRegistry } from './codecs.js';
+import { wrapStepError } from './errors.js';
+import type { CompiledExpression } from './expression.js';
+import type { Message } from './message.js';
+import type { JsonSchema, Problem } from './schema.js';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** The rest of a route, from some step on. Returns the message at the end (the reply). */
+export type Next = (msg: Message) => MaybePromise<Message>;
+
+/** One step of the internal route model: the builder and config files both produce these. */
+export interface StepDefinition {
+  readonly kind: string;
+  readonly args: unknown;
+}
+
+/** A function the config form can refer to by name (`{ "transform": { "fn": "enrich" } }`). */
+export type NamedFunction = (body: unknown, msg: Message) => unknown;
+
+/** What a step kind gets when its config form (`{ "<kind>": value }`) is read. */
+export interface ConfigContext {
+  /** JSON pointer of the step's value in the config document. */
+  readonly path: string;
+  /** Add a problem; reading goes on so every problem is reported at once. */
+  problem(p: Problem): void;
+  /** Read a nested list of steps (choice branches, multicast branches...). */
+  steps(value: unknown, path: string): StepDefinition[];
+  /** Compile a JSONata expression now, so syntax errors are config problems with a path. */
+  expression(source: string, path: string): CompiledExpression | undefined;
+  /** Look up a named function, reporting a problem (with a suggestion) if it is unknown. */
+  fn(name: string, path: string): NamedFunction | undefined;
+}
+
+/** What a step kind gets when the route is built into a runnable pipeline. */
+export interface CompileContext {
+  readonly routeId: string;
+  /** Where the step is, e.g. `/steps/2` or `/steps/1/choice/when/0/steps/0`. */
+  readonly path: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly codecs: CodecRegistry;
+  /** Resolve a destination now (validating its URI and options) and return its sender. */
+  producer(uri: string): (msg: Message) => Promise<Message | undefined>;
+  /** Build a nested list of steps, continuing with `next`. */
+  compile(steps: readonly StepDefinition[], next: Next, path: string): Next;
+  /** Compile a JSONata expression (cached per route). */
+  expression(source: string): CompiledExpression;
+  /**
+   * Start a new exchange on this route (an aggregate, a resequenced batch): counted in
+   * flight, run through the rest of the route, failures handled by the route's error policy.
+   */
+  spawn(msg: Message, next: Next): void;
+  /** Work to do when the route stops, after in-flight messages drained (forced completions). */
+  onStop(fn: () => Promise<void> | void): void;
+  /** Work to do when the route starts (timers of interval completions). */
+  onStart(fn: () => Promise<void> | void): void;
+}
+
+/**
+ * A step kind: a processor (an EIP, a converter, a validator) with its config form.
+ * Builder methods and config files both end up calling `compile`.
+ */
+export interface StepKind<A = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** JSON Schema of `value` in the config form `{ "<name>": value }`. */
+  readonly configSchema: JsonSchema;
+  /** Config value (already schema-valid) -> args. */
+  fromConfig(value: unknown, ctx: ConfigContext): A;
+  compile(args: A, next: Next, ctx: CompileContext): Next;
+}
+
+export function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Apply `f` to a value that may or may not be a promise, staying synchronous when it can. */
+export function then<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): MaybePromise<U> {
+  return isPromise(v) ? v.then(f) : f(v);
+}
+
+/** Wrap a compiled step so anything it throws names the route and step (keeping the cause). */
+export function guard(fn: Next, routeId: string, label: string): Next {
+  const onError = (e: unknown): never => {
+    throw wrapStepError(e, routeId, label);
+  };
+  return (msg) => {
+    try {
+      const r = fn(msg);
+      return isPromise(r) ? r.then(undefined, onError) : r;
+    } catch (e) {
+      return onError(e);
+    }
+  };
+}
+
+/** A registry of step kinds, owned by an engine. */
+export class StepRegistry {
+  readonly #kinds = new Map<string, StepKind>();
+  constructor(kinds: Iterable<StepKind<never>> = []) {
+    for (const k of kinds) this.register(k);
+  }
+  register<A>(kind: StepKind<A>): this {
+    this.#kinds.set(kind.name, kind as unknown as StepKind);
+    return this;
+  }
+  get(name: string): StepKind | undefined {
+    return this.#kinds.get(name);
+  }
+  names(): string[] {
+    return [...this.#kinds.keys()];
+  }
+  list(): StepKind[] {
+    return [...this.#kinds.values()];
+  }
+  clone(): StepRegistry {
+    return new StepRegistry(this.#kinds.values() as Iterable<StepKind<never>>);
+  }
+}

@@ -1,0 +1,289 @@
+import { BusbarError } from '../errors.js';
+import type { CompiledExpression } from '../expression.js';
+import { withBody, withHeaders, withoutHeaders, type HeaderValue, type Message } from '../message.js';
+import { then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { renderTemplate } from '../template.js';
+
+/** A body function, a message function, or a config expression: how predicates and mappings are given. */
+export type BodyFn<T = unknown, U = unknown> = (body: T, msg: Message<T>) => MaybePromise<U>;
+
+export interface Computed {
+  fn?: BodyFn | undefined;
+  expr?: CompiledExpression | undefined;
+}
+
+export const computedSchema = {
+  oneOf: [
+    { type: 'string', minLength: 1, description: 'a JSONata expression over the body' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: { fn: { type: 'string', description: 'name of a registered function' }, expr: { type: 'string' } },
+      minProperties: 1,
+      maxProperties: 1,
+    },
+  ],
+} as const;
+
+export function computedFromConfig(value: unknown, ctx: ConfigContext, path = ctx.path): Computed {
+  if (typeof value === 'string') return { expr: ctx.expression(value, path) };
+  const v = value as { fn?: string; expr?: string };
+  if (v.fn !== undefined) return { fn: ctx.fn(v.fn, `${path}/fn`) };
+  return { expr: ctx.expression(v.expr ?? '', `${path}/expr`) };
+}
+
+/** A computed value as a function of the message, synchronous when a function was given. */
+export function evaluator(c: Computed): (msg: Message) => MaybePromise<unknown> {
+  if (c.fn) {
+    const fn = c.fn;
+    return (msg) => fn(msg.body, msg);
+  }
+  if (c.expr) {
+    const e = c.expr;
+    return (msg) => e.evaluate(msg);
+  }
+  throw new BusbarError('INVALID_ROUTE', 'a step needs a function or an expression');
+}
+
+// ---------------------------------------------------------------- to
+export const toStep: StepKind<{ uri: string }> = {
+  name: 'to',
+  description: 'Send the message to an endpoint; a reply (request-reply endpoints) replaces the message.',
+  configSchema: { type: 'string', minLength: 1, description: 'endpoint URI' },
+  fromConfig: (value) => ({ uri: value as string }),
+  compile({ uri }, next, ctx) {
+    const send = ctx.producer(uri);
+    return async (msg) => {
+      const reply = await send(msg);
+      return next(reply ?? msg);
+    };
+  },
+};
+
+// ---------------------------------------------------------------- transform
+export const transformStep: StepKind<Computed> = {
+  name: 'transform',
+  description: 'Replace the body with a computed value (a typed function in the builder, JSONata in config).',
+  configSchema: computedSchema,
+  fromConfig: (value, ctx) => computedFromConfig(value, ctx),
+  compile(args, next) {
+    const compute = evaluator(args);
+    return (msg) => then(compute(msg), (body) => next(withBody(msg, body)));
+  },
+};
+
+// ---------------------------------------------------------------- process (builder only)
+export const processStep: StepKind<{ fn: (msg: Message) => MaybePromise<Message> }> = {
+  name: 'process',
+  description: 'Run a function on the whole message, returning a new message (builder only).',
+  configSchema: { not: {}, description: 'process takes a function: use the TypeScript builder, or transform with { "fn": name }' },
+  fromConfig: () => {
+    throw new BusbarError('INVALID_ROUTE', 'process is only available in the TypeScript builder');
+  },
+  compile({ fn }, next) {
+    return (msg) => then(fn(msg), next);
+  },
+};
+
+// ---------------------------------------------------------------- filter
+export const filterStep: StepKind<Computed> = {
+  name: 'filter',
+  description: 'Message filter: messages for which the predicate is false end here (successfully).',
+  configSchema: computedSchema,
+  fromConfig: (value, ctx) => computedFromConfig(value, ctx),
+  compile(args, next) {
+    const test = evaluator(args);
+    return (msg) => then(test(msg), (ok) => (ok ? next(msg) : msg));
+  },
+};
+
+// ---------------------------------------------------------------- choice
+export interface ChoiceArgs {
+  whens: Array<{ predicate: Computed; steps: StepDefinition[] }>;
+  otherwise?: StepDefinition[] | undefined;
+  /** What happens to a message no branch matches when there is no otherwise. */
+  onNoMatch?: 'error' | 'continue' | 'stop' | undefined;
+}
+
+export const choiceStep: StepKind<ChoiceArgs> = {
+  name: 'choice',
+  description: 'Content-based router: the first branch whose predicate holds gets the message; then the route goes on.',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['when'],
+    properties: {
+      when: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['if', 'steps'],
+          properties: { if: computedSchema, steps: { type: 'array' } },
+        },
+      },
+      otherwise: { type: 'array' },
+      onNoMatch: { enum: ['error', 'continue', 'stop'], default: 'error' },
+    },
+  },
+  fromConfig(value, ctx) {
+    const v = value as { when: Array<{ if: unknown; steps: unknown }>; otherwise?: unknown; onNoMatch?: ChoiceArgs['onNoMatch'] };
+    return {
+      whens: v.when.map((w, i) => ({
+        predicate: computedFromConfig(w.if, ctx, `${ctx.path}/when/${i}/if`),
+        steps: ctx.steps(w.steps, `${ctx.path}/when/${i}/steps`),
+      })),
+      otherwise: v.otherwise === undefined ? undefined : ctx.steps(v.otherwise, `${ctx.path}/otherwise`),
+      onNoMatch: v.onNoMatch,
+    };
+  },
+  compile(args, next, ctx) {
+    const branches = args.whens.map((w, i) => ({ test: evaluator(w.predicate), run: ctx.compile(w.steps, next, `${ctx.path}/when/${i}/steps`) }));
+    const otherwise = args.otherwise ? ctx.compile(args.otherwise, next, `${ctx.path}/otherwise`) : undefined;
+    const onNoMatch = args.onNoMatch ?? 'error';
+    const noMatch: Next = (msg) => {
+      if (otherwise) return otherwise(msg);
+      if (onNoMatch === 'continue') return next(msg);
+      if (onNoMatch === 'stop') return msg;
+      throw new BusbarError('NO_MATCH', `route "${ctx.routeId}", step ${ctx.path} (choice): no branch matched and there is no otherwise`, {
+        details: { routeId: ctx.routeId, step: ctx.path },
+      });
+    };
+    const from = (i: number, msg: Message): MaybePromise<Message> => {
+      for (; i < branches.length; i++) {
+        const b = branches[i]!;
+        const ok = b.test(msg);
+        if (typeof ok === 'object' && ok !== null && typeof (ok as Promise<unknown>).then === 'function') {
+          const at = i;
+          return (ok as Promise<unknown>).then((yes) => (yes ? b.run(msg) : from(at + 1, msg)));
+        }
+        if (ok) return b.run(msg);
+      }
+      return noMatch(msg);
+    };
+    return (msg) => from(0, msg);
+  },
+};
+
+// ---------------------------------------------------------------- headers
+export interface SetHeaderArgs {
+  name: string;
+  value?: HeaderValue;
+  template?: string;
+  computed?: Computed;
+}
+
+export const setHeaderStep: StepKind<SetHeaderArgs> = {
+  name: 'setHeader',
+  description: 'Set a header to a constant, a `{template}`, or a computed value (function or JSONata).',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: {
+      name: { type: 'string', minLength: 1 },
+      value: { type: ['string', 'number', 'boolean', 'null'] },
+      template: { type: 'string' },
+      expr: { type: 'string' },
+      fn: { type: 'string' },
+    },
+    minProperties: 2,
+    maxProperties: 2,
+  },
+  fromConfig(value, ctx) {
+    const v = value as { name: string; value?: HeaderValue; template?: string; expr?: string; fn?: string };
+    if (v.expr !== undefined || v.fn !== undefined) {
+      return { name: v.name, computed: computedFromConfig(v.expr !== undefined ? { expr: v.expr } : { fn: v.fn }, ctx) };
+    }
+    return v.template !== undefined ? { name: v.name, template: v.template } : { name: v.name, value: v.value };
+  },
+  compile(args, next) {
+    const { name } = args;
+    if (args.computed) {
+      const compute = evaluator(args.computed);
+      return (msg) => then(compute(msg), (v) => next(withHeaders(msg, { [name]: v as HeaderValue })));
+    }
+    if (args.template !== undefined) {
+      const t = args.template;
+      return (msg) => next(withHeaders(msg, { [name]: renderTemplate(t, msg) }));
+    }
+    const value = args.value;
+    return (msg) => next(withHeaders(msg, { [name]: value }));
+  },
+};
+
+export const removeHeadersStep: StepKind<{ names: string[] }> = {
+  name: 'removeHeaders',
+  description: 'Remove headers by name.',
+  configSchema: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }] },
+  fromConfig: (value) => ({ names: typeof value === 'string' ? [value] : (value as string[]) }),
+  compile({ names }, next) {
+    return (msg) => next(withoutHeaders(msg, names));
+  },
+};
+
+// ---------------------------------------------------------------- log
+export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'info' | 'warn' | 'error' }> = {
+  name: 'log',
+  description: 'Log a `{template}` line through the route\'s pino logger.',
+  configSchema: {
+    oneOf: [
+      { type: 'string' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['message'],
+        properties: { message: { type: 'string' }, level: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' } },
+      },
+    ],
+  },
+  fromConfig: (value) => (typeof value === 'string' ? { message: value, level: 'info' } : (value as { message: string; level: 'info' })),
+  compile({ message, level }, next, ctx) {
+    const log = ctx.logger;
+    return (msg) => {
+      if (log.isLevelEnabled(level)) log[level]({ messageId: msg.id, step: ctx.path }, renderTemplate(message, msg));
+      return next(msg);
+    };
+  },
+};
+
+// ---------------------------------------------------------------- marshal / unmarshal
+export const unmarshalStep: StepKind<{ format: string }> = {
+  name: 'unmarshal',
+  description: 'Decode the body (string or bytes) with a codec: json, text, bytes, and the ones registered.',
+  configSchema: { type: 'string', minLength: 1 },
+  fromConfig: (value) => ({ format: value as string }),
+  compile({ format }, next, ctx) {
+    const codec = ctx.codecs.require(format);
+    return (msg) => next(withBody(msg, codec.decode(msg.body)));
+  },
+};
+
+export const marshalStep: StepKind<{ format: string }> = {
+  name: 'marshal',
+  description: 'Encode the body with a codec and set the content-type header.',
+  configSchema: { type: 'string', minLength: 1 },
+  fromConfig: (value) => ({ format: value as string }),
+  compile({ format }, next, ctx) {
+    const codec = ctx.codecs.require(format);
+    const contentType = codec.contentTypes[0] ?? format;
+    return (msg) => {
+      const out = withBody(msg, codec.encode(msg.body));
+      return next(out.headers['content-type'] === contentType ? out : withHeaders(out, { 'content-type': contentType }));
+    };
+  },
+};
+
+export const coreSteps: StepKind<never>[] = [
+  toStep,
+  transformStep,
+  processStep,
+  filterStep,
+  choiceStep,
+  setHeaderStep,
+  removeHeadersStep,
+  logStep,
+  unmarshalStep,
+  marshalStep,
+] as unknown as StepKind<never>[];
