@@ -176,6 +176,12 @@ export class RouteBuilder<T, In = unknown> {
     return this.step<string>('marshal', { format });
   }
 
+  // ------------------------------------------------------------ patterns (EIPs)
+
+  // ------------------------------------------------------------ transformation, codecs, contracts
+
+  // ------------------------------------------------------------ adapters' steps (db outbox, ...)
+
   // ------------------------------------------------------------ model
   /** The internal route model. `id` is assigned by the engine when not set. */
   toDefinition(defaultId?: string): RouteDefinition {

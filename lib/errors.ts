@@ -31,6 +31,12 @@ export const errorCatalogue = {
   VALIDATION_FAILED: { retryable: false, description: 'A message violated a schema contract; `details.problems` lists every problem with its JSON pointer.' },
   PARSE: { retryable: false, description: 'A body could not be decoded (JSON, XML, CSV, SOAP); the message says where.' },
   LIMIT_EXCEEDED: { retryable: false, description: 'An input exceeded a configured limit (size, depth, count).' },
+  // --- patterns (EIPs)
+  // --- codecs, transformation, contracts
+  // --- file adapter
+  // --- db adapter
+  // --- http, json-rpc, soap, stubs
+  // --- amqp adapter
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;

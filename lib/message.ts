@@ -65,3 +65,31 @@ export function withoutHeaders<T>(msg: Message<T>, names: readonly string[]): Me
 export function deriveMessage<U>(parent: Message<unknown>, body: U, headers: Headers = parent.headers): Message<U> {
   return createMessage(body, { headers, correlationId: parent.correlationId, causationId: parent.id });
 }
+
+/** A message as JSON-safe data (Buffers as base64), for persistent stores and wire formats. */
+export interface SerializedMessage {
+  id: string;
+  headers: Record<string, HeaderValue>;
+  body: unknown;
+  bodyEncoding?: 'base64';
+  timestamp: number;
+  correlationId: string;
+  causationId?: string;
+}
+
+export function serializeMessage(msg: Message): SerializedMessage {
+  const out: SerializedMessage = { id: msg.id, headers: { ...msg.headers }, body: msg.body, timestamp: msg.timestamp, correlationId: msg.correlationId };
+  if (Buffer.isBuffer(msg.body)) {
+    out.body = msg.body.toString('base64');
+    out.bodyEncoding = 'base64';
+  }
+  if (msg.causationId !== undefined) out.causationId = msg.causationId;
+  return out;
+}
+
+export function deserializeMessage(s: SerializedMessage): Message {
+  const body = s.bodyEncoding === 'base64' ? Buffer.from(String(s.body), 'base64') : s.body;
+  const init: MessageInit = { id: s.id, headers: s.headers, timestamp: s.timestamp, correlationId: s.correlationId };
+  if (s.causationId !== undefined) init.causationId = s.causationId;
+  return createMessage(body, init);
+}
