@@ -1,0 +1,41 @@
+/**
+ * Benchmark harness. A case runs busbar and a hand-written baseline doing the same work in
+ * the same run; `npm run bench` prints one JSON line per case:
+ * {"case":"<name>","busbar_per_s":N,"baseline_per_s":N,"ratio":R, ...extras}
+ * (ratio = busbar / baseline, higher is better).
+ */
+export interface BenchResult {
+  busbar_per_s: number;
+  baseline_per_s: number;
+  /** Extra figures: memory, counts, percentiles. */
+  [extra: string]: number | string | boolean;
+}
+
+export interface BenchCase {
+  name: string;
+  description: string;
+  /** Servers the case needs (started by scripts/*.sh before it runs). */
+  requires?: Array<'rabbitmq' | 'postgres'>;
+  run(opts: { quick: boolean }): Promise<BenchResult>;
+}
+
+/** Run `fn` and return operations per second for `count` operations. */
+export async function perSecond(count: number, fn: () => Promise<void> | void): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  const ns = Number(process.hrtime.bigint() - t0);
+  return count / (ns / 1e9);
+}
+
+/** Best of `rounds` runs (after one warm-up run), to dampen a noisy 2-core machine. */
+export async function bestOf(rounds: number, count: number, fn: () => Promise<void> | void): Promise<number> {
+  await fn();
+  let best = 0;
+  for (let i = 0; i < rounds; i++) best = Math.max(best, await perSecond(count, fn));
+  return best;
+}
+
+export function round(n: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

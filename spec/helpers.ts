@@ -1,0 +1,27 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+
+/** A logger for tests: silent unless BUSBAR_TEST_LOG=level. */
+export function testLogger(): Logger {
+  return pino({ level: process.env.BUSBAR_TEST_LOG ?? 'silent' });
+}
+
+/** A fresh temp dir; removed by the returned cleanup. */
+export function tempDir(prefix = 'busbar-'): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Poll until `cond` holds or `timeoutMs` passes (bounded; for waiting on real I/O, never a timing assertion). */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const AMQP_URL = process.env.BUSBAR_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const PG_URL = process.env.BUSBAR_PG_URL ?? 'postgres://postgres@127.0.0.1:54329/busbar';
