@@ -37,6 +37,13 @@ export const errorCatalogue = {
   // --- db adapter
   // --- http, json-rpc, soap, stubs
   // --- amqp adapter
+  AMQP_CONFIG: { retryable: false, description: 'The amqp adapter configuration (URL, reconnect, topology) is invalid; `details.problems` lists each problem with its path.' },
+  AMQP_CONNECTION: { retryable: true, description: 'RabbitMQ is unreachable or the connection/channel was lost; the adapter reconnects with backoff.' },
+  AMQP_TOPOLOGY_CONFLICT: { retryable: false, description: 'A declared exchange or queue exists on the broker with other properties or arguments (`details` names it and what the broker said).' },
+  AMQP_NACKED: { retryable: true, description: 'RabbitMQ refused a published message (publisher confirm nack).' },
+  AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
+  AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
+  AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;
