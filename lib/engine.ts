@@ -65,6 +65,7 @@ interface ProducerEntry {
   producer: Producer;
   started: boolean;
   starting: Promise<void> | undefined;
+  sender?: (msg: Message) => Promise<Message | undefined>;
 }
 
 /**
@@ -348,19 +349,20 @@ export class Engine {
   /** The send function of an endpoint; starts its producer on first use if the engine runs. */
   #sender(uri: string): (msg: Message) => Promise<Message | undefined> {
     const entry = this.#producerEntry(uri);
-    return (msg) => {
+    return (entry.sender ??= (msg) => {
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
       }
       return this.#startProducer(entry).then(() => entry.producer.send(msg));
-    };
+    });
   }
 
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
-  async send(uri: string, body: unknown, headers?: Headers): Promise<void> {
-    await this.sendMessage(uri, createMessage(body, headers ? { headers } : {}));
+  send(uri: string, body: unknown, headers?: Headers): Promise<void> {
+    // resolves with the reply internally; typed void because send is fire-and-confirm
+    return this.sendMessage(uri, createMessage(body, headers ? { headers } : {})) as Promise<unknown> as Promise<void>;
   }
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {

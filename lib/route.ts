@@ -4,7 +4,7 @@ import { sleep, type Clock } from './clock.js';
 import { BusbarError, isBusbarError, isRetryable, wrapStepError } from './errors.js';
 import { withHeaders, type HeaderValue, type Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
-import type { Next } from './step.js';
+import { isPromise, type Next } from './step.js';
 
 export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping';
 
@@ -120,39 +120,60 @@ export class Route {
   /**
    * The consumer's entry point. Waits for a slot (backpressure), runs the pipeline under
    * the error policy, and settles only when the route and all its outputs finished.
+   * A pipeline that completes synchronously costs no extra promise hops.
    */
-  async process(msg: Message, next: Next = this.pipeline): Promise<Message> {
-    while (this.#inflight >= this.maxInflight) await this.whenAvailable();
+  process(msg: Message, next: Next = this.pipeline): Promise<Message> {
+    if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.process(msg, next));
     this.#inflight++;
     this.#received++;
     const t0 = this.#hooks.wantsEvents() ? performance.now() : 0;
+    let r: Message | Promise<Message>;
     try {
-      const reply = await this.#run(msg, next);
-      this.#completed++;
-      if (t0) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: performance.now() - t0 });
-      return reply;
+      r = next(msg);
     } catch (e) {
-      this.#failed++;
-      const err = e as BusbarError;
-      if (err.details?.deadLettered) this.#deadLettered++;
-      if (this.#hooks.wantsEvents()) {
-        this.#hooks.emit({
-          type: 'message.failed',
-          routeId: this.id,
-          messageId: msg.id,
-          durationMs: t0 ? performance.now() - t0 : 0,
-          code: err.code,
-          error: err.message,
-          deadLettered: err.details?.deadLettered === true,
-        });
-      }
-      throw err;
-    } finally {
-      this.#inflight--;
-      const w = this.#waiters.shift();
-      if (w) w();
-      if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
+      r = Promise.reject(e);
     }
+    if (!isPromise(r)) {
+      this.#succeeded(msg, t0);
+      return Promise.resolve(r);
+    }
+    const ok = (reply: Message): Message => {
+      this.#succeeded(msg, t0);
+      return reply;
+    };
+    return r.then(ok, (e: unknown) => this.#recover(msg, next, e).then(ok, (err: unknown) => this.#failedWith(msg, t0, err)));
+  }
+
+  #release(): void {
+    this.#inflight--;
+    const w = this.#waiters.shift();
+    if (w) w();
+    if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
+  }
+
+  #succeeded(msg: Message, t0: number): void {
+    this.#completed++;
+    this.#release();
+    if (t0) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: performance.now() - t0 });
+  }
+
+  #failedWith(msg: Message, t0: number, e: unknown): never {
+    this.#failed++;
+    const err = e as BusbarError;
+    if (err.details?.deadLettered) this.#deadLettered++;
+    this.#release();
+    if (this.#hooks.wantsEvents()) {
+      this.#hooks.emit({
+        type: 'message.failed',
+        routeId: this.id,
+        messageId: msg.id,
+        durationMs: t0 ? performance.now() - t0 : 0,
+        code: err.code,
+        error: err.message,
+        deadLettered: err.details?.deadLettered === true,
+      });
+    }
+    throw err;
   }
 
   /** Start a new exchange (aggregates etc.); failures are handled by the policy and logged. */
@@ -162,52 +183,53 @@ export class Route {
     });
   }
 
-  async #run(msg: Message, next: Next): Promise<Message> {
+  /** The first attempt failed with `first`: redeliver per policy, then dead-letter or give up. */
+  async #recover(msg: Message, next: Next, first: unknown): Promise<Message> {
     let attempt = 1;
-    let current = msg;
+    let failure: unknown = first;
     for (;;) {
-      try {
-        return await next(current);
-      } catch (e) {
-        const err = isBusbarError(e) ? e : wrapStepError(e, this.id, 'route');
-        const rule = this.#ruleFor(err);
-        const r = rule.redelivery;
-        if (r && attempt < r.maxAttempts && (isRetryable(err) || r.retryNonRetryable)) {
-          const delay = backoff(r, attempt);
-          this.logger.warn({ messageId: msg.id, attempt, code: err.code, delayMs: delay }, `redelivering after ${err.message}`);
-          this.#redelivered++;
-          if (delay > 0) await sleep(this.#clock, delay);
-          attempt++;
-          current = withHeaders(msg, { [ATTEMPT_HEADER]: attempt });
+      const err = isBusbarError(failure) ? failure : wrapStepError(failure, this.id, 'route');
+      const rule = this.#ruleFor(err);
+      const r = rule.redelivery;
+      if (r && attempt < r.maxAttempts && (isRetryable(err) || r.retryNonRetryable)) {
+        const delay = backoff(r, attempt);
+        this.logger.warn({ messageId: msg.id, attempt, code: err.code, delayMs: delay }, `redelivering after ${err.message}`);
+        this.#redelivered++;
+        if (delay > 0) await sleep(this.#clock, delay);
+        attempt++;
+        try {
+          return await next(withHeaders(msg, { [ATTEMPT_HEADER]: attempt }));
+        } catch (e) {
+          failure = e;
           continue;
         }
-        err.details.attempts = attempt;
-        if (rule.deadLetter) {
-          const dead = withHeaders(msg, {
-            [ERROR_HEADERS.code]: err.code,
-            [ERROR_HEADERS.message]: err.message,
-            [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
-            [ERROR_HEADERS.routeId]: this.id,
-            [ERROR_HEADERS.attempts]: attempt,
-            [ERROR_HEADERS.failedAt]: new Date(this.#clock.now()).toISOString(),
-          });
-          try {
-            await this.#hooks.deadLetter(rule.deadLetter, dead);
-          } catch (dlqErr) {
-            this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
-            throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
-              cause: err,
-              details: { routeId: this.id, deadLetter: rule.deadLetter, dlqError: (dlqErr as Error).message },
-            });
-          }
-          this.logger.warn({ messageId: msg.id, code: err.code, deadLetter: rule.deadLetter, attempts: attempt }, `dead-lettered: ${err.message}`);
-          err.details.deadLettered = true;
-        } else if (rule.handled) {
-          this.logger.warn({ messageId: msg.id, code: err.code }, `failure handled: ${err.message}`);
-          err.details.handled = true;
-        }
-        throw err;
       }
+      err.details.attempts = attempt;
+      if (rule.deadLetter) {
+        const dead = withHeaders(msg, {
+          [ERROR_HEADERS.code]: err.code,
+          [ERROR_HEADERS.message]: err.message,
+          [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
+          [ERROR_HEADERS.routeId]: this.id,
+          [ERROR_HEADERS.attempts]: attempt,
+          [ERROR_HEADERS.failedAt]: new Date(this.#clock.now()).toISOString(),
+        });
+        try {
+          await this.#hooks.deadLetter(rule.deadLetter, dead);
+        } catch (dlqErr) {
+          this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
+          throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
+            cause: err,
+            details: { routeId: this.id, deadLetter: rule.deadLetter, dlqError: (dlqErr as Error).message },
+          });
+        }
+        this.logger.warn({ messageId: msg.id, code: err.code, deadLetter: rule.deadLetter, attempts: attempt }, `dead-lettered: ${err.message}`);
+        err.details.deadLettered = true;
+      } else if (rule.handled) {
+        this.logger.warn({ messageId: msg.id, code: err.code }, `failure handled: ${err.message}`);
+        err.details.handled = true;
+      }
+      throw err;
     }
   }
 

@@ -73,8 +73,12 @@ export interface StepKind<A = unknown> {
   compile(args: A, next: Next, ctx: CompileContext): Next;
 }
 
+/**
+ * Native promises only: a `then` lookup on every plain message would cost more than the
+ * rest of a synchronous step. Async functions always return native promises.
+ */
 export function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | null)?.then === 'function';
+  return v instanceof Promise;
 }
 
 /** Apply `f` to a value that may or may not be a promise, staying synchronous when it can. */

@@ -1,7 +1,7 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { withBody, withHeaders, withoutHeaders, type HeaderValue, type Message } from '../message.js';
-import { then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { isPromise, then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
 /** A body function, a message function, or a config expression: how predicates and mappings are given. */
@@ -53,10 +53,7 @@ export const toStep: StepKind<{ uri: string }> = {
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
     const send = ctx.producer(uri);
-    return async (msg) => {
-      const reply = await send(msg);
-      return next(reply ?? msg);
-    };
+    return (msg) => send(msg).then((reply) => next(reply ?? msg));
   },
 };
 
@@ -154,9 +151,9 @@ export const choiceStep: StepKind<ChoiceArgs> = {
       for (; i < branches.length; i++) {
         const b = branches[i]!;
         const ok = b.test(msg);
-        if (typeof ok === 'object' && ok !== null && typeof (ok as Promise<unknown>).then === 'function') {
+        if (isPromise(ok)) {
           const at = i;
-          return (ok as Promise<unknown>).then((yes) => (yes ? b.run(msg) : from(at + 1, msg)));
+          return ok.then((yes) => (yes ? b.run(msg) : from(at + 1, msg)));
         }
         if (ok) return b.run(msg);
       }
