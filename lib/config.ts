@@ -75,6 +75,9 @@ export const routeConfigSchema = {
   },
 } as const;
 
+/** Keys a routes document may have besides `routes` (read by the CLI's file loader). */
+export const TOP_LEVEL_KEYS = ['routes', 'functions', 'adapters', 'engine', 'topology'];
+
 export interface ConfigReadOptions {
   steps: StepRegistry;
   functions: ReadonlyMap<string, NamedFunction>;
@@ -105,10 +108,10 @@ export class ConfigReader {
       list = doc;
       listBase = base;
     } else if (doc && typeof doc === 'object' && 'routes' in doc) {
-      const extra = Object.keys(doc).filter((k) => k !== 'routes' && k !== 'functions' && k !== 'engine');
+      const extra = Object.keys(doc).filter((k) => !TOP_LEVEL_KEYS.includes(k));
       for (const k of extra) {
-        const hint = didYouMean(k, ['routes', 'functions', 'engine']);
-        problems.push({ path: `${base}/${k}`, message: `unknown top-level key "${k}" (valid: routes, functions, engine)`, ...(hint ? { suggestion: hint } : {}) });
+        const hint = didYouMean(k, TOP_LEVEL_KEYS);
+        problems.push({ path: `${base}/${k}`, message: `unknown top-level key "${k}" (valid: ${TOP_LEVEL_KEYS.join(', ')})`, ...(hint ? { suggestion: hint } : {}) });
       }
       const r = (doc as { routes: unknown }).routes;
       if (!Array.isArray(r)) {

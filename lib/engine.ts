@@ -143,25 +143,12 @@ export class Engine {
   }
 
   /**
-   * Check routes without adding them: every problem with its path. Used by `busbar validate`.
-   * Endpoint and compile errors are reported per route (the first one of each route).
+   * Check routes without adding them: every problem with its path (`/routes/<i>/...`).
+   * Used by `busbar validate`. Endpoint and compile errors are reported per route (the
+   * first one of each route, since later steps depend on earlier ones).
    */
   check(...inputs: RouteInput[]): Problem[] {
-    const problems: Problem[] = [];
-    const defs: Array<{ def: RouteDefinition; path: string }> = [];
-    this.#flatten(inputs).forEach((input, i) => {
-      if (isRouteBuilder(input)) {
-        try {
-          defs.push({ def: input.toDefinition(this.#nextRouteId()), path: `/${i}` });
-        } catch (e) {
-          problems.push({ path: `/${i}`, message: (e as Error).message });
-        }
-      } else {
-        const read = this.#reader().read(input, Array.isArray(inputs) && inputs.length > 1 ? `/${i}` : '');
-        problems.push(...read.problems);
-        read.routes.forEach((def, j) => defs.push({ def, path: `/routes/${j}` }));
-      }
-    });
+    const { defs, problems } = this.#collect(inputs);
     const seen = new Set(this.#routes.keys());
     for (const { def, path } of defs) {
       if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
@@ -171,7 +158,7 @@ export class Engine {
       } catch (e) {
         const err = e as BusbarError;
         const step = typeof err.details?.step === 'string' ? (err.details.step as string).split(' ')[0] : undefined;
-        const at = step ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' ? `${path}/from` : path;
+        const at = step?.startsWith('/') ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' || err.code === 'BUSBAR_ERR_UNSUPPORTED_ENDPOINT' ? `${path}/from` : path;
         const p: Problem = { path: at, message: err.message };
         const s = err.details?.suggestion;
         if (typeof s === 'string') p.suggestion = s;
@@ -181,6 +168,35 @@ export class Engine {
     return problems;
   }
 
+  /** Route definitions from any mix of inputs, with the path of each in the given list. */
+  #collect(inputs: readonly RouteInput[]): { defs: Array<{ def: RouteDefinition; path: string }>; problems: Problem[] } {
+    const defs: Array<{ def: RouteDefinition; path: string }> = [];
+    const problems: Problem[] = [];
+    const reader = this.#reader();
+    let i = 0;
+    for (const input of this.#flatten(inputs)) {
+      if (isRouteBuilder(input)) {
+        const path = `/routes/${i++}`;
+        try {
+          defs.push({ def: input.toDefinition(this.#nextRouteId(defs)), path });
+        } catch (e) {
+          problems.push({ path, message: (e as Error).message });
+        }
+        continue;
+      }
+      const grouped = typeof input === 'object' && input !== null && 'routes' in input;
+      const read = reader.read(input, grouped ? '' : `/routes/${i}`);
+      problems.push(...read.problems);
+      read.routes.forEach((def, j) => {
+        const explicit = grouped ? (input as RoutesConfig).routes[j]?.id : (input as RouteConfig).id;
+        if (explicit === undefined) def.id = this.#nextRouteId(defs);
+        defs.push({ def, path: grouped ? `/routes/${j}` : `/routes/${i}` });
+      });
+      i += grouped ? read.routes.length : 1;
+    }
+    return { defs, problems };
+  }
+
   routeIds(): string[] {
     return [...this.#routes.keys()];
   }
@@ -188,7 +204,7 @@ export class Engine {
   #flatten(inputs: readonly RouteInput[]): Array<Exclude<RouteInput, readonly RouteInput[]>> {
     const out: Array<Exclude<RouteInput, readonly RouteInput[]>> = [];
     for (const i of inputs) {
-      if (Array.isArray(i) && !(i as unknown[]).every((x) => x && typeof x === 'object' && 'from' in (x as object) && !isRouteBuilder(x))) out.push(...this.#flatten(i as readonly RouteInput[]));
+      if (Array.isArray(i)) out.push(...this.#flatten(i as readonly RouteInput[]));
       else out.push(i as Exclude<RouteInput, readonly RouteInput[]>);
     }
     return out;
@@ -198,33 +214,22 @@ export class Engine {
     return new ConfigReader({ steps: this.steps, functions: this.functions });
   }
 
-  #nextRouteId(): string {
+  #nextRouteId(pending: ReadonlyArray<{ def: RouteDefinition }> = []): string {
     let id: string;
     do id = `route-${++this.#routeSeq}`;
-    while (this.#routes.has(id));
+    while (this.#routes.has(id) || pending.some((p) => p.def.id === id));
     return id;
   }
 
   #definitions(inputs: readonly RouteInput[]): RouteDefinition[] {
-    const defs: RouteDefinition[] = [];
-    for (const input of this.#flatten(inputs)) {
-      if (isRouteBuilder(input)) {
-        defs.push(input.toDefinition(this.#nextRouteId()));
-        continue;
-      }
-      const { routes, problems } = this.#reader().read(input);
-      if (problems.length) throw problemsError(problems, 'invalid routes');
-      for (const r of routes) {
-        if (/^route-\d+$/.test(r.id) && !(input as RouteConfig).id) r.id = this.#nextRouteId();
-        defs.push(r);
-      }
-    }
+    const { defs, problems } = this.#collect(inputs);
+    if (problems.length) throw problemsError(problems, 'invalid routes');
     const ids = new Set<string>();
-    for (const d of defs) {
+    for (const { def: d } of defs) {
       if (ids.has(d.id) || this.#routes.has(d.id)) throw new BusbarError('DUPLICATE_ROUTE', `duplicate route id "${d.id}"`, { details: { routeId: d.id } });
       ids.add(d.id);
     }
-    return defs;
+    return defs.map((d) => d.def);
   }
 
   #createRoute(def: RouteDefinition, dryRun = false): Route {

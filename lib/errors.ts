@@ -32,9 +32,26 @@ export const errorCatalogue = {
   PARSE: { retryable: false, description: 'A body could not be decoded (JSON, XML, CSV, SOAP); the message says where.' },
   LIMIT_EXCEEDED: { retryable: false, description: 'An input exceeded a configured limit (size, depth, count).' },
   // --- patterns (EIPs)
+  CIRCUIT_OPEN: { retryable: true, description: 'A circuit breaker is open (too many recent failures) and the step has no fallback; retry after its open time.' },
+  NO_REPLIES: { retryable: true, description: 'A scatter-gather got no reply at all (every branch failed or none answered before the timeout).' },
+  CLAIM_NOT_FOUND: { retryable: false, description: 'A claim-check checkout found no body parked under the message\'s claim key.' },
+  WORKER_FAILED: { retryable: false, description: 'A worker thread of a map/reduce step failed to load its module or crashed.' },
   // --- codecs, transformation, contracts
+  INPUT_TOO_LARGE: { retryable: false, description: 'A document (JSON, XML, SOAP, CSV) is larger than the codec\'s `maxBytes` limit; `details` has the size and the limit.' },
+  INPUT_TOO_DEEP: { retryable: false, description: 'A document nests deeper than the codec\'s `maxDepth` limit (stack-exhaustion protection).' },
+  XML_ENTITY_FORBIDDEN: { retryable: false, description: 'An XML document declares entities in a DOCTYPE (entity expansion, "billion laughs"); refused before parsing.' },
+  XML_EXTERNAL_ENTITY: { retryable: false, description: 'An XML document refers to an external DTD or entity (SYSTEM/PUBLIC); never fetched, refused.' },
+  SOAP_ENVELOPE: { retryable: false, description: 'A body is not a usable SOAP envelope (`details.reason`: not-envelope, version, no-body).' },
+  SOAP_FAULT: { retryable: false, description: 'A SOAP Fault was received; `details.fault` has code, subcodes, reason, actor and detail. Retryable when the fault is a Server/Receiver fault.' },
+  ENCODE: { retryable: false, description: 'A value cannot be encoded in the requested format (e.g. CSV of a non-array, XML without one root element).' },
+  UNSUPPORTED_FORMAT: { retryable: false, description: 'No codec for a message\'s content type (automatic conversion at a route edge), or a conversion the codecs cannot do.' },
   // --- file adapter
   // --- db adapter
+  DB_CONFIG: { retryable: false, description: 'A `db:` endpoint or store refers to an unknown named connection, or its statement has a bad `:parameter`.' },
+  DB_DRIVER: { retryable: false, description: 'The database driver (`better-sqlite3` or `pg`) is not installed; install it to use `db:`.' },
+  DB_CONNECTION: { retryable: true, description: 'The database cannot be reached or the connection was lost (the consumer backs off and reconnects).' },
+  DB_SCHEMA: { retryable: false, description: 'A table or column a `db:` endpoint needs does not exist; the error names it and the database.' },
+  DB_QUERY: { retryable: false, description: 'A statement failed (constraint, syntax, type); `details.sqlState` has the database\'s code. Deadlocks and serialization failures are retryable.' },
   // --- http, json-rpc, soap, stubs
   // --- amqp adapter
   AMQP_CONFIG: { retryable: false, description: 'The amqp adapter configuration (URL, reconnect, topology) is invalid; `details.problems` lists each problem with its path.' },

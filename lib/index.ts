@@ -18,3 +18,5 @@ export { type JsonSchema, type Problem, formatProblem } from './schema.js';
 export { MockEndpoint, type MockBehaviour } from '../adapters/mock/index.js';
 export { TopicHub, topicAdapter, topicMatches } from '../adapters/topic/index.js';
 export { builtinAdapters } from './builtins.js';
+export { defineRoutes, loadRoutesFile, type RoutesModule } from './routes-file.js';
+export type { TimerTick } from '../adapters/timer/index.js';

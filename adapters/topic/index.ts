@@ -1,7 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Adapter } from '../../lib/adapter.js';
 import { BoundedQueue } from '../../lib/channel.js';
-import type { Message } from '../../lib/message.js';
+import { withHeaders, type Message } from '../../lib/message.js';
+
+/** Header a delivered message carries: the topic it was published to. */
+export const TOPIC_HEADER = 'busbar.topic';
 import { pumpQueue } from '../queue/index.js';
 
 export const topicOptions = Type.Object(
@@ -40,7 +43,9 @@ export class TopicHub {
   readonly subscribers = new Set<Subscriber>();
   async publish(topic: string, msg: Message): Promise<number> {
     const targets = [...this.subscribers].filter((s) => topicMatches(s.pattern, topic));
-    await Promise.all(targets.map((s) => s.queue.put(msg)));
+    if (targets.length === 0) return 0;
+    const delivered = withHeaders(msg, { [TOPIC_HEADER]: topic });
+    await Promise.all(targets.map((s) => s.queue.put(delivered)));
     return targets.length;
   }
 }

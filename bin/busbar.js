@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+import { main } from '../dist/lib/cli.js';
+
+main().catch((err) => {
+  process.stderr.write(`busbar: ${err?.stack ?? err}\n`);
+  process.exit(2);
+});

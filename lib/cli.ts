@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { pino, type Logger } from 'pino';
+import type { Adapter } from './adapter.js';
+import { adapterFactories } from './adapter-factories.js';
+import { Engine } from './engine.js';
+import { BusbarError, isBusbarError } from './errors.js';
+import { loadRoutesFile, type RoutesModule } from './routes-file.js';
+import { formatProblem, type Problem } from './schema.js';
+
+/** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
+function ownVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'busbar' && p.version) return p.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return '0.0.0';
+}
+
+function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`"${v}" is not a duration (examples: 500ms, 6s, 2m)`);
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'] ?? 1);
+}
+
+function makeLogger(level: string, pretty: boolean | undefined): Logger {
+  const usePretty = pretty ?? Boolean(process.stdout.isTTY);
+  return usePretty ? pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }) : pino({ level });
+}
+
+/** Build an engine from a loaded routes module; adapters given as config are created by their factories. */
+export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: Engine; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const adapters: Adapter[] = [];
+  const factories = adapterFactories();
+  for (const [scheme, factory] of Object.entries(factories)) {
+    const given = !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown> | undefined)?.[scheme] : undefined;
+    try {
+      adapters.push(factory(given));
+    } catch (e) {
+      problems.push({ path: `/adapters/${scheme}`, message: (e as Error).message });
+    }
+  }
+  if (mod.adapters && !Array.isArray(mod.adapters)) {
+    for (const scheme of Object.keys(mod.adapters)) {
+      if (!(scheme in factories)) problems.push({ path: `/adapters/${scheme}`, message: `no configurable adapter "${scheme}" (configurable: ${Object.keys(factories).join(', ') || 'none'})` });
+    }
+  }
+  if (Array.isArray(mod.adapters)) adapters.push(...mod.adapters);
+  const engine = new Engine({ ...mod.engine, logger, adapters, ...(mod.functions ? { functions: mod.functions } : {}) });
+  return { engine, problems };
+}
+
+function fail(err: unknown): never {
+  if (isBusbarError(err)) {
+    process.stderr.write(`busbar: ${err.message}\n  code: ${err.code}\n`);
+    if (err.cause instanceof Error && !err.message.includes(err.cause.message)) process.stderr.write(`  cause: ${err.cause.message}\n`);
+  } else {
+    process.stderr.write(`busbar: ${(err as Error)?.stack ?? String(err)}\n`);
+  }
+  process.exit(2);
+}
+
+async function validateCommand(file: string): Promise<void> {
+  let mod: RoutesModule;
+  try {
+    mod = await loadRoutesFile(file);
+  } catch (e) {
+    fail(e);
+  }
+  const { engine, problems } = engineFromModule(mod, pino({ level: 'silent' }));
+  const inputs = Array.isArray(mod.routes) ? mod.routes : [mod.routes];
+  problems.push(...engine.check(...inputs));
+  if (problems.length) {
+    process.stderr.write(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
+    for (const p of problems) process.stderr.write(`  ${formatProblem(p)}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${file}: ok\n`);
+}
+
+async function runCommand(file: string, opts: { for?: number; logLevel: string; pretty?: boolean; stopTimeout: number }): Promise<void> {
+  const logger = makeLogger(opts.logLevel, opts.pretty);
+  let engine: Engine;
+  try {
+    const mod = await loadRoutesFile(file);
+    const built = engineFromModule(mod, logger);
+    if (built.problems.length) throw new BusbarError('ROUTES_FILE', `${file}:\n${built.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    engine = built.engine;
+    engine.addRoutes(...(Array.isArray(mod.routes) ? mod.routes : [mod.routes]));
+    await engine.start();
+  } catch (e) {
+    logger.flush?.();
+    fail(e);
+  }
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) {
+      logger.warn('second signal: exiting without waiting');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ reason: why }, 'stopping');
+    const report = await engine.stop({ timeoutMs: opts.stopTimeout });
+    logger.flush?.();
+    // let pino-pretty's worker drain before exiting
+    setTimeout(() => process.exit(report.timedOut ? 1 : 0), 100).unref();
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  if (opts.for !== undefined) setTimeout(() => void stop(`--for ${opts.for} ms elapsed`), opts.for);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('busbar')
+    .description('busbar: an enterprise service bus for Node.js. Runs integration routes as a standalone broker process.')
+    .version(ownVersion(), '-v, --version')
+    .showHelpAfterError();
+  program
+    .command('run')
+    .description('load routes from a .ts, .js or .json file, start them, stop gracefully on SIGINT/SIGTERM')
+    .argument('<file>', 'routes file')
+    .option('--for <duration>', 'stop after this long (e.g. 6s), for demos and smoke tests', parseDuration)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.BUSBAR_LOG_LEVEL ?? 'info')
+    .option('--pretty', 'pretty logs (default when stdout is a terminal)')
+    .option('--no-pretty', 'JSON logs')
+    .option('--stop-timeout <duration>', 'how long a graceful stop waits for in-flight messages', parseDuration, 10_000)
+    .action((file: string, opts: { for?: number; logLevel: string; pretty?: boolean; stopTimeout: number }) => runCommand(file, opts));
+  program
+    .command('validate')
+    .description('check a routes file and print every problem with its path; exit 1 if there is any')
+    .argument('<file>', 'routes file')
+    .action((file: string) => validateCommand(file));
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

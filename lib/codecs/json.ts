@@ -1,0 +1,79 @@
+import { BusbarError } from '../errors.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, decodeInput, limitsSchema, tooDeep, type Codec, type CodecLimits } from './base.js';
+
+export type JsonOptions = CodecLimits & {
+  /** Indentation of encoded JSON (0 = compact, the default). */
+  indent?: number;
+};
+
+/**
+ * Nesting depth of a parsed value, stopping as soon as it passes `max`. Iterative: a
+ * hostile document must not be able to exhaust the stack of the check meant to stop it.
+ */
+function exceedsDepth(root: unknown, max: number): boolean {
+  if (typeof root !== 'object' || root === null) return false;
+  const stack: Array<{ v: object; d: number }> = [{ v: root, d: 1 }];
+  let guard = 0;
+  while (stack.length) {
+    const { v, d } = stack.pop()!;
+    if (d > max) return true;
+    if (++guard > 50_000_000) return false;
+    const values = Array.isArray(v) ? v : Object.values(v);
+    for (const c of values) if (typeof c === 'object' && c !== null) stack.push({ v: c as object, d: d + 1 });
+  }
+  return false;
+}
+
+/** Position (line:column) of a JSON.parse error, when the engine reports one. */
+function where(text: string, message: string): string | undefined {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return undefined;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  return `line ${line}, column ${pos - before.lastIndexOf('\n')}`;
+}
+
+export function createJsonCodec(options: JsonOptions = {}): Codec {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const indent = options.indent ?? 0;
+  return {
+    name: 'json',
+    contentTypes: ['application/json', 'text/json'],
+    optionsSchema: { type: 'object', additionalProperties: false, properties: { ...limitsSchema, indent: { type: 'integer', minimum: 0, maximum: 10, description: 'indentation of encoded JSON' } } },
+    configure: (o) => createJsonCodec({ ...options, ...(o as JsonOptions) }),
+    decode(input) {
+      const text = decodeInput(input, 'json', maxBytes);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        const msg = (e as Error).message;
+        const at = where(text, msg);
+        throw new BusbarError('PARSE', `json: ${msg}`, { cause: e, details: { codec: 'json', ...(at ? { at } : {}) } });
+      }
+      // a depth of d needs at least 2d characters, so short documents skip the walk
+      if (text.length > 2 * maxDepth && exceedsDepth(value, maxDepth)) throw tooDeep('json', maxDepth);
+      return value;
+    },
+    encode(value) {
+      try {
+        let s: string | undefined;
+        try {
+          s = JSON.stringify(value, undefined, indent || undefined);
+        } catch (e) {
+          // long ids arrive as bigint from some drivers: write them as strings rather than fail
+          if (!(e instanceof TypeError) || !/BigInt/i.test(e.message)) throw e;
+          s = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent || undefined);
+        }
+        if (s === undefined) throw new Error(`${typeof value} has no JSON form`);
+        return s;
+      } catch (e) {
+        throw new BusbarError('ENCODE', `json: cannot encode: ${(e as Error).message}`, { cause: e, details: { codec: 'json' } });
+      }
+    },
+  };
+}
+
+export const jsonCodec: Codec = createJsonCodec();
