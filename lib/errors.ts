@@ -36,6 +36,8 @@ export const errorCatalogue = {
   NO_REPLIES: { retryable: true, description: 'A scatter-gather got no reply at all (every branch failed or none answered before the timeout).' },
   CLAIM_NOT_FOUND: { retryable: false, description: 'A claim-check checkout found no body parked under the message\'s claim key.' },
   WORKER_FAILED: { retryable: false, description: 'A worker thread of a map/reduce step failed to load its module or crashed.' },
+  SPLIT_INPUT: { retryable: false, description: 'A splitter got something it cannot split (not an array, iterable, async iterable, or tokenizable text).' },
+  CORRELATION_KEY: { retryable: false, description: 'An aggregator, resequencer or idempotent consumer computed no key (undefined or null) for a message.' },
   // --- codecs, transformation, contracts
   INPUT_TOO_LARGE: { retryable: false, description: 'A document (JSON, XML, SOAP, CSV) is larger than the codec\'s `maxBytes` limit; `details` has the size and the limit.' },
   INPUT_TOO_DEEP: { retryable: false, description: 'A document nests deeper than the codec\'s `maxDepth` limit (stack-exhaustion protection).' },
@@ -46,6 +48,10 @@ export const errorCatalogue = {
   ENCODE: { retryable: false, description: 'A value cannot be encoded in the requested format (e.g. CSV of a non-array, XML without one root element).' },
   UNSUPPORTED_FORMAT: { retryable: false, description: 'No codec for a message\'s content type (automatic conversion at a route edge), or a conversion the codecs cannot do.' },
   // --- file adapter
+  PATH_TRAVERSAL: { retryable: false, description: 'A file name (from a template or a header) would leave the endpoint\'s directory (`../`, an absolute path).' },
+  FILE_NAME: { retryable: false, description: 'A file name template rendered an empty or invalid name, or a placeholder had no value (a missing header).' },
+  FILE_EXISTS: { retryable: false, description: 'The target file exists and the producer has `fileExist=fail` (or no unique name was free).' },
+  FILE_IO: { retryable: true, description: 'A file operation failed (read, write, rename, mkdir); `details` names the operation, the path and the errno code.' },
   // --- db adapter
   DB_CONFIG: { retryable: false, description: 'A `db:` endpoint or store refers to an unknown named connection, or its statement has a bad `:parameter`.' },
   DB_DRIVER: { retryable: false, description: 'The database driver (`better-sqlite3` or `pg`) is not installed; install it to use `db:`.' },
@@ -53,6 +59,14 @@ export const errorCatalogue = {
   DB_SCHEMA: { retryable: false, description: 'A table or column a `db:` endpoint needs does not exist; the error names it and the database.' },
   DB_QUERY: { retryable: false, description: 'A statement failed (constraint, syntax, type); `details.sqlState` has the database\'s code. Deadlocks and serialization failures are retryable.' },
   // --- http, json-rpc, soap, stubs
+  NOT_FOUND: { retryable: false, description: 'The requested resource or record does not exist (an HTTP route answers 404).' },
+  HTTP_CLIENT_ERROR: { retryable: false, description: 'An HTTP call got a 4xx response; `details` has the status, method, URL (credentials removed) and the start of the response body.' },
+  HTTP_SERVER_ERROR: { retryable: true, description: 'An HTTP call got a 5xx response (or 503/429 with `Retry-After`); `details` has the status, method and URL.' },
+  HTTP_NETWORK: { retryable: true, description: 'An HTTP call failed below HTTP: connection refused or reset, DNS failure, the server closed the connection mid-response.' },
+  HTTP_ROUTE: { retryable: false, description: 'Two HTTP routes claim the same method and path on one server, or a server could not listen (port in use).' },
+  RPC_METHOD_NOT_FOUND: { retryable: false, description: 'A remote call named a method the skeleton does not expose (JSON-RPC -32601, HTTP 404).' },
+  RPC_INVALID_REQUEST: { retryable: false, description: 'A JSON-RPC request or response is not valid JSON-RPC 2.0 (JSON-RPC -32600); `details.reason` says what is wrong.' },
+  RPC_REMOTE_ERROR: { retryable: false, description: 'A remote procedure answered with an error whose code is not in this catalogue; `details.rpcCode` and `details.data` carry what the server said.' },
   // --- amqp adapter
   AMQP_CONFIG: { retryable: false, description: 'The amqp adapter configuration (URL, reconnect, topology) is invalid; `details.problems` lists each problem with its path.' },
   AMQP_CONNECTION: { retryable: true, description: 'RabbitMQ is unreachable or the connection/channel was lost; the adapter reconnects with backoff.' },

@@ -1,0 +1,556 @@
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { open, readdir, readFile, rename, stat, unlink, writeFile, mkdir } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { TextDecoder } from 'node:util';
+import picomatch from 'picomatch';
+import { shouldAck, type Consumer, type ConsumerContext, type Endpoint } from '../../lib/adapter.js';
+import { sleep } from '../../lib/clock.js';
+import { BusbarError, isBusbarError } from '../../lib/errors.js';
+import { createMessage, type Headers, type Message } from '../../lib/message.js';
+import type { IdempotentRepository } from '../../lib/stores.js';
+import { renderTemplate } from '../../lib/template.js';
+import { DirCache, errnoOf, ioError, moveFile, moveNoClobber } from './fs-util.js';
+import type { FileOptions } from './options.js';
+import { FILE_HEADERS, IN_PROGRESS_DIR, fileExtras, localHost, ownerIsDead, ownerSuffix, parseClaim, renderName, type Owner } from './paths.js';
+
+/** Files claimed and read concurrently per poll: enough to keep the libuv pool busy, few enough to stay polite. */
+const READERS = 8;
+const RECOVERY_EVERY_MS = 60_000;
+const LOCK_SUFFIX = '.lock';
+
+interface Candidate {
+  rel: string;
+  abs: string;
+  doneAbs?: string;
+  st?: Stats;
+}
+
+/** One file's transaction: from claim to move/delete/record. */
+interface Tx {
+  c: Candidate;
+  /** Where the file is read from (its in-progress name when claimed by rename). */
+  work: string;
+  marker?: string;
+  key?: string;
+  stream?: Readable;
+}
+
+type Outcome = 'ok' | 'failed' | 'dead-lettered';
+
+export interface FileConsumerDeps {
+  root: string;
+  endpoint: Endpoint<FileOptions>;
+  ctx: ConsumerContext;
+  repo: IdempotentRepository | undefined;
+}
+
+/**
+ * Polling consumer with a per-file transaction: claim (rename into `.inprogress/` or an
+ * exclusive `.lock` marker), read, hand to the route, and only when the route finished move,
+ * delete or record the file. A crash at any point leaves the file in the inbox or in
+ * `.inprogress/` under the dead owner's name, from where the next start puts it back.
+ */
+export class FileConsumer implements Consumer {
+  readonly #root: string;
+  readonly #o: FileOptions;
+  readonly #uri: string;
+  readonly #ctx: ConsumerContext;
+  readonly #repo: IdempotentRepository | undefined;
+  readonly #claim: 'rename' | 'marker' | 'none';
+  readonly #include: ((p: string) => boolean) | undefined;
+  readonly #exclude: ((p: string) => boolean) | undefined;
+  readonly #decode: ((b: Buffer) => string) | undefined;
+  readonly #dirs = new DirCache();
+  readonly #pending = new Set<Promise<void>>();
+  /** Files this consumer holds right now (a marker-claimed file is still listed). */
+  readonly #held = new Set<string>();
+  /** Size/mtime last seen per file, for `readLock=changed`. */
+  readonly #seen = new Map<string, { size: number; mtimeMs: number; since: number }>();
+  /** Files left in place after a failure: not retaken before this time. */
+  readonly #retryAt = new Map<string, number>();
+  /** Files that could not even be moved aside: skipped until restart, so a poll never spins on them. */
+  readonly #broken = new Set<string>();
+  readonly #doneKeys = new Set<string>();
+  #owner: Owner = { host: localHost(), pid: process.pid, token: '0' };
+  #running = false;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  #lastRecovery = 0;
+
+  constructor(deps: FileConsumerDeps) {
+    this.#root = deps.root;
+    this.#o = deps.endpoint.options;
+    this.#uri = deps.endpoint.uri;
+    this.#ctx = deps.ctx;
+    this.#repo = deps.repo;
+    const o = this.#o;
+    if (o.noop && o.delete) {
+      throw new BusbarError('INVALID_OPTION', `endpoint "${this.#uri}": options noop and delete exclude each other`, { details: { uri: this.#uri, option: 'delete' } });
+    }
+    this.#claim = o.readLock === 'none' ? 'none' : o.readLock === 'marker' || o.noop ? 'marker' : 'rename';
+    this.#include = o.include ? picomatch(o.include, { dot: false }) : undefined;
+    this.#exclude = o.exclude ? picomatch(o.exclude, { dot: false }) : undefined;
+    if (o.bodyType === 'string') this.#decode = decoderFor(o.charset, this.#uri);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+  async start(): Promise<void> {
+    this.#owner = { host: localHost(), pid: process.pid, token: randomBytes(6).toString('hex') };
+    try {
+      await mkdir(this.#root, { recursive: true });
+    } catch (e) {
+      throw ioError('mkdir', this.#root, e);
+    }
+    await this.#recover();
+    this.#running = true;
+    this.#abort = new AbortController();
+    this.#loop = this.#run(this.#abort.signal);
+    this.#ctx.setStatus('connected');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#abort?.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((res) => {
+      timer = setTimeout(() => res('timeout'), this.#o.shutdownTimeout);
+      timer.unref();
+    });
+    await Promise.race([this.#loop, deadline]);
+    const r = await Promise.race([Promise.allSettled([...this.#pending]), deadline]);
+    clearTimeout(timer);
+    if (r === 'timeout' && this.#pending.size) {
+      this.#ctx.logger.warn({ uri: this.#uri, files: [...this.#held] }, 'stop: files still in flight stay claimed; they are recovered at the next start');
+    }
+    this.#ctx.setStatus('idle');
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    try {
+      if (this.#o.initialDelay > 0) await sleep(this.#ctx.clock, this.#o.initialDelay, signal);
+    } catch {
+      return;
+    }
+    while (this.#running) {
+      let more = false;
+      try {
+        more = await this.#poll();
+        this.#ctx.setStatus('connected');
+      } catch (err) {
+        this.#ctx.logger.error({ err, uri: this.#uri }, 'file poll failed; retrying after the poll delay');
+        this.#ctx.setStatus('backing-off', err);
+      }
+      if (!this.#running) break;
+      if (!more) {
+        try {
+          await sleep(this.#ctx.clock, this.#o.delay, signal);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+
+  /** One poll; true when it stopped at `maxMessagesPerPoll` and there is more to take at once. */
+  async #poll(): Promise<boolean> {
+    const ctx = this.#ctx;
+    if (ctx.clock.now() - this.#lastRecovery >= RECOVERY_EVERY_MS) await this.#recover();
+    // list only when something can be taken: a listing made while the route is full is stale by the time it is used
+    if (ctx.available() === 0) await ctx.whenAvailable();
+    if (!this.#running) return false;
+    const { list, truncated } = await this.#list();
+    let next = 0;
+    let handed = 0;
+    const reader = async (): Promise<void> => {
+      while (this.#running && next < list.length) {
+        if (ctx.available() === 0) await ctx.whenAvailable();
+        if (!this.#running) return;
+        const c = list[next++]!;
+        try {
+          if (await this.#take(c)) handed++;
+        } catch (err) {
+          ctx.logger.error({ err, uri: this.#uri, file: c.rel }, 'could not take file; it stays where it is');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READERS, list.length) }, reader));
+    return truncated && handed > 0;
+  }
+
+  // ---------------------------------------------------------------- listing
+  async #list(): Promise<{ list: Candidate[]; truncated: boolean }> {
+    const o = this.#o;
+    const now = this.#ctx.clock.now();
+    const out: Candidate[] = [];
+    const doneNames = new Set<string>();
+    const probe = createMessage(null, { timestamp: now });
+    const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return;
+        throw ioError('readdir', dir, e);
+      }
+      const names = o.doneFileName || this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
+      for (const e of entries) {
+        const name = e.name;
+        if (name.startsWith('.')) continue;
+        const relPath = rel ? `${rel}/${name}` : name;
+        if (e.isDirectory()) {
+          if (o.recursive && depth < o.maxDepth) await walk(join(dir, name), relPath, depth + 1);
+          continue;
+        }
+        if (!e.isFile()) continue;
+        if (this.#held.has(relPath) || this.#broken.has(relPath)) continue;
+        if (this.#claim === 'marker' && (name.endsWith(LOCK_SUFFIX) || names!.has(name + LOCK_SUFFIX))) continue;
+        if (this.#include && !this.#include(relPath)) continue;
+        if (this.#exclude && this.#exclude(relPath)) continue;
+        const retry = this.#retryAt.get(relPath);
+        if (retry !== undefined) {
+          if (retry > now) continue;
+          this.#retryAt.delete(relPath);
+        }
+        const c: Candidate = { rel: relPath, abs: join(dir, name) };
+        if (o.doneFileName) {
+          const done = renderTemplate(o.doneFileName, probe, fileExtras(relPath));
+          doneNames.add(rel ? `${rel}/${done}` : done);
+          if (!names!.has(done)) continue;
+          c.doneAbs = join(dir, done);
+        }
+        out.push(c);
+      }
+    };
+    await walk(this.#root, '', 0);
+    let list = doneNames.size ? out.filter((c) => !doneNames.has(c.rel)) : out;
+    if (this.#seen.size) {
+      const listed = new Set(list.map((c) => c.rel));
+      for (const k of this.#seen.keys()) if (!listed.has(k)) this.#seen.delete(k);
+    }
+    if (o.sortBy !== 'none') {
+      if (o.sortBy !== 'name') await this.#statAll(list);
+      const dir = o.sortOrder === 'desc' ? -1 : 1;
+      const by = o.sortBy;
+      list.sort((a, b) => {
+        const x = by === 'name' ? a.rel : by === 'size' ? (a.st?.size ?? 0) : (a.st?.mtimeMs ?? 0);
+        const y = by === 'name' ? b.rel : by === 'size' ? (b.st?.size ?? 0) : (b.st?.mtimeMs ?? 0);
+        return x < y ? -dir : x > y ? dir : 0;
+      });
+    }
+    const truncated = o.maxMessagesPerPoll > 0 && list.length > o.maxMessagesPerPoll;
+    if (truncated) list = list.slice(0, o.maxMessagesPerPoll);
+    return { list, truncated };
+  }
+
+  async #statAll(list: Candidate[]): Promise<void> {
+    let i = 0;
+    const worker = async (): Promise<void> => {
+      while (i < list.length) {
+        const c = list[i++]!;
+        c.st = await stat(c.abs).catch(() => undefined);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READERS, list.length) }, worker));
+  }
+
+  // ---------------------------------------------------------------- one file
+  /** Check, claim, read and hand one file to the route; false when it was not taken (not ready, taken by someone else). */
+  async #take(c: Candidate): Promise<boolean> {
+    const o = this.#o;
+    const now = this.#ctx.clock.now();
+    if (o.readLock === 'changed' || o.readLockMinAge > 0 || o.noop) {
+      let st = c.st;
+      if (!st) {
+        try {
+          st = await stat(c.abs);
+        } catch (e) {
+          if (errnoOf(e) === 'ENOENT') return false;
+          throw ioError('stat', c.abs, e);
+        }
+      }
+      if (o.readLock === 'changed') {
+        const prev = this.#seen.get(c.rel);
+        if (!prev || prev.size !== st.size || prev.mtimeMs !== st.mtimeMs) {
+          this.#seen.set(c.rel, { size: st.size, mtimeMs: st.mtimeMs, since: now });
+          return false;
+        }
+        if (now - prev.since < o.readLockCheckInterval) return false;
+        this.#seen.delete(c.rel);
+      }
+      if (o.readLockMinAge > 0 && now - st.mtimeMs < o.readLockMinAge) return false;
+      if (o.noop && (await this.#alreadyDone(keyOf(c.rel, st)))) return false;
+    }
+    const tx: Tx = { c, work: c.abs };
+    if (this.#claim === 'rename') {
+      tx.work = join(this.#root, IN_PROGRESS_DIR, c.rel + ownerSuffix(this.#owner));
+      await this.#dirs.ensure(dirname(tx.work));
+      try {
+        await rename(c.abs, tx.work);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') {
+          this.#dirs.forget(dirname(tx.work));
+          return false; // another consumer took it first
+        }
+        throw ioError('claim (rename)', c.abs, e);
+      }
+    } else if (this.#claim === 'marker') {
+      const marker = c.abs + LOCK_SUFFIX;
+      try {
+        await writeFile(marker, JSON.stringify({ ...this.#owner, at: now }), { flag: 'wx' });
+      } catch (e) {
+        if (errnoOf(e) === 'EEXIST') return false;
+        throw ioError('claim (marker)', marker, e);
+      }
+      tx.marker = marker;
+    }
+    this.#held.add(c.rel);
+    let msg: Message;
+    try {
+      const read = await this.#read(tx);
+      if (read === undefined) {
+        await this.#release(tx);
+        return false;
+      }
+      msg = read;
+    } catch (e) {
+      // a file that cannot be read never becomes a message: it fails here, with its reason
+      this.#track(tx, undefined, 'failed', ioError('read', c.abs, e));
+      return true;
+    }
+    const settled = this.#ctx.process(msg).then(
+      () => this.#settle(tx, msg, 'ok'),
+      (err: unknown) => this.#settle(tx, msg, shouldAck(err) ? 'dead-lettered' : 'failed', err),
+    );
+    this.#pending.add(settled);
+    void settled.finally(() => this.#pending.delete(settled));
+    return true;
+  }
+
+  #track(tx: Tx, msg: Message | undefined, outcome: Outcome, err: unknown): void {
+    const p = this.#settle(tx, msg, outcome, err);
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
+  async #alreadyDone(key: string): Promise<boolean> {
+    if (this.#doneKeys.has(key)) return true;
+    if (await this.#repo!.contains(this.#root, key)) {
+      this.#remember(key);
+      return true;
+    }
+    return false;
+  }
+
+  #remember(key: string): void {
+    if (this.#doneKeys.size >= 100_000) this.#doneKeys.clear();
+    this.#doneKeys.add(key);
+  }
+
+  /** The message for a claimed file, or undefined when the file vanished (another consumer finished it). */
+  async #read(tx: Tx): Promise<Message | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(tx.work, 'r');
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' && this.#claim !== 'rename') return undefined;
+      throw e;
+    }
+    let body: unknown;
+    let st: Stats;
+    try {
+      st = await fh.stat();
+      if (this.#o.noop) {
+        tx.key = keyOf(tx.c.rel, st);
+        if (await this.#alreadyDone(tx.key)) {
+          await fh.close();
+          return undefined;
+        }
+      }
+      if (this.#o.bodyType === 'stream') {
+        const stream = fh.createReadStream();
+        tx.stream = stream;
+        body = stream;
+      } else {
+        const buf = await fh.readFile();
+        await fh.close();
+        body = this.#decode ? this.#decode(buf) : buf;
+      }
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
+    const headers: Headers = {
+      [FILE_HEADERS.name]: tx.c.rel.slice(tx.c.rel.lastIndexOf('/') + 1),
+      [FILE_HEADERS.relativePath]: tx.c.rel,
+      [FILE_HEADERS.absolutePath]: tx.c.abs,
+      [FILE_HEADERS.size]: st.size,
+      [FILE_HEADERS.mtime]: Math.floor(st.mtimeMs),
+    };
+    return createMessage(body, { headers, timestamp: this.#ctx.clock.now() });
+  }
+
+  // ---------------------------------------------------------------- settling
+  async #settle(tx: Tx, msg: Message | undefined, outcome: Outcome, err?: unknown): Promise<void> {
+    const o = this.#o;
+    const rel = tx.c.rel;
+    try {
+      if (tx.stream && !tx.stream.destroyed) tx.stream.destroy();
+      const m = msg ?? createMessage(null, { timestamp: this.#ctx.clock.now() });
+      if (outcome === 'ok' || (outcome === 'dead-lettered' && o.onFailure === 'leave')) {
+        await this.#succeed(tx, m);
+      } else if (o.onFailure === 'move') {
+        const where = await this.#fail(tx, m, err, outcome === 'dead-lettered');
+        if (outcome === 'failed') this.#ctx.logger.error({ err, uri: this.#uri, file: rel, movedTo: where }, 'file failed and has no dead-letter endpoint; moved aside with its reason');
+      } else {
+        await this.#release(tx);
+        this.#retryAt.set(rel, this.#ctx.clock.now() + o.delay);
+        this.#ctx.logger.warn({ err, uri: this.#uri, file: rel }, 'file failed; left in the inbox to be taken again');
+      }
+    } catch (e) {
+      this.#ctx.logger.error({ err: e, original: err, uri: this.#uri, file: rel }, 'could not settle file: it stays claimed until the next start recovers it');
+      if (this.#claim !== 'rename') this.#broken.add(rel);
+    } finally {
+      this.#held.delete(rel);
+    }
+  }
+
+  #target(template: string, msg: Message, rel: string): string {
+    return resolve(this.#root, renderName(template, msg, fileExtras(rel), `endpoint "${this.#uri}"`));
+  }
+
+  async #succeed(tx: Tx, msg: Message): Promise<void> {
+    const o = this.#o;
+    if (o.noop) {
+      if (tx.key) {
+        await this.#repo!.add(this.#root, tx.key);
+        this.#remember(tx.key);
+      }
+      if (this.#claim === 'rename') await moveNoClobber(tx.work, tx.c.abs, this.#dirs);
+    } else if (o.delete) {
+      await unlink(tx.work).catch((e: unknown) => {
+        if (errnoOf(e) !== 'ENOENT') throw ioError('delete', tx.work, e);
+      });
+    } else {
+      await moveFile(tx.work, this.#target(o.move, msg, tx.c.rel), this.#dirs);
+    }
+    if (tx.c.doneAbs) await unlinkQuiet(tx.c.doneAbs);
+    if (tx.marker) await unlinkQuiet(tx.marker);
+  }
+
+  async #fail(tx: Tx, msg: Message, err: unknown, deadLettered: boolean): Promise<string> {
+    const target = this.#target(this.#o.moveFailed, msg, tx.c.rel);
+    await moveFile(tx.work, target, this.#dirs);
+    const e = isBusbarError(err) ? err : undefined;
+    const reason = {
+      file: tx.c.rel,
+      messageId: msg.id,
+      code: e?.code ?? (err as { code?: unknown } | undefined)?.code ?? 'UNKNOWN',
+      message: err instanceof Error ? err.message : String(err),
+      routeId: this.#ctx.routeId,
+      step: e?.details.step,
+      attempts: e?.details.attempts,
+      deadLettered,
+      failedAt: new Date(this.#ctx.clock.now()).toISOString(),
+    };
+    await writeFile(`${target}.error.json`, JSON.stringify(reason, null, 2) + '\n').catch((we: unknown) => {
+      this.#ctx.logger.error({ err: we, file: tx.c.rel, reason }, 'could not write the reason file');
+    });
+    if (tx.c.doneAbs) await unlinkQuiet(tx.c.doneAbs);
+    if (tx.marker) await unlinkQuiet(tx.marker);
+    return target;
+  }
+
+  /** Give the file back untouched (it failed and is to be retried, or it was not ours to take). */
+  async #release(tx: Tx): Promise<void> {
+    if (this.#claim === 'rename') await moveNoClobber(tx.work, tx.c.abs, this.#dirs);
+    if (tx.marker) await unlinkQuiet(tx.marker);
+    this.#held.delete(tx.c.rel);
+  }
+
+  // ---------------------------------------------------------------- recovery
+  /** Put back what crashed owners left claimed: `.inprogress/` files and `.lock` markers. */
+  async #recover(): Promise<void> {
+    const now = this.#ctx.clock.now();
+    this.#lastRecovery = now;
+    const staleMs = this.#o.readLockStaleMs;
+    let recovered = 0;
+    const walk = async (dir: string, rel: string, depth: number, maxDepth: number, visit: (abs: string, rel: string, name: string) => Promise<void>, hidden: boolean): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return;
+        throw ioError('readdir', dir, e);
+      }
+      for (const e of entries) {
+        if (!hidden && e.name.startsWith('.')) continue;
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          if (depth < maxDepth) await walk(join(dir, e.name), r, depth + 1, maxDepth, visit, hidden);
+        } else if (e.isFile()) await visit(join(dir, e.name), r, e.name);
+      }
+    };
+    // in-progress files exist in any claim mode that ever ran on this inbox
+    const inprogress = join(this.#root, IN_PROGRESS_DIR);
+    await walk(inprogress, '', 0, 64, async (abs, rel, name) => {
+      const claim = parseClaim(name);
+      if (!claim) return;
+      const st = await stat(abs).catch(() => undefined);
+      if (!st || !ownerIsDead(claim.owner, now - st.ctimeMs, staleMs)) return;
+      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      const back = join(this.#root, parent, claim.original);
+      const where = await moveNoClobber(abs, back, this.#dirs);
+      recovered++;
+      this.#ctx.logger.warn({ uri: this.#uri, file: where, owner: claim.owner }, 'recovered a file claimed by a process that is gone');
+    }, true);
+    if (this.#claim === 'marker') {
+      await walk(this.#root, '', 0, this.#o.recursive ? this.#o.maxDepth : 0, async (abs, _rel, name) => {
+        if (!name.endsWith(LOCK_SUFFIX)) return;
+        let owner: (Owner & { at?: number }) | undefined;
+        try {
+          owner = JSON.parse(await readFile(abs, 'utf8')) as Owner & { at?: number };
+        } catch {
+          owner = undefined;
+        }
+        const st = await stat(abs).catch(() => undefined);
+        if (!st) return;
+        const age = now - (owner?.at ?? st.mtimeMs);
+        // an unreadable marker is a crash in the middle of writing one: stale once it is old
+        const dead = owner && typeof owner.pid === 'number' ? ownerIsDead(owner, age, staleMs) : age > 60_000;
+        if (!dead) return;
+        await unlinkQuiet(abs);
+        recovered++;
+        this.#ctx.logger.warn({ uri: this.#uri, marker: abs }, 'removed a stale lock marker of a process that is gone');
+      }, false);
+    }
+    if (recovered) this.#ctx.logger.info({ uri: this.#uri, recovered }, 'file recovery done');
+  }
+}
+
+function keyOf(rel: string, st: Stats): string {
+  return `${rel}|${st.size}|${Math.floor(st.mtimeMs)}`;
+}
+
+async function unlinkQuiet(path: string): Promise<void> {
+  await unlink(path).catch((e: unknown) => {
+    if (errnoOf(e) !== 'ENOENT') throw ioError('unlink', path, e);
+  });
+}
+
+/** A decoder for a charset label, checked when the route is created. */
+export function decoderFor(charset: string, uri: string): (b: Buffer) => string {
+  const label = charset.toLowerCase();
+  if (label === 'utf-8' || label === 'utf8') return (b) => b.toString('utf8');
+  if (label === 'latin1' || label === 'iso-8859-1' || label === 'binary') return (b) => b.toString('latin1');
+  let dec: TextDecoder;
+  try {
+    dec = new TextDecoder(label);
+  } catch {
+    throw new BusbarError('INVALID_OPTION', `endpoint "${uri}": option charset: unknown charset "${charset}"`, { details: { uri, option: 'charset' } });
+  }
+  return (b) => dec.decode(b);
+}

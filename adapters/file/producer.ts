@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto';
+import { link, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, extname, relative, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
+import { BusbarError } from '../../lib/errors.js';
+import { withHeaders, type Message } from '../../lib/message.js';
+import { DirCache, errnoOf, ioError } from './fs-util.js';
+import type { FileOptions } from './options.js';
+import { FILE_HEADERS, fileExtras, renderName, safeJoin } from './paths.js';
+
+const MAX_UNIQUE = 10_000;
+
+/**
+ * Atomic file producer: the body goes to a hidden temp file in the target's folder, which is
+ * then renamed (override) or hard-linked (fail / ignore / unique: atomic "create if absent")
+ * to its name, so a reader never sees a partial file.
+ */
+export class FileProducer implements Producer {
+  readonly #root: string;
+  readonly #o: FileOptions;
+  readonly #uri: string;
+  readonly #ctx: ProducerContext;
+  readonly #dirs = new DirCache();
+  readonly #token = randomBytes(4).toString('hex');
+  readonly #encoding: BufferEncoding;
+  #seq = 0;
+
+  constructor(root: string, endpoint: Endpoint<FileOptions>, ctx: ProducerContext) {
+    this.#root = root;
+    this.#o = endpoint.options;
+    this.#uri = endpoint.uri;
+    this.#ctx = ctx;
+    this.#encoding = nodeEncoding(this.#o.charset, this.#uri);
+  }
+
+  async send(msg: Message): Promise<Message | undefined> {
+    const where = `endpoint "${this.#uri}"`;
+    const name = this.#name(msg, where);
+    const target = safeJoin(this.#root, name, where);
+    const dir = dirname(target);
+    if (this.#o.autoCreate) await this.#dirs.ensure(dir);
+    let written: string | undefined;
+    if (this.#o.fileExist === 'append') {
+      await this.#write(target, msg.body, 'a');
+      written = target;
+    } else {
+      const tmp = `${dir}${sep}.${basename(target)}.${this.#token}-${++this.#seq}.tmp`;
+      try {
+        await this.#write(tmp, msg.body, 'wx');
+        written = await this.#publish(tmp, target, where);
+      } catch (e) {
+        await unlink(tmp).catch(() => undefined);
+        throw e;
+      }
+    }
+    if (written === undefined) {
+      this.#ctx.logger.debug({ file: name }, 'target exists; message ignored (fileExist=ignore)');
+      return undefined;
+    }
+    if (this.#o.fsync) await fsyncDir(dirname(written));
+    if (this.#o.doneFileName) {
+      const rel = relative(this.#root, written).split(sep).join('/');
+      const doneName = renderName(this.#o.doneFileName, msg, fileExtras(rel), where);
+      const done = safeJoin(dirname(written), doneName, where);
+      await this.#write(done, '', 'w');
+    }
+    return withHeaders(msg, { [FILE_HEADERS.written]: relative(this.#root, written).split(sep).join('/') });
+  }
+
+  #name(msg: Message, where: string): string {
+    const h = msg.headers;
+    const from = (h[FILE_HEADERS.relativePath] ?? h[FILE_HEADERS.name]) as string | undefined;
+    const extras = typeof from === 'string' && from ? fileExtras(from) : {};
+    if (this.#o.fileName) return renderName(this.#o.fileName, msg, extras, where);
+    return typeof from === 'string' && from ? from : msg.id;
+  }
+
+  /** Put the finished temp file at its name; undefined when `ignore` found the name taken. */
+  async #publish(tmp: string, target: string, where: string): Promise<string | undefined> {
+    const mode = this.#o.fileExist;
+    if (mode === 'override') {
+      try {
+        await rename(tmp, target);
+      } catch (e) {
+        throw ioError('rename', target, e);
+      }
+      return target;
+    }
+    const ext = extname(target);
+    const stem = ext ? target.slice(0, -ext.length) : target;
+    for (let i = 0; i < MAX_UNIQUE; i++) {
+      const candidate = i === 0 ? target : `${stem}-${i}${ext}`;
+      try {
+        await link(tmp, candidate);
+      } catch (e) {
+        const code = errnoOf(e);
+        if (code === 'EEXIST') {
+          if (mode === 'fail') {
+            throw new BusbarError('FILE_EXISTS', `${where}: file ${relative(this.#root, target)} already exists (fileExist=fail)`, { details: { uri: this.#uri, file: relative(this.#root, target) } });
+          }
+          if (mode === 'ignore') {
+            await unlink(tmp).catch(() => undefined);
+            return undefined;
+          }
+          continue;
+        }
+        throw ioError('link', candidate, e);
+      }
+      await unlink(tmp).catch(() => undefined);
+      return candidate;
+    }
+    throw new BusbarError('FILE_EXISTS', `${where}: no free unique name for ${relative(this.#root, target)} after ${MAX_UNIQUE} tries`, { details: { uri: this.#uri, file: relative(this.#root, target) } });
+  }
+
+  async #write(path: string, body: unknown, flag: 'wx' | 'a' | 'w'): Promise<void> {
+    let fh;
+    try {
+      fh = await open(path, flag);
+    } catch (e) {
+      throw ioError('open', path, e);
+    }
+    try {
+      if (isStream(body)) {
+        await pipeline(body, fh.createWriteStream({ autoClose: false }));
+      } else {
+        await fh.writeFile(this.#bytes(body));
+      }
+      if (this.#o.fsync) await fh.sync();
+    } catch (e) {
+      throw ioError('write', path, e);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  #bytes(body: unknown): Buffer | string {
+    if (Buffer.isBuffer(body)) return body;
+    if (typeof body === 'string') return this.#encoding === 'utf8' ? body : Buffer.from(body, this.#encoding);
+    if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (body === null || body === undefined) return '';
+    if (typeof body === 'object') return JSON.stringify(body);
+    return String(body);
+  }
+}
+
+function isStream(b: unknown): b is Readable | AsyncIterable<unknown> {
+  return b instanceof Readable || (typeof b === 'object' && b !== null && typeof (b as { pipe?: unknown }).pipe === 'function');
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    // some file systems refuse fsync on directories; the file itself was synced
+    if (errnoOf(e) !== 'EINVAL' && errnoOf(e) !== 'EISDIR') throw ioError('fsync', dir, e);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** Node can encode a few charsets itself; others (windows-1252...) have no encoder in the platform. */
+function nodeEncoding(charset: string, uri: string): BufferEncoding {
+  const c = charset.toLowerCase().replace(/^utf-?8$/, 'utf8');
+  const map: Record<string, BufferEncoding> = { utf8: 'utf8', latin1: 'latin1', 'iso-8859-1': 'latin1', ascii: 'ascii', 'us-ascii': 'ascii', 'utf-16le': 'utf16le', utf16le: 'utf16le', ucs2: 'utf16le' };
+  const enc = map[c];
+  if (!enc) {
+    throw new BusbarError('INVALID_OPTION', `endpoint "${uri}": option charset: cannot write charset "${charset}" (supported for writing: utf-8, latin1, ascii, utf-16le)`, { details: { uri, option: 'charset' } });
+  }
+  return enc;
+}
