@@ -1,57 +1,53 @@
+/**
+ * Codecs: bytes/strings <-> values, selected by name or content type. The implementations
+ * live in `lib/codecs/*`; this is the entry everything imports.
+ */
 import { BusbarError } from './errors.js';
+import { bytesCodec, textCodec, type Codec } from './codecs/base.js';
+import { csvCodec } from './codecs/csv.js';
+import { jsonCodec } from './codecs/json.js';
+import { soap12Codec, soapCodec } from './codecs/soap.js';
+import { xmlCodec } from './codecs/xml.js';
 
-export type Encoded = string | Buffer;
+export { asText, bytesCodec, checkSize, textCodec, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, type Codec, type CodecLimits, type Encoded } from './codecs/base.js';
+export { createJsonCodec, jsonCodec, type JsonOptions } from './codecs/json.js';
+export { buildXml, checkProlog, createXmlCodec, localName, parseXml, xmlCodec, XmlMapper, xmlOptionsSchema, type XmlOptions } from './codecs/xml.js';
+export { createCsvCodec, csvCodec, csvOptionsSchema, type CsvOptions } from './codecs/csv.js';
+export {
+  BUSBAR_FAULT_NAMESPACE,
+  buildSoapEnvelope,
+  buildSoapFault,
+  createSoapCodec,
+  errorToSoapFault,
+  parseSoapEnvelope,
+  simplifyXml,
+  soap12Codec,
+  soapBody,
+  soapCodec,
+  soapFaultToError,
+  SOAP_CONTENT_TYPES,
+  SOAP_NAMESPACES,
+  type BuildEnvelopeOptions,
+  type SoapEnvelope,
+  type SoapFault,
+  type SoapOptions,
+  type SoapReply,
+  type SoapVersion,
+} from './codecs/soap.js';
 
-/** Decodes bytes/strings into values and back. Selected by name or content type. */
-export interface Codec {
-  readonly name: string;
-  /** Content types this codec handles; the first is what it writes. */
-  readonly contentTypes: readonly string[];
-  decode(input: unknown): unknown;
-  encode(value: unknown): Encoded;
+/**
+ * The codecs every engine starts with. `xml` comes after the SOAP codecs so the shared
+ * `text/xml` content type means plain XML; `application/soap+xml` means SOAP 1.2.
+ */
+export function defaultCodecs(): Codec[] {
+  return [jsonCodec, textCodec, bytesCodec, soapCodec, soap12Codec, csvCodec, xmlCodec];
 }
-
-export function asText(input: unknown, codec: string): string {
-  if (typeof input === 'string') return input;
-  if (Buffer.isBuffer(input) || input instanceof Uint8Array) return Buffer.from(input).toString('utf8');
-  throw new BusbarError('PARSE', `${codec}: expected a string or bytes to decode, got ${input === null ? 'null' : typeof input}`, { details: { codec } });
-}
-
-export const jsonCodec: Codec = {
-  name: 'json',
-  contentTypes: ['application/json', 'text/json'],
-  decode(input) {
-    const text = asText(input, 'json');
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new BusbarError('PARSE', `json: ${(e as Error).message}`, { cause: e, details: { codec: 'json' } });
-    }
-  },
-  encode(value) {
-    return JSON.stringify(value);
-  },
-};
-
-export const textCodec: Codec = {
-  name: 'text',
-  contentTypes: ['text/plain'],
-  decode: (input) => asText(input, 'text'),
-  encode: (value) => (typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value)),
-};
-
-export const bytesCodec: Codec = {
-  name: 'bytes',
-  contentTypes: ['application/octet-stream'],
-  decode: (input) => (Buffer.isBuffer(input) ? input : typeof input === 'string' ? Buffer.from(input, 'utf8') : input instanceof Uint8Array ? Buffer.from(input) : asText(input, 'bytes')),
-  encode: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(textCodec.encode(value) as string, 'utf8')),
-};
 
 /** Codecs by name and content type; an instance per engine. */
 export class CodecRegistry {
   readonly #byName = new Map<string, Codec>();
   readonly #byType = new Map<string, Codec>();
-  constructor(codecs: Iterable<Codec> = [jsonCodec, textCodec, bytesCodec]) {
+  constructor(codecs: Iterable<Codec> = defaultCodecs()) {
     for (const c of codecs) this.register(c);
   }
   register(codec: Codec): this {
@@ -65,6 +61,15 @@ export class CodecRegistry {
   /** By name (`json`) or content type (`application/json; charset=utf-8`). */
   get(nameOrType: string): Codec | undefined {
     return this.#byName.get(nameOrType) ?? this.#byType.get(nameOrType.split(';')[0]!.trim().toLowerCase());
+  }
+  /** By content type only (`+json` and `+xml` suffix types fall back to json and xml). */
+  forContentType(type: string): Codec | undefined {
+    const t = type.split(';')[0]!.trim().toLowerCase();
+    const exact = this.#byType.get(t);
+    if (exact) return exact;
+    if (t.endsWith('+json')) return this.#byName.get('json');
+    if (t.endsWith('+xml')) return this.#byName.get('xml');
+    return undefined;
   }
   require(nameOrType: string): Codec {
     const c = this.get(nameOrType);

@@ -20,3 +20,4 @@ export { TopicHub, topicAdapter, topicMatches } from '../adapters/topic/index.js
 export { builtinAdapters } from './builtins.js';
 export { defineRoutes, loadRoutesFile, type RoutesModule } from './routes-file.js';
 export type { TimerTick } from '../adapters/timer/index.js';
+export { createJsonCodec, createXmlCodec, createCsvCodec, createSoapCodec, xmlCodec, csvCodec, soapCodec, soap12Codec, defaultCodecs, parseXml, buildXml, XmlMapper, parseSoapEnvelope, buildSoapEnvelope, buildSoapFault, soapBody, soapFaultToError, errorToSoapFault, simplifyXml, SOAP_NAMESPACES, SOAP_CONTENT_TYPES, BUSBAR_FAULT_NAMESPACE, type CodecLimits, type JsonOptions, type XmlOptions, type CsvOptions, type SoapOptions, type SoapEnvelope, type SoapFault, type SoapReply, type SoapVersion, type BuildEnvelopeOptions } from './codecs.js';
