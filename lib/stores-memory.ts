@@ -52,6 +52,10 @@ export class MemoryIdempotentRepository implements IdempotentRepository {
   }
 }
 
+/**
+ * Groups in a Map. `append` returns the live group (read it, do not keep it: later appends
+ * change it); `get`, `take` and `groups` return groups the caller may keep.
+ */
 export class MemoryAggregationStore implements AggregationStore {
   readonly #scopes = new Map<string, Map<string, AggregationGroup>>();
 
@@ -67,7 +71,8 @@ export class MemoryAggregationStore implements AggregationStore {
     if (!g) s.set(key, (g = { key, messages: [], createdAt: now, updatedAt: now }));
     g.messages.push(msg);
     g.updatedAt = now;
-    return Promise.resolve(snapshot(g));
+    // the live group, not a copy: copying on every append would make a group of n cost n^2
+    return Promise.resolve(g);
   }
 
   get(scope: string, key: string): Promise<AggregationGroup | undefined> {

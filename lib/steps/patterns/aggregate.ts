@@ -1,0 +1,366 @@
+import type { TimerHandle } from '../../clock.js';
+import { BusbarError } from '../../errors.js';
+import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
+import type { AggregationGroup, AggregationStore } from '../../stores.js';
+import { MemoryAggregationStore } from '../../stores-memory.js';
+import type { CompileContext, ConfigContext, MaybePromise, Next, StepKind } from '../../step.js';
+import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
+import { AGGREGATE_HEADERS, keyOf, namedStore, patternStateOf, SPLIT_HEADERS } from './common.js';
+
+export type CompletionReason = 'size' | 'split' | 'predicate' | 'timeout' | 'interval' | 'stop';
+
+export type AggregateStrategy = 'array' | 'concat' | 'sum' | 'count' | 'merge' | 'first' | 'last';
+
+export interface AggregateArgs {
+  /** Correlation key; default: the message's correlation id (split parts share their parent's). */
+  correlate?: Computed | undefined;
+  /** How the group's bodies become the output body (default `array`). */
+  strategy?: AggregateStrategy | undefined;
+  /** A function of the bodies (builder), or a JSONata expression / named function over the array of bodies (config). */
+  combine?: ((bodies: unknown[], msgs: Message[]) => MaybePromise<unknown>) | Computed | undefined;
+  /** Complete a group when it has this many messages. */
+  size?: number | undefined;
+  /** Complete when all parts of a split arrived (by `busbar.split.size` or the last-part flag). */
+  fromSplit?: boolean | undefined;
+  /** Complete when this holds for the group: a function of the bodies (builder), or an expression over the array of bodies. */
+  predicate?: ((bodies: unknown[], msgs: Message[]) => MaybePromise<boolean>) | Computed | undefined;
+  /** Complete a group that got no message for this long. */
+  timeoutMs?: number | undefined;
+  /** Complete every open group this often. */
+  intervalMs?: number | undefined;
+  /** Complete open groups when the route stops (default true); false leaves them in the (persistent) store. */
+  completeOnStop?: boolean | undefined;
+  /** The group store: an instance (builder) or the name of one registered on the engine (config). Default: in memory. */
+  store?: AggregationStore | string | undefined;
+}
+
+function isComputed(v: unknown): v is Computed {
+  return typeof v === 'object' && v !== null && ('fn' in v || 'expr' in v);
+}
+
+function strategyFn(s: AggregateStrategy): (bodies: unknown[]) => unknown {
+  switch (s) {
+    case 'array':
+      return (b) => b;
+    case 'concat':
+      return (b) => (b.every((x) => typeof x === 'string') ? b.join('') : b.flat());
+    case 'sum':
+      return (b) => b.reduce<number>((a, x) => a + Number(x), 0);
+    case 'count':
+      return (b) => b.length;
+    case 'merge':
+      return (b) => Object.assign({}, ...b.map((x) => (x && typeof x === 'object' ? x : {})));
+    case 'first':
+      return (b) => b[0];
+    case 'last':
+      return (b) => b[b.length - 1];
+  }
+}
+
+/** A function of the group's bodies, from a builder function or a config expression (over the array of bodies). */
+function overBodies<R>(c: ((bodies: unknown[], msgs: Message[]) => MaybePromise<R>) | Computed): (msgs: Message[]) => MaybePromise<R> {
+  if (!isComputed(c)) return (msgs) => c(msgs.map((m) => m.body), msgs);
+  const ev = evaluator(c);
+  return (msgs) => ev(withBody(msgs[0]!, msgs.map((m) => m.body))) as MaybePromise<R>;
+}
+
+const HEADERS_TO_DROP = Object.values(SPLIT_HEADERS) as string[];
+
+/**
+ * Aggregator: collects messages by correlation key in a group store and, when a completion
+ * rule fires, emits the combined group as a new exchange on the rest of the route. The
+ * incoming messages end at the aggregator (their sources are acknowledged once the group
+ * store has them: a persistent store makes that safe across a crash).
+ */
+export const aggregateStep: StepKind<AggregateArgs> = {
+  name: 'aggregate',
+  description: 'Aggregator: groups messages by a correlation key and emits each completed group (by size, split end, predicate, inactivity timeout, interval, or on stop) as a new message with busbar.aggregate.completedBy / size / key headers.',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      correlate: { ...computedSchema, description: 'correlation key: a JSONata expression or { fn } (default: the correlation id)' },
+      strategy: { enum: ['array', 'concat', 'sum', 'count', 'merge', 'first', 'last'], description: 'how the bodies are combined (default array)' },
+      combine: { ...computedSchema, description: 'JSONata expression or { fn } over the array of bodies; overrides strategy' },
+      size: { type: 'integer', minimum: 1, description: 'complete a group at this many messages' },
+      fromSplit: { type: 'boolean', description: 'complete when every part of a split arrived' },
+      predicate: { ...computedSchema, description: 'complete when this expression over the array of bodies is true' },
+      timeoutMs: { type: 'number', exclusiveMinimum: 0, description: 'complete a group idle for this long' },
+      intervalMs: { type: 'number', exclusiveMinimum: 0, description: 'complete every open group this often' },
+      completeOnStop: { type: 'boolean', default: true, description: 'complete open groups when the route stops' },
+      store: { type: 'string', minLength: 1, description: 'name of an aggregation store registered on the engine (default: memory)' },
+    },
+  },
+  fromConfig(value, ctx: ConfigContext) {
+    const v = value as Record<string, unknown>;
+    const args: AggregateArgs = {
+      strategy: v.strategy as AggregateStrategy | undefined,
+      size: v.size as number | undefined,
+      fromSplit: v.fromSplit as boolean | undefined,
+      timeoutMs: v.timeoutMs as number | undefined,
+      intervalMs: v.intervalMs as number | undefined,
+      completeOnStop: v.completeOnStop as boolean | undefined,
+      store: v.store as string | undefined,
+    };
+    if (v.correlate !== undefined) args.correlate = computedFromConfig(v.correlate, ctx, `${ctx.path}/correlate`);
+    if (v.combine !== undefined) args.combine = computedFromConfig(v.combine, ctx, `${ctx.path}/combine`);
+    if (v.predicate !== undefined) args.predicate = computedFromConfig(v.predicate, ctx, `${ctx.path}/predicate`);
+    if (args.size === undefined && !args.fromSplit && v.predicate === undefined && args.timeoutMs === undefined && args.intervalMs === undefined) {
+      ctx.problem({ path: ctx.path, message: 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs or intervalMs' });
+    }
+    return args;
+  },
+  compile(args, next, ctx) {
+    if (args.size === undefined && !args.fromSplit && !args.predicate && args.timeoutMs === undefined && args.intervalMs === undefined) {
+      throw new BusbarError('INVALID_ROUTE', 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs or intervalMs', { details: { routeId: ctx.routeId, step: ctx.path } });
+    }
+    const state = patternStateOf(ctx);
+    const store: AggregationStore =
+      args.store === undefined ? new MemoryAggregationStore() : typeof args.store === 'string' ? namedStore(state.aggregationStores, args.store, 'aggregation store') : args.store;
+    const scope = `${ctx.routeId}${ctx.path}`;
+    const step = `${ctx.path} (aggregate)`;
+    const correlate = args.correlate ? evaluator(args.correlate) : (m: Message) => m.correlationId;
+    const combine = args.combine ? overBodies(args.combine) : ((f) => (msgs: Message[]) => f(msgs.map((m) => m.body)))(strategyFn(args.strategy ?? 'array'));
+    const predicate = args.predicate ? overBodies<boolean>(args.predicate) : undefined;
+    const timers = new Map<string, TimerHandle>();
+    /** Parts expected per group, learned from split headers (in process; rebuilt from the group after a restart). */
+    const expected = new Map<string, number>();
+    let interval: TimerHandle | undefined;
+    let stopping = false;
+
+    const emit = (g: AggregationGroup, reason: CompletionReason): void => {
+      const first = g.messages[0]!;
+      void Promise.resolve()
+        .then(() => combine(g.messages))
+        .then(
+          (body) => {
+            const headers: Record<string, HeaderValue> = { ...first.headers };
+            for (const h of HEADERS_TO_DROP) delete headers[h];
+            headers[AGGREGATE_HEADERS.completedBy] = reason;
+            headers[AGGREGATE_HEADERS.size] = g.messages.length;
+            headers[AGGREGATE_HEADERS.key] = g.key;
+            const out = createMessage(body, { headers, correlationId: first.correlationId, causationId: first.id });
+            ctx.spawn(out, next);
+          },
+          (err: unknown) => {
+            // the group's messages are already acknowledged: hand the failure to the route's error policy with the group as body
+            const failed = createMessage(g.messages.map((m) => m.body), { headers: { [AGGREGATE_HEADERS.key]: g.key, [AGGREGATE_HEADERS.completedBy]: reason }, correlationId: first.correlationId });
+            ctx.spawn(failed, () => {
+              throw err;
+            });
+          },
+        );
+    };
+
+    const complete = async (key: string, reason: CompletionReason): Promise<void> => {
+      const t = timers.get(key);
+      if (t !== undefined) {
+        ctx.clock.clearTimeout(t);
+        timers.delete(key);
+      }
+      expected.delete(key);
+      const g = await store.take(scope, key);
+      if (g && g.messages.length) emit(g, reason);
+    };
+
+    const completeAll = async (reason: CompletionReason): Promise<void> => {
+      for (const g of await store.groups(scope)) await complete(g.key, reason);
+    };
+
+    const arm = (key: string, idleFor: number): void => {
+      if (args.timeoutMs === undefined || stopping) return;
+      const old = timers.get(key);
+      if (old !== undefined) ctx.clock.clearTimeout(old);
+      timers.set(
+        key,
+        ctx.clock.setTimeout(() => {
+          timers.delete(key);
+          complete(key, 'timeout').catch((err: unknown) => ctx.logger.error({ err, key }, 'aggregator timeout completion failed'));
+        }, Math.max(0, idleFor)),
+      );
+    };
+
+    const splitDone = (key: string, g: AggregationGroup, msg: Message): boolean => {
+      let want = expected.get(key);
+      if (want === undefined) {
+        const scan = (m: Message): number | undefined => {
+          const size = m.headers[SPLIT_HEADERS.size];
+          if (typeof size === 'number') return size;
+          const index = m.headers[SPLIT_HEADERS.index];
+          return m.headers[SPLIT_HEADERS.last] === true && typeof index === 'number' ? index + 1 : undefined;
+        };
+        want = scan(msg);
+        // after a restart the part that knew the size may already be in the group
+        if (want === undefined && g.messages.length > 1) for (const m of g.messages) if ((want = scan(m)) !== undefined) break;
+        if (want !== undefined) expected.set(key, want);
+      }
+      return want !== undefined && g.messages.length >= want;
+    };
+
+    ctx.onStart(async () => {
+      stopping = false;
+      if (args.intervalMs !== undefined) {
+        interval = ctx.clock.setInterval(() => {
+          completeAll('interval').catch((err: unknown) => ctx.logger.error({ err }, 'aggregator interval completion failed'));
+        }, args.intervalMs);
+      }
+      // groups left in a persistent store by an earlier run get their timeouts back
+      if (args.timeoutMs !== undefined) for (const g of await store.groups(scope)) arm(g.key, g.updatedAt + args.timeoutMs - ctx.clock.now());
+    });
+    ctx.onStop(async () => {
+      stopping = true;
+      if (interval !== undefined) ctx.clock.clearInterval(interval);
+      interval = undefined;
+      for (const t of timers.values()) ctx.clock.clearTimeout(t);
+      timers.clear();
+      if (args.completeOnStop !== false) await completeAll('stop');
+    });
+
+    const onAppended = async (key: string, g: AggregationGroup, msg: Message): Promise<Message> => {
+      arm(key, args.timeoutMs ?? 0);
+      let reason: CompletionReason | undefined;
+      if (args.size !== undefined && g.messages.length >= args.size) reason = 'size';
+      else if (args.fromSplit && splitDone(key, g, msg)) reason = 'split';
+      else if (predicate && (await predicate(g.messages))) reason = 'predicate';
+      if (reason) await complete(key, reason);
+      return msg;
+    };
+
+    const aggregate: Next = async (msg) => {
+      const key = keyOf(await correlate(msg), 'correlation', ctx.routeId, step);
+      const g = await store.append(scope, key, msg, ctx.clock.now());
+      return onAppended(key, g, msg);
+    };
+    return aggregate;
+  },
+};
+
+// ---------------------------------------------------------------- resequencer
+export interface ResequenceArgs {
+  /** `batch`: collect, sort, emit; `stream`: emit as soon as the next sequence number is there. */
+  mode: 'batch' | 'stream';
+  /** The sequence key: a number for stream mode; anything comparable for batch mode. */
+  by: Computed;
+  /** Batch mode: emit a batch at this many messages (default 100). */
+  batchSize?: number | undefined;
+  /** Batch: emit a batch this long after its first message; stream: skip a gap nobody filled for this long (default 1000). */
+  timeoutMs?: number | undefined;
+  /** Stream mode: at most this many messages wait for a gap; then the gap is skipped (default 1000). */
+  capacity?: number | undefined;
+  /** Stream mode: the first sequence number (default: the first one seen). */
+  start?: number | undefined;
+  /** Batch mode: sort descending. */
+  reverse?: boolean | undefined;
+}
+
+export const RESEQUENCE_LATE_HEADER = 'busbar.resequence.late';
+
+/**
+ * Resequencer. Messages end here and are re-emitted, in order, as new exchanges on the
+ * rest of the route. Nothing is dropped: a message later than a skipped gap (or a
+ * duplicate number) is emitted at once with `busbar.resequence.late: true`.
+ */
+export const resequenceStep: StepKind<ResequenceArgs> = {
+  name: 'resequence',
+  description: 'Resequencer: re-emits messages in the order of a sequence key, in batches (collect, sort, emit) or as a stream (emit as soon as the next number is there; gaps skipped after a timeout or at capacity).',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['by'],
+    properties: {
+      mode: { enum: ['batch', 'stream'], default: 'batch', description: 'batch: collect, sort, emit; stream: emit as soon as the next number arrives' },
+      by: { ...computedSchema, description: 'sequence key: JSONata expression or { fn }' },
+      batchSize: { type: 'integer', minimum: 1, description: 'batch mode: messages per batch (default 100)' },
+      timeoutMs: { type: 'number', exclusiveMinimum: 0, description: 'batch: max wait after a batch\'s first message; stream: how long a gap may stay open (default 1000)' },
+      capacity: { type: 'integer', minimum: 1, description: 'stream mode: max messages waiting for a gap (default 1000)' },
+      start: { type: 'integer', description: 'stream mode: the first sequence number (default: the first seen)' },
+      reverse: { type: 'boolean', description: 'batch mode: descending order' },
+    },
+  },
+  fromConfig(value, ctx) {
+    const v = value as Omit<ResequenceArgs, 'by'> & { by: unknown };
+    return { ...v, mode: v.mode ?? 'batch', by: computedFromConfig(v.by, ctx, `${ctx.path}/by`) };
+  },
+  compile(args, next, ctx) {
+    const seqOf = evaluator(args.by);
+    const timeoutMs = args.timeoutMs ?? 1000;
+    const step = `${ctx.path} (resequence)`;
+    return args.mode === 'stream' ? streamResequencer(args, next, ctx, seqOf, timeoutMs, step) : batchResequencer(args, next, ctx, seqOf, timeoutMs, step);
+  },
+};
+
+function batchResequencer(args: ResequenceArgs, next: Next, ctx: CompileContext, seqOf: (m: Message) => MaybePromise<unknown>, timeoutMs: number, step: string): Next {
+  const batchSize = args.batchSize ?? 100;
+  let batch: Array<{ seq: unknown; msg: Message; n: number }> = [];
+  let timer: TimerHandle | undefined;
+  let counter = 0;
+  const flush = (): void => {
+    if (timer !== undefined) ctx.clock.clearTimeout(timer);
+    timer = undefined;
+    const out = batch;
+    batch = [];
+    const dir = args.reverse ? -1 : 1;
+    // stable: equal keys keep their arrival order
+    out.sort((a, b) => (a.seq === b.seq ? a.n - b.n : (a.seq! < b.seq! ? -1 : 1) * dir));
+    for (const e of out) ctx.spawn(e.msg, next);
+  };
+  ctx.onStop(flush);
+  return async (msg) => {
+    const seq = await seqOf(msg);
+    keyOf(seq, 'sequence', ctx.routeId, step);
+    batch.push({ seq, msg, n: counter++ });
+    if (batch.length >= batchSize) flush();
+    else if (timer === undefined) timer = ctx.clock.setTimeout(flush, timeoutMs);
+    return msg;
+  };
+}
+
+function streamResequencer(args: ResequenceArgs, next: Next, ctx: CompileContext, seqOf: (m: Message) => MaybePromise<unknown>, timeoutMs: number, step: string): Next {
+  const capacity = args.capacity ?? 1000;
+  const waiting = new Map<number, Message>();
+  let expected: number | undefined = args.start;
+  let gapTimer: TimerHandle | undefined;
+
+  const drain = (): void => {
+    while (expected !== undefined && waiting.has(expected)) {
+      const m = waiting.get(expected)!;
+      waiting.delete(expected);
+      expected++;
+      ctx.spawn(m, next);
+    }
+    if (gapTimer !== undefined) ctx.clock.clearTimeout(gapTimer);
+    gapTimer = waiting.size ? ctx.clock.setTimeout(skipGap, timeoutMs) : undefined;
+  };
+  const skipGap = (): void => {
+    gapTimer = undefined;
+    if (!waiting.size) return;
+    const lowest = Math.min(...waiting.keys());
+    ctx.logger.warn({ from: expected, to: lowest - 1 }, 'resequencer: skipping a gap in the sequence');
+    expected = lowest;
+    drain();
+  };
+  ctx.onStop(() => {
+    if (gapTimer !== undefined) ctx.clock.clearTimeout(gapTimer);
+    gapTimer = undefined;
+    for (const k of [...waiting.keys()].sort((a, b) => a - b)) ctx.spawn(waiting.get(k)!, next);
+    waiting.clear();
+  });
+  return async (msg) => {
+    const raw = await seqOf(msg);
+    const seq = typeof raw === 'number' ? raw : Number(raw);
+    if (!Number.isInteger(seq)) {
+      throw new BusbarError('CORRELATION_KEY', `route "${ctx.routeId}", step ${step}: stream resequencing needs an integer sequence number, got ${JSON.stringify(raw)}`, { details: { routeId: ctx.routeId, step } });
+    }
+    expected ??= seq;
+    if (seq < expected || waiting.has(seq)) {
+      ctx.spawn(withHeaders(msg, { [RESEQUENCE_LATE_HEADER]: true }), next);
+      return msg;
+    }
+    waiting.set(seq, msg);
+    if (waiting.size > capacity) skipGap();
+    else drain();
+    return msg;
+  };
+}
+
+export const aggregateSteps = [aggregateStep, resequenceStep];

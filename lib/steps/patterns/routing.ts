@@ -1,0 +1,553 @@
+import { sleep } from '../../clock.js';
+import { BusbarError } from '../../errors.js';
+import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
+import { isPromise, then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
+import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
+import { annotate, combineReplies, combinerSchema, copyBody, senderCache, type Combiner } from './common.js';
+
+const identity: Next = (m) => m;
+
+function combinerFromConfig(v: unknown, ctx: ConfigContext, path: string): Combiner | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return v as Combiner;
+  const f = ctx.fn((v as { fn: string }).fn, `${path}/fn`);
+  return f ? (replies, original) => f(replies.map((r) => r.body), original) : undefined;
+}
+
+/** Run `run` over `items` in order (stopping at the first failure) or all at once (waiting for every one). */
+function runAll<I>(items: readonly I[], parallel: boolean, run: (item: I, i: number) => MaybePromise<Message>): MaybePromise<Message[]> {
+  if (parallel) {
+    return Promise.allSettled(items.map((it, i) => Promise.resolve().then(() => run(it, i)))).then((rs) => {
+      const failed = rs.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) throw annotate((rs[failed] as PromiseRejectedResult).reason, { branch: failed });
+      return rs.map((r) => (r as PromiseFulfilledResult<Message>).value);
+    });
+  }
+  const out: Message[] = [];
+  const from = (i: number): MaybePromise<Message[]> => {
+    for (; i < items.length; i++) {
+      let r: MaybePromise<Message>;
+      try {
+        r = run(items[i]!, i);
+      } catch (e) {
+        throw annotate(e, { branch: i });
+      }
+      if (isPromise(r)) {
+        const at = i;
+        return r.then(
+          (m) => {
+            out.push(m);
+            return from(at + 1);
+          },
+          (e: unknown) => {
+            throw annotate(e, { branch: at });
+          },
+        );
+      }
+      out.push(r);
+    }
+    return out;
+  };
+  return from(0);
+}
+
+function toUris(v: unknown, delimiter: string, routeId: string, step: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return v.split(delimiter).map((s) => s.trim()).filter(Boolean);
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  throw new BusbarError('INVALID_URI', `route "${routeId}", step ${step}: recipients must be a string or an array of strings, got ${JSON.stringify(v)}`, { details: { routeId, step } });
+}
+
+// ---------------------------------------------------------------- recipient list
+export interface RecipientListArgs {
+  /** Static recipients (validated when the route is created). */
+  recipients?: string[] | undefined;
+  /** Recipients computed per message: a string (split on `delimiter`) or an array of URIs. */
+  compute?: Computed | undefined;
+  delimiter?: string | undefined;
+  /** Send to all at once (default: one after another, stopping at the first failure). */
+  parallel?: boolean | undefined;
+  /** What the message becomes afterwards (default `original`: replies are ignored). */
+  strategy?: Combiner | undefined;
+}
+
+export const recipientListStep: StepKind<RecipientListArgs> = {
+  name: 'recipientList',
+  description: 'Recipient list: send the message to a static list of endpoints or to endpoints computed from the message; replies combined by a strategy (default: keep the original).',
+  configSchema: {
+    oneOf: [
+      { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'static list of endpoint URIs' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          recipients: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'static list of endpoint URIs' },
+          expr: { type: 'string', minLength: 1, description: 'JSONata expression giving a URI, a delimited list, or an array of URIs' },
+          fn: { type: 'string', minLength: 1, description: 'registered function giving the recipients' },
+          delimiter: { type: 'string', minLength: 1, default: ',', description: 'separator of a computed string of URIs' },
+          parallel: { type: 'boolean', default: false, description: 'send to all recipients at once' },
+          strategy: { ...combinerSchema, description: 'how replies become the body (default original)' },
+        },
+      },
+    ],
+  },
+  fromConfig(value, ctx) {
+    if (Array.isArray(value)) return { recipients: value as string[] };
+    const v = value as { recipients?: string[]; expr?: string; fn?: string; delimiter?: string; parallel?: boolean; strategy?: unknown };
+    const args: RecipientListArgs = { recipients: v.recipients, delimiter: v.delimiter, parallel: v.parallel, strategy: combinerFromConfig(v.strategy, ctx, `${ctx.path}/strategy`) };
+    if (v.expr !== undefined) args.compute = computedFromConfig({ expr: v.expr }, ctx);
+    else if (v.fn !== undefined) args.compute = computedFromConfig({ fn: v.fn }, ctx);
+    else if (!v.recipients) ctx.problem({ path: ctx.path, message: 'a recipient list needs recipients, expr or fn' });
+    return args;
+  },
+  compile(args, next, ctx) {
+    const step = `${ctx.path} (recipientList)`;
+    const parallel = args.parallel ?? false;
+    const strategy = args.strategy ?? 'original';
+    const sender = senderCache(ctx);
+    const send = (msg: Message, uri: string): Promise<Message> => sender(uri)(msg).then((r) => r ?? msg);
+    const finish = (msg: Message, replies: Message[]): MaybePromise<Message> => (strategy === 'original' ? next(msg) : next(withBody(msg, combineReplies(strategy, replies, msg))));
+    if (args.recipients) {
+      const uris = args.recipients;
+      for (const u of uris) sender(u); // resolve now: a wrong URI fails when the route is created
+      if (!args.compute) return (msg) => then(runAll(uris, parallel, (u) => send(msg, u)), (replies) => finish(msg, replies));
+    }
+    if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');
+    const compute = evaluator(args.compute);
+    const delimiter = args.delimiter ?? ',';
+    const fixed = args.recipients ?? [];
+    return (msg) =>
+      then(compute(msg), (v) => {
+        const uris = [...fixed, ...toUris(v, delimiter, ctx.routeId, step)];
+        return then(runAll(uris, parallel, (u) => send(msg, u)), (replies) => finish(msg, replies));
+      });
+  },
+};
+
+// ---------------------------------------------------------------- multicast
+export interface MulticastArgs {
+  branches: StepDefinition[][];
+  parallel?: boolean | undefined;
+  /** How branch replies become the body (default `array`: the reply bodies in branch order). */
+  strategy?: Combiner | undefined;
+  /** Give every branch the same body object instead of its own deep copy (faster; only for branches that do not mutate). */
+  shareBody?: boolean | undefined;
+}
+
+export const multicastStep: StepKind<MulticastArgs> = {
+  name: 'multicast',
+  description: 'Multicast: every branch gets its own copy of the message (sequentially or in parallel); their replies are combined by a strategy (default: array of reply bodies) and the route goes on.',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['branches'],
+    properties: {
+      branches: { type: 'array', minItems: 1, items: { type: 'array' }, description: 'lists of steps, one per branch' },
+      parallel: { type: 'boolean', default: false, description: 'run the branches at once' },
+      strategy: { ...combinerSchema, description: 'how replies become the body (default array)' },
+      shareBody: { type: 'boolean', default: false, description: 'do not deep-copy the body for each branch' },
+    },
+  },
+  fromConfig(value, ctx) {
+    const v = value as { branches: unknown[]; parallel?: boolean; strategy?: unknown; shareBody?: boolean };
+    return {
+      branches: v.branches.map((b, i) => ctx.steps(b, `${ctx.path}/branches/${i}`)),
+      parallel: v.parallel,
+      shareBody: v.shareBody,
+      strategy: combinerFromConfig(v.strategy, ctx, `${ctx.path}/strategy`),
+    };
+  },
+  compile(args, next, ctx) {
+    const branches = args.branches.map((b, i) => ctx.compile(b, identity, `${ctx.path}/branches/${i}`));
+    const strategy = args.strategy ?? 'array';
+    const copy = args.shareBody ? (m: Message) => m : (m: Message) => withBody(m, copyBody(m.body));
+    return (msg) => then(runAll(branches, args.parallel ?? false, (b) => b(copy(msg))), (replies) => next(withBody(msg, combineReplies(strategy, replies, msg))));
+  },
+};
+
+// ---------------------------------------------------------------- scatter-gather
+export interface ScatterGatherArgs {
+  /** Endpoints to ask; and/or `branches` of steps. */
+  recipients?: string[] | undefined;
+  branches?: StepDefinition[][] | undefined;
+  /** Give up waiting after this long and go on with the replies that arrived (default 5000). */
+  timeoutMs?: number | undefined;
+  /** Fewer replies than this is a failure (`BUSBAR_ERR_NO_REPLIES`); default 1. */
+  minReplies?: number | undefined;
+  strategy?: Combiner | undefined;
+}
+
+export const SCATTER_HEADERS = {
+  replies: 'busbar.scatter.replies',
+  failed: 'busbar.scatter.failed',
+  timedOut: 'busbar.scatter.timedOut',
+  errors: 'busbar.scatter.errors',
+} as const;
+
+export const scatterGatherStep: StepKind<ScatterGatherArgs> = {
+  name: 'scatterGather',
+  description: 'Scatter-gather: ask several endpoints or branches in parallel, gather the replies that arrive within a timeout (partial results allowed, with busbar.scatter.* headers saying what is missing), combine them and go on.',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      recipients: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'endpoint URIs to ask' },
+      branches: { type: 'array', items: { type: 'array' }, description: 'lists of steps, one per branch' },
+      timeoutMs: { type: 'number', exclusiveMinimum: 0, default: 5000, description: 'how long to wait for replies' },
+      minReplies: { type: 'integer', minimum: 0, default: 1, description: 'fewer replies than this fails the message' },
+      strategy: { ...combinerSchema, description: 'how replies become the body (default array)' },
+    },
+  },
+  fromConfig(value, ctx) {
+    const v = value as { recipients?: string[]; branches?: unknown[]; timeoutMs?: number; minReplies?: number; strategy?: unknown };
+    if (!v.recipients?.length && !v.branches?.length) ctx.problem({ path: ctx.path, message: 'a scatter-gather needs recipients or branches' });
+    return {
+      recipients: v.recipients,
+      branches: v.branches?.map((b, i) => ctx.steps(b, `${ctx.path}/branches/${i}`)),
+      timeoutMs: v.timeoutMs,
+      minReplies: v.minReplies,
+      strategy: combinerFromConfig(v.strategy, ctx, `${ctx.path}/strategy`),
+    };
+  },
+  compile(args, next, ctx) {
+    const targets: Array<(m: Message) => MaybePromise<Message>> = [];
+    for (const uri of args.recipients ?? []) {
+      const send = ctx.producer(uri);
+      targets.push((m) => send(m).then((r) => r ?? m));
+    }
+    (args.branches ?? []).forEach((b, i) => targets.push(ctx.compile(b, identity, `${ctx.path}/branches/${i}`)));
+    if (!targets.length) throw new BusbarError('INVALID_ROUTE', 'a scatter-gather needs recipients or branches');
+    const timeoutMs = args.timeoutMs ?? 5000;
+    const minReplies = args.minReplies ?? 1;
+    const strategy = args.strategy ?? 'array';
+    return (msg) =>
+      new Promise<Message>((resolve, reject) => {
+        const replies: Array<Message | undefined> = new Array(targets.length).fill(undefined);
+        const errors: string[] = [];
+        let settled = 0;
+        let done = false;
+        const finish = (timedOut: boolean): void => {
+          if (done) return;
+          done = true;
+          ctx.clock.clearTimeout(timer);
+          const got = replies.filter((r): r is Message => r !== undefined);
+          if (got.length < minReplies) {
+            reject(new BusbarError('NO_REPLIES', `route "${ctx.routeId}", step ${ctx.path} (scatterGather): ${got.length} of ${targets.length} replies${timedOut ? ` within ${timeoutMs} ms` : ''}, at least ${minReplies} needed${errors.length ? ` (errors: ${errors.join(', ')})` : ''}`, {
+              details: { routeId: ctx.routeId, step: ctx.path, replies: got.length, failed: errors.length, timedOut, errors },
+            }));
+            return;
+          }
+          const out = withHeaders(withBody(msg, combineReplies(strategy, got, msg)), {
+            [SCATTER_HEADERS.replies]: got.length,
+            [SCATTER_HEADERS.failed]: errors.length,
+            [SCATTER_HEADERS.timedOut]: timedOut,
+            [SCATTER_HEADERS.errors]: errors,
+          });
+          try {
+            Promise.resolve(next(out)).then(resolve, reject);
+          } catch (e) {
+            reject(e);
+          }
+        };
+        const timer = ctx.clock.setTimeout(() => {
+          if (!done) ctx.logger.warn({ messageId: msg.id, replies: replies.filter(Boolean).length, of: targets.length }, 'scatter-gather timed out; going on with partial replies');
+          finish(true);
+        }, timeoutMs);
+        targets.forEach((t, i) => {
+          Promise.resolve()
+            .then(() => t(withBody(msg, copyBody(msg.body))))
+            .then(
+              (r) => {
+                if (!done) replies[i] = r;
+              },
+              (e: unknown) => {
+                const code = (e as { code?: unknown })?.code;
+                errors.push(typeof code === 'string' ? code : 'BUSBAR_ERR_STEP_FAILED');
+                ctx.logger.warn({ messageId: msg.id, branch: i, err: e }, 'scatter-gather branch failed');
+              },
+            )
+            .finally(() => {
+              if (++settled === targets.length) finish(false);
+            });
+        });
+      });
+  },
+};
+
+// ---------------------------------------------------------------- wire tap
+export const WIRE_TAP_HEADER = 'busbar.wireTap';
+
+export const wireTapStep: StepKind<{ uri: string }> = {
+  name: 'wireTap',
+  description: 'Wire tap: send a copy (new message id, same correlation) to a side endpoint as its own exchange, without waiting for it or letting it affect the main flow; its failures go to the route\'s error policy.',
+  configSchema: { type: 'string', minLength: 1, description: 'endpoint URI of the tap' },
+  fromConfig: (value) => ({ uri: value as string }),
+  compile({ uri }, next, ctx) {
+    const send = ctx.producer(uri);
+    const tap: Next = (m) => send(m).then((r) => r ?? m);
+    return (msg) => {
+      ctx.spawn(deriveMessage(msg, copyBody(msg.body), { ...msg.headers, [WIRE_TAP_HEADER]: uri }), tap);
+      return next(msg);
+    };
+  },
+};
+
+// ---------------------------------------------------------------- routing slip
+export const ROUTING_SLIP_HEADER = 'busbar.routingSlip';
+
+export interface RoutingSlipArgs {
+  /** Header holding the slip (a delimited string or an array of URIs); default `busbar.routingSlip`. */
+  header?: string | undefined;
+  /** Or compute the slip from the message. */
+  compute?: Computed | undefined;
+  delimiter?: string | undefined;
+}
+
+export const routingSlipStep: StepKind<RoutingSlipArgs> = {
+  name: 'routingSlip',
+  description: 'Routing slip: send the message through the endpoints listed in a header (or computed), in order, each reply feeding the next; then go on.',
+  configSchema: {
+    oneOf: [
+      { type: 'string', minLength: 1, description: 'header holding the slip' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          header: { type: 'string', minLength: 1, description: 'header holding the slip (default busbar.routingSlip)' },
+          expr: { type: 'string', minLength: 1, description: 'JSONata expression giving the slip' },
+          fn: { type: 'string', minLength: 1, description: 'registered function giving the slip' },
+          delimiter: { type: 'string', minLength: 1, default: ',', description: 'separator of a string slip' },
+        },
+      },
+    ],
+  },
+  fromConfig(value, ctx) {
+    if (typeof value === 'string') return { header: value };
+    const v = value as { header?: string; expr?: string; fn?: string; delimiter?: string };
+    const args: RoutingSlipArgs = { header: v.header, delimiter: v.delimiter };
+    if (v.expr !== undefined) args.compute = computedFromConfig({ expr: v.expr }, ctx);
+    else if (v.fn !== undefined) args.compute = computedFromConfig({ fn: v.fn }, ctx);
+    return args;
+  },
+  compile(args, next, ctx) {
+    const step = `${ctx.path} (routingSlip)`;
+    const header = args.header ?? ROUTING_SLIP_HEADER;
+    const slipOf = args.compute ? evaluator(args.compute) : (m: Message) => m.headers[header];
+    const delimiter = args.delimiter ?? ',';
+    const sender = senderCache(ctx);
+    return (msg) =>
+      then(slipOf(msg), async (slip) => {
+        let current = msg;
+        for (const uri of toUris(slip, delimiter, ctx.routeId, step)) current = (await sender(uri)(current)) ?? current;
+        return next(current);
+      });
+  },
+};
+
+// ---------------------------------------------------------------- dynamic router
+export const DYNAMIC_ROUTER_HOP_HEADER = 'busbar.dynamicRouter.hop';
+
+export interface DynamicRouterArgs {
+  /** Gives the next endpoint(s) for the message (the hop number is in `busbar.dynamicRouter.hop`); nothing = done. */
+  compute: Computed;
+  /** A guard against loops (default 100): more hops is `BUSBAR_ERR_LIMIT_EXCEEDED`. */
+  maxHops?: number | undefined;
+}
+
+export const dynamicRouterStep: StepKind<DynamicRouterArgs> = {
+  name: 'dynamicRouter',
+  description: 'Dynamic router: asks a function / expression for the next endpoint after each hop (the message carries busbar.dynamicRouter.hop), until it gives none; bounded by maxHops.',
+  configSchema: {
+    oneOf: [
+      { type: 'string', minLength: 1, description: 'JSONata expression giving the next URI(s) or nothing' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          expr: { type: 'string', minLength: 1 },
+          fn: { type: 'string', minLength: 1 },
+          maxHops: { type: 'integer', minimum: 1, default: 100, description: 'loop guard' },
+        },
+        minProperties: 1,
+      },
+    ],
+  },
+  fromConfig(value, ctx) {
+    if (typeof value === 'string') return { compute: computedFromConfig(value, ctx) };
+    const v = value as { expr?: string; fn?: string; maxHops?: number };
+    return { compute: computedFromConfig(v.fn !== undefined ? { fn: v.fn } : { expr: v.expr ?? '' }, ctx), maxHops: v.maxHops };
+  },
+  compile(args, next, ctx) {
+    const step = `${ctx.path} (dynamicRouter)`;
+    const compute = evaluator(args.compute);
+    const maxHops = args.maxHops ?? 100;
+    const sender = senderCache(ctx);
+    return async (msg) => {
+      let current = msg;
+      for (let hop = 0; ; hop++) {
+        current = withHeaders(current, { [DYNAMIC_ROUTER_HOP_HEADER]: hop });
+        const uris = toUris(await compute(current), ',', ctx.routeId, step);
+        if (!uris.length) break;
+        if (hop >= maxHops) {
+          throw new BusbarError('LIMIT_EXCEEDED', `route "${ctx.routeId}", step ${step}: more than ${maxHops} hops (a routing loop?)`, { details: { routeId: ctx.routeId, step, maxHops } });
+        }
+        for (const uri of uris) current = (await sender(uri)(current)) ?? current;
+      }
+      return next(current);
+    };
+  },
+};
+
+// ---------------------------------------------------------------- load balancer
+export interface LoadBalanceArgs {
+  targets: string[];
+  strategy?: 'roundRobin' | 'random' | 'weighted' | 'failover' | undefined;
+  /** `weighted`: one weight per target (smooth weighted round robin). */
+  weights?: number[] | undefined;
+  /** `failover`: start each message at the next target in turn instead of always the first. */
+  roundRobin?: boolean | undefined;
+  /** `failover`: only fail over on errors flagged retryable (default: on any error). */
+  retryableOnly?: boolean | undefined;
+}
+
+export const LOAD_BALANCER_TARGET_HEADER = 'busbar.loadBalancer.target';
+
+export const loadBalanceStep: StepKind<LoadBalanceArgs> = {
+  name: 'loadBalance',
+  description: 'Load balancer: send each message to one of several endpoints, by round robin, random, weights (smooth weighted round robin), or failover (try the next target when one fails).',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['targets'],
+    properties: {
+      targets: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'endpoint URIs' },
+      strategy: { enum: ['roundRobin', 'random', 'weighted', 'failover'], default: 'roundRobin' },
+      weights: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, description: 'weighted: one weight per target' },
+      roundRobin: { type: 'boolean', default: false, description: 'failover: start at the next target in turn' },
+      retryableOnly: { type: 'boolean', default: false, description: 'failover: only on retryable errors' },
+    },
+  },
+  fromConfig(value, ctx) {
+    const v = value as LoadBalanceArgs;
+    if (v.strategy === 'weighted' && v.weights?.length !== v.targets.length) ctx.problem({ path: `${ctx.path}/weights`, message: `weighted needs one weight per target (${v.targets.length})` });
+    return v;
+  },
+  compile(args, next, ctx) {
+    const targets = args.targets.map((uri) => ({ uri, send: ctx.producer(uri) }));
+    const n = targets.length;
+    const strategy = args.strategy ?? 'roundRobin';
+    const deliver = (i: number, msg: Message): Promise<Message> => {
+      const t = targets[i]!;
+      return t.send(msg).then((r) => r ?? msg);
+    };
+    let rr = 0;
+    if (strategy === 'roundRobin') return (msg) => deliver(rr++ % n, msg).then(next);
+    if (strategy === 'random') return (msg) => deliver(Math.floor(Math.random() * n), msg).then(next);
+    if (strategy === 'weighted') {
+      const weights = args.weights ?? [];
+      if (weights.length !== n || weights.some((w) => !(w > 0))) throw new BusbarError('INVALID_ROUTE', `loadBalance weighted: needs ${n} positive weights, got ${JSON.stringify(weights)}`);
+      const total = weights.reduce((a, b) => a + b, 0);
+      const current = new Array<number>(n).fill(0);
+      const pick = (): number => {
+        let best = 0;
+        for (let i = 0; i < n; i++) {
+          current[i]! += weights[i]!;
+          if (current[i]! > current[best]!) best = i;
+        }
+        current[best]! -= total;
+        return best;
+      };
+      return (msg) => deliver(pick(), msg).then(next);
+    }
+    return async (msg) => {
+      const start = args.roundRobin ? rr++ % n : 0;
+      let last: unknown;
+      for (let k = 0; k < n; k++) {
+        const i = (start + k) % n;
+        let reply: Message;
+        try {
+          reply = await deliver(i, k ? withHeaders(msg, { [LOAD_BALANCER_TARGET_HEADER]: targets[i]!.uri }) : msg);
+        } catch (e) {
+          last = e;
+          const retryable = (e as { retryable?: unknown })?.retryable !== false;
+          if (args.retryableOnly && !retryable) throw e;
+          ctx.logger.warn({ messageId: msg.id, target: targets[i]!.uri, err: e }, 'load balancer target failed; failing over');
+          continue;
+        }
+        return next(reply);
+      }
+      throw annotate(last, { failover: targets.map((t) => t.uri) });
+    };
+  },
+};
+
+// ---------------------------------------------------------------- throttle & delay
+export interface ThrottleArgs {
+  /** At most this many messages... */
+  max: number;
+  /** ...per this many milliseconds (sliding window). */
+  periodMs: number;
+}
+
+/**
+ * Throttler as backpressure: a message over the rate waits (holding its in-flight slot)
+ * instead of being dropped, so a full route makes its source stop taking messages.
+ */
+export const throttleStep: StepKind<ThrottleArgs> = {
+  name: 'throttle',
+  description: 'Throttler: at most `max` messages per `periodMs` (sliding window) go on; messages over the rate wait in order (backpressure on the source), none is dropped.',
+  configSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['max', 'periodMs'],
+    properties: {
+      max: { type: 'integer', minimum: 1, description: 'messages per period' },
+      periodMs: { type: 'number', exclusiveMinimum: 0, description: 'the period in milliseconds' },
+    },
+  },
+  fromConfig: (value) => value as ThrottleArgs,
+  compile({ max, periodMs }, next, ctx) {
+    if (!Number.isInteger(max) || max < 1 || !(periodMs > 0)) throw new BusbarError('INVALID_ROUTE', `throttle: max must be a positive integer and periodMs > 0, got ${max} / ${periodMs}`);
+    // admission times of the latest `max` messages: message k may go at ring[k % max] + period
+    const ring = new Array<number>(max).fill(-Infinity);
+    let head = 0;
+    return (msg) => {
+      const now = ctx.clock.now();
+      const at = Math.max(now, ring[head]! + periodMs);
+      ring[head] = at;
+      head = (head + 1) % max;
+      if (at <= now) return next(msg);
+      return sleep(ctx.clock, at - now).then(() => next(msg));
+    };
+  },
+};
+
+export interface DelayArgs {
+  ms?: number | undefined;
+  compute?: Computed | undefined;
+}
+
+export const delayStep: StepKind<DelayArgs> = {
+  name: 'delay',
+  description: 'Delayer: hold each message for a fixed or computed number of milliseconds (on the engine clock) before it goes on.',
+  configSchema: {
+    oneOf: [
+      { type: 'number', minimum: 0, description: 'milliseconds' },
+      { type: 'object', additionalProperties: false, properties: { expr: { type: 'string', minLength: 1 }, fn: { type: 'string', minLength: 1 } }, minProperties: 1, maxProperties: 1 },
+    ],
+  },
+  fromConfig: (value, ctx) => (typeof value === 'number' ? { ms: value } : { compute: computedFromConfig(value, ctx) }),
+  compile(args, next, ctx) {
+    const compute = args.compute ? evaluator(args.compute) : () => args.ms ?? 0;
+    return (msg) =>
+      then(compute(msg), (v) => {
+        const ms = Number(v);
+        if (!Number.isFinite(ms) || ms < 0) throw new BusbarError('VALIDATION_FAILED', `route "${ctx.routeId}", step ${ctx.path} (delay): delay must be a number of milliseconds >= 0, got ${JSON.stringify(v)}`, { details: { routeId: ctx.routeId, step: ctx.path } });
+        return ms > 0 ? sleep(ctx.clock, ms).then(() => next(msg)) : next(msg);
+      });
+  },
+};
+
+export const routingSteps = [recipientListStep, multicastStep, scatterGatherStep, wireTapStep, routingSlipStep, dynamicRouterStep, loadBalanceStep, throttleStep, delayStep];
+
+

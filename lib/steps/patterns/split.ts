@@ -1,0 +1,202 @@
+import { BusbarError } from '../../errors.js';
+import { type Headers, type Message, createMessage } from '../../message.js';
+import { isPromise, then, type MaybePromise, type Next, type StepKind } from '../../step.js';
+import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
+import { annotate, errorHeaders, SPLIT_HEADERS } from './common.js';
+
+export interface SplitArgs {
+  /** What to split: a function / expression giving an array, iterable or async iterable. Default: the body. */
+  items?: Computed | undefined;
+  /** Split text (a string, a Buffer, or a stream of string/Buffer chunks) on this delimiter, e.g. "\n". */
+  tokenize?: string | undefined;
+  /** Parts processed at once (default 1: in order, one at a time). */
+  parallel?: number | undefined;
+  /**
+   * Where a part that fails goes (with `busbar.error.*` headers); the split goes on with the
+   * next part. Without it, the first failing part fails the whole message.
+   */
+  partDeadLetter?: string | undefined;
+}
+
+type Source = { kind: 'array'; items: readonly unknown[] } | { kind: 'sync'; it: Iterator<unknown> } | { kind: 'async'; it: AsyncIterator<unknown> };
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+function isIterable(v: unknown): v is Iterable<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
+}
+
+/** Split a stream of text chunks on a delimiter without holding more than one line plus one chunk. */
+export async function* tokenizeChunks(chunks: AsyncIterable<unknown> | Iterable<unknown>, delimiter: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = '';
+  for await (const chunk of chunks as AsyncIterable<unknown>) {
+    rest += typeof chunk === 'string' ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
+    let at: number;
+    while ((at = rest.indexOf(delimiter)) !== -1) {
+      yield rest.slice(0, at);
+      rest = rest.slice(at + delimiter.length);
+    }
+  }
+  rest += decoder.decode();
+  if (rest.length) yield rest;
+}
+
+function sourceOf(value: unknown, tokenize: string | undefined, where: string, routeId: string, step: string): Source {
+  if (tokenize !== undefined) {
+    if (typeof value === 'string') return { kind: 'array', items: value.length ? dropTrailingEmpty(value.split(tokenize)) : [] };
+    if (Buffer.isBuffer(value)) return sourceOf(value.toString('utf8'), tokenize, where, routeId, step);
+    if (isAsyncIterable(value) || isIterable(value)) return { kind: 'async', it: tokenizeChunks(value, tokenize)[Symbol.asyncIterator]() };
+  } else {
+    if (Array.isArray(value)) return { kind: 'array', items: value };
+    if (typeof value !== 'string' && !Buffer.isBuffer(value)) {
+      if (isAsyncIterable(value)) return { kind: 'async', it: value[Symbol.asyncIterator]() };
+      if (isIterable(value)) return { kind: 'sync', it: value[Symbol.iterator]() };
+    }
+  }
+  const type = value === null ? 'null' : Buffer.isBuffer(value) ? 'Buffer' : Array.isArray(value) ? 'array' : typeof value;
+  throw new BusbarError('SPLIT_INPUT', `route "${routeId}", step ${step}: cannot split ${where} of type ${type}; give an array, an iterable, an async iterable${tokenize === undefined ? ', or set tokenize for text' : ', text or a stream of text chunks'}`, {
+    details: { routeId, step, type },
+  });
+}
+
+function dropTrailingEmpty(parts: string[]): string[] {
+  if (parts.length && parts[parts.length - 1] === '') parts.pop();
+  return parts;
+}
+
+function part(parent: Message, item: unknown, index: number, last: boolean, size: number | undefined): Message {
+  const headers: Record<string, Headers[string]> = { ...parent.headers, [SPLIT_HEADERS.index]: index, [SPLIT_HEADERS.last]: last };
+  if (size !== undefined) headers[SPLIT_HEADERS.size] = size;
+  return createMessage(item, { headers, correlationId: parent.correlationId, causationId: parent.id });
+}
+
+/**
+ * Splitter: each item becomes a message (new id, same correlation id, `busbar.split.*`
+ * headers) that runs through the rest of the route. The incoming message completes when
+ * every part has; an async iterable is pulled one item ahead of the parts in flight, so
+ * a large input is never held whole.
+ */
+export const splitStep: StepKind<SplitArgs> = {
+  name: 'split',
+  description: 'Splitter: each item of the body (array, iterable, async iterable, or text split on a delimiter) continues the route as its own message carrying index, size (when known) and a last-part flag.',
+  configSchema: {
+    oneOf: [
+      { const: true, description: 'split the body itself' },
+      { type: 'string', minLength: 1, description: 'a JSONata expression giving the array to split' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          expr: { type: 'string', minLength: 1, description: 'JSONata expression giving the array to split (default: the body)' },
+          fn: { type: 'string', minLength: 1, description: 'registered function returning an array, iterable or async iterable' },
+          tokenize: { type: 'string', minLength: 1, description: 'split text (string, Buffer or stream of chunks) on this delimiter, e.g. "\\n"' },
+          parallel: { type: 'integer', minimum: 1, maximum: 10000, description: 'parts processed at once (default 1, in order)' },
+          partDeadLetter: { type: 'string', minLength: 1, description: 'endpoint a failing part goes to (with busbar.error.* headers) while the split goes on' },
+        },
+      },
+    ],
+  },
+  fromConfig(value, ctx) {
+    if (value === true) return {};
+    if (typeof value === 'string') return { items: computedFromConfig(value, ctx) };
+    const v = value as { expr?: string; fn?: string; tokenize?: string; parallel?: number; partDeadLetter?: string };
+    const args: SplitArgs = { tokenize: v.tokenize, parallel: v.parallel, partDeadLetter: v.partDeadLetter };
+    if (v.expr !== undefined) args.items = computedFromConfig({ expr: v.expr }, ctx, `${ctx.path}`);
+    else if (v.fn !== undefined) args.items = computedFromConfig({ fn: v.fn }, ctx, `${ctx.path}`);
+    return args;
+  },
+  compile(args, next, ctx) {
+    const items = args.items ? evaluator(args.items) : (m: Message) => m.body;
+    const parallel = args.parallel ?? 1;
+    if (!Number.isInteger(parallel) || parallel < 1) throw new BusbarError('INVALID_ROUTE', `split: parallel must be a positive integer, got ${parallel}`);
+    const dlq = args.partDeadLetter ? ctx.producer(args.partDeadLetter) : undefined;
+    const where = args.items ? 'the split expression\'s result' : 'the body';
+    const step = `${ctx.path} (split)`;
+
+    // One part: on failure either dead-letter it (and go on) or fail the split with its index.
+    const handle = (p: Message, index: number): MaybePromise<unknown> => {
+      const fail = (e: unknown): MaybePromise<unknown> => {
+        if (!dlq) throw annotate(e, { splitIndex: index });
+        ctx.logger.warn({ messageId: p.id, splitIndex: index, err: e }, 'split part failed; sent to the part dead-letter endpoint');
+        return dlq(errorHeaders(p, e, ctx.routeId, step, ctx.clock.now()));
+      };
+      try {
+        const r = next(p);
+        return isPromise(r) ? r.then(undefined, fail) : r;
+      } catch (e) {
+        return fail(e);
+      }
+    };
+
+    // Arrays, in order: stays synchronous while the rest of the route does.
+    const runArray = (parent: Message, arr: readonly unknown[]): MaybePromise<Message> => {
+      const n = arr.length;
+      const from = (i: number): MaybePromise<Message> => {
+        for (; i < n; i++) {
+          const r = handle(part(parent, arr[i], i, i === n - 1, n), i);
+          if (isPromise(r)) {
+            const at = i;
+            return r.then(() => from(at + 1));
+          }
+        }
+        return parent;
+      };
+      return from(0);
+    };
+
+    // Everything else (and arrays in parallel): a window of `parallel` parts in flight.
+    const runWindowed = async (parent: Message, src: Source): Promise<Message> => {
+      let index = 0;
+      let size: number | undefined;
+      let pull: () => MaybePromise<IteratorResult<unknown>>;
+      if (src.kind === 'array') {
+        const arr = src.items;
+        size = arr.length;
+        let i = 0;
+        pull = () => (i < arr.length ? { done: false, value: arr[i++] } : { done: true, value: undefined });
+      } else {
+        const it = src.it;
+        pull = () => it.next() as MaybePromise<IteratorResult<unknown>>;
+      }
+      const active = new Set<Promise<unknown>>();
+      let failure: { error: unknown } | undefined;
+      let ahead = await pull();
+      try {
+        while (!ahead.done && !failure) {
+          const item = ahead.value;
+          ahead = await pull();
+          const i = index++;
+          const p = Promise.resolve(handle(part(parent, item, i, ahead.done === true, size), i)).then(
+            () => {
+              active.delete(p);
+            },
+            (e: unknown) => {
+              active.delete(p);
+              failure ??= { error: e };
+            },
+          );
+          active.add(p);
+          if (active.size >= parallel) await Promise.race(active);
+        }
+      } finally {
+        await Promise.all(active);
+        // stop a stream we did not read to the end (closes files, sockets)
+        if (!ahead.done && src.kind !== 'array') await src.it.return?.();
+      }
+      if (failure) throw failure.error;
+      return parent;
+    };
+
+    return (msg) =>
+      then(items(msg), (value) => {
+        const src = sourceOf(value, args.tokenize, where, ctx.routeId, step);
+        if (src.kind === 'array' && parallel === 1) return runArray(msg, src.items);
+        return runWindowed(msg, src);
+      });
+  },
+};
+
+export const splitSteps = [splitStep];
