@@ -3,6 +3,14 @@ import type { HeaderValue, Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
 import type { MaybePromise, StepDefinition } from './step.js';
 import type { ChoiceArgs, Computed, SetHeaderArgs } from './steps/core.js';
+import type { AggregateArgs, ResequenceArgs } from './steps/patterns/aggregate.js';
+import type { Combiner } from './steps/patterns/common.js';
+import type { ClaimCheckArgs, EnrichArgs, IdempotentArgs } from './steps/patterns/content.js';
+import type { MapReduceArgs } from './steps/patterns/map-reduce.js';
+import type { AggregateOptions, BodyFunction, CircuitBreakerStepOptions, ClaimCheckOptions, EnrichOptions, IdempotentOptions, ItemOf, LoadBalanceOptions, MapReduceOptions, MulticastOptions, RecipientListOptions, ResequenceOptions, RetryOptions, ScatterGatherOptions, SplitOptions } from './steps/patterns/options.js';
+import type { CircuitBreakerArgs, RetryArgs, TimeoutArgs } from './steps/patterns/resilience.js';
+import type { DelayArgs, DynamicRouterArgs, LoadBalanceArgs, MulticastArgs, RecipientListArgs, RoutingSlipArgs, ScatterGatherArgs, ThrottleArgs } from './steps/patterns/routing.js';
+import type { SplitArgs } from './steps/patterns/split.js';
 
 const BRAND = Symbol.for('busbar.RouteBuilder');
 
@@ -177,6 +185,138 @@ export class RouteBuilder<T, In = unknown> {
   }
 
   // ------------------------------------------------------------ patterns (EIPs)
+  /** Splitter: each item of the body (array, iterable, async iterable) goes on as its own message. */
+  split(opts?: SplitOptions): RouteBuilder<ItemOf<T>, In>;
+  /** Splitter over what `items` returns (an array, iterable or async iterable, streamed). */
+  split<I>(items: BodyFunction<T, readonly I[] | Iterable<I> | AsyncIterable<I>>, opts?: SplitOptions): RouteBuilder<I, In>;
+  split(a?: SplitOptions | BodyFunction<T, unknown>, b?: SplitOptions): RouteBuilder<unknown, In> {
+    const opts = typeof a === 'function' ? b : a;
+    const args: SplitArgs = { ...opts };
+    if (typeof a === 'function') args.items = { fn: a as Computed['fn'] };
+    return this.step('split', args);
+  }
+
+  /** Split text (a string, Buffer, or stream of chunks) on a delimiter, streaming: `tokenize('\n')` gives lines. */
+  tokenize(delimiter: string, opts?: SplitOptions): RouteBuilder<string, In> {
+    return this.step<string>('split', { ...opts, tokenize: delimiter } satisfies SplitArgs);
+  }
+
+  /** Aggregator: emits each completed group (body `A`, default `T[]`) as a new message. */
+  aggregate<A = T[]>(opts: AggregateOptions<T, A>): RouteBuilder<A, In> {
+    const { correlate, combine, predicate, ...rest } = opts;
+    const args: AggregateArgs = { ...rest };
+    if (correlate) args.correlate = { fn: correlate as Computed['fn'] };
+    if (combine) args.combine = combine as AggregateArgs['combine'];
+    if (predicate) args.predicate = predicate as AggregateArgs['predicate'];
+    return this.step<A>('aggregate', args);
+  }
+
+  /** Resequencer: re-emits messages in the order of `by` (batch or stream mode). */
+  resequence(opts: ResequenceOptions<T>): RouteBuilder<T, In> {
+    const { by, mode, ...rest } = opts;
+    return this.step<T>('resequence', { ...rest, mode: mode ?? 'batch', by: { fn: by as Computed['fn'] } } satisfies ResequenceArgs);
+  }
+
+  /** Recipient list: a static list of URIs, or a function computing them per message. */
+  recipientList<R = T>(recipients: readonly string[] | BodyFunction<T, string | readonly string[] | undefined | null>, opts: RecipientListOptions<R> = {}): RouteBuilder<R, In> {
+    const args: RecipientListArgs = { parallel: opts.parallel, delimiter: opts.delimiter, strategy: opts.strategy as Combiner | undefined };
+    if (typeof recipients === 'function') args.compute = { fn: recipients as Computed['fn'] };
+    else args.recipients = [...recipients];
+    return this.step<R>('recipientList', args);
+  }
+
+  /** Multicast: each branch gets its own copy; replies are combined (default: array of reply bodies). */
+  multicast<R = unknown[]>(branches: ReadonlyArray<Branch<T, unknown>>, opts: MulticastOptions<R> = {}): RouteBuilder<R, In> {
+    return this.step<R>('multicast', { branches: branches.map((b) => branchSteps(b)), parallel: opts.parallel, shareBody: opts.shareBody, strategy: opts.strategy as Combiner | undefined } satisfies MulticastArgs);
+  }
+
+  /** Scatter-gather: ask recipients / branches in parallel, gather replies until a timeout (partial results allowed). */
+  scatterGather<R = unknown[]>(opts: ScatterGatherOptions<R> & { branches?: ReadonlyArray<Branch<T, unknown>> }): RouteBuilder<R, In> {
+    return this.step<R>('scatterGather', {
+      recipients: opts.recipients,
+      branches: opts.branches?.map((b) => branchSteps(b)),
+      timeoutMs: opts.timeoutMs,
+      minReplies: opts.minReplies,
+      strategy: opts.strategy as Combiner | undefined,
+    } satisfies ScatterGatherArgs);
+  }
+
+  /** Wire tap: a copy goes to `uri` as its own exchange; the main flow does not wait for it. */
+  wireTap(uri: string): RouteBuilder<T, In> {
+    return this.step<T>('wireTap', { uri });
+  }
+
+  /** Content enricher: call `uri` and merge its reply into the body. */
+  enrich<U = T>(uri: string, opts: EnrichOptions<T, U> = {}): RouteBuilder<U, In> {
+    const args: EnrichArgs = { uri, into: opts.into, merge: opts.merge as EnrichArgs['merge'] };
+    if (opts.request) args.request = { fn: opts.request as Computed['fn'] };
+    return this.step<U>('enrich', args);
+  }
+
+  /** Claim check in: park the body in a store; the message carries the key (busbar.claimCheck) and a null body. */
+  claimCheckIn(opts: ClaimCheckOptions<T> = {}): RouteBuilder<null, In> {
+    return this.step<null>('claimCheck', { operation: 'checkIn', store: opts.store, key: opts.key ? { fn: opts.key as Computed['fn'] } : undefined } satisfies ClaimCheckArgs);
+  }
+
+  /** Claim check out: restore the parked body (state its type as `U`); `keep` leaves it in the store. */
+  claimCheckOut<U = unknown>(opts: ClaimCheckOptions<T> & { keep?: boolean } = {}): RouteBuilder<U, In> {
+    return this.step<U>('claimCheck', { operation: opts.keep ? 'peek' : 'checkOut', store: opts.store, key: opts.key ? { fn: opts.key as Computed['fn'] } : undefined } satisfies ClaimCheckArgs);
+  }
+
+  /** Routing slip: the endpoints listed in a header (default busbar.routingSlip) or computed, in order. */
+  routingSlip(slip: string | BodyFunction<T, string | readonly string[]> = 'busbar.routingSlip'): RouteBuilder<T, In> {
+    return this.step<T>('routingSlip', typeof slip === 'string' ? { header: slip } : { compute: { fn: slip as Computed['fn'] } } satisfies RoutingSlipArgs);
+  }
+
+  /** Dynamic router: `next` gives the next endpoint(s) after each hop, nothing when done. */
+  dynamicRouter<R = T>(next: (body: unknown, msg: Message) => MaybePromise<string | readonly string[] | undefined | null>, opts: { maxHops?: number } = {}): RouteBuilder<R, In> {
+    return this.step<R>('dynamicRouter', { compute: { fn: next as Computed['fn'] }, maxHops: opts.maxHops } satisfies DynamicRouterArgs);
+  }
+
+  /** Load balancer over endpoints: round robin (default), random, weighted, failover. */
+  loadBalance<R = T>(targets: readonly string[], opts: LoadBalanceOptions = {}): RouteBuilder<R, In> {
+    return this.step<R>('loadBalance', { ...opts, targets: [...targets] } satisfies LoadBalanceArgs);
+  }
+
+  /** Throttler: at most `max` messages per `periodMs`; the rest wait (backpressure), none is dropped. */
+  throttle(max: number, periodMs: number): RouteBuilder<T, In> {
+    return this.step<T>('throttle', { max, periodMs } satisfies ThrottleArgs);
+  }
+
+  /** Delayer: hold each message `ms` (or a computed number of) milliseconds. */
+  delay(ms: number | BodyFunction<T, number>): RouteBuilder<T, In> {
+    return this.step<T>('delay', (typeof ms === 'number' ? { ms } : { compute: { fn: ms as Computed['fn'] } }) satisfies DelayArgs);
+  }
+
+  /** Idempotent consumer: skip (or divert) messages whose key was seen before. */
+  idempotent(opts: IdempotentOptions<T> = {}): RouteBuilder<T, In> {
+    const { key, ...rest } = opts;
+    return this.step<T>('idempotent', { ...rest, key: key ? { fn: key as Computed['fn'] } : undefined } satisfies IdempotentArgs);
+  }
+
+  /** Step-level redelivery: re-run only `branch` on failure, with backoff, before the route's policy sees the error. */
+  retry<R = T>(policy: RetryOptions, branch: Branch<T, R>): RouteBuilder<R, In> {
+    return this.step<R>('retry', { ...policy, steps: branchSteps(branch) } satisfies RetryArgs);
+  }
+
+  /** Time limit on `branch`: past `ms` the message fails with BUSBAR_ERR_TIMEOUT. */
+  timeout<R = T>(ms: number, branch: Branch<T, R>): RouteBuilder<R, In> {
+    return this.step<R>('timeout', { ms, steps: branchSteps(branch) } satisfies TimeoutArgs);
+  }
+
+  /** Circuit breaker around `branch`; `fallback` runs when it is open or `branch` failed. */
+  circuitBreaker<R = T>(opts: CircuitBreakerStepOptions, branch: Branch<T, R>, fallback?: Branch<T, R>): RouteBuilder<R, In> {
+    return this.step<R>('circuitBreaker', { ...opts, steps: branchSteps(branch), fallback: fallback ? branchSteps(fallback) : undefined } satisfies CircuitBreakerArgs);
+  }
+
+  /** Map/reduce over the body's items; the body becomes `{ key: value }`. */
+  mapReduce<V>(opts: MapReduceOptions<T, V>): RouteBuilder<Record<string, V>, In> {
+    const { items, ...rest } = opts;
+    const args: MapReduceArgs = { ...(rest as Omit<MapReduceArgs, 'items'>) };
+    if (items) args.items = { fn: items as Computed['fn'] };
+    return this.step<Record<string, V>>('mapReduce', args);
+  }
+
 
   // ------------------------------------------------------------ transformation, codecs, contracts
 

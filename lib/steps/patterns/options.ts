@@ -1,0 +1,128 @@
+/**
+ * The typed options of the pattern builder methods (lib/builder.ts). Functions here are
+ * typed on the body type at that point of the route; the config form takes JSONata
+ * expressions or registered function names instead.
+ */
+import type { CircuitBreakerOptions } from '../../circuit-breaker.js';
+import type { Message } from '../../message.js';
+import type { RedeliveryPolicy } from '../../model.js';
+import type { MaybePromise } from '../../step.js';
+import type { AggregationStore, ClaimCheckStore, IdempotentRepository } from '../../stores.js';
+import type { AggregateStrategy } from './aggregate.js';
+import type { ReplyStrategy } from './common.js';
+import type { NamedReduce } from './map-reduce.js';
+
+/** The item type of an array, iterable or async iterable body. */
+export type ItemOf<T> = T extends readonly (infer E)[] ? E : T extends AsyncIterable<infer E> ? E : T extends Iterable<infer E> ? E : unknown;
+
+export type BodyFunction<T, R> = (body: T, msg: Message<T>) => MaybePromise<R>;
+
+export interface SplitOptions {
+  /** Parts processed at once (default 1: in order). */
+  parallel?: number;
+  /** A failing part goes here (with busbar.error.* headers) and the split goes on. */
+  partDeadLetter?: string;
+}
+
+export interface AggregateOptions<T, A> {
+  /** Correlation key (default: the correlation id, which split parts share with their parent). */
+  correlate?: BodyFunction<T, string | number>;
+  /** Combine the group's bodies into the output body (default: the array of bodies). */
+  combine?: (bodies: T[], msgs: Message<T>[]) => MaybePromise<A>;
+  /** A predefined combination instead of `combine`. */
+  strategy?: AggregateStrategy;
+  /** Complete at this many messages. */
+  size?: number;
+  /** Complete when all parts of a split arrived. */
+  fromSplit?: boolean;
+  /** Complete when this holds for the group. */
+  predicate?: (bodies: T[], msgs: Message<T>[]) => MaybePromise<boolean>;
+  /** Complete a group idle for this long (engine clock). */
+  timeoutMs?: number;
+  /** Complete every open group this often. */
+  intervalMs?: number;
+  /** Complete open groups when the route stops (default true). */
+  completeOnStop?: boolean;
+  /** The group store (default in memory), or the name of one registered on the engine. */
+  store?: AggregationStore | string;
+}
+
+export interface ResequenceOptions<T> {
+  by: BodyFunction<T, number | string>;
+  mode?: 'batch' | 'stream';
+  batchSize?: number;
+  timeoutMs?: number;
+  capacity?: number;
+  start?: number;
+  reverse?: boolean;
+}
+
+export type Strategy<R> = ReplyStrategy | ((replies: Message[], original: Message) => R);
+
+export interface RecipientListOptions<R> {
+  parallel?: boolean;
+  /** Default `original`: the message goes on unchanged. */
+  strategy?: Strategy<R>;
+  /** Separator of a computed string of URIs (default ","). */
+  delimiter?: string;
+}
+
+export interface MulticastOptions<R> {
+  parallel?: boolean;
+  /** Default `array`: the reply bodies in branch order. */
+  strategy?: Strategy<R>;
+  shareBody?: boolean;
+}
+
+export interface ScatterGatherOptions<R> {
+  recipients?: string[];
+  timeoutMs?: number;
+  minReplies?: number;
+  strategy?: Strategy<R>;
+}
+
+export interface EnrichOptions<T, U> {
+  /** The request body sent (default: the body). */
+  request?: BodyFunction<T, unknown>;
+  /** Put the reply body under this field. */
+  into?: string;
+  merge?: 'merge' | 'replace' | ((original: T, reply: unknown, msg: Message) => MaybePromise<U>);
+}
+
+export interface ClaimCheckOptions<T> {
+  key?: BodyFunction<T, string>;
+  store?: ClaimCheckStore | string;
+}
+
+export interface IdempotentOptions<T> {
+  key?: BodyFunction<T, string | number>;
+  repository?: IdempotentRepository | string;
+  maxKeys?: number;
+  duplicateUri?: string;
+  removeOnFailure?: boolean;
+}
+
+export interface LoadBalanceOptions {
+  strategy?: 'roundRobin' | 'random' | 'weighted' | 'failover';
+  weights?: number[];
+  roundRobin?: boolean;
+  retryableOnly?: boolean;
+}
+
+export interface RetryOptions extends RedeliveryPolicy {
+  on?: string[];
+}
+
+export interface CircuitBreakerStepOptions extends CircuitBreakerOptions {
+  name?: string;
+}
+
+export interface MapReduceOptions<T, V> {
+  /** The items (default: the body). */
+  items?: BodyFunction<T, unknown>;
+  /** Split text into items on this delimiter. */
+  tokenize?: string;
+  map?: (item: ItemOf<T> | string) => MaybePromise<Iterable<readonly [string, V]>>;
+  reduce?: ((a: V, b: V, key: string) => V) | NamedReduce;
+  workers?: { module: string | URL; threads?: number; batchSize?: number };
+}
