@@ -1,0 +1,322 @@
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import type { TimerHandle } from '../../lib/clock.js';
+import { BusbarError, isBusbarError } from '../../lib/errors.js';
+import { withHeaders, type Message } from '../../lib/message.js';
+import { ERROR_HEADERS } from '../../lib/route.js';
+import type { AmqpClient, ClientStatus } from './client.js';
+import { decode, deliveryCount, encode, WIRE, type BodyType } from './mapping.js';
+import { closeQuietly, ensureQueue } from './topology.js';
+
+export interface ConsumerSettings {
+  source: { kind: 'queue' | 'exchange'; name: string };
+  /** For exchange sources: binding keys of the consumer's queue. */
+  bindingKeys: string[];
+  /** For exchange sources: a named, shared queue instead of a private one per consumer. */
+  queue: string | undefined;
+  prefetch: number;
+  maxDeliveries: number;
+  deadLetter: string | undefined;
+  bodyType: BodyType;
+  declareQueue: boolean;
+  /** How long `stop` waits for messages already handed to the route. */
+  drainTimeoutMs: number;
+}
+
+/**
+ * Consumes with manual acknowledgement: a delivery is acked only after `ctx.process`
+ * resolved (the route and all its outputs finished). A failure the error policy settled
+ * (dead-lettered, handled) is acked too; any other failure puts the message back with its
+ * delivery count raised (republished with `x-busbar-deliveries`, then acked once the broker
+ * confirmed the copy), so classic queues count deliveries like quorum queues do. A message
+ * delivered more than `maxDeliveries` times is not processed again: it goes to `deadLetter`
+ * with the reason, or is rejected to the queue's dead-letter exchange, and is logged.
+ * Prefetch is the route's in-flight bound, so the broker never hands over more than the
+ * route can hold.
+ */
+export class AmqpConsumer implements Consumer {
+  readonly #client: AmqpClient;
+  readonly #ctx: ConsumerContext;
+  readonly #s: ConsumerSettings;
+  #ch: ConfirmChannel | undefined;
+  #tag: string | undefined;
+  #queue: string | undefined;
+  #inflight = 0;
+  #idle: Array<() => void> = [];
+  #stopping = true;
+  #unlisten: (() => void) | undefined;
+  #retry: TimerHandle | undefined;
+  #retries = 0;
+  #subscribing: Promise<void> | undefined;
+
+  constructor(client: AmqpClient, ctx: ConsumerContext, settings: ConsumerSettings) {
+    this.#client = client;
+    this.#ctx = ctx;
+    this.#s = settings;
+  }
+
+  /** The queue actually consumed (server-named for private exchange subscriptions). */
+  get queue(): string | undefined {
+    return this.#queue;
+  }
+
+  async start(): Promise<void> {
+    this.#stopping = false;
+    this.#ctx.setStatus('connecting');
+    let conn: ChannelModel;
+    try {
+      conn = await this.#client.acquire();
+    } catch (err) {
+      this.#ctx.setStatus('disconnected', err);
+      throw err;
+    }
+    this.#unlisten = this.#client.listen({
+      status: (s, err) => this.#onStatus(s, err),
+      reconnected: (c) => this.#subscribe(c),
+    });
+    try {
+      await this.#subscribe(conn);
+    } catch (err) {
+      this.#stopping = true;
+      this.#unlisten();
+      await this.#client.release();
+      this.#ctx.setStatus('disconnected', err);
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#retry) this.#ctx.clock.clearTimeout(this.#retry);
+    await this.#subscribing?.catch(() => undefined);
+    const ch = this.#ch;
+    if (ch && this.#tag) await ch.cancel(this.#tag).catch(() => undefined);
+    // messages already in the route still need their ack on this channel
+    if (this.#inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = this.#ctx.clock.setTimeout(resolve, this.#s.drainTimeoutMs);
+        this.#idle.push(() => {
+          this.#ctx.clock.clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    this.#unlisten?.();
+    this.#ch = undefined;
+    await closeQuietly(ch);
+    await this.#client.release();
+    this.#ctx.setStatus('idle');
+  }
+
+  #onStatus(s: ClientStatus, err: unknown): void {
+    if (this.#stopping) return;
+    // 'connected' is reported once this consumer has resubscribed, not when the socket is up
+    if (s !== 'connected' && s !== 'idle') this.#ctx.setStatus(s, err);
+  }
+
+  #subscribe(conn: ChannelModel): Promise<void> {
+    const run = (async () => {
+      if (this.#stopping) return;
+      const s = this.#s;
+      const ch = await conn.createConfirmChannel();
+      ch.on('error', (err: Error) => this.#ctx.logger.warn({ err: err.message, queue: this.#queue }, 'amqp consumer channel closed by the broker'));
+      ch.on('close', () => {
+        if (this.#ch !== ch) return;
+        this.#ch = undefined;
+        this.#tag = undefined;
+        if (this.#stopping) return;
+        this.#ctx.setStatus('disconnected', new Error('channel closed'));
+        if (this.#client.connection) this.#scheduleRetry();
+      });
+      try {
+        await ch.prefetch(s.prefetch);
+        let queue: string;
+        if (s.source.kind === 'queue') {
+          queue = s.source.name;
+          if (s.declareQueue) await ensureQueue(conn, queue);
+        } else {
+          const q = s.queue !== undefined ? await ch.assertQueue(s.queue, { durable: true }) : await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+          queue = q.queue;
+          for (const key of s.bindingKeys) await ch.bindQueue(queue, s.source.name, key);
+        }
+        this.#queue = queue;
+        this.#ch = ch;
+        const ok = await ch.consume(queue, (m) => this.#onMessage(ch, m), { noAck: false });
+        if (this.#ch === ch) this.#tag = ok.consumerTag;
+      } catch (err) {
+        if (this.#ch === ch) this.#ch = undefined;
+        await closeQuietly(ch);
+        throw err;
+      }
+      if (this.#stopping) return;
+      this.#retries = 0;
+      this.#ctx.setStatus('connected');
+      this.#ctx.logger.debug({ queue: this.#queue, prefetch: s.prefetch }, 'amqp consumer subscribed');
+    })();
+    this.#subscribing = run.finally(() => {
+      if (this.#subscribing === tracked) this.#subscribing = undefined;
+    });
+    const tracked = this.#subscribing;
+    return run;
+  }
+
+  /** The channel died (queue deleted, consumer cancelled) while the connection lives: subscribe again later. */
+  #scheduleRetry(): void {
+    if (this.#retry || this.#stopping) return;
+    this.#retries++;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(this.#retries, 6));
+    this.#ctx.setStatus('backing-off');
+    this.#retry = this.#ctx.clock.setTimeout(() => {
+      this.#retry = undefined;
+      const conn = this.#client.connection;
+      if (!conn || this.#stopping || this.#ch) return;
+      this.#subscribe(conn).catch((err: unknown) => {
+        this.#ctx.logger.warn({ err: (err as Error).message, code: (err as BusbarError).code, queue: this.#queue }, 'amqp consumer could not subscribe again');
+        this.#ctx.setStatus('disconnected', err);
+        this.#scheduleRetry();
+      });
+    }, delay);
+  }
+
+  #onMessage(ch: ConfirmChannel, m: ConsumeMessage | null): void {
+    if (m === null) {
+      // the broker cancelled us (queue deleted or failed over)
+      this.#ctx.logger.warn({ queue: this.#queue }, 'amqp consumer cancelled by the broker; subscribing again');
+      if (this.#ch === ch) {
+        this.#ch = undefined;
+        this.#tag = undefined;
+        void closeQuietly(ch);
+        if (!this.#stopping) this.#scheduleRetry();
+      }
+      return;
+    }
+    this.#inflight++;
+    let msg: Message;
+    try {
+      msg = decode(m, this.#s.bodyType);
+    } catch (err) {
+      this.#poison(ch, m, decode(m, 'buffer'), err as BusbarError);
+      return;
+    }
+    const n = deliveryCount(m);
+    if (n > this.#s.maxDeliveries) {
+      this.#poison(ch, m, msg, new BusbarError('AMQP_POISON', `message ${msg.id} from queue "${this.#queue}" was delivered ${n} times (maxDeliveries ${this.#s.maxDeliveries}); not processing it again`, { details: { queue: this.#queue, deliveries: n, maxDeliveries: this.#s.maxDeliveries } }));
+      return;
+    }
+    this.#ctx.process(msg).then(
+      (reply) => {
+        if (m.properties.replyTo) this.#reply(ch, m, reply, undefined);
+        this.#ack(ch, m);
+      },
+      (err: unknown) => {
+        if (shouldAck(err)) {
+          if (m.properties.replyTo) this.#reply(ch, m, undefined, err);
+          this.#ack(ch, m);
+        } else {
+          this.#requeue(ch, m, msg, err);
+        }
+      },
+    );
+  }
+
+  #done(): void {
+    this.#inflight--;
+    if (this.#inflight === 0 && this.#idle.length) for (const r of this.#idle.splice(0)) r();
+  }
+
+  #ack(ch: ConfirmChannel, m: ConsumeMessage): void {
+    try {
+      ch.ack(m);
+    } catch {
+      // the channel is gone; the broker has put the message back and delivers it again
+    } finally {
+      this.#done();
+    }
+  }
+
+  #nack(ch: ConfirmChannel, m: ConsumeMessage, requeue: boolean): void {
+    try {
+      ch.nack(m, false, requeue);
+    } catch {
+      // the channel is gone; the broker delivers it again
+    } finally {
+      this.#done();
+    }
+  }
+
+  /** Back to the queue with the delivery count raised, acked only once the broker has the copy. */
+  #requeue(ch: ConfirmChannel, m: ConsumeMessage, msg: Message, err: unknown): void {
+    const n = deliveryCount(m);
+    this.#ctx.logger.warn({ messageId: msg.id, deliveries: n, maxDeliveries: this.#s.maxDeliveries, code: (err as BusbarError).code, err: (err as Error).message }, 'amqp message failed; putting it back on the queue');
+    const headers: Record<string, unknown> = { ...((m.properties.headers ?? {}) as Record<string, unknown>), [WIRE.deliveries]: n };
+    delete headers['x-delivery-count'];
+    const p = m.properties;
+    const options: Parameters<ConfirmChannel['publish']>[3] & object = { headers, persistent: p.deliveryMode === 2 };
+    for (const k of ['contentType', 'contentEncoding', 'priority', 'correlationId', 'replyTo', 'expiration', 'messageId', 'timestamp', 'type', 'appId'] as const) {
+      const v = (p as unknown as Record<string, unknown>)[k];
+      if (v !== undefined && v !== null) (options as Record<string, unknown>)[k] = v;
+    }
+    try {
+      ch.publish('', this.#queue!, m.content, options, (e: Error | null) => {
+        if (e) this.#nack(ch, m, true);
+        else this.#ack(ch, m);
+      });
+    } catch {
+      this.#done(); // channel gone: redelivered by the broker anyway
+    }
+  }
+
+  #poison(ch: ConfirmChannel, m: ConsumeMessage, msg: Message, reason: BusbarError): void {
+    const dead = withHeaders(msg, {
+      [ERROR_HEADERS.code]: reason.code,
+      [ERROR_HEADERS.message]: reason.message,
+      [ERROR_HEADERS.step]: 'amqp consumer',
+      [ERROR_HEADERS.routeId]: this.#ctx.routeId,
+      [ERROR_HEADERS.attempts]: deliveryCount(m),
+      [ERROR_HEADERS.failedAt]: new Date(this.#ctx.clock.now()).toISOString(),
+    });
+    const dl = this.#s.deadLetter;
+    if (!dl) {
+      // nowhere of ours to put it: the queue's own dead-letter exchange takes it (if it has one); the log keeps a trace
+      this.#ctx.logger.error({ messageId: msg.id, code: reason.code, queue: this.#queue, headers: msg.headers, body: Buffer.isBuffer(msg.body) ? msg.body.toString('base64') : msg.body }, `amqp poison message rejected (to the queue's dead-letter exchange, if any): ${reason.message}`);
+      if (m.properties.replyTo) this.#reply(ch, m, undefined, reason);
+      this.#nack(ch, m, false);
+      return;
+    }
+    this.#ctx.logger.warn({ messageId: msg.id, code: reason.code, deadLetter: dl }, `amqp poison message dead-lettered: ${reason.message}`);
+    this.#ctx.send(dl, dead).then(
+      () => {
+        if (m.properties.replyTo) this.#reply(ch, m, undefined, reason);
+        this.#ack(ch, m);
+      },
+      (err: unknown) => {
+        this.#ctx.logger.error({ err, messageId: msg.id, deadLetter: dl }, 'amqp poison message could not be dead-lettered; putting it back for a later try');
+        // wait a little so a broken dead-letter endpoint does not turn into a hot loop
+        this.#ctx.clock.setTimeout(() => this.#nack(ch, m, true), 1000);
+      },
+    );
+  }
+
+  #reply(ch: ConfirmChannel, m: ConsumeMessage, reply: Message | undefined, err: unknown): void {
+    const to = String(m.properties.replyTo);
+    try {
+      if (reply) {
+        const { content, options } = encode(reply, { persistent: false, mandatory: false });
+        options.correlationId = m.properties.correlationId;
+        (options.headers as Record<string, unknown>)[WIRE.correlation] = reply.correlationId;
+        ch.publish('', to, content, options);
+      } else {
+        const code = isBusbarError(err) ? err.code : 'BUSBAR_ERR_STEP_FAILED';
+        const text = err instanceof Error ? err.message : String(err);
+        ch.publish('', to, Buffer.from(JSON.stringify({ code, message: text })), {
+          contentType: 'application/json',
+          correlationId: m.properties.correlationId,
+          headers: { [WIRE.errorCode]: code, [WIRE.errorMessage]: text },
+        });
+      }
+    } catch (e) {
+      this.#ctx.logger.warn({ err: (e as Error).message, replyTo: to }, 'amqp reply could not be sent (channel closed)');
+    }
+  }
+}

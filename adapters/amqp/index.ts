@@ -1,0 +1,99 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Adapter, AdapterContext, Endpoint } from '../../lib/adapter.js';
+import { BusbarError } from '../../lib/errors.js';
+import { AmqpClient } from './client.js';
+import { amqpConfigSchema, resolveConfig, type AmqpConfig, type ResolvedAmqpConfig } from './config.js';
+import { AmqpConsumer } from './consumer.js';
+import { AmqpProducer, type Target } from './producer.js';
+import { declaredQueue } from './topology.js';
+
+export const amqpOptions = Type.Object(
+  {
+    prefetch: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Consumer: unacknowledged messages the broker may hand over at once. Default: the route\'s in-flight bound (`maxInflight`).' })),
+    bindingKey: Type.String({ default: '#', description: 'Consumer of `exchange:NAME`: binding keys of its queue, comma-separated (topic wildcards `*` one word, `#` any words).' }),
+    queue: Type.Optional(Type.String({ minLength: 1, description: 'Consumer of `exchange:NAME`: consume from this named durable queue (shared by competing consumers) instead of a private auto-deleted one.' })),
+    routingKey: Type.Optional(Type.String({ description: 'Producer: routing key, a template (`orders.{header.country}`). Default: the queue name for `queue:NAME`, "" for `exchange:NAME`.' })),
+    persistent: Type.Boolean({ default: true, description: 'Producer: persistent messages (delivery mode 2) that survive a broker restart in durable queues.' }),
+    mandatory: Type.Optional(Type.Boolean({ description: 'Producer: a message no queue receives comes back and the send fails with AMQP_UNROUTABLE. Default: true for `queue:`, false for `exchange:` (pub/sub with no subscriber is normal).' })),
+    confirmWindow: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'Producer: publishes awaiting their broker confirm at once (pipelining); further sends wait.' }),
+    publishTimeoutMs: Type.Integer({ minimum: 1, default: 60000, description: 'Producer: a send fails with TIMEOUT if not confirmed within this (includes waiting for a reconnection).' }),
+    replyTimeoutMs: Type.Integer({ minimum: 1, default: 30000, description: 'Request-reply (`engine.request`): time to wait for the reply over direct reply-to.' }),
+    maxDeliveries: Type.Integer({ minimum: 1, default: 5, description: 'Consumer: a message delivered more times than this is a poison message: it is not processed again but dead-lettered.' }),
+    deadLetter: Type.Optional(Type.String({ minLength: 1, description: 'Consumer: endpoint URI for poison and undecodable messages (with `busbar.error.*` headers). Without it they are rejected to the queue\'s dead-letter exchange and logged.' })),
+    bodyType: Type.Union([Type.Literal('auto'), Type.Literal('string'), Type.Literal('buffer'), Type.Literal('json')], { default: 'auto', description: 'Consumer and replies: body as a string for textual content types and a Buffer otherwise (`auto`), always `string`, always `buffer`, or parsed `json`.' }),
+    declare: Type.Boolean({ default: true, description: 'Create the `queue:NAME` queue (durable, classic) if the broker does not have it and the adapter topology does not declare it.' }),
+    drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'Consumer: on stop, how long to wait for messages already in the route before closing the channel (unacked ones are redelivered).' }),
+  },
+  { additionalProperties: false },
+);
+export type AmqpOptions = Static<typeof amqpOptions>;
+
+export { amqpConfigSchema, resolveConfig, redactUrl, type AmqpConfig, type ResolvedAmqpConfig } from './config.js';
+export { planTopology, formatPlan, type TopologyPlan, type PlanItem, type PlanAction } from './topology.js';
+export { WIRE as AMQP_WIRE_HEADERS, AMQP_HEADERS } from './mapping.js';
+
+function target(endpoint: Endpoint<AmqpOptions>): Target {
+  const m = /^(queue|exchange):(.*)$/.exec(endpoint.path);
+  if (!m || (m[1] === 'queue' && !m[2])) {
+    throw new BusbarError('INVALID_URI', `endpoint "${endpoint.uri}": an amqp endpoint is amqp:queue:<name> or amqp:exchange:<name> (the default exchange is amqp:exchange:)`, { details: { uri: endpoint.uri, path: endpoint.path } });
+  }
+  return { kind: m[1] as Target['kind'], name: m[2]! };
+}
+
+function client(ctx: AdapterContext, config: ResolvedAmqpConfig, role: 'consumer' | 'producer'): AmqpClient {
+  return ctx.state(`client:${role}`, () => new AmqpClient(config, role, ctx.logger.child({ adapter: 'amqp', role }), ctx.clock));
+}
+
+/**
+ * `amqp:` adapter for RabbitMQ with the given connection and topology. The topology is
+ * asserted when the first endpoint starts and after every reconnection; a declaration
+ * that conflicts with the broker fails the start with AMQP_TOPOLOGY_CONFLICT. The config
+ * is validated now (AMQP_CONFIG); nothing connects until a route or producer starts.
+ */
+export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions> {
+  const c = resolveConfig(config);
+  return {
+    scheme: 'amqp',
+    description: 'RabbitMQ (AMQP 0-9-1): queues and exchanges, publisher confirms, ack after the route, poison-message handling, reconnection, request-reply over direct reply-to.',
+    optionsSchema: amqpOptions,
+    createConsumer(endpoint, ctx) {
+      const t = target(endpoint);
+      const o = endpoint.options;
+      if (t.kind === 'exchange' && t.name === '') {
+        throw new BusbarError('INVALID_URI', `endpoint "${endpoint.uri}": cannot consume from the default exchange; consume amqp:queue:<name>`, { details: { uri: endpoint.uri } });
+      }
+      return new AmqpConsumer(client(ctx, c, 'consumer'), ctx, {
+        source: t,
+        bindingKeys: o.bindingKey.split(',').map((k) => k.trim()),
+        queue: o.queue,
+        prefetch: Math.min(65535, o.prefetch ?? ctx.maxInflight),
+        maxDeliveries: o.maxDeliveries,
+        deadLetter: o.deadLetter,
+        bodyType: o.bodyType,
+        declareQueue: o.declare && t.kind === 'queue' && !declaredQueue(c.topology, t.name),
+        drainTimeoutMs: o.drainTimeoutMs,
+      });
+    },
+    createProducer(endpoint, ctx) {
+      const t = target(endpoint);
+      const o = endpoint.options;
+      return new AmqpProducer(client(ctx, c, 'producer'), ctx, {
+        target: t,
+        routingKey: o.routingKey,
+        persistent: o.persistent,
+        mandatory: o.mandatory ?? t.kind === 'queue',
+        confirmWindow: o.confirmWindow,
+        publishTimeoutMs: o.publishTimeoutMs,
+        replyTimeoutMs: o.replyTimeoutMs,
+        bodyType: o.bodyType,
+        declareQueue: o.declare && t.kind === 'queue' && !declaredQueue(c.topology, t.name),
+        managedExchange: t.name === '' || t.name.startsWith('amq.') || c.topology.exchanges.some((e) => e.name === t.name),
+      });
+    },
+  };
+}
+
+/** The adapter with the default configuration: RabbitMQ at amqp://guest:guest@127.0.0.1:5672, no topology. */
+export const amqpAdapter: Adapter<AmqpOptions> = createAmqpAdapter();
+
+export default amqpAdapter;
