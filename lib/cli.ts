@@ -6,7 +6,8 @@ import { adapterFactories } from './adapter-factories.js';
 import { Engine } from './engine.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { loadRoutesFile, type RoutesModule } from './routes-file.js';
-import { formatProblem, type Problem } from './schema.js';
+import { TOP_LEVEL_KEYS } from './config.js';
+import { didYouMean, formatProblem, type Problem } from './schema.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -36,6 +37,12 @@ function makeLogger(level: string, pretty: boolean | undefined): Logger {
 /** Build an engine from a loaded routes module; adapters given as config are created by their factories. */
 export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: Engine; problems: Problem[] } {
   const problems: Problem[] = [];
+  for (const key of Object.keys(mod)) {
+    if (!TOP_LEVEL_KEYS.includes(key)) {
+      const hint = didYouMean(key, TOP_LEVEL_KEYS);
+      problems.push({ path: `/${key}`, message: `unknown top-level key "${key}" (valid: ${TOP_LEVEL_KEYS.join(', ')})`, ...(hint ? { suggestion: hint } : {}) });
+    }
+  }
   const adapters: Adapter[] = [];
   const factories = adapterFactories();
   for (const [scheme, factory] of Object.entries(factories)) {

@@ -371,7 +371,7 @@ export class Engine {
   }
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
-    this.#assertRunning(`send to "${uri}"`);
+    if (this.#state !== 'started') return Promise.reject(this.#notRunning(`send to "${uri}"`));
     return this.#sender(uri)(msg);
   }
 
@@ -382,15 +382,13 @@ export class Engine {
   }
 
   async requestMessage(uri: string, msg: Message): Promise<Message> {
-    this.#assertRunning(`request to "${uri}"`);
+    if (this.#state !== 'started') throw this.#notRunning(`request to "${uri}"`);
     const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
     return reply ?? msg;
   }
 
-  #assertRunning(what: string): void {
-    if (this.#state !== 'started') {
-      throw new BusbarError('ENGINE_STATE', `cannot ${what}: engine is ${this.#state} (call start() first)`, { details: { state: this.#state } });
-    }
+  #notRunning(what: string): BusbarError {
+    return new BusbarError('ENGINE_STATE', `cannot ${what}: engine is ${this.#state} (call start() first)`, { details: { state: this.#state } });
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -87,7 +87,8 @@ export function toProblems(errors: readonly ErrorObject[] | null | undefined, sc
 }
 
 export function formatProblem(p: Problem): string {
-  return `${p.path || '/'}: ${p.message}${p.suggestion ? ` (${p.suggestion})` : ''}`;
+  const hint = p.suggestion && !p.message.includes(p.suggestion) ? ` (${p.suggestion})` : '';
+  return `${p.path || '/'}: ${p.message}${hint}`;
 }
 
 /** Compile once and remember by schema object (schemas are immutable declarations). */
