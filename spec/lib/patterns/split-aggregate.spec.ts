@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { from, type Message } from '../../../lib/index.js';
+import { from } from '../../../lib/index.js';
 import { FakeClock, testEngine, settle } from '../../../lib/testing.js';
 import { SPLIT_HEADERS, AGGREGATE_HEADERS } from '../../../lib/steps/patterns/common.js';
 import { MemoryAggregationStore } from '../../../lib/stores-memory.js';
@@ -348,4 +348,3 @@ describe('patterns: aggregator', () => {
   });
 });
 
-export type { Message };
