@@ -321,6 +321,14 @@ export class RouteBuilder<T, In = unknown> {
   // ------------------------------------------------------------ transformation, codecs, contracts
 
   // ------------------------------------------------------------ adapters' steps (db outbox, ...)
+  /**
+   * Transactional outbox (db adapter): run `statements` (named parameters `:body.id`...) and
+   * store the message in an outbox table, in one transaction; `from('db:<db>?outbox=<table>')`
+   * relays it. `db` is `sqlite:<file>`, `postgres:<connection>` or `<connection>`.
+   */
+  outbox(args: { db: string; statements?: string | string[]; table?: string; topic?: string }): RouteBuilder<T, In> {
+    return this.step<T>('outbox', args);
+  }
 
   // ------------------------------------------------------------ model
   /** The internal route model. `id` is assigned by the engine when not set. */

@@ -64,12 +64,13 @@ export const dbOptions = Type.Object(
 export type DbOptions = Static<typeof dbOptions>;
 export type ClaimMode = Static<typeof claimModes>;
 
+// no defaults inside the union's branches: ajv would apply one branch's defaults to the other's data
 const postgresConnection = Type.Object(
   {
     engine: Type.Literal('postgres'),
     url: Type.String({ minLength: 1, description: 'postgres://user:password@host:port/database (never logged).' }),
-    poolSize: Type.Integer({ minimum: 1, default: 10, description: 'Most connections of the pool.' }),
-    connectTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: 'Give up a connection attempt after this many milliseconds.' }),
+    poolSize: Type.Optional(Type.Integer({ minimum: 1, description: 'Most connections of the pool (default 10).' })),
+    connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Give up a connection attempt after this many milliseconds (default 5000).' })),
   },
   { additionalProperties: false },
 );
@@ -77,7 +78,7 @@ const sqliteConnection = Type.Object(
   {
     engine: Type.Literal('sqlite'),
     file: Type.String({ minLength: 1, description: 'Database file (created if missing), or `:memory:`.' }),
-    busyTimeoutMs: Type.Integer({ minimum: 0, default: 5000, description: 'How long a write waits for another process\'s lock.' }),
+    busyTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, description: 'How long a write waits for another process\'s lock, in milliseconds (default 5000).' })),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,5 @@
+import { dbSuite } from './suite.js';
+
+describe('db adapter on SQLite', () => {
+  dbSuite('sqlite');
+});
