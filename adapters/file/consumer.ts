@@ -39,6 +39,8 @@ interface Tx {
 }
 
 type Outcome = 'ok' | 'failed' | 'dead-lettered';
+/** `processing`: handed to the route (its slot is used); `settled`: failed before the route; false: not taken. */
+type TakeResult = 'processing' | 'settled' | false;
 
 export interface FileConsumerDeps {
   root: string;
@@ -79,6 +81,9 @@ export class FileConsumer implements Consumer {
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
   #lastRecovery = 0;
+  #reserved = 0;
+  #slotWaiters: Array<() => void> = [];
+  #routeWait: Promise<void> | undefined;
 
   constructor(deps: FileConsumerDeps) {
     this.#root = deps.root;
@@ -115,6 +120,7 @@ export class FileConsumer implements Consumer {
     if (!this.#running) return;
     this.#running = false;
     this.#abort?.abort();
+    this.#wakeAll();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((res) => {
       timer = setTimeout(() => res('timeout'), this.#o.shutdownTimeout);
@@ -160,25 +166,76 @@ export class FileConsumer implements Consumer {
     const ctx = this.#ctx;
     if (ctx.clock.now() - this.#lastRecovery >= RECOVERY_EVERY_MS) await this.#recover();
     // list only when something can be taken: a listing made while the route is full is stale by the time it is used
-    if (ctx.available() === 0) await ctx.whenAvailable();
+    while (this.#running && this.#free() <= 0) await this.#waitSlot();
     if (!this.#running) return false;
     const { list, truncated } = await this.#list();
     let next = 0;
     let handed = 0;
     const reader = async (): Promise<void> => {
       while (this.#running && next < list.length) {
-        if (ctx.available() === 0) await ctx.whenAvailable();
-        if (!this.#running) return;
+        if (!(await this.#acquire())) return;
+        if (next >= list.length) {
+          this.#unreserve();
+          return;
+        }
         const c = list[next++]!;
+        let result: TakeResult = false;
         try {
-          if (await this.#take(c)) handed++;
+          result = await this.#take(c);
         } catch (err) {
           ctx.logger.error({ err, uri: this.#uri, file: c.rel }, 'could not take file; it stays where it is');
         }
+        if (result === 'processing') handed++;
+        else this.#unreserve();
       }
     };
-    await Promise.all(Array.from({ length: Math.min(READERS, list.length) }, reader));
+    // a sorted poll hands files over in order, so it reads them one by one
+    const readers = this.#o.sortBy === 'none' ? READERS : 1;
+    await Promise.all(Array.from({ length: Math.min(readers, list.length) }, reader));
     return truncated && handed > 0;
+  }
+
+  // ---------------------------------------------------------------- slots
+  /*
+   * Readers reserve a route slot before claiming a file and hand it to `process` only with a
+   * slot free, so `process` never queues. One shared `whenAvailable()` wait at a time: the
+   * route wakes one waiter per freed slot, and a woken waiter that then takes no file would
+   * otherwise swallow the wake-up of a message queued behind it.
+   */
+  #free(): number {
+    return this.#ctx.available() - this.#reserved;
+  }
+
+  #waitSlot(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#slotWaiters.push(resolve);
+      if (this.#ctx.available() === 0 && !this.#routeWait) {
+        this.#routeWait = this.#ctx.whenAvailable().then(() => {
+          this.#routeWait = undefined;
+          this.#wakeAll();
+        });
+      }
+    });
+  }
+
+  #wakeAll(): void {
+    for (const w of this.#slotWaiters.splice(0)) w();
+  }
+
+  async #acquire(): Promise<boolean> {
+    while (this.#running) {
+      if (this.#free() > 0) {
+        this.#reserved++;
+        return true;
+      }
+      await this.#waitSlot();
+    }
+    return false;
+  }
+
+  #unreserve(): void {
+    this.#reserved--;
+    this.#wakeAll();
   }
 
   // ---------------------------------------------------------------- listing
@@ -259,7 +316,7 @@ export class FileConsumer implements Consumer {
 
   // ---------------------------------------------------------------- one file
   /** Check, claim, read and hand one file to the route; false when it was not taken (not ready, taken by someone else). */
-  async #take(c: Candidate): Promise<boolean> {
+  async #take(c: Candidate): Promise<TakeResult> {
     const o = this.#o;
     const now = this.#ctx.clock.now();
     if (o.readLock === 'changed' || o.readLockMinAge > 0 || o.noop) {
@@ -319,15 +376,19 @@ export class FileConsumer implements Consumer {
     } catch (e) {
       // a file that cannot be read never becomes a message: it fails here, with its reason
       this.#track(tx, undefined, 'failed', ioError('read', c.abs, e));
-      return true;
+      return 'settled';
     }
-    const settled = this.#ctx.process(msg).then(
+    // the reserved slot becomes the route's in-flight slot in the same tick
+    this.#reserved--;
+    const processing = this.#ctx.process(msg);
+    this.#wakeAll();
+    const settled = processing.then(
       () => this.#settle(tx, msg, 'ok'),
       (err: unknown) => this.#settle(tx, msg, shouldAck(err) ? 'dead-lettered' : 'failed', err),
     );
     this.#pending.add(settled);
     void settled.finally(() => this.#pending.delete(settled));
-    return true;
+    return 'processing';
   }
 
   #track(tx: Tx, msg: Message | undefined, outcome: Outcome, err: unknown): void {
