@@ -1,4 +1,4 @@
-import { BusbarError, isBusbarError } from '../../errors.js';
+import { BusbarError, isBusbarError, wrapStepError } from '../../errors.js';
 import { withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationStore, ClaimCheckStore, IdempotentRepository } from '../../stores.js';
 import { MemoryAggregationStore, MemoryClaimCheckStore, MemoryIdempotentRepository } from '../../stores-memory.js';
@@ -137,10 +137,14 @@ export const combinerSchema = {
   ],
 } as const;
 
-/** Add facts to an error thrown in a branch or part, keeping its code (policies match on it). */
-export function annotate(err: unknown, facts: Record<string, unknown>): unknown {
-  if (isBusbarError(err)) for (const [k, v] of Object.entries(facts)) err.details[k] ??= v;
-  return err;
+/**
+ * Add facts to an error thrown in a branch or part, keeping its code (policies match on
+ * it); anything else thrown (an endpoint's plain Error) is wrapped as STEP_FAILED first.
+ */
+export function annotate(err: unknown, facts: Record<string, unknown>, routeId: string, step: string): BusbarError {
+  const e = isBusbarError(err) ? err : wrapStepError(err, routeId, step);
+  for (const [k, v] of Object.entries(facts)) e.details[k] ??= v;
+  return e;
 }
 
 /** The error headers a part or branch sent to a side dead-letter endpoint carries. */

@@ -15,11 +15,11 @@ function combinerFromConfig(v: unknown, ctx: ConfigContext, path: string): Combi
 }
 
 /** Run `run` over `items` in order (stopping at the first failure) or all at once (waiting for every one). */
-function runAll<I>(items: readonly I[], parallel: boolean, run: (item: I, i: number) => MaybePromise<Message>): MaybePromise<Message[]> {
+function runAll<I>(items: readonly I[], parallel: boolean, run: (item: I, i: number) => MaybePromise<Message>, ctx: CompileContext, step: string): MaybePromise<Message[]> {
   if (parallel) {
     return Promise.allSettled(items.map((it, i) => Promise.resolve().then(() => run(it, i)))).then((rs) => {
       const failed = rs.findIndex((r) => r.status === 'rejected');
-      if (failed >= 0) throw annotate((rs[failed] as PromiseRejectedResult).reason, { branch: failed });
+      if (failed >= 0) throw annotate((rs[failed] as PromiseRejectedResult).reason, { branch: failed }, ctx.routeId, step);
       return rs.map((r) => (r as PromiseFulfilledResult<Message>).value);
     });
   }
@@ -30,7 +30,7 @@ function runAll<I>(items: readonly I[], parallel: boolean, run: (item: I, i: num
       try {
         r = run(items[i]!, i);
       } catch (e) {
-        throw annotate(e, { branch: i });
+        throw annotate(e, { branch: i }, ctx.routeId, step);
       }
       if (isPromise(r)) {
         const at = i;
@@ -40,7 +40,7 @@ function runAll<I>(items: readonly I[], parallel: boolean, run: (item: I, i: num
             return from(at + 1);
           },
           (e: unknown) => {
-            throw annotate(e, { branch: at });
+            throw annotate(e, { branch: at }, ctx.routeId, step);
           },
         );
       }
@@ -110,7 +110,7 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     if (args.recipients) {
       const uris = args.recipients;
       for (const u of uris) sender(u); // resolve now: a wrong URI fails when the route is created
-      if (!args.compute) return (msg) => then(runAll(uris, parallel, (u) => send(msg, u)), (replies) => finish(msg, replies));
+      if (!args.compute) return (msg) => then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     }
     if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');
     const compute = evaluator(args.compute);
@@ -119,7 +119,7 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     return (msg) =>
       then(compute(msg), (v) => {
         const uris = [...fixed, ...toUris(v, delimiter, ctx.routeId, step)];
-        return then(runAll(uris, parallel, (u) => send(msg, u)), (replies) => finish(msg, replies));
+        return then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
       });
   },
 };
@@ -161,7 +161,7 @@ export const multicastStep: StepKind<MulticastArgs> = {
     const branches = args.branches.map((b, i) => ctx.compile(b, identity, `${ctx.path}/branches/${i}`));
     const strategy = args.strategy ?? 'array';
     const copy = args.shareBody ? (m: Message) => m : (m: Message) => withBody(m, copyBody(m.body));
-    return (msg) => then(runAll(branches, args.parallel ?? false, (b) => b(copy(msg))), (replies) => next(withBody(msg, combineReplies(strategy, replies, msg))));
+    return (msg) => then(runAll(branches, args.parallel ?? false, (b) => b(copy(msg)), ctx, `${ctx.path} (multicast)`), (replies) => next(withBody(msg, combineReplies(strategy, replies, msg))));
   },
 };
 
@@ -476,7 +476,7 @@ export const loadBalanceStep: StepKind<LoadBalanceArgs> = {
         }
         return next(reply);
       }
-      throw annotate(last, { failover: targets.map((t) => t.uri) });
+      throw annotate(last, { failover: targets.map((t) => t.uri) }, ctx.routeId, `${ctx.path} (loadBalance)`);
     };
   },
 };

@@ -119,7 +119,7 @@ export const splitStep: StepKind<SplitArgs> = {
     // One part: on failure either dead-letter it (and go on) or fail the split with its index.
     const handle = (p: Message, index: number): MaybePromise<unknown> => {
       const fail = (e: unknown): MaybePromise<unknown> => {
-        if (!dlq) throw annotate(e, { splitIndex: index });
+        if (!dlq) throw annotate(e, { splitIndex: index }, ctx.routeId, step);
         ctx.logger.warn({ messageId: p.id, splitIndex: index, err: e }, 'split part failed; sent to the part dead-letter endpoint');
         return dlq(errorHeaders(p, e, ctx.routeId, step, ctx.clock.now()));
       };
