@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { expect } from 'chai';
+import { createJobs, dbFixture, insertJobs, type Dialect } from '../adapters/db/suite.js';
+
+const ROWS = 20_000;
+
+function startWorker(env: Record<string, string>): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'spec/adapters/db/worker.ts'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      if (String(d).includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, ready, exited };
+}
+
+for (const dialect of ['postgres', 'sqlite'] as Dialect[]) {
+  describe(`db adapter: 3 competing processes on ${dialect}`, function () {
+    this.timeout(180_000);
+
+    it(`process each of ${ROWS} rows exactly once`, async () => {
+      const f = await dbFixture(dialect);
+      const workers: ReturnType<typeof startWorker>[] = [];
+      try {
+        const jobs = await createJobs(f, 'jobs', 0);
+        const processed = f.t('processed');
+        await f.admin.query(`CREATE TABLE ${processed} (id INTEGER NOT NULL, worker TEXT NOT NULL)`);
+        const config = JSON.stringify({ connections: { w: f.config.connections!.t } });
+        for (let i = 1; i <= 3; i++) workers.push(startWorker({ DB_CONFIG: config, DB_JOBS: jobs, DB_PROCESSED: processed, DB_WORKER: `w${i}` }));
+        await Promise.all(workers.map((w) => w.ready));
+        // every worker is polling before the rows appear, so all three compete for them
+        await insertJobs(f, jobs, 1, ROWS);
+        const n = async (sql: string): Promise<number> => Number(Object.values((await f.admin.query(sql)).rows[0]!)[0]);
+        // checked every 250 ms (not 10): the counting must not compete with the workers
+        const deadline = Date.now() + 120_000;
+        while ((await n(`SELECT COUNT(*) AS n FROM ${processed}`)) < ROWS || (await n(`SELECT COUNT(*) AS n FROM ${jobs}`)) > 0) {
+          if (Date.now() > deadline) throw new Error('timed out waiting for all rows to be processed');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        for (const w of workers) w.child.stdin!.write('stop\n');
+        expect(await Promise.all(workers.map((w) => w.exited))).to.deep.equal([0, 0, 0]);
+        expect(await n(`SELECT COUNT(*) AS n FROM ${processed}`)).to.equal(ROWS);
+        expect(await n(`SELECT COUNT(DISTINCT id) AS n FROM ${processed}`)).to.equal(ROWS);
+        const per = (await f.admin.query(`SELECT worker, COUNT(*) AS n FROM ${processed} GROUP BY worker ORDER BY worker`)).rows.map((r) => [r.worker, Number(r.n)]);
+        expect(per.map((p) => p[0])).to.deep.equal(['w1', 'w2', 'w3']);
+      } finally {
+        for (const w of workers) if (w.child.exitCode === null) w.child.kill();
+        await f.cleanup();
+      }
+    });
+  });
+}
