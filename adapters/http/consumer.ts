@@ -1,0 +1,248 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
+import { BusbarError } from '../../lib/errors.js';
+import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
+import { Formats } from './formats.js';
+import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
+import type { HttpConfig, HttpOptions } from './options.js';
+import { ServerHub, type Mount, type Routed } from './server.js';
+import { prefersXml, sendError, statusOf } from './status.js';
+
+/** What a protocol (REST, JSON-RPC, SOAP) does with a routed request. */
+export interface ProtocolServer {
+  /** Optional work when the route starts (read a WSDL file). */
+  start?(): Promise<void>;
+  handle(r: Routed, ep: ServerEndpoint): Promise<void>;
+}
+
+/**
+ * The parts of a server endpoint every protocol uses: body reading with limits, request
+ * -> message, the route call with its time limit, backpressure answers.
+ */
+export class ServerEndpoint {
+  readonly ctx: ConsumerContext;
+  readonly opts: HttpOptions;
+  readonly formats: Formats;
+  stopping = false;
+
+  constructor(ctx: ConsumerContext, opts: HttpOptions) {
+    this.ctx = ctx;
+    this.opts = opts;
+    this.formats = new Formats(opts.maxBodyBytes);
+  }
+
+  /** 503 + Retry-After when the route has no free slot or is stopping; true when answered. */
+  refuseWhenBusy(r: Routed): boolean {
+    if (!this.stopping && this.ctx.available() > 0) return false;
+    r.req.resume();
+    if (this.stopping) r.res.shouldKeepAlive = false;
+    const err = this.stopping
+      ? new BusbarError('ENGINE_STATE', `route "${this.ctx.routeId}" is stopping`, { details: { routeId: this.ctx.routeId } })
+      : new BusbarError('LIMIT_EXCEEDED', `route "${this.ctx.routeId}" is full (${this.ctx.maxInflight} requests in progress); retry later`, { details: { routeId: this.ctx.routeId, maxInflight: this.ctx.maxInflight } });
+    sendError(r.req, r.res, 503, err, { retryAfterS: this.opts.retryAfterS });
+    return true;
+  }
+
+  /** The request body, refusing more than `maxBodyBytes` (INPUT_TOO_LARGE -> 413). */
+  readBody(req: IncomingMessage): Promise<Buffer> {
+    const max = this.opts.maxBodyBytes;
+    const tooLarge = (size: number): BusbarError =>
+      new BusbarError('INPUT_TOO_LARGE', `request body of ${size} bytes exceeds the limit of ${max} bytes (maxBodyBytes)`, { details: { size, maxBytes: max } });
+    const declared = Number(req.headers['content-length']);
+    if (declared > max) {
+      req.resume();
+      return Promise.reject(tooLarge(declared));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      req.on('data', (c: Buffer) => {
+        if (failed) return;
+        size += c.length;
+        if (size > max) {
+          failed = true;
+          reject(tooLarge(size));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      });
+      req.on('error', (e) => {
+        if (!failed) reject(new BusbarError('HTTP_NETWORK', `request body not received: ${e.message}`, { cause: e, details: {} }));
+        failed = true;
+      });
+    });
+  }
+
+  /** The message a request becomes: body plus `http.*` headers. */
+  message(r: Routed, body: unknown, extra?: Record<string, HeaderValue>): Message {
+    const h: Record<string, HeaderValue> = {
+      [HTTP_HEADERS.method]: r.req.method ?? 'GET',
+      [HTTP_HEADERS.path]: r.url.pathname,
+      [HTTP_HEADERS.url]: r.req.url ?? '/',
+    };
+    for (const k in r.params) h[HTTP_HEADERS.param + k] = r.params[k];
+    for (const k of new Set(r.url.searchParams.keys())) {
+      const all = r.url.searchParams.getAll(k);
+      h[HTTP_HEADERS.query + k] = all.length === 1 ? all[0]! : all;
+    }
+    const raw = r.req.headers;
+    for (const k in raw) {
+      const v = raw[k];
+      if (v !== undefined) h[HTTP_HEADERS.header + k] = v;
+    }
+    if (r.req.socket.remoteAddress) h[HTTP_HEADERS.remoteAddress] = r.req.socket.remoteAddress;
+    if (extra) Object.assign(h, extra);
+    const cid = raw['x-correlation-id'];
+    return createMessage(body, typeof cid === 'string' && cid ? { headers: h, correlationId: cid } : { headers: h });
+  }
+
+  /** Run the message through the route within `timeoutMs` (TIMEOUT -> 504). */
+  run(msg: Message): Promise<Message> {
+    const p = this.ctx.process(msg);
+    const ms = this.opts.timeoutMs;
+    const clock = this.ctx.clock;
+    return new Promise<Message>((resolve, reject) => {
+      let done = false;
+      const t = clock.setTimeout(() => {
+        if (done) return;
+        done = true;
+        reject(new BusbarError('TIMEOUT', `route "${this.ctx.routeId}" did not reply within ${ms} ms (timeoutMs)`, { details: { routeId: this.ctx.routeId, timeoutMs: ms } }));
+      }, ms);
+      p.then(
+        (m) => {
+          if (done) return;
+          done = true;
+          clock.clearTimeout(t);
+          resolve(m);
+        },
+        (e: unknown) => {
+          if (done) {
+            this.ctx.logger.warn({ err: e, messageId: msg.id }, 'request failed after its client got 504');
+            return;
+          }
+          done = true;
+          clock.clearTimeout(t);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** Answer with an error: status by code, body with code/message/problems, logged. */
+  fail(r: Routed, err: unknown, msg?: Message): void {
+    const status = statusOf(err);
+    if (status >= 500) this.ctx.logger.warn({ err, messageId: msg?.id, status }, 'http request failed');
+    else this.ctx.logger.debug({ code: (err as BusbarError).code, status }, 'http request refused');
+    if (msg) r.res.setHeader('X-Correlation-Id', msg.correlationId);
+    sendError(r.req, r.res, status, err);
+  }
+
+  /** `http.reply.header.*` of the reply onto the response (never hop-by-hop ones). */
+  static replyHeaders(res: ServerResponse, reply: Message): void {
+    const h = reply.headers;
+    const p = HTTP_HEADERS.replyHeader;
+    for (const k in h) {
+      if (!k.startsWith(p)) continue;
+      const name = k.slice(p.length).toLowerCase();
+      const v = h[k];
+      if (HOP_BY_HOP.has(name) || v === undefined || v === null) continue;
+      res.setHeader(name, typeof v === 'object' ? [...v] : String(v));
+    }
+  }
+}
+
+/** Which of our representations the Accept header allows; undefined = none (406). */
+export function acceptable(req: IncomingMessage): 'json' | 'xml' | undefined {
+  const accept = req.headers.accept;
+  if (!accept) return 'json';
+  if (prefersXml(req)) return 'xml';
+  return /(\*\/\*|application\/\*|json)/i.test(accept) ? 'json' : undefined;
+}
+
+/** REST: the body in, the route's reply out, by content negotiation. */
+export const restServer: ProtocolServer = {
+  async handle(r, ep) {
+    if (ep.refuseWhenBusy(r)) return;
+    let msg: Message | undefined;
+    try {
+      const bytes = await ep.readBody(r.req);
+      const body = ep.formats.decode(bytes, r.req.headers['content-type'], ep.opts.bodyFormat);
+      msg = ep.message(r, body);
+      const reply = await ep.run(msg);
+      writeReply(r, ep, reply);
+    } catch (err) {
+      ep.fail(r, err, msg);
+    }
+  },
+};
+
+function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
+  const { res, req } = r;
+  ServerEndpoint.replyHeaders(res, reply);
+  res.setHeader('X-Correlation-Id', reply.correlationId);
+  const body = reply.body;
+  let format = ep.opts.format;
+  if (format === 'auto' && body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) {
+    const want = acceptable(req);
+    if (!want) {
+      sendError(req, res, 406, new BusbarError('UNSUPPORTED_FORMAT', `cannot answer in any type of Accept: ${req.headers.accept}; available: application/json, application/xml`, { details: { accept: req.headers.accept } }));
+      return;
+    }
+    format = want;
+  }
+  const statusHeader = reply.headers[HTTP_HEADERS.replyStatus];
+  const explicitType = reply.headers[HTTP_HEADERS.replyHeader + 'content-type'];
+  const enc = ep.formats.encode(body, format, typeof explicitType === 'string' ? explicitType : undefined);
+  res.statusCode = statusHeader !== undefined ? Number(statusHeader) : enc ? 200 : 204;
+  if (!enc) {
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', enc.contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(enc.data));
+  res.end(enc.data);
+}
+
+/** Server settings from the adapter configuration. */
+export function hubOf(ctx: ConsumerContext): ServerHub {
+  return ctx.state('servers', () => new ServerHub());
+}
+
+/** A server route: mounts itself on the shared server of its host:port when started. */
+export function createServerConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpConfig, protocol: ProtocolServer): Consumer {
+  const opts = endpoint.options;
+  let pattern = endpoint.path;
+  if (pattern.startsWith('//')) {
+    throw new BusbarError('INVALID_OPTION', `route "${ctx.routeId}": endpoint "${endpoint.uri}" is a URL (a client endpoint); a server route is a path: http:/orders/:id?port=8080`, {
+      details: { uri: endpoint.uri, routeId: ctx.routeId },
+    });
+  }
+  if (!pattern.startsWith('/')) pattern = `/${pattern}`;
+  const ep = new ServerEndpoint(ctx, opts);
+  const method = !opts.method || opts.method === 'ANY' ? (endpoint.options.protocol === 'rest' ? '*' : 'POST') : opts.method;
+  const mount: Mount = { routeId: ctx.routeId, method, pattern, handle: (r) => protocol.handle(r, ep) };
+  // SOAP's ?wsdl is a GET on the same path
+  const extra: Mount[] = opts.protocol === 'soap' && opts.wsdl ? [{ routeId: ctx.routeId, method: 'GET', pattern, handle: (r) => protocol.handle(r, ep) }] : [];
+  let server: ReturnType<ServerHub['get']> | undefined;
+  return {
+    async start() {
+      ep.stopping = false;
+      await protocol.start?.();
+      server = hubOf(ctx).get(opts.host, opts.port, config, ctx.logger);
+      await server.mount(mount);
+      for (const m of extra) await server.mount(m);
+      ctx.setStatus('connected');
+    },
+    async stop() {
+      ep.stopping = true;
+      if (!server) return;
+      for (const m of extra) await server.unmount(m);
+      await server.unmount(mount);
+      ctx.setStatus('idle');
+    },
+  };
+}

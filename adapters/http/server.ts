@@ -1,0 +1,251 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { BusbarError } from '../../lib/errors.js';
+import { sendError } from './status.js';
+
+/** Server-wide settings (adapter configuration): the same for every route on a server. */
+export interface ServerSettings {
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  stopTimeoutMs: number;
+}
+
+/** What a request handler gets after routing. */
+export interface Routed {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** One route's claim on a server: a method and a path pattern. */
+export interface Mount {
+  readonly routeId: string;
+  /** Upper-case method, or `*` for any. */
+  readonly method: string;
+  readonly pattern: string;
+  handle(r: Routed): Promise<void>;
+}
+
+interface CompiledMount {
+  mount: Mount;
+  match: (pathname: string) => Record<string, string> | undefined;
+  /** Literal segments count more than parameters: `/orders/new` wins over `/orders/:id`. */
+  score: number;
+}
+
+/**
+ * `/orders/:id/items/*` -> a matcher returning the parameters (`id`, and `*` for the rest).
+ * Segments are compared decoded, so `/a%20b` matches `/a b`.
+ */
+export function compilePattern(pattern: string): { match: (pathname: string) => Record<string, string> | undefined; score: number } {
+  const segs = pattern.split('/').filter(Boolean);
+  const wildcard = segs[segs.length - 1] === '*';
+  if (wildcard) segs.pop();
+  let score = 0;
+  for (const s of segs) score += s.startsWith(':') ? 1 : 3;
+  if (!wildcard) score += 0.5;
+  return {
+    score,
+    match(pathname) {
+      const parts = pathname.split('/').filter(Boolean);
+      if (wildcard ? parts.length < segs.length : parts.length !== segs.length) return undefined;
+      const params: Record<string, string> = {};
+      for (let i = 0; i < segs.length; i++) {
+        const s = segs[i]!;
+        let p: string;
+        try {
+          p = decodeURIComponent(parts[i]!);
+        } catch {
+          return undefined;
+        }
+        if (s.startsWith(':')) params[s.slice(1)] = p;
+        else if (s !== p) return undefined;
+      }
+      if (wildcard) params['*'] = parts.slice(segs.length).join('/');
+      return params;
+    },
+  };
+}
+
+/**
+ * One listening socket shared by every route mounted on its host:port. Listens when the
+ * first route mounts, closes when the last one leaves. While closing it refuses new
+ * requests (503, `Connection: close`) and lets requests in progress finish.
+ */
+export class SharedServer {
+  readonly host: string;
+  readonly port: number;
+  readonly #settings: ServerSettings;
+  readonly #logger: Logger;
+  #server: Server | undefined;
+  #mounts: CompiledMount[] = [];
+  #active = 0;
+  #idle: Array<() => void> = [];
+  #closing = false;
+
+  constructor(host: string, port: number, settings: ServerSettings, logger: Logger) {
+    this.host = host;
+    this.port = port;
+    this.#settings = settings;
+    this.#logger = logger;
+  }
+
+  /** The bound port (differs from `port` when it was 0). */
+  get boundPort(): number | undefined {
+    return (this.#server?.address() as AddressInfo | null)?.port;
+  }
+
+  get mounts(): number {
+    return this.#mounts.length;
+  }
+
+  async mount(mount: Mount): Promise<void> {
+    const dup = this.#mounts.find((m) => m.mount.pattern === mount.pattern && (m.mount.method === mount.method || m.mount.method === '*' || mount.method === '*'));
+    if (dup) {
+      throw new BusbarError('HTTP_ROUTE', `http ${this.host}:${this.port}: ${mount.method === '*' ? 'any method' : mount.method} ${mount.pattern} is already served by route "${dup.mount.routeId}"`, {
+        details: { routeId: mount.routeId, other: dup.mount.routeId, path: mount.pattern, method: mount.method },
+      });
+    }
+    const c = compilePattern(mount.pattern);
+    this.#mounts.push({ mount, ...c });
+    this.#mounts.sort((a, b) => b.score - a.score);
+    if (!this.#server) {
+      try {
+        await this.#listen();
+      } catch (e) {
+        this.#mounts = this.#mounts.filter((m) => m.mount !== mount);
+        throw e;
+      }
+    }
+  }
+
+  /** Remove a route; when it was the last one, stop listening and wait (bounded) for requests in progress. */
+  async unmount(mount: Mount): Promise<void> {
+    this.#mounts = this.#mounts.filter((m) => m.mount !== mount);
+    if (this.#mounts.length === 0) await this.close();
+  }
+
+  #listen(): Promise<void> {
+    const s = this.#settings;
+    const server = createServer({
+      maxHeaderSize: s.maxHeaderBytes,
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      // how often Node checks header/request timeouts: fine enough to make them mean something
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(s.headersTimeoutMs, s.requestTimeoutMs) / 4))),
+    });
+    server.maxConnections = s.maxConnections;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    this.#server = server;
+    this.#closing = false;
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        this.#server = undefined;
+        reject(new BusbarError('HTTP_ROUTE', `http: cannot listen on ${this.host}:${this.port}: ${err.code ?? err.message}`, { cause: err, details: { host: this.host, port: this.port, errno: err.code } }));
+      };
+      server.once('error', onError);
+      server.listen(this.port, this.host, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.#logger.error({ err }, 'http server error'));
+        this.#logger.info({ host: this.host, port: this.boundPort }, 'http server listening');
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // in-flight requests finish (their responses carry Connection: close); past the limit, cut them
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#settings.stopTimeoutMs);
+    });
+    const idle = this.#active === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#idle.push(resolve));
+    const r = await Promise.race([idle.then(() => 'idle' as const), limit]);
+    if (r === 'timeout') this.#logger.error({ active: this.#active }, 'http server stop timed out; closing connections with requests in progress');
+    server.closeAllConnections();
+    await Promise.race([closed, limit]);
+    clearTimeout(timer);
+    this.#server = undefined;
+    this.#logger.info({ host: this.host, port: this.port }, 'http server closed');
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // Node answers most of these itself when it can (408, 431); this covers the rest
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const text = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    this.#logger.debug({ code: err.code, status }, 'http client error');
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#active++;
+    res.once('close', () => {
+      this.#active--;
+      if (this.#active === 0 && this.#idle.length) for (const f of this.#idle.splice(0)) f();
+    });
+    if (this.#closing) {
+      res.shouldKeepAlive = false;
+      sendError(req, res, 503, new BusbarError('ENGINE_STATE', 'server is stopping', { details: {} }), { retryAfterS: 1 });
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      sendError(req, res, 400, new BusbarError('PARSE', 'malformed request target', { details: {} }));
+      return;
+    }
+    const allowed = new Set<string>();
+    for (const m of this.#mounts) {
+      const params = m.match(url.pathname);
+      if (!params) continue;
+      if (m.mount.method === '*' || m.mount.method === req.method || (req.method === 'HEAD' && m.mount.method === 'GET')) {
+        m.mount.handle({ req, res, url, params }).catch((err: unknown) => {
+          this.#logger.error({ err, routeId: m.mount.routeId }, 'http handler failed');
+          if (!res.headersSent) sendError(req, res, 500, err);
+          else res.destroy();
+        });
+        return;
+      }
+      allowed.add(m.mount.method);
+    }
+    if (allowed.size) {
+      res.setHeader('Allow', [...allowed].join(', '));
+      sendError(req, res, 405, new BusbarError('NOT_FOUND', `method ${req.method} is not allowed on ${url.pathname}`, { details: { allowed: [...allowed] } }));
+      return;
+    }
+    sendError(req, res, 404, new BusbarError('NOT_FOUND', `no route for ${req.method} ${url.pathname}`, { details: { path: url.pathname } }));
+  }
+}
+
+/** The servers of one engine, by host:port. */
+export class ServerHub {
+  readonly #servers = new Map<string, SharedServer>();
+
+  get(host: string, port: number, settings: ServerSettings, logger: Logger): SharedServer {
+    const key = `${host}:${port}`;
+    let s = this.#servers.get(key);
+    if (!s) this.#servers.set(key, (s = new SharedServer(host, port, settings, logger)));
+    return s;
+  }
+
+  find(host: string, port: number): SharedServer | undefined {
+    return this.#servers.get(`${host}:${port}`);
+  }
+}
