@@ -237,7 +237,9 @@ export class Route {
     const className = (err.cause as { constructor?: { name?: string } } | undefined)?.constructor?.name;
     for (const rule of this.#policy.on ?? []) {
       if (rule.codes.some((c) => c === err.code || c === className || (c.endsWith('*') && err.code.startsWith(c.slice(0, -1))))) {
-        return { redelivery: rule.redelivery ?? this.#policy.redelivery, deadLetter: rule.deadLetter ?? this.#policy.deadLetter, handled: rule.handled ?? false };
+        // a rule that declares the failure handled does not inherit the policy's dead letter
+        const deadLetter = rule.deadLetter ?? (rule.handled ? undefined : this.#policy.deadLetter);
+        return { redelivery: rule.redelivery ?? this.#policy.redelivery, deadLetter, handled: rule.handled ?? false };
       }
     }
     return this.#policy;
