@@ -303,7 +303,7 @@ do_start() {
   local deadline=$((SECONDS + START_TIMEOUT)) pid=""
   while [ $SECONDS -lt $deadline ]; do
     if pid="$(node_pid)"; then break; fi
-    if [ $((SECONDS - t0)) -ge 30 ]; then fail_with_log "node $NODE did not come up (no live pid in $PID_FILE after 30 s)"; fi
+    if [ $((SECONDS - t0)) -ge 60 ]; then fail_with_log "node $NODE did not come up (no live pid in $PID_FILE after 60 s)"; fi
     sleep 0.2
   done
   [ -n "$pid" ] || fail_with_log "node $NODE did not start"
