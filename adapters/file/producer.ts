@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { withHeaders, type Message } from '../../lib/message.js';
@@ -123,7 +122,12 @@ export class FileProducer implements Producer {
     }
     try {
       if (isStream(body)) {
-        await pipeline(body, fh.createWriteStream({ autoClose: false }));
+        // chunk by chunk: only one chunk of a large body is in memory at a time
+        for await (const chunk of body) {
+          const b = this.#bytes(chunk);
+          if (typeof b === 'string') await fh.write(b, null, 'utf8');
+          else await fh.write(b);
+        }
       } else {
         await fh.writeFile(this.#bytes(body));
       }
@@ -145,8 +149,8 @@ export class FileProducer implements Producer {
   }
 }
 
-function isStream(b: unknown): b is Readable | AsyncIterable<unknown> {
-  return b instanceof Readable || (typeof b === 'object' && b !== null && typeof (b as { pipe?: unknown }).pipe === 'function');
+function isStream(b: unknown): b is AsyncIterable<unknown> {
+  return b instanceof Readable || (typeof b === 'object' && b !== null && !Buffer.isBuffer(b) && typeof (b as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function');
 }
 
 async function fsyncDir(dir: string): Promise<void> {
