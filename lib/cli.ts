@@ -7,7 +7,8 @@ import { Engine } from './engine.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { loadRoutesFile, type RoutesModule } from './routes-file.js';
 import { TOP_LEVEL_KEYS } from './config.js';
-import { didYouMean, formatProblem, type Problem } from './schema.js';
+import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from './schema.js';
+import type { StepKind } from './step.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -44,22 +45,34 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
     }
   }
   const adapters: Adapter[] = [];
+  const steps: StepKind<never>[] = [];
   const factories = adapterFactories();
+  const configs = mod.adapters && !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown>) : {};
+  const ajv = createAjv();
   for (const [scheme, factory] of Object.entries(factories)) {
-    const given = !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown> | undefined)?.[scheme] : undefined;
+    const given = configs[scheme];
+    if (given !== undefined) {
+      const validate = ajv.compile(factory.configSchema as object);
+      if (!validate(given)) {
+        problems.push(...toProblems(validate.errors, factory.configSchema, `/adapters/${scheme}`, `${scheme} setting`));
+        continue;
+      }
+    }
     try {
-      adapters.push(factory(given));
+      adapters.push(factory.create(given));
+      steps.push(...(factory.steps ?? []));
     } catch (e) {
       problems.push({ path: `/adapters/${scheme}`, message: (e as Error).message });
     }
   }
-  if (mod.adapters && !Array.isArray(mod.adapters)) {
-    for (const scheme of Object.keys(mod.adapters)) {
-      if (!(scheme in factories)) problems.push({ path: `/adapters/${scheme}`, message: `no configurable adapter "${scheme}" (configurable: ${Object.keys(factories).join(', ') || 'none'})` });
+  for (const scheme of Object.keys(configs)) {
+    if (!(scheme in factories)) {
+      const hint = didYouMean(scheme, Object.keys(factories));
+      problems.push({ path: `/adapters/${scheme}`, message: `no configurable adapter "${scheme}" (configurable: ${Object.keys(factories).join(', ')})`, ...(hint ? { suggestion: hint } : {}) });
     }
   }
   if (Array.isArray(mod.adapters)) adapters.push(...mod.adapters);
-  const engine = new Engine({ ...mod.engine, logger, adapters, ...(mod.functions ? { functions: mod.functions } : {}) });
+  const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}) });
   return { engine, problems };
 }
 
@@ -143,7 +156,33 @@ export function buildProgram(): Command {
     .description('check a routes file and print every problem with its path; exit 1 if there is any')
     .argument('<file>', 'routes file')
     .action((file: string) => validateCommand(file));
+  const topology = program.command('topology').description('broker topology (RabbitMQ exchanges, queues, bindings) declared in a routes file');
+  topology
+    .command('plan')
+    .description('show what starting would declare, and which declarations conflict with the running broker, without changing it; exit 1 on a conflict')
+    .argument('<file>', 'routes file with "adapters": { "amqp": { "url", "topology" } }')
+    .option('--url <amqp-url>', 'broker to check (default: the file\'s amqp url)')
+    .action((file: string, opts: { url?: string }) => topologyPlanCommand(file, opts));
   return program;
+}
+
+async function topologyPlanCommand(file: string, opts: { url?: string }): Promise<void> {
+  let mod: RoutesModule;
+  try {
+    mod = await loadRoutesFile(file);
+  } catch (e) {
+    fail(e);
+  }
+  const config = mod.adapters && !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown>).amqp : undefined;
+  if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
+  try {
+    const { planTopology, formatPlan } = await import('../adapters/amqp/topology.js');
+    const plan = await planTopology(config, opts.url);
+    process.stdout.write(`${formatPlan(plan)}\n`);
+    process.exit(plan.ok ? 0 : 1);
+  } catch (e) {
+    fail(e);
+  }
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
