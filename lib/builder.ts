@@ -11,6 +11,12 @@ import type { AggregateOptions, BodyFunction, CircuitBreakerStepOptions, ClaimCh
 import type { CircuitBreakerArgs, RetryArgs, TimeoutArgs } from './steps/patterns/resilience.js';
 import type { DelayArgs, DynamicRouterArgs, LoadBalanceArgs, MulticastArgs, RecipientListArgs, RoutingSlipArgs, ScatterGatherArgs, ThrottleArgs } from './steps/patterns/routing.js';
 import type { SplitArgs } from './steps/patterns/split.js';
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { SoapVersion } from './codecs/soap.js';
+import type { ContractOptions, RouteContract } from './contracts.js';
+import { compileExpression } from './expression.js';
+import type { JsonSchema } from './schema.js';
+import type { ConvertArgs, FormatArgs, HeaderSpec, SetBodyArgs, SetHeadersArgs, SoapFaultOnErrorArgs, ValidateArgs } from './steps/transform.js';
 
 const BRAND = Symbol.for('busbar.RouteBuilder');
 
@@ -319,6 +325,82 @@ export class RouteBuilder<T, In = unknown> {
 
 
   // ------------------------------------------------------------ transformation, codecs, contracts
+  /**
+   * Convert the body between formats (`xml`, `json`, `soap`, `soap12`, `csv`, `text`, `bytes`,
+   * `auto` = by content type). Text or bytes in `from` are decoded, data passes as it is;
+   * `to: 'json'` gives JSON *data* (state its type as `U`, or follow with `validate(Schema)`),
+   * any other target gives text in that format with the content-type header set.
+   */
+  convert<U = unknown>(from: string, to: 'json' | 'data' | 'object', options?: ConvertArgs['options']): RouteBuilder<U, In>;
+  convert(from: string, to: 'bytes', options?: ConvertArgs['options']): RouteBuilder<Buffer, In>;
+  convert(from: string, to: string, options?: ConvertArgs['options']): RouteBuilder<string, In>;
+  convert(from: string, to: string, options?: ConvertArgs['options']): RouteBuilder<unknown, In> {
+    return this.step('convert', { from, to, options } satisfies ConvertArgs);
+  }
+
+  /** `unmarshal` with codec options: `.unmarshalWith<Invoice>('xml', { arrays: ['Invoice.cac:InvoiceLine'] })`. */
+  unmarshalWith<U = unknown>(format: string, options: Record<string, unknown>): RouteBuilder<U, In> {
+    return this.step<U>('unmarshal', { format, options } satisfies FormatArgs);
+  }
+
+  /** `marshal` with codec options: `.marshalWith('xml', { indent: 2 })`. */
+  marshalWith(format: string, options: Record<string, unknown>): RouteBuilder<string, In> {
+    return this.step<string>('marshal', { format, options } satisfies FormatArgs);
+  }
+
+  /**
+   * Check the body against a schema (ajv, compiled once). With a TypeBox schema the body
+   * type after this step is `Static<typeof schema>`: contract and type come from one
+   * declaration. A violation (`BUSBAR_ERR_VALIDATION_FAILED`, every problem with its JSON
+   * pointer) goes through the route's error policy, so to the dead-letter endpoint.
+   */
+  validate<S extends TSchema>(schema: S, options?: Omit<ContractOptions, 'details'>): RouteBuilder<Static<S>, In>;
+  validate<U = T>(schema: JsonSchema, options?: Omit<ContractOptions, 'details'>): RouteBuilder<U, In>;
+  validate(schema: TSchema | JsonSchema, options: Omit<ContractOptions, 'details'> = {}): RouteBuilder<unknown, In> {
+    return this.step('validate', { ...options, schema: schema as JsonSchema } satisfies ValidateArgs);
+  }
+
+  /** Route-level contracts: the body the source delivers (`input`) and the body at the end (`output`). */
+  contract(contract: RouteContract): this {
+    this.#settings.contract = contract;
+    return this;
+  }
+
+  /** Set several headers: constants, or functions of the body. */
+  setHeaders(headers: Record<string, HeaderValue | ((body: T, msg: Message<T>) => MaybePromise<HeaderValue>)>): RouteBuilder<T, In> {
+    const specs: Record<string, HeaderSpec> = {};
+    for (const [name, v] of Object.entries(headers)) specs[name] = typeof v === 'function' ? { computed: { fn: v as Computed['fn'] } } : { value: v };
+    return this.step<T>('setHeaders', { headers: specs } satisfies SetHeadersArgs);
+  }
+
+  /** Copy a value of the body into a header: a JSON pointer (`/order/id`) or a dotted path (`order.id`). */
+  copyHeaderFromBody(header: string, path: string): RouteBuilder<T, In> {
+    return this.step<T>('setHeaders', { headers: { [header]: { fromBody: path } } } satisfies SetHeadersArgs);
+  }
+
+  /** Replace the body with a constant. */
+  setBody<U>(value: U): RouteBuilder<U, In> {
+    return this.step<U>('setBody', { value } satisfies SetBodyArgs);
+  }
+
+  /** Replace the body with a `{template}` string (`{body.id}`, `{header.x}`, `{date}`...). */
+  setBodyTemplate(template: string): RouteBuilder<string, In> {
+    return this.step<string>('setBody', { template } satisfies SetBodyArgs);
+  }
+
+  /** Map the body with a JSONata expression, compiled now (a syntax error throws `BUSBAR_ERR_EXPRESSION` here). */
+  jsonata<U = unknown>(expression: string): RouteBuilder<U, In> {
+    return this.step<U>('transform', { expr: compileExpression(expression) } satisfies Computed);
+  }
+
+  /**
+   * From here on, a failure becomes a SOAP Fault reply (Client/Sender for bad requests,
+   * Server/Receiver otherwise, the busbar code in the detail) instead of failing the exchange.
+   */
+  soapFaultOnError(version: SoapVersion = '1.1'): RouteBuilder<T, In> {
+    return this.step<T>('soapFaultOnError', { version } satisfies SoapFaultOnErrorArgs);
+  }
+
 
   // ------------------------------------------------------------ adapters' steps (db outbox, ...)
   /**

@@ -1,4 +1,5 @@
 import type { ValidateFunction } from 'ajv';
+import { routeContractSchema, type RouteContract } from './contracts.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
@@ -15,6 +16,8 @@ export interface RouteConfig {
   description?: string;
   maxInflight?: number;
   history?: boolean;
+  /** Input/output schema contracts of the route. */
+  contract?: RouteContract;
   steps?: StepConfig[];
   errorPolicy?: ErrorPolicy;
 }
@@ -70,6 +73,7 @@ export const routeConfigSchema = {
     description: { type: 'string' },
     maxInflight: { type: 'integer', minimum: 1 },
     history: { type: 'boolean' },
+    contract: routeContractSchema,
     steps: { type: 'array' },
     errorPolicy: errorPolicySchema,
   },
@@ -143,6 +147,7 @@ export class ConfigReader {
     if (rc.description !== undefined) def.description = rc.description;
     if (rc.maxInflight !== undefined) def.maxInflight = rc.maxInflight;
     if (rc.history !== undefined) def.history = rc.history;
+    if (rc.contract !== undefined) def.contract = rc.contract;
     if (rc.errorPolicy !== undefined) def.errorPolicy = rc.errorPolicy;
     return { routes: [def], problems };
   }

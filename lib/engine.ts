@@ -7,6 +7,7 @@ import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
 import { ConfigReader, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
+import { withRouteContract } from './contracts.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { createMessage, withHeaders, type Headers, type Message } from './message.js';
@@ -297,7 +298,7 @@ export class Engine {
       }
       return n;
     };
-    route.pipeline = compile(def.steps, (m) => m, '/steps');
+    route.pipeline = withRouteContract(def, (end) => compile(def.steps, end, '/steps'));
     if (!dryRun) route.consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
     return route;
   }

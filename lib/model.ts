@@ -1,3 +1,4 @@
+import type { RouteContract } from './contracts.js';
 import type { StepDefinition } from './step.js';
 
 /** Redelivery: retry a failed message with exponential backoff before giving up. */
@@ -40,4 +41,6 @@ export interface RouteDefinition {
   errorPolicy?: ErrorPolicy;
   /** Record the steps each message passed, with times, in `busbar.history`. */
   history?: boolean;
+  /** Input/output schema contracts, checked before the first step and at the end (see lib/contracts.ts). */
+  contract?: RouteContract;
 }

@@ -5,6 +5,7 @@ import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { withHeaders, type Message } from '../../lib/message.js';
 import { ERROR_HEADERS } from '../../lib/route.js';
 import type { AmqpClient, ClientStatus } from './client.js';
+import { AckBatcher } from './acks.js';
 import { decode, deliveryCount, encode, WIRE, type BodyType } from './mapping.js';
 import { closeQuietly, ensureQueue } from './topology.js';
 
@@ -48,6 +49,7 @@ export class AmqpConsumer implements Consumer {
   #retry: TimerHandle | undefined;
   #retries = 0;
   #subscribing: Promise<void> | undefined;
+  readonly #acks = new WeakMap<ConfirmChannel, AckBatcher>();
 
   constructor(client: AmqpClient, ctx: ConsumerContext, settings: ConsumerSettings) {
     this.#client = client;
@@ -104,6 +106,7 @@ export class AmqpConsumer implements Consumer {
     }
     this.#unlisten?.();
     this.#ch = undefined;
+    if (ch) this.#acks.get(ch)?.flush();
     await closeQuietly(ch);
     await this.#client.release();
     this.#ctx.setStatus('idle');
@@ -120,6 +123,7 @@ export class AmqpConsumer implements Consumer {
       if (this.#stopping) return;
       const s = this.#s;
       const ch = await conn.createConfirmChannel();
+      this.#acks.set(ch, new AckBatcher(ch));
       ch.on('error', (err: Error) => this.#ctx.logger.warn({ err: err.message, queue: this.#queue }, 'amqp consumer channel closed by the broker'));
       ch.on('close', () => {
         if (this.#ch !== ch) return;
@@ -192,6 +196,7 @@ export class AmqpConsumer implements Consumer {
       return;
     }
     this.#inflight++;
+    this.#acks.get(ch)!.delivered(m.fields.deliveryTag);
     let msg: Message;
     try {
       msg = decode(m, this.#s.bodyType);
@@ -227,7 +232,7 @@ export class AmqpConsumer implements Consumer {
 
   #ack(ch: ConfirmChannel, m: ConsumeMessage): void {
     try {
-      ch.ack(m);
+      this.#acks.get(ch)!.ack(m.fields.deliveryTag);
     } catch {
       // the channel is gone; the broker has put the message back and delivers it again
     } finally {
@@ -237,7 +242,7 @@ export class AmqpConsumer implements Consumer {
 
   #nack(ch: ConfirmChannel, m: ConsumeMessage, requeue: boolean): void {
     try {
-      ch.nack(m, false, requeue);
+      this.#acks.get(ch)!.nack(m.fields.deliveryTag, requeue);
     } catch {
       // the channel is gone; the broker delivers it again
     } finally {

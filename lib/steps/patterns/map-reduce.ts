@@ -52,10 +52,18 @@ function itemsOf(value: unknown, tokenize: string | undefined, ctx: CompileConte
   throw new BusbarError('SPLIT_INPUT', `route "${ctx.routeId}", step ${ctx.path} (mapReduce): cannot read items from a ${value === null ? 'null' : typeof value}`, { details: { routeId: ctx.routeId, step: ctx.path } });
 }
 
-/** The worker script next to this module (.ts when run from source with tsx, .js when built). */
-function workerScript(): URL {
+/**
+ * A worker running map-reduce-worker next to this module. Built (.js) it is loaded as is;
+ * run from source (.ts under tsx) the worker registers tsx first, because loader hooks of
+ * the main thread do not reach worker threads.
+ */
+function startWorker(workerData: unknown): Worker {
   const ts = new URL('./map-reduce-worker.ts', import.meta.url);
-  return import.meta.url.endsWith('.ts') && existsSync(fileURLToPath(ts)) ? ts : new URL('./map-reduce-worker.js', import.meta.url);
+  if (import.meta.url.endsWith('.ts') && existsSync(fileURLToPath(ts))) {
+    const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(ts.href)}); })`;
+    return new Worker(boot, { eval: true, workerData });
+  }
+  return new Worker(new URL('./map-reduce-worker.js', import.meta.url), { workerData });
 }
 
 function moduleUrl(m: string | URL): string {
@@ -77,7 +85,7 @@ class WorkerPool {
 
   constructor(module: string, reduce: NamedReduce | undefined, threads: number) {
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(workerScript(), { workerData: { module, reduce } });
+      const worker = startWorker({ module, reduce });
       const slot = { worker, pending: new Map<number, Pending>(), load: 0 };
       worker.on('message', (m: { id: number; entries?: Array<[string, unknown]>; error?: string }) => {
         const p = slot.pending.get(m.id);
