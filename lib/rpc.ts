@@ -100,6 +100,14 @@ function safeUri(uri: string): string {
 
 function asCallError(e: unknown, service: string, method: string): BusbarError {
   if (isBusbarError(e)) {
+    // transports that report a remote failure under their own code (AMQP_REMOTE_ERROR,
+    // SOAP_FAULT) keep the remote busbar code in details.remoteCode: give the caller that one
+    const remoteCode = e.details.remoteCode;
+    if (typeof remoteCode === 'string' && e.details.remote !== true && remoteCode !== e.code) {
+      const msg = typeof e.details.remoteMessage === 'string' ? e.details.remoteMessage : e.message;
+      const restored = restoreRemoteError(remoteCode, msg, 'RPC_REMOTE_ERROR', { ...e.details, service, method });
+      if (restored.code !== 'BUSBAR_ERR_RPC_REMOTE_ERROR') return restored;
+    }
     e.details.service ??= service;
     e.details.method ??= method;
     return e;

@@ -54,7 +54,7 @@ export function fromRpcError(e: unknown, method: string | undefined): BusbarErro
   const code = typeof obj.code === 'number' ? obj.code : JSONRPC_CODES.internalError;
   const message = typeof obj.message === 'string' ? obj.message : 'JSON-RPC error';
   const data = obj.data as { code?: unknown; retryable?: unknown; problems?: unknown } | undefined;
-  const details: Record<string, unknown> = { rpcCode: code, method, data };
+  const details: Record<string, unknown> = { rpcCode: code, rpcMethod: method, data };
   if (Array.isArray(data?.problems)) details.problems = data.problems;
   const fallback =
     code === JSONRPC_CODES.methodNotFound ? 'RPC_METHOD_NOT_FOUND' : code === JSONRPC_CODES.invalidRequest ? 'RPC_INVALID_REQUEST' : code === JSONRPC_CODES.invalidParams ? 'VALIDATION_FAILED' : code === JSONRPC_CODES.parseError ? 'PARSE' : 'RPC_REMOTE_ERROR';
