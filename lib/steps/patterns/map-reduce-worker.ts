@@ -19,14 +19,25 @@ const named: Record<string, (a: unknown, b: unknown) => unknown> = {
 };
 
 const { module, reduce: reduceName } = workerData as { module: string; reduce?: string };
-const loaded: Promise<UserModule> = import(module) as Promise<UserModule>;
+type Loaded = { mod: UserModule; reduce: (a: unknown, b: unknown, key: string) => unknown };
+// a module that cannot be loaded (or lacks map / reduce) is fatal: every batch would fail the same way
+const loaded: Promise<Loaded> = (import(module) as Promise<UserModule>).then((mod) => {
+  if (typeof mod.map !== 'function') throw new Error(`${module} exports no map function`);
+  const reduce = reduceName ? named[reduceName] : mod.reduce;
+  if (typeof reduce !== 'function') throw new Error(`${module} exports no reduce function`);
+  return { mod, reduce };
+});
+loaded.catch(() => undefined); // reported per batch below, not as an unhandled rejection
 
 parentPort!.on('message', (m: { id: number; items: unknown[] }) => {
   loaded
-    .then(async (mod) => {
-      if (typeof mod.map !== 'function') throw new Error(`${module} exports no map function`);
-      const reduce = reduceName ? named[reduceName] : mod.reduce;
-      if (typeof reduce !== 'function') throw new Error(`${module} exports no reduce function`);
+    .catch((e: unknown) => {
+      parentPort!.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e), fatal: true });
+      return undefined;
+    })
+    .then(async (l) => {
+      if (!l) return;
+      const { mod, reduce } = l;
       const acc = new Map<string, unknown>();
       for (const item of m.items) {
         let pairs = mod.map(item);

@@ -87,12 +87,12 @@ class WorkerPool {
     for (let i = 0; i < threads; i++) {
       const worker = startWorker({ module, reduce });
       const slot = { worker, pending: new Map<number, Pending>(), load: 0 };
-      worker.on('message', (m: { id: number; entries?: Array<[string, unknown]>; error?: string }) => {
+      worker.on('message', (m: { id: number; entries?: Array<[string, unknown]>; error?: string; fatal?: boolean }) => {
         const p = slot.pending.get(m.id);
         if (!p) return;
         slot.pending.delete(m.id);
         slot.load--;
-        if (m.error !== undefined) p.reject(new BusbarError('STEP_FAILED', `map/reduce worker: ${m.error}`, { details: { module } }));
+        if (m.error !== undefined) p.reject(new BusbarError(m.fatal ? 'WORKER_FAILED' : 'STEP_FAILED', `map/reduce worker: ${m.error}`, { details: { module } }));
         else p.resolve(m.entries ?? []);
       });
       const fail = (e: unknown): void => {
