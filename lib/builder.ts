@@ -396,8 +396,9 @@ export class RouteBuilder<T, In = unknown> {
   /**
    * From here on, a failure becomes a SOAP Fault reply (Client/Sender for bad requests,
    * Server/Receiver otherwise, the busbar code in the detail) instead of failing the exchange.
+   * `auto` answers in the version of the request.
    */
-  soapFaultOnError(version: SoapVersion = '1.1'): RouteBuilder<T, In> {
+  soapFaultOnError(version: SoapVersion | 'auto' = 'auto'): RouteBuilder<T, In> {
     return this.step<T>('soapFaultOnError', { version } satisfies SoapFaultOnErrorArgs);
   }
 

@@ -373,6 +373,8 @@ export function soapFaultToError(fault: SoapFault): BusbarError {
 /** A value `encode` treats as a reply to wrap: `{ operation, payload, namespace?, header? }`. */
 export interface SoapReply {
   operation: string;
+  /** Answer in this version (the request's `version`), whatever the codec writes by default. */
+  version?: SoapVersion;
   payload?: unknown;
   namespace?: string;
   header?: Record<string, unknown>;
@@ -414,7 +416,11 @@ export function createSoapCodec(options: SoapOptions = {}): Codec {
       if (isPlainObject(value.body) && (value.version === '1.1' || value.version === '1.2')) return build(value.body, header);
       if (typeof value.operation === 'string' && 'payload' in value) {
         const r = value as unknown as SoapReply;
-        return build(soapBody(r.operation, r.payload, r.namespace, attr), header);
+        const body = soapBody(r.operation, r.payload, r.namespace, attr);
+        if (r.version !== undefined && r.version !== version) {
+          return buildSoapEnvelope(body, { version: r.version, ...(prefix ? { prefix } : {}), ...(header ? { header } : {}), ...(xmlOptions ? { xml: xmlOptions } : {}) });
+        }
+        return build(body, header);
       }
       return build(value);
     },

@@ -326,7 +326,15 @@ export const setBodyStep: StepKind<SetBodyArgs> = {
 
 // ---------------------------------------------------------------- SOAP fault replies
 export interface SoapFaultOnErrorArgs {
-  version: SoapVersion;
+  /** `auto`: the version of the request (its envelope namespace), 1.1 when it cannot tell. */
+  version: SoapVersion | 'auto';
+}
+
+const SOAP12_NS = 'http://www.w3.org/2003/05/soap-envelope';
+
+function requestVersion(body: unknown): SoapVersion {
+  const text = typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, Math.min(body.byteLength, 4096)).toString('utf8') : '';
+  return text.includes(SOAP12_NS) ? '1.2' : '1.1';
 }
 
 /** Header set on a reply that is a SOAP Fault (the HTTP endpoint answers it with status 500). */
@@ -338,16 +346,16 @@ export const soapFaultOnErrorStep: StepKind<SoapFaultOnErrorArgs> = {
     'A failure in the rest of the route becomes a SOAP Fault reply (Client/Sender for bad requests, Server/Receiver otherwise, the busbar code in the detail) instead of failing the exchange: the request-reply side of a SOAP endpoint.',
   configSchema: {
     oneOf: [
-      { enum: ['1.1', '1.2'] },
-      { type: 'object', additionalProperties: false, properties: { version: { enum: ['1.1', '1.2'], default: '1.1' } } },
+      { enum: ['1.1', '1.2', 'auto'] },
+      { type: 'object', additionalProperties: false, properties: { version: { enum: ['1.1', '1.2', 'auto'], default: 'auto' } } },
     ],
   },
-  fromConfig: (value) => (typeof value === 'string' ? { version: value as SoapVersion } : { version: (value as { version?: SoapVersion }).version ?? '1.1' }),
-  compile({ version }, next, ctx) {
-    const type = SOAP_CONTENT_TYPES[version];
+  fromConfig: (value) => (typeof value === 'string' ? { version: value as SoapVersion } : { version: (value as { version?: SoapVersion }).version ?? 'auto' }),
+  compile({ version: fixed }, next, ctx) {
     const reply = (msg: Message, err: unknown): Message => {
+      const version = fixed === 'auto' ? requestVersion(msg.body) : fixed;
       ctx.logger.warn({ messageId: msg.id, code: (err as BusbarError).code, err }, 'replying with a SOAP fault');
-      return withHeaders(withBody(msg, buildSoapFault(err, { version })), { 'content-type': type, [SOAP_FAULT_HEADER]: true });
+      return withHeaders(withBody(msg, buildSoapFault(err, { version })), { 'content-type': SOAP_CONTENT_TYPES[version], [SOAP_FAULT_HEADER]: true });
     };
     return (msg) => {
       try {
