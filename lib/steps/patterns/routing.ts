@@ -107,10 +107,30 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     const sender = senderCache(ctx);
     const send = (msg: Message, uri: string): Promise<Message> => sender(uri)(msg).then((r) => r ?? msg);
     const finish = (msg: Message, replies: Message[]): MaybePromise<Message> => (strategy === 'original' ? next(msg) : next(withBody(msg, combineReplies(strategy, replies, msg))));
+    // the common case (one after another, replies ignored): one promise hop per recipient
+    const inTurn = (msg: Message, uris: readonly string[]): MaybePromise<Message> => {
+      if (!uris.length) return next(msg);
+      let at = 0;
+      let p = sender(uris[0]!)(msg);
+      for (let i = 1; i < uris.length; i++) {
+        p = p.then(() => {
+          at = i;
+          return sender(uris[i]!)(msg);
+        });
+      }
+      return p.then(
+        () => next(msg),
+        (e: unknown) => {
+          throw annotate(e, { branch: at }, ctx.routeId, step);
+        },
+      );
+    };
+    const deliver = (msg: Message, uris: readonly string[]): MaybePromise<Message> =>
+      strategy === 'original' && !parallel ? inTurn(msg, uris) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     if (args.recipients) {
       const uris = args.recipients;
       for (const u of uris) sender(u); // resolve now: a wrong URI fails when the route is created
-      if (!args.compute) return (msg) => then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
+      if (!args.compute) return (msg) => deliver(msg, uris);
     }
     if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');
     const compute = evaluator(args.compute);
@@ -118,8 +138,8 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     const fixed = args.recipients ?? [];
     return (msg) =>
       then(compute(msg), (v) => {
-        const uris = [...fixed, ...toUris(v, delimiter, ctx.routeId, step)];
-        return then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
+        const computed = toUris(v, delimiter, ctx.routeId, step);
+        return deliver(msg, fixed.length ? [...fixed, ...computed] : computed);
       });
   },
 };

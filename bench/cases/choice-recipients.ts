@@ -1,0 +1,96 @@
+import { Type } from '@sinclair/typebox';
+import { pino } from 'pino';
+import { Engine, from, type Adapter } from '../../lib/index.js';
+import { bestOf, round, type BenchCase } from '../harness.js';
+
+interface Order { id: number; amount: number; country: string }
+
+const COUNTRIES = ['NL', 'DE', 'FR', 'ES', 'BE'];
+function orders(n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(JSON.stringify({ id: i, amount: (i * 37) % 1000, country: COUNTRIES[i % COUNTRIES.length] }));
+  return out;
+}
+
+/** A sink that only counts per endpoint. */
+function countingAdapter(counts: Map<string, number>): Adapter {
+  return {
+    scheme: 'count',
+    description: 'bench sink',
+    optionsSchema: Type.Object({}, { additionalProperties: false }),
+    createProducer(endpoint) {
+      const name = endpoint.path;
+      counts.set(name, 0);
+      return {
+        send() {
+          counts.set(name, counts.get(name)! + 1);
+          return Promise.resolve(undefined);
+        },
+      };
+    },
+  };
+}
+
+const bench: BenchCase = {
+  name: 'choice-recipients',
+  description: 'JSON order -> parse -> content-based router: big orders to a static recipient list (2), NL orders to a computed recipient list (2), others to one endpoint',
+  async run({ quick }) {
+    const n = quick ? 100_000 : 500_000;
+    const input = orders(10_000);
+
+    // hand-written baseline: the same decisions and deliveries, no framework
+    const base = new Map<string, number>([['big', 0], ['audit', 0], ['nl', 0], ['other', 0]]);
+    const deliver = (name: string): void => {
+      base.set(name, base.get(name)! + 1);
+    };
+    const baseline = (): void => {
+      for (let i = 0; i < n; i++) {
+        const o = JSON.parse(input[i % input.length]!) as Order;
+        if (o.amount > 400) {
+          deliver('big');
+          deliver('audit');
+        } else if (o.country === 'NL') {
+          for (const r of [`nl`, 'audit']) deliver(r);
+        } else deliver('other');
+      }
+    };
+
+    const counts = new Map<string, number>();
+    const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [countingAdapter(counts)] });
+    engine.addRoutes(
+      from<string>('direct:orders')
+        .routeId('choice-recipients')
+        .unmarshal<Order>('json')
+        .choice((c) =>
+          c
+            .when((o) => o.amount > 400, (b) => b.recipientList(['count:big', 'count:audit']))
+            .when((o) => o.country === 'NL', (b) => b.recipientList((o) => [`count:${o.country.toLowerCase()}`, 'count:audit']))
+            .otherwise((b) => b.to('count:other')),
+        ),
+    );
+    await engine.start();
+    const busbar = async (): Promise<void> => {
+      for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
+    };
+
+    const baselinePerS = await bestOf(3, n, baseline);
+    const heapBefore = process.memoryUsage().heapUsed;
+    const busbarPerS = await bestOf(3, n, busbar);
+    const heapAfter = process.memoryUsage().heapUsed;
+    await engine.stop();
+    for (const k of ['big', 'audit', 'nl', 'other']) {
+      if (counts.get(k) !== base.get(k)) throw new Error(`busbar and baseline delivered differently to ${k}: ${counts.get(k)} vs ${base.get(k)}`);
+    }
+    if ((counts.get('big') ?? 0) + (counts.get('nl') ?? 0) + (counts.get('other') ?? 0) !== n * 4) throw new Error('bench sanity check failed: not every message was delivered');
+    return {
+      busbar_per_s: busbarPerS,
+      baseline_per_s: baselinePerS,
+      busbar_us_per_msg: round(1e6 / busbarPerS, 3),
+      overhead_us_per_msg: round(1e6 / busbarPerS - 1e6 / baselinePerS, 3),
+      heap_growth_mb: round((heapAfter - heapBefore) / 1048576, 1),
+      messages: n,
+    };
+  },
+};
+
+export default bench;
