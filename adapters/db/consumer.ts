@@ -24,6 +24,8 @@ const KEYWORDS = new Set(['delete', 'mark', 'none', 'retry']);
 export interface ConsumerPlan {
   dialect: Dialect;
   label: string;
+  /** Connections of the pool (PostgreSQL), to keep lock-mode batches from taking them all. */
+  poolSize?: number | undefined;
   acquire(): Database;
   release(db: Database): Promise<void>;
 }
@@ -97,6 +99,10 @@ export class DbPollingConsumer implements Consumer {
     if (this.#claim === 'lock' && plan.dialect === 'sqlite') {
       throw new BusbarError('DB_CONFIG', `${where}: claim=lock needs PostgreSQL (SELECT ... FOR UPDATE SKIP LOCKED); use claim=update on SQLite`, { details: { uri, option: 'claim' } });
     }
+    if (this.#claim === 'lock' && plan.poolSize !== undefined && o.parallelBatches >= plan.poolSize) {
+      // each batch holds a connection until acknowledged; the route's own writes need one too
+      throw new BusbarError('DB_CONFIG', `${where}: parallelBatches=${o.parallelBatches} must be below the pool size (${plan.poolSize}) of ${plan.label}`, { details: { uri, option: 'parallelBatches' } });
+    }
     const stmt = (v: string, option: string): CompiledStatement | string => {
       if (KEYWORDS.has(v)) {
         if (o.query && v !== 'none') throw new BusbarError('DB_CONFIG', `${where}: ${option}=${v} needs table=; with query= use none or a statement`, { details: { uri, option } });
@@ -105,9 +111,9 @@ export class DbPollingConsumer implements Consumer {
       if (!/^\s*(update|delete|insert|with)\s/i.test(v)) throw new BusbarError('DB_CONFIG', `${where}: ${option} must be delete, mark, none${option === 'onConsumeFailed' ? ', retry' : ''} or an UPDATE/DELETE/INSERT statement`, { details: { uri, option } });
       return compileStatement(v, plan.dialect, `${where}, ${option}`);
     };
-    this.#onConsume = stmt(o.onConsume, 'onConsume');
+    this.#onConsume = stmt(o.onConsume ?? (o.query ? 'none' : 'delete'), 'onConsume');
     if (this.#onConsume === 'retry') throw new BusbarError('DB_CONFIG', `${where}: onConsume=retry is only for onConsumeFailed`, { details: { uri, option: 'onConsume' } });
-    this.#onFailed = stmt(o.onConsumeFailed, 'onConsumeFailed');
+    this.#onFailed = stmt(o.onConsumeFailed ?? (o.query ? 'none' : 'retry'), 'onConsumeFailed');
     this.#query = o.query !== undefined ? compileStatement(o.query, plan.dialect, `${where}, query`) : undefined;
     if (this.#query?.params.length) throw new BusbarError('DB_CONFIG', `${where}: a polling query has no message to bind :parameters from`, { details: { uri, option: 'query' } });
   }

@@ -58,6 +58,7 @@ function plan(endpoint: Endpoint<DbOptions>, ctx: AdapterContext, config: DbConf
   return {
     dialect: spec.engine,
     label: specLabel(spec),
+    poolSize: spec.engine === 'postgres' ? (spec.poolSize ?? 10) : undefined,
     acquire: () => registry().acquire(spec, ctx.logger),
     release: (db) => registry().release(db),
   };

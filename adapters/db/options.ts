@@ -27,18 +27,20 @@ export const dbOptions = Type.Object(
     claimColumn: Type.String({ minLength: 1, default: 'claimed_by', description: 'Source, claim=update: column holding the claiming process\'s id (TEXT).' }),
     claimExpiresColumn: Type.String({ minLength: 1, default: 'claimed_until', description: 'Source, claim=update: column holding when the claim expires, epoch milliseconds (INTEGER / BIGINT).' }),
     claimTimeout: Type.Integer({ minimum: 1, default: 60000, description: 'Source, claim=update: milliseconds after which a claim of a crashed process expires and the row is polled again.' }),
-    onConsume: Type.String({
-      minLength: 1,
-      default: 'delete',
-      description:
-        'Source: what happens to a row after its route succeeded (or dead-lettered it): `delete`, `mark` (set `statusColumn` to `doneValue`), `none`, or an UPDATE/DELETE/INSERT statement with parameters from the row (`:body.id`).',
-    }),
-    onConsumeFailed: Type.String({
-      minLength: 1,
-      default: 'retry',
-      description:
-        'Source: what happens to a row whose route failed without dead-lettering: `retry` (add 1 to `retryColumn` and release it; after `maxRetries` it is no longer polled), `mark` (set `statusColumn` to `failedValue` and `errorColumn` to the error, if the table has it), `none` (leave it: polled again after the error backoff or claim expiry), or a statement (`:body.id`, `:error.code`, `:error.message`).',
-    }),
+    onConsume: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Source: what happens to a row after its route succeeded (or dead-lettered it): `delete` (default with table=), `mark` (set `statusColumn` to `doneValue`), `none` (default with query=), or an UPDATE/DELETE/INSERT statement with parameters from the row (`:body.id`).',
+      }),
+    ),
+    onConsumeFailed: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Source: what happens to a row whose route failed without dead-lettering: `retry` (default with table=: add 1 to `retryColumn` and release it; after `maxRetries` it is no longer polled), `mark` (set `statusColumn` to `failedValue` and `errorColumn` to the error, if the table has it), `none` (default with query=: leave it, polled again after the claim expiry or at the next poll), or a statement (`:body.id`, `:error.code`, `:error.message`).',
+      }),
+    ),
     statusColumn: Type.String({ minLength: 1, default: 'status', description: 'Source: column that `mark` sets.' }),
     doneValue: Type.String({ default: 'done', description: 'Source: status of a consumed row (onConsume=mark).' }),
     failedValue: Type.String({ default: 'failed', description: 'Source: status of a failed row (onConsumeFailed=mark).' }),

@@ -187,6 +187,20 @@ export function dbSuite(dialect: Dialect): void {
       expect(await count(f, `SELECT COUNT(*) AS n FROM ${t}`)).to.equal(3);
     });
 
+    it('a query source polls a full SELECT and acknowledges with a statement', async () => {
+      const t = await createJobs(f, 'jobs', 6);
+      const e = newEngine();
+      const query = encodeURIComponent(`SELECT id, customer FROM ${t} WHERE status IS NULL AND amount % 2 = 0 ORDER BY id`);
+      const ack = encodeURIComponent(`UPDATE ${t} SET status = 'seen' WHERE id = :body.id`);
+      e.addRoutes(from<Row>(`${f.uri}?query=${query}&onConsume=${ack}&delay=5`).to('mock:out'));
+      const out = e.mock('mock:out').expectCount(3);
+      await e.start();
+      await out.satisfied();
+      await waitFor(async () => (await count(f, `SELECT COUNT(*) AS n FROM ${t} WHERE status = 'seen'`)) === 3, 5000, 'rows acknowledged');
+      await e.stop();
+      expect(out.bodies.map((b) => Number((b as Row).id))).to.deep.equal([2, 4, 6]);
+    });
+
     it('a missing table fails the route at start with DB_SCHEMA naming it', async () => {
       const e = newEngine();
       e.addRoutes(from(`${f.uri}?table=${f.t('nope')}`).to('mock:out'));
