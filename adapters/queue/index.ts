@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import { BoundedQueue } from '../../lib/channel.js';
+import { Service } from '../../lib/service.js';
 import type { Message } from '../../lib/message.js';
 
 export const queueOptions = Type.Object(
@@ -17,34 +18,50 @@ export type QueueOptions = Static<typeof queueOptions>;
  * not settle are logged with the whole message (nothing vanishes without a trace).
  */
 export function pumpQueue(queue: BoundedQueue<Message>, ctx: ConsumerContext, uri: string): Consumer {
-  let abort: AbortController | undefined;
-  let loop: Promise<void> | undefined;
-  const run = async (signal: AbortSignal): Promise<void> => {
+  return new QueuePump(queue, ctx, uri);
+}
+
+class QueuePump extends Service implements Consumer {
+  readonly #queue: BoundedQueue<Message>;
+  readonly #ctx: ConsumerContext;
+  readonly #uri: string;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(queue: BoundedQueue<Message>, ctx: ConsumerContext, uri: string) {
+    super();
+    this.#queue = queue;
+    this.#ctx = ctx;
+    this.#uri = uri;
+  }
+
+  protected async doStart(): Promise<void> {
+    this.#abort = new AbortController();
+    this.#loop = this.#run(this.#abort.signal);
+    this.#ctx.setStatus('connected');
+  }
+
+  protected async doStop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+    this.#ctx.setStatus('idle');
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    const ctx = this.#ctx;
     while (!signal.aborted) {
       await ctx.whenAvailable();
       let msg: Message;
       try {
-        msg = await queue.take(signal);
+        msg = await this.#queue.take(signal);
       } catch {
         return; // stopped or closed
       }
       ctx.process(msg).catch((err: unknown) => {
-        if (!shouldAck(err)) ctx.logger.error({ err, uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
+        if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
       });
     }
-  };
-  return {
-    async start() {
-      abort = new AbortController();
-      loop = run(abort.signal);
-      ctx.setStatus('connected');
-    },
-    async stop() {
-      abort?.abort();
-      await loop;
-      ctx.setStatus('idle');
-    },
-  };
+  }
 }
 
 /**
