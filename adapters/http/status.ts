@@ -31,10 +31,19 @@ const STATUS: Partial<Record<ErrorName, number>> = {
 
 /** A backend's 4xx that means the same to our caller is passed on; others are our fault (502). */
 const PASSED_ON = new Set([404, 409, 410, 412]);
+/** Remote busbar codes passed on as they are (the caller's input, not our failure). */
+const PASSED_ON_CODES = new Set([404, 422, 400]);
 
 export function statusOf(err: unknown): number {
   if (!isBusbarError(err)) return 500;
   const name = err.code.slice('BUSBAR_ERR_'.length) as ErrorName;
+  if (name === 'SOAP_FAULT' || name === 'RPC_REMOTE_ERROR') {
+    // a backend's fault: its busbar code (when the backend is busbar) says what the
+    // caller did wrong; anything else is the backend's problem, so ours as a gateway
+    const remote = err.details.remoteCode;
+    const s = typeof remote === 'string' ? STATUS[remote.slice('BUSBAR_ERR_'.length) as ErrorName] : undefined;
+    return s !== undefined && PASSED_ON_CODES.has(s) ? s : 502;
+  }
   if (name === 'HTTP_CLIENT_ERROR') {
     const s = err.details.status;
     return typeof s === 'number' && PASSED_ON.has(s) ? s : 502;

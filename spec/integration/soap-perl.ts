@@ -83,12 +83,11 @@ function perl(script: string, args: string[]): Promise<Record<string, unknown>> 
 const SERVER = String.raw`
 use strict; use warnings;
 use SOAP::Transport::HTTP;
-$| = 1;
-my $d = SOAP::Transport::HTTP::Daemon->new(LocalAddr => '127.0.0.1', LocalPort => 0, Reuse => 1)->dispatch_to('Legacy');
-print $d->url, "\n";
-$d->handle;
+
 package Legacy;
 use SOAP::Lite;
+# with this parent, the request's SOM is passed as the last argument
+our @ISA = ('SOAP::Server::Parameters');
 my %orders = ('7' => ['ACME', '99.50'], '8' => ['Initech', '12.00']);
 sub GetOrder {
   my ($class, @args) = @_;
@@ -98,6 +97,13 @@ sub GetOrder {
   return (SOAP::Data->name(id => $id), SOAP::Data->name(customer => $orders{$id}[0]), SOAP::Data->name(total => $orders{$id}[1]));
 }
 sub Crash { die "legacy system exploded\n"; }
+
+package main;
+$| = 1;
+my $d = SOAP::Transport::HTTP::Daemon->new(LocalAddr => '127.0.0.1', LocalPort => 0, Reuse => 1)
+  ->dispatch_to('Legacy')->dispatch_with({ 'urn:legacy:orders' => 'Legacy' });
+print $d->url, "\n";
+$d->handle;
 `;
 
 /** A SOAP::Lite HTTP daemon (SOAP 1.1) with GetOrder and Crash; resolves with its URL. */
@@ -129,7 +135,7 @@ export async function startPerlSoapServer(): Promise<{ url: string; stop: () => 
     stop: () =>
       new Promise<void>((resolve) => {
         child.removeAllListeners('exit');
-        if (child.exitCode !== null) {
+        if (child.exitCode !== null || child.signalCode !== null) {
           dir.cleanup();
           return resolve();
         }
