@@ -2,7 +2,11 @@ import { BusbarError } from '../../errors.js';
 import { type Headers, type Message, createMessage } from '../../message.js';
 import { isPromise, then, type MaybePromise, type Next, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
+import { csvRows, jsonArrayItems, textLines, xmlElements, type ByteSource } from '../../streaming.js';
 import { annotate, errorHeaders, SPLIT_HEADERS } from './common.js';
+
+/** Streaming readers of lib/streaming.ts, by the name the config form uses. */
+export type StreamFormat = 'lines' | 'json' | 'csv' | 'xml';
 
 export interface SplitArgs {
   /** What to split: a function / expression giving an array, iterable or async iterable. Default: the body. */
@@ -16,6 +20,13 @@ export interface SplitArgs {
    * next part. Without it, the first failing part fails the whole message.
    */
   partDeadLetter?: string | undefined;
+  /**
+   * Read the input (a string, Buffer, or stream of chunks such as a file body) as a stream
+   * of items: text lines, the items of a JSON array, CSV rows, or XML elements at `path`.
+   */
+  stream?: StreamFormat | undefined;
+  /** `stream: 'xml'`: the elements to split on, e.g. `orders.order` or `..order`. */
+  path?: string | undefined;
 }
 
 type Source = { kind: 'array'; items: readonly unknown[] } | { kind: 'sync'; it: Iterator<unknown> } | { kind: 'async'; it: AsyncIterator<unknown> };
@@ -44,8 +55,18 @@ export async function* tokenizeChunks(chunks: AsyncIterable<unknown> | Iterable<
   if (rest.length) yield rest;
 }
 
-function sourceOf(value: unknown, tokenize: string | undefined, where: string, routeId: string, step: string): Source {
-  if (tokenize !== undefined) {
+function streamOf(value: unknown, format: StreamFormat, path: string | undefined): AsyncIterator<unknown> | undefined {
+  const bytes: ByteSource | undefined = typeof value === 'string' || Buffer.isBuffer(value) ? [value] : isAsyncIterable(value) || isIterable(value) ? (value as ByteSource) : undefined;
+  if (!bytes) return undefined;
+  const it = format === 'lines' ? textLines(bytes) : format === 'json' ? jsonArrayItems(bytes) : format === 'csv' ? csvRows(bytes) : xmlElements(bytes, path ?? '');
+  return it[Symbol.asyncIterator]();
+}
+
+function sourceOf(value: unknown, tokenize: string | undefined, where: string, routeId: string, step: string, stream?: { format: StreamFormat; path: string | undefined }): Source {
+  if (stream) {
+    const it = streamOf(value, stream.format, stream.path);
+    if (it) return { kind: 'async', it };
+  } else if (tokenize !== undefined) {
     if (typeof value === 'string') return { kind: 'array', items: value.length ? dropTrailingEmpty(value.split(tokenize)) : [] };
     if (Buffer.isBuffer(value)) return sourceOf(value.toString('utf8'), tokenize, where, routeId, step);
     if (isAsyncIterable(value) || isIterable(value)) return { kind: 'async', it: tokenizeChunks(value, tokenize)[Symbol.asyncIterator]() };
@@ -95,6 +116,8 @@ export const splitStep: StepKind<SplitArgs> = {
           tokenize: { type: 'string', minLength: 1, description: 'split text (string, Buffer or stream of chunks) on this delimiter, e.g. "\\n"' },
           parallel: { type: 'integer', minimum: 1, maximum: 10000, description: 'parts processed at once (default 1, in order)' },
           partDeadLetter: { type: 'string', minLength: 1, description: 'endpoint a failing part goes to (with busbar.error.* headers) while the split goes on' },
+          stream: { enum: ['lines', 'json', 'csv', 'xml'], description: 'read the body (text, bytes or a stream of chunks) as a stream of lines, JSON array items, CSV rows or XML elements' },
+          path: { type: 'string', minLength: 1, description: 'stream xml: the elements to split on, e.g. orders.order or ..order' },
         },
       },
     ],
@@ -102,8 +125,10 @@ export const splitStep: StepKind<SplitArgs> = {
   fromConfig(value, ctx) {
     if (value === true) return {};
     if (typeof value === 'string') return { items: computedFromConfig(value, ctx) };
-    const v = value as { expr?: string; fn?: string; tokenize?: string; parallel?: number; partDeadLetter?: string };
-    const args: SplitArgs = { tokenize: v.tokenize, parallel: v.parallel, partDeadLetter: v.partDeadLetter };
+    const v = value as { expr?: string; fn?: string; tokenize?: string; parallel?: number; partDeadLetter?: string; stream?: StreamFormat; path?: string };
+    const args: SplitArgs = { tokenize: v.tokenize, parallel: v.parallel, partDeadLetter: v.partDeadLetter, stream: v.stream, path: v.path };
+    if (v.stream === 'xml' && v.path === undefined) ctx.problem({ path: `${ctx.path}/path`, message: 'stream "xml" needs the element path to split on, e.g. "orders.order"' });
+    if (v.stream !== undefined && v.tokenize !== undefined) ctx.problem({ path: `${ctx.path}/tokenize`, message: 'use either stream or tokenize, not both' });
     if (v.expr !== undefined) args.items = computedFromConfig({ expr: v.expr }, ctx, `${ctx.path}`);
     else if (v.fn !== undefined) args.items = computedFromConfig({ fn: v.fn }, ctx, `${ctx.path}`);
     return args;
@@ -115,6 +140,8 @@ export const splitStep: StepKind<SplitArgs> = {
     const dlq = args.partDeadLetter ? ctx.producer(args.partDeadLetter) : undefined;
     const where = args.items ? 'the split expression\'s result' : 'the body';
     const step = `${ctx.path} (split)`;
+    if (args.stream === 'xml' && !args.path) throw new BusbarError('INVALID_ROUTE', 'split stream "xml" needs the element path to split on (path)');
+    const stream = args.stream ? { format: args.stream, path: args.path } : undefined;
 
     // One part: on failure either dead-letter it (and go on) or fail the split with its index.
     const handle = (p: Message, index: number): MaybePromise<unknown> => {
@@ -192,7 +219,7 @@ export const splitStep: StepKind<SplitArgs> = {
 
     return (msg) =>
       then(items(msg), (value) => {
-        const src = sourceOf(value, args.tokenize, where, ctx.routeId, step);
+        const src = sourceOf(value, args.tokenize, where, ctx.routeId, step, stream);
         if (src.kind === 'array' && parallel === 1) return runArray(msg, src.items);
         return runWindowed(msg, src);
       });
