@@ -436,7 +436,7 @@ export class FileConsumer implements Consumer {
         tx.stream = stream;
         body = stream;
       } else {
-        const buf = await fh.readFile();
+        const buf = await readAll(fh, st.size);
         await fh.close();
         body = this.#decode ? this.#decode(buf) : buf;
       }
@@ -590,6 +590,28 @@ export class FileConsumer implements Consumer {
     }
     if (recovered) this.#ctx.logger.info({ uri: this.#uri, recovered }, 'file recovery done');
   }
+}
+
+/**
+ * Read a file whose size is known from fstat: one read call for a small file (readFile
+ * would fstat again).
+ */
+async function readAll(fh: FileHandle, size: number): Promise<Buffer> {
+  let buf = Buffer.allocUnsafe(Math.max(size, 1));
+  let len = 0;
+  for (;;) {
+    if (len === buf.length) {
+      const bigger = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(bigger, 0, 0, len);
+      buf = bigger;
+    }
+    const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
+    if (bytesRead === 0) break;
+    len += bytesRead;
+    // stop at the size fstat reported: no extra read just to see EOF (a claimed file no longer changes)
+    if (len === size) break;
+  }
+  return len === buf.length ? buf : buf.subarray(0, len);
 }
 
 function keyOf(rel: string, st: Stats): string {

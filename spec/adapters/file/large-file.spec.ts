@@ -1,0 +1,104 @@
+import { closeSync, createReadStream, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { expect } from 'chai';
+import { from } from '../../../lib/index.js';
+import { waitFor } from '../../helpers.js';
+import { exists, fileWorld } from './setup.js';
+
+const MB = 1024 * 1024;
+const SIZE_MB = 128;
+const LINE = 64; // bytes per line, newline included
+
+/** A file of SIZE_MB made of numbered 64-byte lines, written 1 MB at a time. */
+function generate(path: string): number {
+  const fd = openSync(path, 'w');
+  let n = 0;
+  try {
+    const perChunk = MB / LINE;
+    for (let c = 0; c < SIZE_MB; c++) {
+      let s = '';
+      for (let i = 0; i < perChunk; i++) s += `line ${String(n++).padStart(10, '0')} `.padEnd(LINE - 1, 'x') + '\n';
+      writeSync(fd, s);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return n;
+}
+
+/** Peak RSS and heap above the level when it started, sampled until stopped. */
+function memoryProbe(): { stop: () => { rssMb: number; heapMb: number } } {
+  const base = process.memoryUsage();
+  let rss = 0;
+  let heap = 0;
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    rss = Math.max(rss, m.rss - base.rss);
+    heap = Math.max(heap, m.heapUsed - base.heapUsed);
+  };
+  const t = setInterval(sample, 5);
+  return {
+    stop: () => {
+      clearInterval(t);
+      sample();
+      return { rssMb: rss / MB, heapMb: heap / MB };
+    },
+  };
+}
+
+describe('file: large files as streams', function () {
+  this.timeout(60_000);
+  let w: ReturnType<typeof fileWorld>;
+  beforeEach(() => {
+    w = fileWorld();
+  });
+  afterEach(async () => {
+    await w.cleanup();
+  });
+
+  it(`splits a ${SIZE_MB} MB file by lines with bounded memory`, async () => {
+    mkdirSync(join(w.dir, 'in'));
+    const lines = generate(join(w.dir, 'in/big.txt'));
+    let last = '';
+    w.engine.addRoutes(
+      from<Readable>('file:in?readLock=rename&delay=20&bodyType=stream')
+        .transform(async (stream) => {
+          let count = 0;
+          for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+            count++;
+            last = line;
+          }
+          return count;
+        })
+        .to('mock:out'),
+    );
+    const probe = memoryProbe();
+    await w.engine.start();
+    await w.engine.mock('mock:out').expectBodies([lines]).satisfied({ timeoutMs: 50_000 });
+    const peak = probe.stop();
+    expect(last.startsWith(`line ${String(lines - 1).padStart(10, '0')} `)).to.equal(true);
+    // loading the file would cost SIZE_MB of RSS at least (and twice that as a string)
+    expect(peak.rssMb).to.be.below(SIZE_MB / 2);
+    expect(peak.heapMb).to.be.below(SIZE_MB / 4);
+    await waitFor(() => exists(w.dir, 'in/.done/big.txt'), 5000, 'big file moved to .done');
+  });
+
+  it(`copies a ${SIZE_MB} MB file file -> file as a stream with bounded memory`, async () => {
+    mkdirSync(join(w.dir, 'in'));
+    const lines = generate(join(w.dir, 'in/big.txt'));
+    w.engine.addRoutes(from('file:in?readLock=rename&delay=20&bodyType=stream').to('file:out').to('mock:out'));
+    const probe = memoryProbe();
+    await w.engine.start();
+    await w.engine.mock('mock:out').expectCount(1).satisfied({ timeoutMs: 50_000 });
+    const peak = probe.stop();
+    expect(statSync(join(w.dir, 'out/big.txt')).size).to.equal(SIZE_MB * MB);
+    // the copy ends with the same last line
+    const tail: Buffer[] = [];
+    for await (const c of createReadStream(join(w.dir, 'out/big.txt'), { start: SIZE_MB * MB - LINE })) tail.push(c as Buffer);
+    expect(Buffer.concat(tail).toString().startsWith(`line ${String(lines - 1).padStart(10, '0')} `)).to.equal(true);
+    expect(peak.rssMb).to.be.below(SIZE_MB / 2);
+    expect(peak.heapMb).to.be.below(SIZE_MB / 4);
+  });
+});
