@@ -152,7 +152,8 @@ export function methodsOf(impl: object): Set<string> {
  * A server skeleton: a route from `opts.from` that calls `impl`'s method named by the
  * `rpc.method` header (`<name>.<method>`, or just `<method>` for foreign clients) with
  * the body as arguments (a list; a JSON-RPC object of named parameters is one argument),
- * and replies with its result. An unknown method fails with RPC_METHOD_NOT_FOUND.
+ * and replies with its result. An unknown method fails with RPC_METHOD_NOT_FOUND. A failure
+ * is the caller's answer (the route marks it handled: the source acknowledges, no redelivery).
  * Add it like any route: `engine.addRoutes(expose<Calc>('calc', impl, { from: 'direct:calc' }))`.
  */
 export function expose<T extends object>(name: string, impl: T, opts: ExposeOptions): RouteBuilder<unknown, unknown> {
@@ -165,6 +166,9 @@ export function expose<T extends object>(name: string, impl: T, opts: ExposeOpti
   const target = impl as unknown as Record<string, (...a: unknown[]) => unknown>;
   return from<unknown>(opts.from)
     .routeId(`rpc.${name}`)
+    // a failed call is answered to its caller (who decides about retrying), never redelivered
+    // by the source: over AMQP a nack would come back again and again until it is poison
+    .onError('BUSBAR_ERR_*', { handled: true })
     .process(async (msg: Message<unknown>) => {
       const full = msg.headers[RPC_HEADERS.method];
       const raw = typeof full === 'string' ? full : '';

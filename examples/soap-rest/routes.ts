@@ -52,7 +52,7 @@ export function soapToRestRoutes(opts: { soapPort: number; restBaseUrl: string }
 export function restBackendRoutes(opts: { port: number; orders: Record<string, RestOrder> }): RouteBuilder<unknown, never>[] {
   const route = from<undefined>(`http:/orders/:id?port=${opts.port}&method=GET`)
     .routeId('rest-backend')
-    .process((m) => {
+    .process<RestOrder | { error: string }>((m) => {
       const order = opts.orders[String(m.headers['http.param.id'])];
       if (!order) return { ...m, body: { error: 'not found' }, headers: { ...m.headers, 'http.reply.status': 404 } };
       return { ...m, body: order };
