@@ -188,6 +188,9 @@ interface OpenElement {
   ns: string;
 }
 
+/** The rest of a tag up to its `>`, skipping `>` inside quoted attribute values (sticky: matched at lastIndex). */
+const TAG_END = /(?:[^"'>]|"[^"]*"|'[^']*')*>/y;
+
 const NS_DECL = /\sxmlns(?::[^\s=]+)?\s*=\s*(?:"[^"]*"|'[^']*')/g;
 
 function pathMatcher(path: string): (stack: readonly OpenElement[]) => boolean {
@@ -284,17 +287,10 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
         continue;
       }
       // a start or end tag: find its '>' outside quoted attribute values
-      let i = pos + 1;
-      let quote = 0;
-      for (; i < buf.length; i++) {
-        const ch = buf.charCodeAt(i);
-        if (quote) {
-          if (ch === quote) quote = 0;
-        } else if (ch === 34 || ch === 39) quote = ch;
-        else if (ch === 62 /* > */) break;
-      }
-      if (i >= buf.length) break scan;
-      const tagEnd = i + 1;
+      TAG_END.lastIndex = pos + 1;
+      if (!TAG_END.test(buf)) break scan;
+      const tagEnd = TAG_END.lastIndex;
+      const i = tagEnd - 1;
       if (c1 === 47 /* / */) {
         const name = buf.slice(pos + 2, i).trim();
         const open = stack.pop();
