@@ -121,6 +121,7 @@ export class DbPollingConsumer implements Consumer {
   async start(): Promise<void> {
     const db = this.#plan.acquire();
     this.#db = db;
+    this.#verified = false;
     this.#ctx.setStatus('connecting');
     try {
       await db.open();
