@@ -171,6 +171,7 @@ export class DbPollingConsumer implements Consumer {
     await this.#loop;
     this.#loop = undefined;
     if (this.#batches.size) {
+      // real time, like the engine's own stop timeout: a stop must end even under a fake clock
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = await Promise.race([
         Promise.allSettled([...this.#batches]).then(() => false),
