@@ -24,11 +24,78 @@ function exceedsDepth(root: unknown, max: number): boolean {
   return false;
 }
 
-/** Position (line:column) of a JSON.parse error, when the engine reports one. */
-function where(text: string, message: string): string | undefined {
-  const m = /position (\d+)/.exec(message);
-  if (!m) return undefined;
-  const pos = Number(m[1]);
+/**
+ * Offset of the first syntax error, for messages that name a place: Node's JSON.parse does
+ * not always report one. Only runs on the error path; an iterative scan (no recursion).
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const n = text.length;
+  const ws = (): void => {
+    while (i < n && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+  };
+  const stack: Array<'{' | '['> = [];
+  // expecting: a value; after a value: ',' or a closer; in an object after '{' or ',': a key
+  let want: 'value' | 'after' | 'key' | 'first-key' | 'first-value' = 'value';
+  for (let guard = 0; guard <= n + 1; guard++) {
+    ws();
+    if (i >= n) return stack.length || want !== 'after' ? n : -1;
+    const c = text[i]!;
+    if (want === 'after') {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return i;
+      if (c === ',') {
+        want = top === '{' ? 'key' : 'value';
+        i++;
+      } else if ((c === '}' && top === '{') || (c === ']' && top === '[')) {
+        stack.pop();
+        i++;
+      } else return i;
+      continue;
+    }
+    if (want === 'key' || want === 'first-key') {
+      if (c === '}' && want === 'first-key') {
+        stack.pop();
+        i++;
+        want = 'after';
+        continue;
+      }
+      if (c !== '"') return i;
+      const end = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+      end.lastIndex = i;
+      if (!end.test(text)) return i;
+      i = end.lastIndex;
+      ws();
+      if (text[i] !== ':') return i;
+      i++;
+      want = 'value';
+      continue;
+    }
+    if (c === ']' && want === 'first-value') {
+      stack.pop();
+      i++;
+      want = 'after';
+      continue;
+    }
+    if (c === '{' || c === '[') {
+      stack.push(c);
+      i++;
+      want = c === '{' ? 'first-key' : 'first-value';
+      continue;
+    }
+    const scalar = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
+    scalar.lastIndex = i;
+    if (!scalar.test(text)) return i;
+    i = scalar.lastIndex;
+    want = 'after';
+  }
+  return i;
+}
+
+/** Line and column of a JSON syntax error. */
+function where(text: string): string | undefined {
+  const pos = jsonErrorOffset(text);
+  if (pos < 0) return undefined;
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   return `line ${line}, column ${pos - before.lastIndexOf('\n')}`;
@@ -49,9 +116,9 @@ export function createJsonCodec(options: JsonOptions = {}): Codec {
       try {
         value = JSON.parse(text);
       } catch (e) {
-        const msg = (e as Error).message;
-        const at = where(text, msg);
-        throw new BusbarError('PARSE', `json: ${msg}`, { cause: e, details: { codec: 'json', ...(at ? { at } : {}) } });
+        const msg = (e as Error).message.replace(/\s+/g, ' ');
+        const at = where(text);
+        throw new BusbarError('PARSE', `json: ${at ? `${at}: ` : ''}${msg.length > 200 ? `${msg.slice(0, 197)}...` : msg}`, { cause: e, details: { codec: 'json', ...(at ? { at } : {}) } });
       }
       // a depth of d needs at least 2d characters, so short documents skip the walk
       if (text.length > 2 * maxDepth && exceedsDepth(value, maxDepth)) throw tooDeep('json', maxDepth);
