@@ -128,28 +128,27 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     let interval: TimerHandle | undefined;
     let stopping = false;
 
-    const emit = (g: AggregationGroup, reason: CompletionReason): void => {
+    // resolves once the aggregate was handed to the route (not when it finished), so a stop
+    // hook's forced completions are in flight before the engine waits for the route to drain
+    const emit = async (g: AggregationGroup, reason: CompletionReason): Promise<void> => {
       const first = g.messages[0]!;
-      void Promise.resolve()
-        .then(() => combine(g.messages))
-        .then(
-          (body) => {
-            const headers: Record<string, HeaderValue> = { ...first.headers };
-            for (const h of HEADERS_TO_DROP) delete headers[h];
-            headers[AGGREGATE_HEADERS.completedBy] = reason;
-            headers[AGGREGATE_HEADERS.size] = g.messages.length;
-            headers[AGGREGATE_HEADERS.key] = g.key;
-            const out = createMessage(body, { headers, correlationId: first.correlationId, causationId: first.id });
-            ctx.spawn(out, next);
-          },
-          (err: unknown) => {
-            // the group's messages are already acknowledged: hand the failure to the route's error policy with the group as body
-            const failed = createMessage(g.messages.map((m) => m.body), { headers: { [AGGREGATE_HEADERS.key]: g.key, [AGGREGATE_HEADERS.completedBy]: reason }, correlationId: first.correlationId });
-            ctx.spawn(failed, () => {
-              throw err;
-            });
-          },
-        );
+      let body: unknown;
+      try {
+        body = await combine(g.messages);
+      } catch (err) {
+        // the group's messages are already acknowledged: hand the failure to the route's error policy with the group as body
+        const failed = createMessage(g.messages.map((m) => m.body), { headers: { [AGGREGATE_HEADERS.key]: g.key, [AGGREGATE_HEADERS.completedBy]: reason }, correlationId: first.correlationId });
+        ctx.spawn(failed, () => {
+          throw err;
+        });
+        return;
+      }
+      const headers: Record<string, HeaderValue> = { ...first.headers };
+      for (const h of HEADERS_TO_DROP) delete headers[h];
+      headers[AGGREGATE_HEADERS.completedBy] = reason;
+      headers[AGGREGATE_HEADERS.size] = g.messages.length;
+      headers[AGGREGATE_HEADERS.key] = g.key;
+      ctx.spawn(createMessage(body, { headers, correlationId: first.correlationId, causationId: first.id }), next);
     };
 
     const complete = async (key: string, reason: CompletionReason): Promise<void> => {
@@ -160,7 +159,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       }
       expected.delete(key);
       const g = await store.take(scope, key);
-      if (g && g.messages.length) emit(g, reason);
+      if (g && g.messages.length) await emit(g, reason);
     };
 
     const completeAll = async (reason: CompletionReason): Promise<void> => {

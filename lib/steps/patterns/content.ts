@@ -200,7 +200,7 @@ export const idempotentStep: StepKind<IdempotentArgs> = {
     const keyFn = args.key ? evaluator(args.key) : (m: Message) => m.id;
     const dup = args.duplicateUri ? ctx.producer(args.duplicateUri) : undefined;
     const removeOnFailure = args.removeOnFailure ?? true;
-    state.duplicates.set(scope, 0);
+    if (!state.duplicates.has(scope)) state.duplicates.set(scope, 0);
     const memory = repo instanceof MemoryIdempotentRepository ? repo : undefined;
 
     const proceed = (msg: Message, key: string, added: boolean): MaybePromise<Message> => {

@@ -181,24 +181,30 @@ export const circuitBreakerStep: StepKind<CircuitBreakerArgs> = {
     const fallback = args.fallback ? ctx.compile(args.fallback, next, `${ctx.path}/fallback`) : undefined;
     const name = args.name ?? `${ctx.routeId}${ctx.path}`;
     const step = `${ctx.path} (circuitBreaker)`;
-    const breaker = new CircuitBreaker(name, ctx.clock, args);
-    patternStateOf(ctx).breakers.set(name, breaker);
-    breaker.onStateChange((state) => ctx.logger.warn({ breaker: name, state, failureRate: breaker.failureRate }, `circuit breaker ${state}`));
+    // one breaker per name: steps naming the same breaker share its state (and `engine.check` reuses it)
+    const breakers = patternStateOf(ctx).breakers;
+    let breaker = breakers.get(name);
+    if (!breaker) {
+      const b = new CircuitBreaker(name, ctx.clock, args);
+      b.onStateChange((state) => ctx.logger.warn({ breaker: name, state, failureRate: b.failureRate }, `circuit breaker ${state}`));
+      breakers.set(name, (breaker = b));
+    }
+    const cb = breaker;
     const withFallback = (msg: Message, err: BusbarError): MaybePromise<Message> => {
       if (!fallback) throw err;
       return fallback(
-        withHeaders(msg, { [CIRCUIT_HEADER]: breaker.state, 'busbar.error.code': err.code, 'busbar.error.message': err.message }),
+        withHeaders(msg, { [CIRCUIT_HEADER]: cb.state, 'busbar.error.code': err.code, 'busbar.error.message': err.message }),
       );
     };
     return (msg) => {
-      if (!breaker.tryAcquire()) return withFallback(msg, breaker.openError(ctx.routeId, step));
+      if (!cb.tryAcquire()) return withFallback(msg, cb.openError(ctx.routeId, step));
       return attempt(inner, msg).then(
         (reply) => {
-          breaker.success();
+          cb.success();
           return next(reply);
         },
         (e: unknown) => {
-          breaker.failure();
+          cb.failure();
           return withFallback(msg, isBusbarError(e) ? e : wrapStepError(e, ctx.routeId, step));
         },
       );
