@@ -12,6 +12,7 @@
 import { createClock } from '@sinonjs/fake-timers';
 import { pino } from 'pino';
 import { isRouteBuilder, RouteBuilder } from './builder.js';
+import { BusbarError } from './errors.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Engine, type EngineOptions, type RouteInput } from './engine.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
@@ -116,15 +117,25 @@ function rewrite(value: unknown, swap: (s: string) => string): unknown {
 
 const NO_ID = '\u0000busbar-testing-no-id';
 
-function rebuild(def: RouteDefinition, hadId: boolean): RouteBuilder<unknown, never> {
-  let b = new RouteBuilder<unknown, never>(def.from);
-  if (hadId) b = b.routeId(def.id);
-  if (def.description !== undefined) b = b.description(def.description);
-  if (def.maxInflight !== undefined) b = b.maxInflight(def.maxInflight);
-  if (def.history !== undefined) b = b.history(def.history);
-  if (def.errorPolicy !== undefined) b = b.errorPolicy(def.errorPolicy);
-  for (const s of def.steps) b = b.step(s.kind, s.args);
-  return b;
+/**
+ * A builder standing for an already-built route definition: the engine only asks a builder
+ * for its definition, so every setting (present and future) is carried over as it is.
+ */
+class AdvisedRoute extends RouteBuilder<unknown, never> {
+  readonly #def: RouteDefinition;
+  readonly #hadId: boolean;
+
+  constructor(def: RouteDefinition, hadId: boolean) {
+    super(def.from);
+    this.#def = def;
+    this.#hadId = hadId;
+  }
+
+  override toDefinition(defaultId?: string): RouteDefinition {
+    const id = this.#hadId ? this.#def.id : defaultId;
+    if (id === undefined) throw new BusbarError('INVALID_ROUTE', `route from "${this.#def.from}" has no id`);
+    return { ...this.#def, id, steps: [...this.#def.steps] };
+  }
 }
 
 /**
@@ -147,7 +158,7 @@ export function replaceEndpoints(routes: RouteInput, map: EndpointReplacements):
         steps: def.steps.map((s) => ({ kind: s.kind, args: rewrite(s.args, swap) })),
       };
       if (def.errorPolicy) copy.errorPolicy = rewrite(def.errorPolicy, swap) as ErrorPolicy;
-      return rebuild(copy, def.id !== NO_ID);
+      return new AdvisedRoute(copy, def.id !== NO_ID);
     }
     return rewrite(input, swap) as RouteInput;
   };

@@ -84,6 +84,18 @@ describe('testing kit: replaceEndpoints (AdviceWith)', () => {
     await engine.stop();
   });
 
+  it('keeps every route setting (in-flight bound, history, description)', async () => {
+    const { engine } = testEngine();
+    engine.addRoutes(replaceEndpoints(from<number>('amqp:queue:x').routeId('kept').maxInflight(3).history().description('d').to('amqp:queue:y'), { 'amqp:*': (u) => u.replace('amqp:queue:', 'direct:') }));
+    expect(engine.stats().routes.kept!.maxInflight).to.equal(3);
+    expect(engine.stats().routes.kept!.source.uri).to.equal('direct:x');
+    engine.addRoutes(from('direct:y').to('mock:y'));
+    await engine.start();
+    await engine.send('direct:x', 1);
+    expect(engine.mock('mock:y').received[0]!.headers['busbar.history']).to.have.length(1);
+    await engine.stop();
+  });
+
   it('a builder without an id stays without one (the engine assigns it)', () => {
     const { engine } = testEngine();
     engine.addRoutes(replaceEndpoints([from('amqp:queue:x').to('mock:y')], { 'amqp:queue:x': 'direct:x' }));
