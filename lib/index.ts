@@ -32,3 +32,6 @@ export { CIRCUIT_HEADER } from './steps/patterns/resilience.js';
 export { tokenizeChunks } from './steps/patterns/split.js';
 export { patternSteps } from './steps/patterns/index.js';
 export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, RecipientListOptions, MulticastOptions, ScatterGatherOptions, EnrichOptions, ClaimCheckOptions, IdempotentOptions, LoadBalanceOptions, RetryOptions, CircuitBreakerStepOptions, MapReduceOptions } from './steps/patterns/options.js';
+export { xmlElements, csvRows, jsonArrayItems, textLines, type ByteSource, type XmlElementsOptions, type JsonItemsOptions, type TextLinesOptions } from './streaming.js';
+export { compileContract, contractProblems, withRouteContract, type Contract, type ContractOptions, type ContractProblem, type RouteContract } from './contracts.js';
+export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';

@@ -17,6 +17,8 @@ export interface Codec {
   configure?(options: Record<string, unknown>): Codec;
   /** JSON Schema of the options `configure` accepts (config routes are checked against it). */
   readonly optionsSchema?: JsonSchema;
+  /** The content type `encode(value)` writes, when it depends on the value (a SOAP reply in the request's version). */
+  contentTypeFor?(value: unknown): string | undefined;
 }
 
 /** Limits applied to untrusted documents before and while they are parsed. */

@@ -402,6 +402,10 @@ export function createSoapCodec(options: SoapOptions = {}): Codec {
       },
     },
     configure: (o) => createSoapCodec({ ...options, ...(o as SoapOptions) }),
+    contentTypeFor: (value) => {
+      const v = isPlainObject(value) ? value.version : undefined;
+      return v === '1.1' || v === '1.2' ? SOAP_CONTENT_TYPES[v] : undefined;
+    },
     decode(input) {
       const env = parseSoapEnvelope(input, xmlOptions);
       if (env.fault && faults === 'throw') throw soapFaultToError(env.fault);

@@ -114,6 +114,8 @@ export const marshalStep: StepKind<FormatArgs> = {
     }
     const codec = resolveCodec(ctx, format, options);
     const type = codec.contentTypes[0] ?? format;
+    const typeFor = codec.contentTypeFor?.bind(codec);
+    if (typeFor) return (msg) => next(withContentType(withBody(msg, codec.encode(msg.body)), typeFor(msg.body) ?? type));
     return (msg) => next(withContentType(withBody(msg, codec.encode(msg.body)), type));
   },
 };

@@ -36,6 +36,7 @@ describe('protocol conversion: SOAP -> JSON REST -> SOAP (in-memory endpoints)',
       if (c.lines) expected.line = [{ sku: 'A-100', qty: '2' }, { sku: 'B-200', qty: '1' }];
       expect(env.payload).to.deep.equal(expected);
       expect(reply.headers[SOAP_FAULT_HEADER]).to.equal(undefined);
+      expect(reply.headers['content-type']).to.equal(c.version === '1.2' ? 'application/soap+xml' : 'text/xml');
     });
   }
 
