@@ -7,7 +7,7 @@ import type { CompileContext, ConfigContext, MaybePromise, Next, StepKind } from
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { AGGREGATE_HEADERS, keyOf, namedStore, patternStateOf, SPLIT_HEADERS } from './common.js';
 
-export type CompletionReason = 'size' | 'split' | 'predicate' | 'timeout' | 'interval' | 'stop';
+export type CompletionReason = 'size' | 'split' | 'predicate' | 'timeout' | 'interval' | 'stop' | 'capacity';
 
 export type AggregateStrategy = 'array' | 'concat' | 'sum' | 'count' | 'merge' | 'first' | 'last';
 
@@ -32,6 +32,8 @@ export interface AggregateArgs {
   completeOnStop?: boolean | undefined;
   /** The group store: an instance (builder) or the name of one registered on the engine (config). Default: in memory. */
   store?: AggregationStore | string | undefined;
+  /** Bound on open groups (default 10 000): a new group beyond it completes the oldest (`capacity`). */
+  maxGroups?: number | undefined;
 }
 
 function isComputed(v: unknown): v is Computed {
@@ -89,6 +91,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       intervalMs: { type: 'number', exclusiveMinimum: 0, description: 'complete every open group this often' },
       completeOnStop: { type: 'boolean', default: true, description: 'complete open groups when the route stops' },
       store: { type: 'string', minLength: 1, description: 'name of an aggregation store registered on the engine (default: memory)' },
+      maxGroups: { type: 'integer', minimum: 1, default: 10000, description: 'bound on open groups; beyond it the oldest group is completed' },
     },
   },
   fromConfig(value, ctx: ConfigContext) {
@@ -101,6 +104,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       intervalMs: v.intervalMs as number | undefined,
       completeOnStop: v.completeOnStop as boolean | undefined,
       store: v.store as string | undefined,
+      maxGroups: v.maxGroups as number | undefined,
     };
     if (v.correlate !== undefined) args.correlate = computedFromConfig(v.correlate, ctx, `${ctx.path}/correlate`);
     if (v.combine !== undefined) args.combine = computedFromConfig(v.combine, ctx, `${ctx.path}/combine`);
@@ -127,6 +131,9 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     const expected = new Map<string, number>();
     let interval: TimerHandle | undefined;
     let stopping = false;
+    const maxGroups = args.maxGroups ?? 10_000;
+    /** Open group keys, oldest first (this process's view; rebuilt from the store on start). */
+    const open = new Set<string>();
 
     // resolves once the aggregate was handed to the route (not when it finished), so a stop
     // hook's forced completions are in flight before the engine waits for the route to drain
@@ -158,6 +165,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         timers.delete(key);
       }
       expected.delete(key);
+      open.delete(key);
       const g = await store.take(scope, key);
       if (g && g.messages.length) await emit(g, reason);
     };
@@ -204,7 +212,11 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         }, args.intervalMs);
       }
       // groups left in a persistent store by an earlier run get their timeouts back
-      if (args.timeoutMs !== undefined) for (const g of await store.groups(scope)) arm(g.key, g.updatedAt + args.timeoutMs - ctx.clock.now());
+      const left = (await store.groups(scope)).sort((a, b) => a.createdAt - b.createdAt);
+      for (const g of left) {
+        open.add(g.key);
+        if (args.timeoutMs !== undefined) arm(g.key, g.updatedAt + args.timeoutMs - ctx.clock.now());
+      }
     });
     ctx.onStop(async () => {
       stopping = true;
@@ -227,6 +239,11 @@ export const aggregateStep: StepKind<AggregateArgs> = {
 
     const aggregate: Next = async (msg) => {
       const key = keyOf(await correlate(msg), 'correlation', ctx.routeId, step);
+      if (!open.has(key)) {
+        open.add(key);
+        // memory stays bounded however many keys come in: the oldest group goes out first
+        if (open.size > maxGroups) await complete(open.values().next().value as string, 'capacity');
+      }
       const g = await store.append(scope, key, msg, ctx.clock.now());
       return onAppended(key, g, msg);
     };

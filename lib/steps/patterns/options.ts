@@ -45,6 +45,8 @@ export interface AggregateOptions<T, A> {
   completeOnStop?: boolean;
   /** The group store (default in memory), or the name of one registered on the engine. */
   store?: AggregationStore | string;
+  /** Bound on open groups (default 10 000); beyond it the oldest group is completed (`capacity`). */
+  maxGroups?: number;
 }
 
 export interface ResequenceOptions<T> {

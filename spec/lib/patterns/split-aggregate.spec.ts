@@ -296,6 +296,19 @@ describe('patterns: aggregator', () => {
     expect((await store.groups('agg/steps/0')).map((g) => g.key)).to.deep.equal(['z']);
   });
 
+  it('bounds open groups: beyond maxGroups the oldest group completes with reason capacity', async () => {
+    const { engine } = testEngine();
+    engine.addRoutes(from<string>('direct:in').aggregate({ correlate: (b) => b[0]!, size: 10, maxGroups: 2 }).to('mock:out'));
+    await engine.start();
+    for (const b of ['a1', 'b1', 'a2', 'c1']) await engine.send('direct:in', b);
+    const out = engine.mock('mock:out');
+    await out.expectCount(1).satisfied();
+    expect(out.bodies).to.deep.equal([['a1', 'a2']]);
+    expect(out.received[0]!.headers[AGGREGATE_HEADERS.completedBy]).to.equal('capacity');
+    await engine.stop();
+    expect(out.bodies.slice(1)).to.deep.equal([['b1'], ['c1']]);
+  });
+
   it('a message without a correlation key fails with CORRELATION_KEY', async () => {
     const { engine } = testEngine();
     engine.addRoutes(from<{ k?: string }>('direct:in').deadLetter('mock:dlq').aggregate({ correlate: (b) => b.k as string, size: 2 }).to('mock:out'));
