@@ -309,7 +309,7 @@ export class AmqpConsumer implements Consumer {
       if (reply) {
         const { content, options } = encode(reply, { persistent: false, mandatory: false });
         options.correlationId = m.properties.correlationId;
-        (options.headers as Record<string, unknown>)[WIRE.correlation] = reply.correlationId;
+        options.headers = { ...(options.headers as Record<string, unknown> | undefined), [WIRE.correlation]: reply.correlationId };
         ch.publish('', to, content, options);
       } else {
         const code = isBusbarError(err) ? err.code : 'BUSBAR_ERR_STEP_FAILED';

@@ -4,12 +4,11 @@ import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 
 /**
- * Headers busbar adds on the wire to carry what AMQP properties cannot (millisecond
- * timestamps, causation, delivery counts of republished messages, remote errors).
+ * Headers busbar adds on the wire to carry what AMQP properties cannot (causation,
+ * delivery counts of republished messages, remote errors, a request's conversation id).
  * They are removed again when a message is read.
  */
 export const WIRE = {
-  timestamp: 'x-busbar-timestamp',
   causation: 'x-busbar-causation-id',
   correlation: 'x-busbar-correlation-id',
   deliveries: 'x-busbar-deliveries',
@@ -67,23 +66,25 @@ export function encode(msg: Message, opts: { persistent: boolean; mandatory: boo
     content = Buffer.from(text === undefined ? 'null' : text, 'utf8');
     contentType = 'application/json';
   }
-  const headers: Record<string, unknown> = {};
+  let headers: Record<string, unknown> | undefined;
   for (const k in msg.headers) {
     const v = msg.headers[k];
     if (v === undefined || SKIP_OUT.has(k) || k.startsWith('amqp.') || k.startsWith('x-busbar-')) continue;
-    headers[k] = v;
+    (headers ??= {})[k] = v;
   }
-  headers[WIRE.timestamp] = msg.timestamp;
-  if (msg.causationId !== undefined) headers[WIRE.causation] = msg.causationId;
+  if (msg.causationId !== undefined) (headers ??= {})[WIRE.causation] = msg.causationId;
+  // AMQP timestamps are whole seconds; the milliseconds are not worth a headers table on
+  // every message (encoding one costs more than the rest of the publish)
   const options: Options.Publish = {
     persistent: opts.persistent,
     mandatory: opts.mandatory,
     contentType,
     messageId: msg.id,
-    correlationId: msg.correlationId,
     timestamp: Math.floor(msg.timestamp / 1000),
-    headers,
   };
+  // the reader takes the message id when there is no correlation id: a fresh message needs none
+  if (msg.correlationId !== msg.id) options.correlationId = msg.correlationId;
+  if (headers) options.headers = headers;
   const h = msg.headers;
   if (h[AMQP_HEADERS.contentEncoding] !== undefined) options.contentEncoding = String(h[AMQP_HEADERS.contentEncoding]);
   if (h[AMQP_HEADERS.type] !== undefined) options.type = String(h[AMQP_HEADERS.type]);
@@ -156,7 +157,7 @@ export function decode(m: AmqpMessage, bodyType: BodyType): Message {
     }
   }
   const id = p.messageId !== undefined && p.messageId !== null ? String(p.messageId) : randomUUID();
-  const ts = Number(raw[WIRE.timestamp]) || (typeof p.timestamp === 'number' ? p.timestamp * 1000 : Date.now());
+  const ts = typeof p.timestamp === 'number' ? p.timestamp * 1000 : Date.now();
   const correlation = raw[WIRE.correlation] ?? p.correlationId;
   const init: Parameters<typeof createMessage>[1] = { id, headers, timestamp: ts, correlationId: correlation !== undefined && correlation !== null ? String(correlation) : id };
   if (raw[WIRE.causation] !== undefined) init.causationId = String(raw[WIRE.causation]);

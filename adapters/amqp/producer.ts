@@ -352,7 +352,7 @@ export class AmqpProducer implements Producer {
     const key = randomUUID();
     options.replyTo = DIRECT_REPLY_TO;
     options.correlationId = key;
-    (options.headers as Record<string, unknown>)[WIRE.correlation] = msg.correlationId;
+    options.headers = { ...(options.headers as Record<string, unknown> | undefined), [WIRE.correlation]: msg.correlationId };
     const exchange = this.#s.target.kind === 'exchange' ? this.#s.target.name : '';
     return new Promise<Message>((resolve, reject) => {
       this.#replies.set(key, { deadline: this.#ctx.clock.now() + this.#s.replyTimeoutMs, resolve, reject });

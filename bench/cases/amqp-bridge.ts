@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { pino } from 'pino';
+import { createAmqpAdapter } from '../../adapters/amqp/index.js';
+import { Engine, from } from '../../lib/index.js';
+import { round, type BenchCase } from '../harness.js';
+
+export const AMQP_URL = process.env.BUSBAR_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** Prefetch of both sides (busbar: the route's in-flight bound). */
+export const PREFETCH = 256;
+/** Unconfirmed publishes of both sides. */
+export const WINDOW = 1000;
+
+export interface Order {
+  seq: number;
+  amount: number;
+  country: string;
+}
+
+export function benchQueue(kind: string): string {
+  return `busbar-bench.${kind}.${randomBytes(4).toString('hex')}`;
+}
+
+export async function connect(): Promise<ChannelModel> {
+  const c = await amqp.connect(AMQP_URL);
+  c.on('error', () => undefined);
+  return c;
+}
+
+/**
+ * Publish with confirms through a bounded window, waiting on `drain`: what a careful
+ * hand-written amqplib publisher does. Used to fill queues and as the publish baseline.
+ */
+export async function publishAll(ch: ConfirmChannel, queue: string, n: number, body: (i: number) => Buffer, window = WINDOW): Promise<void> {
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  let failed: unknown;
+  for (let i = 0; i < n; i++) {
+    while (outstanding >= window) await new Promise<void>((r) => (wake = r));
+    if (failed) throw failed;
+    outstanding++;
+    const ok = ch.sendToQueue(queue, body(i), { persistent: true, contentType: 'application/json' }, (err) => {
+      if (err) failed = err;
+      outstanding--;
+      const w = wake;
+      wake = undefined;
+      w?.();
+    });
+    if (!ok) await new Promise<void>((r) => ch.once('drain', () => r()));
+  }
+  await ch.waitForConfirms();
+}
+
+export function orderBody(i: number): Buffer {
+  return Buffer.from(JSON.stringify({ seq: i, amount: (i * 37) % 1000, country: i % 2 ? 'NL' : 'DE' }));
+}
+
+export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+export async function messageCount(conn: ChannelModel, queue: string): Promise<number> {
+  const ch = await conn.createChannel();
+  try {
+    return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await ch.close();
+  }
+}
+
+export function silentEngine(): Engine {
+  return new Engine({ logger: pino({ level: 'silent' }), adapters: [createAmqpAdapter({ url: AMQP_URL })], maxInflight: PREFETCH });
+}
+
+/** The hand-written bridge: consume A, JSON transform, publish to B with a confirm callback, ack A in it. */
+async function baselineBridge(a: string, b: string, n: number): Promise<number> {
+  // timed from connecting, like the busbar side's engine.start()
+  const t0 = process.hrtime.bigint();
+  const conn = await connect();
+  const cin = await conn.createChannel();
+  const cout = await conn.createConfirmChannel();
+  await cin.prefetch(PREFETCH);
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const { consumerTag } = await cin.consume(a, (m) => {
+    if (!m) return;
+    const o = JSON.parse(m.content.toString('utf8')) as Order;
+    const out = Buffer.from(JSON.stringify({ ...o, total: Math.round(o.amount * 121) / 100 }));
+    cout.sendToQueue(b, out, { persistent: true, contentType: 'application/json' }, (err) => {
+      if (err) cin.nack(m);
+      else cin.ack(m);
+      if (++done === n) finish();
+    });
+  });
+  await finished;
+  const perS = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  await cin.cancel(consumerTag);
+  await conn.close();
+  return perS;
+}
+
+async function busbarBridge(a: string, b: string, n: number): Promise<{ perS: number; heapMb: number }> {
+  const engine = silentEngine();
+  engine.addRoutes(
+    from<string>(`amqp:queue:${a}`)
+      .routeId('bridge')
+      .unmarshal<Order>('json')
+      .transform((o) => ({ ...o, total: Math.round(o.amount * 121) / 100 }))
+      .marshal('json')
+      .to(`amqp:queue:${b}?confirmWindow=${WINDOW}`),
+  );
+  const heap0 = process.memoryUsage().heapUsed;
+  const t0 = process.hrtime.bigint();
+  await engine.start();
+  await waitUntil(() => engine.stats().routes.bridge!.completed >= n, 300_000, 'the busbar bridge');
+  const perS = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const heapMb = (process.memoryUsage().heapUsed - heap0) / 1048576;
+  await engine.stop();
+  return { perS, heapMb };
+}
+
+const bench: BenchCase = {
+  name: 'amqp-bridge',
+  description: 'At-least-once bridge: consume queue A, JSON transform, publish to queue B with confirms, ack A after the confirm (30,000 persistent messages); busbar route vs hand-written amqplib',
+  requires: ['rabbitmq'],
+  async run({ quick }) {
+    const n = quick ? 5000 : 30_000;
+    const rounds = quick ? 1 : 3;
+    const conn = await connect();
+    const setup = await conn.createConfirmChannel();
+    const queues: string[] = [];
+    const fresh = async (): Promise<[string, string]> => {
+      const a = benchQueue('bridge-a');
+      const b = benchQueue('bridge-b');
+      queues.push(a, b);
+      await setup.assertQueue(a, { durable: true });
+      await setup.assertQueue(b, { durable: true });
+      await publishAll(setup, a, n, orderBody);
+      return [a, b];
+    };
+    const drop = async (...names: string[]): Promise<void> => {
+      for (const q of names) await setup.deleteQueue(q);
+    };
+    let busbar = 0;
+    let baseline = 0;
+    let heap = 0;
+    try {
+      // alternate which goes first, and delete each run's queues before the next run, so
+      // neither side pays for the other's messages still on the broker's disk
+      const runBaseline = async (): Promise<void> => {
+        const [a, b] = await fresh();
+        baseline = Math.max(baseline, await baselineBridge(a, b, n));
+        if ((await messageCount(conn, b)) !== n) throw new Error('baseline bridge lost messages');
+        await drop(a, b);
+      };
+      const runBusbar = async (): Promise<void> => {
+        const [a, b] = await fresh();
+        const r = await busbarBridge(a, b, n);
+        busbar = Math.max(busbar, r.perS);
+        heap = Math.max(heap, r.heapMb);
+        if ((await messageCount(conn, b)) !== n) throw new Error(`busbar bridge: ${await messageCount(conn, b)} of ${n} messages in B`);
+        await drop(a, b);
+      };
+      for (let r = 0; r < rounds; r++) {
+        if (r % 2 === 0) {
+          await runBaseline();
+          await runBusbar();
+        } else {
+          await runBusbar();
+          await runBaseline();
+        }
+      }
+    } finally {
+      for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
+    return { busbar_per_s: busbar, baseline_per_s: baseline, messages: n, prefetch: PREFETCH, heap_growth_mb: round(heap, 1) };
+  },
+};
+
+export default bench;
