@@ -94,23 +94,37 @@ const bench: BenchCase = {
       for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
-    // alternate the two so a noisy neighbour on the 2-core machine hits both alike
+    // alternate the two so a noisy neighbour on the 2-core machine hits both alike; CPU time
+    // per message is reported too, as it is less disturbed by other processes than wall time
     const rounds = 2;
     let baselinePerS = 0;
     let busbarPerS = 0;
+    let baselineCpu = Infinity;
+    let busbarCpu = Infinity;
+    const cpu = async (fn: () => Promise<void> | void): Promise<number> => {
+      const c0 = process.cpuUsage();
+      await fn();
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / n;
+    };
     for (let r = 0; r < rounds; r++) {
       baselinePerS = Math.max(baselinePerS, await bestOf(1, n, baseline));
       busbarPerS = Math.max(busbarPerS, await bestOf(1, n, busbar));
+      baselineCpu = Math.min(baselineCpu, await cpu(baseline));
+      busbarCpu = Math.min(busbarCpu, await cpu(busbar));
     }
     await engine.stop();
     const total = (counts.get('big') ?? 0) + (counts.get('nl') ?? 0) + (counts.get('other') ?? 0);
-    if (total !== n * 2 * rounds) throw new Error(`bench sanity check failed: ${total} outputs for ${n * 2 * rounds} messages`);
+    if (total !== n * 3 * rounds) throw new Error(`bench sanity check failed: ${total} outputs for ${n * 3 * rounds} messages`);
     if (counts.get('big') !== base.big || counts.get('nl') !== base.nl) throw new Error('busbar and baseline routed differently');
     return {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
       busbar_us_per_msg: round(1e6 / busbarPerS, 2),
       overhead_us_per_msg: round(1e6 / busbarPerS - 1e6 / baselinePerS, 2),
+      busbar_cpu_us_per_msg: round(busbarCpu, 2),
+      baseline_cpu_us_per_msg: round(baselineCpu, 2),
+      cpu_ratio: round(baselineCpu / busbarCpu, 2),
       messages: n,
       doc_bytes: Math.round(input.reduce((s, x) => s + x.length, 0) / input.length),
     };
