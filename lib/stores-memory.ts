@@ -66,13 +66,18 @@ export class MemoryAggregationStore implements AggregationStore {
   }
 
   append(scope: string, key: string, msg: Message, now: number): Promise<AggregationGroup> {
+    return Promise.resolve(this.appendSync(scope, key, msg, now));
+  }
+
+  /** Synchronous form, so the aggregator stays on the pipeline's fast path. */
+  appendSync(scope: string, key: string, msg: Message, now: number): AggregationGroup {
     const s = this.#scope(scope);
     let g = s.get(key);
     if (!g) s.set(key, (g = { key, messages: [], createdAt: now, updatedAt: now }));
     g.messages.push(msg);
     g.updatedAt = now;
     // the live group, not a copy: copying on every append would make a group of n cost n^2
-    return Promise.resolve(g);
+    return g;
   }
 
   get(scope: string, key: string): Promise<AggregationGroup | undefined> {

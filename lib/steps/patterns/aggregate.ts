@@ -3,7 +3,7 @@ import { BusbarError } from '../../errors.js';
 import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
 import { MemoryAggregationStore } from '../../stores-memory.js';
-import type { CompileContext, ConfigContext, MaybePromise, Next, StepKind } from '../../step.js';
+import { then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { AGGREGATE_HEADERS, keyOf, namedStore, patternStateOf, SPLIT_HEADERS } from './common.js';
 
@@ -227,26 +227,29 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       if (args.completeOnStop !== false) await completeAll('stop');
     });
 
-    const onAppended = async (key: string, g: AggregationGroup, msg: Message): Promise<Message> => {
+    const done = (key: string, reason: CompletionReason | undefined, msg: Message): MaybePromise<Message> => (reason ? complete(key, reason).then(() => msg) : msg);
+    const onAppended = (key: string, g: AggregationGroup, msg: Message): MaybePromise<Message> => {
       arm(key, args.timeoutMs ?? 0);
-      let reason: CompletionReason | undefined;
-      if (args.size !== undefined && g.messages.length >= args.size) reason = 'size';
-      else if (args.fromSplit && splitDone(key, g, msg)) reason = 'split';
-      else if (predicate && (await predicate(g.messages))) reason = 'predicate';
-      if (reason) await complete(key, reason);
-      return msg;
+      if (args.size !== undefined && g.messages.length >= args.size) return done(key, 'size', msg);
+      if (args.fromSplit && splitDone(key, g, msg)) return done(key, 'split', msg);
+      if (!predicate) return msg;
+      return then(predicate(g.messages), (yes) => done(key, yes ? 'predicate' : undefined, msg));
     };
 
-    const aggregate: Next = async (msg) => {
-      const key = keyOf(await correlate(msg), 'correlation', ctx.routeId, step);
-      if (!open.has(key)) {
+    // with the in-memory store (and synchronous key functions) a message that completes
+    // nothing stays on the pipeline's synchronous path
+    const memory = store instanceof MemoryAggregationStore ? store : undefined;
+    const append = (key: string, msg: Message): MaybePromise<Message> =>
+      memory ? onAppended(key, memory.appendSync(scope, key, msg, ctx.clock.now()), msg) : store.append(scope, key, msg, ctx.clock.now()).then((g) => onAppended(key, g, msg));
+    const aggregate: Next = (msg) =>
+      then(correlate(msg), (k) => {
+        const key = keyOf(k, 'correlation', ctx.routeId, step);
+        if (open.has(key)) return append(key, msg);
         open.add(key);
         // memory stays bounded however many keys come in: the oldest group goes out first
-        if (open.size > maxGroups) await complete(open.values().next().value as string, 'capacity');
-      }
-      const g = await store.append(scope, key, msg, ctx.clock.now());
-      return onAppended(key, g, msg);
-    };
+        if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg));
+        return append(key, msg);
+      });
     return aggregate;
   },
 };
