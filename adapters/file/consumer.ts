@@ -297,6 +297,11 @@ export class FileConsumer implements Consumer {
         const y = by === 'name' ? b.rel : by === 'size' ? (b.st?.size ?? 0) : (b.st?.mtimeMs ?? 0);
         return x < y ? -dir : x > y ? dir : 0;
       });
+    } else if (list.length > 1 && this.#claim !== 'none') {
+      // competing consumers all list the same directory: start each poll at a random place so
+      // they mostly claim different files instead of racing for the same first ones
+      const at = Math.floor(Math.random() * list.length);
+      list = [...list.slice(at), ...list.slice(0, at)];
     }
     const truncated = o.maxMessagesPerPoll > 0 && list.length > o.maxMessagesPerPoll;
     if (truncated) list = list.slice(0, o.maxMessagesPerPoll);

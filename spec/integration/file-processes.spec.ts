@@ -81,14 +81,14 @@ describe('file: several busbar processes on one inbox', function () {
     t.cleanup();
   });
 
-  for (const readLock of ['rename', 'marker'] as const) {
-    it(`3 processes, 2,000 files, readLock=${readLock}: each file processed exactly once`, async () => {
+  for (const [readLock, procs] of [['rename', 3], ['marker', 2]] as const) {
+    it(`${procs} processes, 2,000 files, readLock=${readLock}: each file processed exactly once`, async () => {
       const N = 2000;
       const dir = t.path;
       mkdirSync(join(dir, 'inbox'));
-      for (let k = 0; k < 3; k++) {
-        children.push(await startWorker({ dir, from: `file:inbox?readLock=${readLock}&delay=20&maxMessagesPerPoll=200`, log: join(dir, `w${k}.log`), slowMs: 1 }));
-      }
+      const started = Array.from({ length: procs }, (_, k) => startWorker({ dir, from: `file:inbox?readLock=${readLock}&delay=20&maxMessagesPerPoll=200`, log: join(dir, `w${k}.log`), slowMs: 1 }));
+      for (const s of started) void s.then((c) => children.push(c), () => undefined);
+      await Promise.all(started);
       const names = deliver(dir, 'inbox', N);
       await waitFor(() => files(join(dir, 'inbox/.done')).length === N, 90_000, 'all files in .done');
       await Promise.all(children.splice(0).map((c) => stopWorker(c)));
