@@ -14,7 +14,7 @@ import { round, type BenchCase } from '../harness.js';
  */
 const CHILD_FLAG = '--xml-stream-split-child';
 
-interface ChildResult { count: number; amount: number; seconds: number; peakRssMb: number; startRssMb: number; readyRssMb: number; maxHeapUsedMb: number }
+interface ChildResult { count: number; amount: number; seconds: number; cpuSeconds: number; peakRssMb: number; startRssMb: number; readyRssMb: number; maxHeapUsedMb: number }
 
 /** Memory once the side's modules are loaded and its objects built, before the first byte is read. */
 let readyRss = 0;
@@ -60,7 +60,8 @@ async function countingAdapter(totals: { count: number; amount: number }): Promi
   };
 }
 
-async function busbarSide(file: string): Promise<{ count: number; amount: number }> {
+/** Sets up the side (imports, engine) and returns the timed part. */
+async function busbarSide(file: string): Promise<() => Promise<{ count: number; amount: number }>> {
   // only the modules this side needs, so the child's memory is the split's, not the whole library's
   const [{ Engine }, { from }, { xmlElements }, { pino }] = await Promise.all([import('../../lib/engine.js'), import('../../lib/builder.js'), import('../../lib/streaming.js'), import('pino')]);
   const totals = { count: 0, amount: 0 };
@@ -72,44 +73,48 @@ async function busbarSide(file: string): Promise<{ count: number; amount: number
       .to('count:orders'),
   );
   await engine.start();
-  readyRss = process.memoryUsage().rss;
-  let n = 0;
-  for await (const order of xmlElements(createReadStream(file, { highWaterMark: 64 * 1024 }), 'export.orders.order')) {
-    await engine.send('direct:order', order);
-    if (++n % 10_000 === 0) sampleHeap();
-  }
-  await engine.stop();
-  return totals;
+  return async () => {
+    readyRss = process.memoryUsage().rss;
+    let n = 0;
+    for await (const order of xmlElements(createReadStream(file, { highWaterMark: 64 * 1024 }), 'export.orders.order')) {
+      await engine.send('direct:order', order);
+      if (++n % 10_000 === 0) sampleHeap();
+    }
+    await engine.stop();
+    return totals;
+  };
 }
 
 /** Hand-written streaming split: cut `<order ...>...</order>` out of the chunks, parse each with fast-xml-parser. */
-async function baselineSide(file: string): Promise<{ count: number; amount: number }> {
+async function baselineSide(file: string): Promise<() => Promise<{ count: number; amount: number }>> {
   const { XMLParser } = await import('fast-xml-parser');
   const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, cdataPropName: '#cdata' });
-  let count = 0;
-  let amount = 0;
-  let buf = '';
-  readyRss = process.memoryUsage().rss;
-  for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024, encoding: 'utf8' })) {
-    if (count % 10_000 < 200) sampleHeap();
-    buf += chunk as string;
-    let from = 0;
-    for (;;) {
-      const start = buf.indexOf('<order ', from);
-      if (start === -1) break;
-      const end = buf.indexOf('</order>', start);
-      if (end === -1) {
-        from = start;
-        break;
+  return async () => {
+    let count = 0;
+    let amount = 0;
+    let buf = '';
+    readyRss = process.memoryUsage().rss;
+    for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024, encoding: 'utf8' })) {
+      if (count % 10_000 < 200) sampleHeap();
+      buf += chunk as string;
+      let from = 0;
+      for (;;) {
+        const start = buf.indexOf('<order ', from);
+        if (start === -1) break;
+        const end = buf.indexOf('</order>', start);
+        if (end === -1) {
+          from = start;
+          break;
+        }
+        const doc = parser.parse(buf.slice(start, end + 8)) as { order: { amount: string } };
+        count++;
+        amount += Number(doc.order.amount);
+        from = end + 8;
       }
-      const doc = parser.parse(buf.slice(start, end + 8)) as { order: { amount: string } };
-      count++;
-      amount += Number(doc.order.amount);
-      from = end + 8;
+      buf = buf.slice(from);
     }
-    buf = buf.slice(from);
-  }
-  return { count, amount };
+    return { count, amount };
+  };
 }
 
 async function child(): Promise<void> {
@@ -117,10 +122,14 @@ async function child(): Promise<void> {
   const side = process.argv[i + 1];
   const file = process.argv[i + 2]!;
   const startRssMb = process.memoryUsage().rss / 1048576;
+  const run = side === 'busbar' ? await busbarSide(file) : await baselineSide(file);
   const t0 = process.hrtime.bigint();
-  const r = side === 'busbar' ? await busbarSide(file) : await baselineSide(file);
+  const c0 = process.cpuUsage();
+  const r = await run();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const result: ChildResult = { ...r, seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, startRssMb, readyRssMb: readyRss / 1048576, maxHeapUsedMb: maxHeapUsed / 1048576 };
+  const c = process.cpuUsage(c0);
+  const cpuSeconds = (c.user + c.system) / 1e6;
+  const result: ChildResult = { ...r, seconds, cpuSeconds, peakRssMb: process.resourceUsage().maxRSS / 1024, startRssMb, readyRssMb: readyRss / 1048576, maxHeapUsedMb: maxHeapUsed / 1048576 };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
@@ -155,6 +164,10 @@ const bench: BenchCase = {
         file_mb: round(mb, 1),
         elements: generated,
         busbar_mb_per_s: round(mb / busbar.seconds, 1),
+        // CPU time is less disturbed than wall time by other processes on a shared machine
+        busbar_cpu_us_per_element: round((busbar.cpuSeconds * 1e6) / busbar.count, 2),
+        baseline_cpu_us_per_element: round((baseline.cpuSeconds * 1e6) / baseline.count, 2),
+        cpu_ratio: round(baseline.cpuSeconds / busbar.cpuSeconds, 2),
         peak_rss_mb: round(busbar.peakRssMb, 1),
         rss_at_start_mb: round(busbar.readyRssMb, 1),
         rss_growth_mb: round(busbar.peakRssMb - busbar.readyRssMb, 1),
