@@ -11,15 +11,15 @@ const MB = 1024 * 1024;
 const SIZE_MB = 128;
 const LINE = 64; // bytes per line, newline included
 
-/** A file of SIZE_MB made of numbered 64-byte lines, written 1 MB at a time. */
-function generate(path: string): number {
+/** A file of `mb` MB made of numbered lines of `line` bytes, written 1 MB at a time. */
+function generate(path: string, mb = SIZE_MB, line = LINE): number {
   const fd = openSync(path, 'w');
   let n = 0;
   try {
-    const perChunk = MB / LINE;
-    for (let c = 0; c < SIZE_MB; c++) {
+    const perChunk = MB / line;
+    for (let c = 0; c < mb; c++) {
       let s = '';
-      for (let i = 0; i < perChunk; i++) s += `line ${String(n++).padStart(10, '0')} `.padEnd(LINE - 1, 'x') + '\n';
+      for (let i = 0; i < perChunk; i++) s += `line ${String(n++).padStart(10, '0')} `.padEnd(line - 1, 'x') + '\n';
       writeSync(fd, s);
     }
   } finally {
@@ -100,5 +100,30 @@ describe('file: large files as streams', function () {
     expect(Buffer.concat(tail).toString().startsWith(`line ${String(lines - 1).padStart(10, '0')} `)).to.equal(true);
     expect(peak.rssMb).to.be.below(SIZE_MB / 2);
     expect(peak.heapMb).to.be.below(SIZE_MB / 4);
+  });
+
+  it('splits a 64 MB stream body into line messages with the splitter, with bounded memory', async () => {
+    mkdirSync(join(w.dir, 'in'));
+    const lines = generate(join(w.dir, 'in/big.txt'), 64, 16 * 1024);
+    let count = 0;
+    let bytes = 0;
+    w.engine.addRoutes(
+      from<Readable>('file:in?readLock=rename&delay=20&bodyType=stream')
+        .tokenize('\n')
+        .process((m) => {
+          count++;
+          bytes += (m.body as string).length + 1;
+          return m;
+        })
+        .filter(() => false),
+    );
+    const probe = memoryProbe();
+    await w.engine.start();
+    await waitFor(() => exists(w.dir, 'in/.done/big.txt'), 50_000, 'file split and moved to .done');
+    const peak = probe.stop();
+    expect(count).to.equal(lines);
+    expect(bytes).to.equal(64 * MB);
+    expect(peak.rssMb).to.be.below(32);
+    expect(peak.heapMb).to.be.below(32);
   });
 });
