@@ -85,7 +85,7 @@ export class ServerEndpoint {
       [HTTP_HEADERS.url]: r.req.url ?? '/',
     };
     for (const k in r.params) h[HTTP_HEADERS.param + k] = r.params[k];
-    for (const k of new Set(r.url.searchParams.keys())) {
+    if (r.url.hasQuery) for (const k of new Set(r.url.searchParams.keys())) {
       const all = r.url.searchParams.getAll(k);
       h[HTTP_HEADERS.query + k] = all.length === 1 ? all[0]! : all;
     }

@@ -18,8 +18,29 @@ export interface ServerSettings {
 export interface Routed {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly url: URL;
+  readonly url: Target;
   readonly params: Readonly<Record<string, string>>;
+}
+
+/**
+ * The request target split at `?`; the query is parsed only when someone reads it
+ * (a WHATWG URL per request costs more than the rest of the routing).
+ */
+export class Target {
+  readonly pathname: string;
+  readonly #search: string;
+  #params: URLSearchParams | undefined;
+  constructor(raw: string) {
+    const q = raw.indexOf('?');
+    this.pathname = q < 0 ? raw : raw.slice(0, q);
+    this.#search = q < 0 ? '' : raw.slice(q + 1);
+  }
+  get hasQuery(): boolean {
+    return this.#search.length > 0;
+  }
+  get searchParams(): URLSearchParams {
+    return (this.#params ??= new URLSearchParams(this.#search));
+  }
 }
 
 /** One route's claim on a server: a method and a path pattern. */
@@ -204,13 +225,13 @@ export class SharedServer {
       sendError(req, res, 503, new BusbarError('ENGINE_STATE', 'server is stopping', { details: {} }), { retryAfterS: 1 });
       return;
     }
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      sendError(req, res, 400, new BusbarError('PARSE', 'malformed request target', { details: {} }));
+    const raw = req.url ?? '/';
+    if (raw.charCodeAt(0) !== 47 /* / */) {
+      // absolute-form and asterisk-form targets are for proxies and OPTIONS *, not for us
+      sendError(req, res, 400, new BusbarError('PARSE', 'request target must be a path (origin-form)', { details: {} }));
       return;
     }
+    const url = new Target(raw);
     const allowed = new Set<string>();
     for (const m of this.#mounts) {
       const params = m.match(url.pathname);
