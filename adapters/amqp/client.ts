@@ -63,6 +63,8 @@ export class AmqpClient {
     this.#users++;
     try {
       if (this.#conn) return this.#conn;
+      // others hold it and it is between connections: the reconnection loop brings it back
+      if (!this.#closed && !this.#connecting && this.#users > 1) return await this.whenConnected(this.#config.connectTimeoutMs * this.#config.reconnect.startAttempts + this.#config.reconnect.maxDelayMs);
       this.#closed = false;
       this.#connecting ??= this.#connectWithRetries(this.#config.reconnect.startAttempts).finally(() => {
         this.#connecting = undefined;

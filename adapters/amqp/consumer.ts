@@ -118,9 +118,25 @@ export class AmqpConsumer implements Consumer {
     if (s !== 'connected' && s !== 'idle') this.#ctx.setStatus(s, err);
   }
 
+  /**
+   * Subscriptions run one at a time, and one that finds a live channel does nothing: a
+   * reconnection and a channel retry can ask at about the same moment, and two channels
+   * would mean two consumers for one route.
+   */
   #subscribe(conn: ChannelModel): Promise<void> {
-    const run = (async () => {
-      if (this.#stopping) return;
+    const prev = this.#subscribing ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.#doSubscribe(conn));
+    const tracked = run.finally(() => {
+      if (this.#subscribing === tracked) this.#subscribing = undefined;
+    });
+    this.#subscribing = tracked;
+    tracked.catch(() => undefined);
+    return run;
+  }
+
+  async #doSubscribe(conn: ChannelModel): Promise<void> {
+    {
+      if (this.#stopping || this.#ch || this.#client.connection !== conn) return;
       const s = this.#s;
       const ch = await conn.createConfirmChannel();
       this.#acks.set(ch, new AckBatcher(ch));
@@ -157,12 +173,7 @@ export class AmqpConsumer implements Consumer {
       this.#retries = 0;
       this.#ctx.setStatus('connected');
       this.#ctx.logger.debug({ queue: this.#queue, prefetch: s.prefetch }, 'amqp consumer subscribed');
-    })();
-    this.#subscribing = run.finally(() => {
-      if (this.#subscribing === tracked) this.#subscribing = undefined;
-    });
-    const tracked = this.#subscribing;
-    return run;
+    }
   }
 
   /** The channel died (queue deleted, consumer cancelled) while the connection lives: subscribe again later. */

@@ -78,6 +78,7 @@ export class AmqpProducer implements Producer {
   #started = false;
   #idle: Array<() => void> = [];
   #rpc: Promise<Channel> | undefined;
+  #opening: Promise<void> | undefined;
   readonly #replies = new Map<string, PendingReply>();
 
   constructor(client: AmqpClient, ctx: ProducerContext, settings: ProducerSettings) {
@@ -160,7 +161,20 @@ export class AmqpProducer implements Producer {
     return this.#unconfirmed.size + this.#resend.length + this.#backlog.length;
   }
 
-  async #open(conn: ChannelModel, first = false): Promise<void> {
+  /** One channel at a time: a reconnection and a channel reopen may both ask for one. */
+  #open(conn: ChannelModel, first = false): Promise<void> {
+    const prev = this.#opening ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.#doOpen(conn, first));
+    const tracked = run.finally(() => {
+      if (this.#opening === tracked) this.#opening = undefined;
+    });
+    this.#opening = tracked;
+    tracked.catch(() => undefined);
+    return run;
+  }
+
+  async #doOpen(conn: ChannelModel, first: boolean): Promise<void> {
+    if (this.#ch || this.#client.connection !== conn) return;
     const t = this.#s.target;
     if (t.kind === 'queue' && this.#s.declareQueue) await ensureQueue(conn, t.name);
     if (t.kind === 'exchange' && !this.#s.managedExchange && !(await exchangeExists(conn, t.name))) {
