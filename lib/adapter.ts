@@ -88,12 +88,22 @@ export interface Adapter<O = Record<string, unknown>> {
 
 export type Role = 'consumer' | 'producer';
 
+let optionSchemas: SchemaCache | undefined;
+
+/**
+ * Compiled option validators, shared by all registries: compiling is the expensive part of
+ * creating an engine, and a schema object compiles to the same validator whoever asks.
+ */
+function sharedOptionSchemas(): SchemaCache {
+  return (optionSchemas ??= new SchemaCache(createAjv({ coerceTypes: true })));
+}
+
 /** Adapters by scheme; an instance per engine (cloneable), never a module global. */
 export class AdapterRegistry {
   readonly #adapters = new Map<string, Adapter>();
   readonly #schemas: SchemaCache;
 
-  constructor(adapters: Iterable<Adapter> = [], schemas = new SchemaCache(createAjv({ coerceTypes: true }))) {
+  constructor(adapters: Iterable<Adapter> = [], schemas = sharedOptionSchemas()) {
     this.#schemas = schemas;
     for (const a of adapters) this.register(a);
   }

@@ -3,7 +3,7 @@ import { routeContractSchema, type RouteContract } from './contracts.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
-import { createAjv, didYouMean, toProblems, type JsonSchema, type Problem } from './schema.js';
+import { createAjv, didYouMean, SchemaCache, toProblems, type Problem } from './schema.js';
 import type { ConfigContext, NamedFunction, StepDefinition, StepRegistry } from './step.js';
 
 /** A step in a config file: an object with one key naming the step kind. */
@@ -92,15 +92,21 @@ export interface ConfigReadOptions {
  * with its path in the document and a suggestion where one is plausible. No string is
  * ever evaluated as code: expressions are JSONata, functions are referred to by name.
  */
+let configSchemas: SchemaCache | undefined;
+
+/** Validators of config schemas, compiled once per schema object for all engines. */
+function sharedConfigSchemas(): SchemaCache {
+  return (configSchemas ??= new SchemaCache(createAjv()));
+}
+
 export class ConfigReader {
-  readonly #ajv = createAjv();
+  readonly #schemas = sharedConfigSchemas();
   readonly #routeValidator: ValidateFunction;
-  readonly #stepValidators = new Map<string, ValidateFunction>();
   readonly #opts: ConfigReadOptions;
 
   constructor(opts: ConfigReadOptions) {
     this.#opts = opts;
-    this.#routeValidator = this.#ajv.compile(routeConfigSchema);
+    this.#routeValidator = this.#schemas.get(routeConfigSchema);
   }
 
   /** Accepts `{ routes: [...] }`, an array of routes, or one route. */
@@ -177,7 +183,7 @@ export class ConfigReader {
         return;
       }
       const arg = (step as Record<string, unknown>)[name];
-      const validate = this.#validatorFor(name, kind.configSchema);
+      const validate = this.#schemas.get(kind.configSchema);
       const copy = arg && typeof arg === 'object' ? structuredClone(arg) : arg;
       if (!validate(copy)) {
         problems.push(...toProblems(validate.errors, kind.configSchema, `${p}/${name}`, `${name} key`));
@@ -192,15 +198,6 @@ export class ConfigReader {
       }
     });
     return out;
-  }
-
-  #validatorFor(name: string, schema: JsonSchema): ValidateFunction {
-    let v = this.#stepValidators.get(name);
-    if (!v) {
-      v = this.#ajv.compile(schema as object);
-      this.#stepValidators.set(name, v);
-    }
-    return v;
   }
 
   #context(path: string, problems: Problem[]): ConfigContext {

@@ -24,7 +24,7 @@ const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 export function adapterList(): Adapter[] {
   const seen = new Set<string>();
   const out: Adapter[] = [];
-  for (const a of [...builtinAdapters(), ...Object.values(adapterFactories()).map((f) => f())]) {
+  for (const a of [...builtinAdapters(), ...Object.values(adapterFactories()).map((f) => f.create())]) {
     if (!seen.has(a.scheme)) out.push(a);
     seen.add(a.scheme);
   }
