@@ -40,7 +40,7 @@ export type Contract = (body: unknown, where?: string) => unknown;
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 function newAjv(coerce: boolean, defaults: boolean): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: coerce, useDefaults: defaults, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, coerceTypes: coerce, useDefaults: defaults, allowUnionTypes: true });
   addFormats(ajv);
   return ajv;
 }

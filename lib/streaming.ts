@@ -230,6 +230,7 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
   let captureDepth = 0;
   let captureNs = '';
   let seenRoot = false;
+  let waitFrom = 0;
   const fail = (msg: string): never => {
     throw new BusbarError('PARSE', `xml: ${msg} at character ${consumed + pos}`, { details: { codec: 'xml', at: consumed + pos } });
   };
@@ -287,8 +288,14 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
         continue;
       }
       // a start or end tag: find its '>' outside quoted attribute values
+      // a tag still open at the end of the buffer: rescan only once a new '>' has arrived
+      if (waitFrom > 0 && buf.indexOf('>', waitFrom) === -1) break scan;
+      waitFrom = 0;
       TAG_END.lastIndex = pos + 1;
-      if (!TAG_END.test(buf)) break scan;
+      if (!TAG_END.test(buf)) {
+        waitFrom = buf.length;
+        break scan;
+      }
       const tagEnd = TAG_END.lastIndex;
       const i = tagEnd - 1;
       if (c1 === 47 /* / */) {
@@ -337,6 +344,7 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
     buf = buf.slice(keep);
     consumed += keep;
     pos -= keep;
+    if (waitFrom > 0) waitFrom = Math.max(1, waitFrom - keep);
     if (capture !== -1) capture = 0;
     if (buf.length > max + 65536) throw itemTooLarge('xml', max);
   }

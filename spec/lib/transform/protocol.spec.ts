@@ -104,4 +104,42 @@ describe('protocol conversion: SOAP -> JSON REST -> SOAP (in-memory endpoints)',
     expect(dead!.headers[ERROR_HEADERS.code]).to.equal('BUSBAR_ERR_SOAP_FAULT');
     expect(dead!.body).to.deep.equal({ orderId: '00077' });
   });
+
+  it('the same conversion as plain config data (JSONata mapping, headers from the envelope, fault replies)', async () => {
+    const cfg = new Engine({ logger: testLogger() });
+    cfg.addRoutes({
+      routes: [
+        {
+          id: 'soap-facade',
+          from: 'direct:cfg-soap',
+          steps: [
+            { soapFaultOnError: 'auto' },
+            { unmarshal: 'soap' },
+            { setHeaders: { 'x-ns': { expr: 'namespace' }, 'x-op': { expr: 'operation' }, 'x-version': { expr: 'version' } } },
+            { transform: '{ "orderId": payload.(orderId ? orderId : arg0) }' },
+            { validate: { schema: { type: 'object', required: ['orderId'], properties: { orderId: { type: 'string', pattern: '^[0-9]+$' } } }, name: 'StatusRequest' } },
+            { marshal: 'json' },
+            { to: 'direct:cfg-rest' },
+            { unmarshal: 'json' },
+            { transform: '{ "operation": $headers."x-op" & "Response", "namespace": $headers."x-ns", "version": $headers."x-version", "payload": { "status": status } }' },
+            { marshal: 'soap' },
+          ],
+        },
+        { id: 'rest', from: 'direct:cfg-rest', steps: [{ unmarshal: 'json' }, { transform: '{ "orderId": orderId, "status": orderId = "00042" ? "SHIPPED" : "UNKNOWN" }' }, { marshal: 'json' }] },
+      ],
+    });
+    await cfg.start();
+    const ok = await cfg.request<string>('direct:cfg-soap', fixture('jaxws-request.xml'));
+    const ok12 = await cfg.requestMessage('direct:cfg-soap', { id: 'w', body: fixture('wcf-request-12.xml'), headers: {}, timestamp: 0, correlationId: 'w' });
+    const bad = await cfg.request<string>('direct:cfg-soap', fixture('jaxws-request.xml').replace('<arg0>00042</arg0>', '<arg0>x1</arg0>'));
+    await cfg.stop();
+    const env = parseSoapEnvelope(ok);
+    expect([env.version, env.operation, env.namespace, env.payload]).to.deep.equal(['1.1', 'getOrderStatusResponse', 'http://ws.orders.example.com/', { status: 'SHIPPED' }]);
+    const env12 = parseSoapEnvelope(String(ok12.body));
+    expect([env12.version, env12.operation, env12.payload]).to.deep.equal(['1.2', 'GetOrderStatusResponse', { status: 'SHIPPED' }]);
+    expect(ok12.headers['content-type']).to.equal('application/soap+xml');
+    const fault = parseSoapEnvelope(bad).fault!;
+    expect(fault.code).to.equal('Client');
+    expect(soapFaultToError(fault).details.problems).to.deep.equal([{ pointer: '/orderId', message: 'must match pattern "^[0-9]+$", got "x1"' }]);
+  });
 });
