@@ -35,3 +35,4 @@ export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, Recipie
 export { xmlElements, csvRows, jsonArrayItems, textLines, type ByteSource, type XmlElementsOptions, type JsonItemsOptions, type TextLinesOptions } from './streaming.js';
 export { compileContract, contractProblems, withRouteContract, type Contract, type ContractOptions, type ContractProblem, type RouteContract } from './contracts.js';
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';
+export { expose, proxy, methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEADER, type Remote, type Transport, type ExposeOptions, type RequestReply } from './rpc.js';
