@@ -59,6 +59,8 @@ export interface StopReport {
 
 export interface EngineStats {
   state: EngineState;
+  /** Producers (destination endpoints) open now. */
+  producers: number;
   routes: Record<string, RouteStats>;
 }
 
@@ -67,7 +69,13 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  /** Created while running (a computed URI): may be evicted to keep the table bounded. */
+  dynamic?: boolean;
+  evicted?: boolean;
 }
+
+/** Producers for URIs computed at message time (recipient lists, routing slips) kept at once. */
+const MAX_DYNAMIC_PRODUCERS = 4096;
 
 /**
  * The engine: adapter registry, routes, producers, lifecycle, logger, events, stats.
@@ -84,6 +92,7 @@ export class Engine {
 
   readonly #routes = new Map<string, Route>();
   readonly #producers = new Map<string, ProducerEntry>();
+  readonly #dynamic: string[] = [];
   readonly #adapterState = new Map<string, unknown>();
   readonly #events = new Subject<EngineEvent>();
   readonly #maxInflight: number;
@@ -337,8 +346,25 @@ export class Engine {
     const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined };
-    if (!dryRun) this.#producers.set(uri, entry);
+    if (dryRun) return entry;
+    if (this.#state === 'started') {
+      entry.dynamic = true;
+      this.#dynamic.push(uri);
+      if (this.#dynamic.length > MAX_DYNAMIC_PRODUCERS) this.#evict(this.#dynamic.shift()!);
+    }
+    this.#producers.set(uri, entry);
     return entry;
+  }
+
+  /** Drop the oldest computed-URI producer; a sender still holding it re-resolves on next use. */
+  #evict(uri: string): void {
+    const old = this.#producers.get(uri);
+    if (!old) return;
+    this.#producers.delete(uri);
+    old.evicted = true;
+    void Promise.resolve(old.starting)
+      .then(() => old.producer.stop?.())
+      .catch((err: unknown) => this.logger.warn({ err, uri }, 'stopping an evicted producer failed'));
   }
 
   async #startProducer(entry: ProducerEntry): Promise<void> {
@@ -356,6 +382,7 @@ export class Engine {
   #sender(uri: string): (msg: Message) => Promise<Message | undefined> {
     const entry = this.#producerEntry(uri);
     return (entry.sender ??= (msg) => {
+      if (entry.evicted) return this.#sender(uri)(msg);
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
@@ -517,7 +544,7 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    return { state: this.#state, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
+    return { state: this.#state, producers: this.#producers.size, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
   }
 
   /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */

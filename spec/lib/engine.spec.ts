@@ -151,4 +151,18 @@ describe('engine lifecycle', () => {
     expect(dead.headers).to.include({ 'busbar.error.step': '/steps/1 (transform)', 'busbar.error.code': 'BUSBAR_ERR_STEP_FAILED' });
     await engine.stop();
   });
+
+  it('keeps the table of producers for computed URIs bounded', async () => {
+    const engine = new Engine({ logger: testLogger() });
+    engine.addRoutes(from<number>('direct:in').to('mock:fixed'));
+    await engine.start();
+    for (let i = 0; i < 4200; i++) await engine.send(`mock:computed-${i}`, i);
+    expect(engine.stats().producers).to.be.at.most(4096 + 2);
+    // an evicted endpoint works again when used
+    await engine.send('mock:computed-0', 'again');
+    expect(engine.mock('mock:computed-0').bodies).to.deep.equal([0, 'again']);
+    await engine.send('direct:in', 1);
+    expect(engine.mock('mock:fixed').bodies).to.deep.equal([1]);
+    await engine.stop();
+  });
 });
