@@ -53,8 +53,8 @@ export default httpAdapter;
 
 /**
  * The port a server of this engine actually listens on (useful with `port=0`), or
- * undefined when none runs there. Pass `engine.adapterState` bound to the engine.
+ * undefined when none runs there: `boundPort(engine, 0)`.
  */
-export function boundPort(state: <T>(scheme: string, key: string, init: () => T) => T, port: number, host = '127.0.0.1'): number | undefined {
-  return hubOf({ state: <T>(key: string, init: () => T) => state<T>('http', key, init) } as unknown as ConsumerContext).find(host, port)?.boundPort;
+export function boundPort(engine: { adapterState<T>(scheme: string, key: string, init: () => T): T }, port: number, host = '127.0.0.1'): number | undefined {
+  return hubOf({ state: <T>(key: string, init: () => T) => engine.adapterState<T>('http', key, init) } as unknown as ConsumerContext).find(host, port)?.boundPort;
 }

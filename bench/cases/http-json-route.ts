@@ -3,7 +3,7 @@ import { createServer, request, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { Engine, from } from '../../lib/index.js';
-import { httpAdapter } from '../../adapters/http/index.js';
+import { boundPort, httpAdapter } from '../../adapters/http/index.js';
 import { round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }
@@ -79,7 +79,7 @@ const bench: BenchCase = {
     const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [httpAdapter] });
     engine.addRoutes(from<Order>('http:/orders?port=0&method=POST').routeId('orders').transform(enrich));
     await engine.start();
-    const port = (await import('../../adapters/http/index.js')).boundPort((s, k, i) => engine.adapterState(s, k, i), 0)!;
+    const port = boundPort(engine, 0)!;
     try {
       // both answer the same thing
       const [a, b] = [await fetchOnce(port), await fetchOnce(bare.port)];

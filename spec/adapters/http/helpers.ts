@@ -4,7 +4,7 @@ import { boundPort } from '../../../adapters/http/index.js';
 
 /** The port the engine's `port=0` server got. */
 export function portOf(engine: Engine): number {
-  const p = boundPort((scheme, key, init) => engine.adapterState(scheme, key, init), 0);
+  const p = boundPort(engine, 0);
   if (p === undefined) throw new Error('no http server listening on port 0 in this engine');
   return p;
 }

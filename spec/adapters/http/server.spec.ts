@@ -254,6 +254,24 @@ describe('http adapter: server (REST)', () => {
     expect(after).to.equal('ECONNREFUSED');
   });
 
+  it('serves again on the same port after a stop and a start; GET routes answer HEAD without a body', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    e = engine();
+    e.addRoutes(from(`http:/ping?port=${port}&method=GET`).transform(() => ({ pong: true })));
+    await e.start();
+    expect((await call(port, 'GET', '/ping')).json()).to.deep.equal({ pong: true });
+    await e.stop();
+    expect(await call(port, 'GET', '/ping').catch((err: NodeJS.ErrnoException) => err.code)).to.equal('ECONNREFUSED');
+    await e.start();
+    const head = await call(port, 'HEAD', '/ping');
+    expect(head.status).to.equal(200);
+    expect(head.text).to.equal('');
+    expect(head.headers['content-type']).to.match(/^application\/json/);
+  });
+
   it('rejects bad endpoints when routes are added and clashes when they start', async () => {
     e = engine();
     expect(() => e.addRoutes(from('http:/x?prot=8080'))).to.throw().with.property('code', 'BUSBAR_ERR_INVALID_OPTION');
