@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink, writeFile, mkdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import picomatch from 'picomatch';
@@ -14,7 +14,7 @@ import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
 import { DirCache, errnoOf, ioError, moveFile, moveNoClobber } from './fs-util.js';
 import type { FileOptions } from './options.js';
-import { FILE_HEADERS, IN_PROGRESS_DIR, fileExtras, localHost, ownerIsDead, ownerSuffix, parseClaim, renderName, type Owner } from './paths.js';
+import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, type Owner } from './paths.js';
 
 /** Files claimed and read concurrently per poll: enough to keep the libuv pool busy, few enough to stay polite. */
 const READERS = 8;
@@ -50,10 +50,10 @@ export interface FileConsumerDeps {
 }
 
 /**
- * Polling consumer with a per-file transaction: claim (rename into `.inprogress/` or an
+ * Polling consumer with a per-file transaction: claim (rename to a hidden claim name or an
  * exclusive `.lock` marker), read, hand to the route, and only when the route finished move,
  * delete or record the file. A crash at any point leaves the file in the inbox or in
- * `.inprogress/` under the dead owner's name, from where the next start puts it back.
+ * under the dead owner's claim name, from where the next start puts it back.
  */
 export class FileConsumer implements Consumer {
   readonly #root: string;
@@ -348,15 +348,11 @@ export class FileConsumer implements Consumer {
     }
     const tx: Tx = { c, work: c.abs };
     if (this.#claim === 'rename') {
-      tx.work = join(this.#root, IN_PROGRESS_DIR, c.rel + ownerSuffix(this.#owner));
-      await this.#dirs.ensure(dirname(tx.work));
+      tx.work = join(dirname(c.abs), claimName(basename(c.abs), this.#owner));
       try {
         await rename(c.abs, tx.work);
       } catch (e) {
-        if (errnoOf(e) === 'ENOENT') {
-          this.#dirs.forget(dirname(tx.work));
-          return false; // another consumer took it first
-        }
+        if (errnoOf(e) === 'ENOENT') return false; // another consumer took it first
         throw ioError('claim (rename)', c.abs, e);
       }
     } else if (this.#claim === 'marker') {
@@ -538,13 +534,14 @@ export class FileConsumer implements Consumer {
   }
 
   // ---------------------------------------------------------------- recovery
-  /** Put back what crashed owners left claimed: `.inprogress/` files and `.lock` markers. */
+  /** Put back what crashed owners left claimed: hidden `.claim` files and `.lock` markers. */
   async #recover(): Promise<void> {
     const now = this.#ctx.clock.now();
     this.#lastRecovery = now;
     const staleMs = this.#o.readLockStaleMs;
     let recovered = 0;
-    const walk = async (dir: string, rel: string, depth: number, maxDepth: number, visit: (abs: string, rel: string, name: string) => Promise<void>, hidden: boolean): Promise<void> => {
+    /** `hidden`: 'files' visits hidden files (claims) but never enters hidden directories. */
+    const walk = async (dir: string, rel: string, depth: number, maxDepth: number, visit: (abs: string, rel: string, name: string) => Promise<void>, hidden: 'files' | 'none'): Promise<void> => {
       let entries;
       try {
         entries = await readdir(dir, { withFileTypes: true });
@@ -553,26 +550,24 @@ export class FileConsumer implements Consumer {
         throw ioError('readdir', dir, e);
       }
       for (const e of entries) {
-        if (!hidden && e.name.startsWith('.')) continue;
         const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.name.startsWith('.') && (hidden === 'none' || e.isDirectory())) continue;
         if (e.isDirectory()) {
           if (depth < maxDepth) await walk(join(dir, e.name), r, depth + 1, maxDepth, visit, hidden);
         } else if (e.isFile()) await visit(join(dir, e.name), r, e.name);
       }
     };
-    // in-progress files exist in any claim mode that ever ran on this inbox
-    const inprogress = join(this.#root, IN_PROGRESS_DIR);
-    await walk(inprogress, '', 0, 64, async (abs, rel, name) => {
+    // claim names are hidden files next to where the file was; look at every level a consumer could have claimed in
+    await walk(this.#root, '', 0, this.#o.recursive ? this.#o.maxDepth : 0, async (abs, _rel, name) => {
+      if (!name.startsWith('.') || !name.endsWith('.claim')) return;
       const claim = parseClaim(name);
       if (!claim) return;
       const st = await stat(abs).catch(() => undefined);
       if (!st || !ownerIsDead(claim.owner, now - st.ctimeMs, staleMs)) return;
-      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-      const back = join(this.#root, parent, claim.original);
-      const where = await moveNoClobber(abs, back, this.#dirs);
+      const where = await moveNoClobber(abs, join(dirname(abs), claim.original), this.#dirs);
       recovered++;
       this.#ctx.logger.warn({ uri: this.#uri, file: where, owner: claim.owner }, 'recovered a file claimed by a process that is gone');
-    }, true);
+    }, 'files');
     if (this.#claim === 'marker') {
       await walk(this.#root, '', 0, this.#o.recursive ? this.#o.maxDepth : 0, async (abs, _rel, name) => {
         if (!name.endsWith(LOCK_SUFFIX)) return;
@@ -591,7 +586,7 @@ export class FileConsumer implements Consumer {
         await unlinkQuiet(abs);
         recovered++;
         this.#ctx.logger.warn({ uri: this.#uri, marker: abs }, 'removed a stale lock marker of a process that is gone');
-      }, false);
+      }, 'none');
     }
     if (recovered) this.#ctx.logger.info({ uri: this.#uri, recovered }, 'file recovery done');
   }

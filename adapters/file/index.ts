@@ -10,7 +10,7 @@ import { IDEMPOTENT_DIR } from './paths.js';
 import { FileProducer } from './producer.js';
 
 export { fileOptions, type FileOptions } from './options.js';
-export { FILE_HEADERS, IN_PROGRESS_DIR, IDEMPOTENT_DIR } from './paths.js';
+export { FILE_HEADERS, IDEMPOTENT_DIR, claimName } from './paths.js';
 export { FileIdempotentRepository } from './idempotent-store.js';
 export { FileConsumer } from './consumer.js';
 export { FileProducer } from './producer.js';

@@ -20,11 +20,11 @@ export const fileOptions = Type.Object(
     readLock: Type.Union([Type.Literal('changed'), Type.Literal('rename'), Type.Literal('marker'), Type.Literal('none')], {
       default: 'changed',
       description:
-        'Consumer: when a file may be read and how it is claimed. `changed`: size and mtime must be stable for `readLockCheckInterval`, then the file is claimed by atomic rename into `.inprogress/`. `rename`: claim by atomic rename at once (for writers that write elsewhere and rename in). `marker`: claim with an exclusive `<file>.lock` next to it. `none`: no check, no claim (a single consumer only). All but `none` are safe with several processes on one inbox.',
+        'Consumer: when a file may be read and how it is claimed. `changed`: size and mtime must be stable for `readLockCheckInterval`, then the file is claimed by an atomic rename to a hidden claim name (`.<name>~<host>~<pid>~<token>.claim`). `rename`: claim by atomic rename at once (for writers that write elsewhere and rename in). `marker`: claim with an exclusive `<file>.lock` next to it. `none`: no check, no claim (a single consumer only). All but `none` are safe with several processes on one inbox.',
     }),
     readLockCheckInterval: Type.Integer({ minimum: 1, default: 500, description: 'Consumer: with `readLock=changed`, how long (ms) size and mtime must stay the same before the file is read.' }),
     readLockMinAge: Type.Integer({ minimum: 0, default: 0, description: 'Consumer: a file must be at least this old (ms, by mtime) to be read.' }),
-    readLockStaleMs: Type.Integer({ minimum: 0, default: 0, description: 'Consumer: claims (`.inprogress/` files, `.lock` markers) of processes on OTHER hosts older than this are taken back (0: never). Claims of dead processes on this host are always taken back at start and every minute.' }),
+    readLockStaleMs: Type.Integer({ minimum: 0, default: 0, description: 'Consumer: claims (hidden `.claim` files, `.lock` markers) of processes on OTHER hosts older than this are taken back (0: never). Claims of dead processes on this host are always taken back at start and every minute.' }),
     doneFileName: Type.Optional(Type.String({ minLength: 1, description: 'Consumer: only take a file once its done file exists (e.g. `{name}.done`), then remove the done file. Producer: write this (empty) done file after the data file.' })),
     // ---- consumer: what happens to the file afterwards
     noop: Type.Boolean({ default: false, description: 'Consumer: leave a processed file where it is; it is remembered (path + size + mtime, in `.idempotent/`, across restarts) and not taken again unless it changes.' }),

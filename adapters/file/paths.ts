@@ -14,8 +14,7 @@ export const FILE_HEADERS = {
   written: 'busbar.file.written',
 } as const;
 
-/** Folders the adapter keeps inside an inbox; hidden, so never listed as input. */
-export const IN_PROGRESS_DIR = '.inprogress';
+/** Where `noop` consumers remember files, inside the inbox; hidden, so never listed as input. */
 export const IDEMPOTENT_DIR = '.idempotent';
 
 /** `{name}`, `{base}`, `{ext}`, `{relative}`, `{parent}` of a relative path (POSIX separators). */
@@ -74,11 +73,16 @@ export function localHost(): string {
   return hostname().replace(/[^\w.-]/g, '_') || 'host';
 }
 
-export function ownerSuffix(o: Owner): string {
-  return `~${o.host}~${o.pid}~${o.token}`;
+/**
+ * The name a file is claimed under: hidden, in its own directory (a same-directory rename
+ * is atomic and, unlike a cross-directory one, does not take the file system's rename lock),
+ * carrying its owner so a restart can tell a crashed owner's claims from live ones.
+ */
+export function claimName(name: string, o: Owner): string {
+  return `.${name}~${o.host}~${o.pid}~${o.token}.claim`;
 }
 
-const CLAIM = /^(.*)~([\w.-]+)~(\d+)~([0-9a-f]+)$/;
+const CLAIM = /^\.(.+)~([\w.-]+)~(\d+)~([0-9a-f]+)\.claim$/;
 
 export function parseClaim(name: string): { original: string; owner: Owner } | undefined {
   const m = CLAIM.exec(name);

@@ -113,7 +113,7 @@ describe('file: several busbar processes on one inbox', function () {
     children.push(first);
     await waitFor(() => existsSync(cfg.log) && logLines(dir).length >= 40, 60_000, 'some files processed');
     await stopWorker(first, 'SIGKILL');
-    const claimedAtCrash = files(join(dir, 'inbox/.inprogress')).length;
+    const claimedAtCrash = files(join(dir, 'inbox')).filter((f) => f.endsWith('.claim')).length;
     const doneAtCrash = files(join(dir, 'inbox/.done')).length;
     expect(doneAtCrash).to.be.below(N);
 

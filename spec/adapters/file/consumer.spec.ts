@@ -231,15 +231,18 @@ describe('file: consumer', () => {
     await mock.satisfied();
   });
 
-  it('recovers files a crashed process left in .inprogress/', async () => {
+  it('recovers files a crashed process left claimed', async () => {
     const host = hostname().replace(/[^\w.-]/g, '_');
-    put(w.dir, `in/.inprogress/x.json~${host}~${deadPid()}~abc123`, 'crashed');
-    put(w.dir, `in/.inprogress/sub/y.json~${host}~${process.pid}~def456`, 'held by a live consumer');
-    w.engine.addRoutes(from('file:in?readLock=rename&delay=20&bodyType=string').to('mock:out'));
+    put(w.dir, `in/.x.json~${host}~${deadPid()}~abc123.claim`, 'crashed');
+    put(w.dir, `in/sub/.z.json~${host}~${deadPid()}~abc124.claim`, 'crashed in a sub-directory');
+    put(w.dir, `in/.y.json~${host}~${process.pid}~def456.claim`, 'held by a live consumer');
+    w.engine.addRoutes(from('file:in?readLock=rename&delay=20&bodyType=string&recursive=true').to('mock:out'));
     await w.engine.start();
-    await w.engine.mock('mock:out').expectBodies(['crashed']).satisfied();
-    await waitFor(() => exists(w.dir, 'in/.done/x.json'), 3000, 'recovered file done');
-    expect(exists(w.dir, `in/.inprogress/sub/y.json~${host}~${process.pid}~def456`)).to.equal(true);
+    const mock = w.engine.mock('mock:out').expectCount(2);
+    await mock.satisfied();
+    expect(mock.bodies.sort()).to.deep.equal(['crashed', 'crashed in a sub-directory']);
+    await waitFor(() => exists(w.dir, 'in/.done/x.json') && exists(w.dir, 'in/.done/sub/z.json'), 3000, 'recovered files done');
+    expect(exists(w.dir, `in/.y.json~${host}~${process.pid}~def456.claim`)).to.equal(true);
   });
 
   it('keeps claims bounded by the route\'s in-flight limit (backpressure)', async () => {
@@ -253,7 +256,7 @@ describe('file: consumer', () => {
         .process(async (m) => {
           inflight++;
           maxSeen = Math.max(maxSeen, inflight);
-          maxClaimed = Math.max(maxClaimed, files(join(w.dir, 'in/.inprogress')).length);
+          maxClaimed = Math.max(maxClaimed, files(join(w.dir, 'in')).filter((f) => f.endsWith('.claim')).length);
           await new Promise((r) => setTimeout(r, 5));
           inflight--;
           return m;
