@@ -144,7 +144,16 @@ class SoapDispatcher {
       return sendXml(r, faultStatus(env.version, err), env.version, buildSoapFault(err, { version: env.version }));
     }
     const ep = route.ep;
-    if (ep.refuseWhenBusy(r)) return;
+    if (ep.stopping || ep.ctx.available() === 0) {
+      // a Server fault (retryable) that SOAP clients understand, with the HTTP hint to wait
+      const busy = new BusbarError('LIMIT_EXCEEDED', ep.stopping ? `route "${ep.ctx.routeId}" is stopping` : `route "${ep.ctx.routeId}" is full (${ep.ctx.maxInflight} requests in progress); retry later`, {
+        details: { routeId: ep.ctx.routeId },
+        retryable: true,
+      });
+      r.res.setHeader('Retry-After', String(ep.opts.retryAfterS));
+      if (ep.stopping) r.res.shouldKeepAlive = false;
+      return sendXml(r, 503, env.version, buildSoapFault(busy, { version: env.version }));
+    }
     const extra: Record<string, HeaderValue> = { [SOAP_HEADERS.version]: env.version };
     if (action !== undefined) extra[SOAP_HEADERS.action] = action;
     if (env.operation !== undefined) extra[SOAP_HEADERS.operation] = env.operation;
