@@ -518,9 +518,13 @@ export class FileConsumer implements Consumer {
       deadLettered,
       failedAt: new Date(this.#ctx.clock.now()).toISOString(),
     };
-    await writeFile(`${target}.error.json`, JSON.stringify(reason, null, 2) + '\n').catch((we: unknown) => {
-      this.#ctx.logger.error({ err: we, file: tx.c.rel, reason }, 'could not write the reason file');
-    });
+    // written aside and renamed, so whoever watches `.error/` never parses half a reason
+    const tmp = join(dirname(target), `.${basename(target)}.error.json.tmp`);
+    await writeFile(tmp, JSON.stringify(reason, null, 2) + '\n')
+      .then(() => rename(tmp, `${target}.error.json`))
+      .catch((we: unknown) => {
+        this.#ctx.logger.error({ err: we, file: tx.c.rel, reason }, 'could not write the reason file');
+      });
     if (tx.c.doneAbs) await unlinkQuiet(tx.c.doneAbs);
     if (tx.marker) await unlinkQuiet(tx.marker);
     return target;
