@@ -58,6 +58,7 @@ export const httpConfigSchema = Type.Object(
     headersTimeoutMs: Type.Integer({ minimum: 1, default: 10000, description: 'Time a client has to send the request headers (slow-client protection; then 408).' }),
     requestTimeoutMs: Type.Integer({ minimum: 1, default: 30000, description: 'Time a client has to send the whole request, body included (then 408).' }),
     keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 5000, description: 'How long a server keeps an idle keep-alive connection open.' }),
+    idleTimeoutMs: Type.Integer({ minimum: 1, default: 120000, description: 'A connection with no traffic either way for this long is closed (a client that stops reading its response cannot hold a socket and its buffers for ever). Keep it above the routes\' `timeoutMs`.' }),
     maxConnections: Type.Integer({ minimum: 1, default: 1024, description: 'Connections a server accepts at once; more are refused.' }),
     stopTimeoutMs: Type.Integer({ minimum: 0, default: 10000, description: 'On stop, how long a server lets requests in progress finish before cutting their connections.' }),
     maxSockets: Type.Integer({ minimum: 1, default: 64, description: 'Client: open connections per origin (keep-alive pool).' }),

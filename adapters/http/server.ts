@@ -10,6 +10,7 @@ export interface ServerSettings {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  idleTimeoutMs: number;
   maxConnections: number;
   stopTimeoutMs: number;
 }
@@ -162,6 +163,7 @@ export class SharedServer {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(s.headersTimeoutMs, s.requestTimeoutMs) / 4))),
     });
     server.maxConnections = s.maxConnections;
+    server.setTimeout(s.idleTimeoutMs);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
     this.#server = server;

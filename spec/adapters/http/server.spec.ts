@@ -207,6 +207,32 @@ describe('http adapter: server (REST)', () => {
     if (answer !== 'closed') expect(answer).to.match(/^HTTP\/1\.1 408/);
   });
 
+  it('drops a client that stops reading its response (idleTimeoutMs)', async () => {
+    e = engine(createHttpAdapter({ idleTimeoutMs: 300 }));
+    e.addRoutes(from('http:/big?port=0').transform(() => 'x'.repeat(16 * 1024 * 1024)));
+    await e.start();
+    const port = portOf(e);
+    const size = 16 * 1024 * 1024;
+    const received = await new Promise<number>((resolve) => {
+      let bytes = 0;
+      const s = connect(port, '127.0.0.1', () => {
+        s.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+        s.pause(); // never read: the server's writes stall once the socket buffers are full
+        // long past idleTimeoutMs, read what is left: a dropped connection ends short
+        setTimeout(() => s.resume(), 1500);
+      });
+      s.on('data', (d: Buffer) => (bytes += d.length));
+      s.on('close', () => resolve(bytes));
+      s.on('error', () => undefined);
+      setTimeout(() => {
+        resolve(Number.POSITIVE_INFINITY);
+        s.destroy();
+      }, 10_000).unref();
+    });
+    expect(received).to.be.below(size);
+    expect(e.stats().routes['route-1']!.completed).to.equal(1);
+  });
+
   it('answers 503 with Retry-After when the route is full', async () => {
     e = engine();
     const g = gate();
