@@ -191,6 +191,8 @@ interface OpenElement {
 /** The rest of a tag up to its `>`, skipping `>` inside quoted attribute values (sticky: matched at lastIndex). */
 const TAG_END = /(?:[^"'>]|"[^"]*"|'[^']*')*>/y;
 
+const TAG_NAME = /[^\s/>]+/y;
+
 const NS_DECL = /\sxmlns(?::[^\s=]+)?\s*=\s*(?:"[^"]*"|'[^']*')/g;
 
 function pathMatcher(path: string): (stack: readonly OpenElement[]) => boolean {
@@ -299,24 +301,31 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
       const tagEnd = TAG_END.lastIndex;
       const i = tagEnd - 1;
       if (c1 === 47 /* / */) {
-        const name = buf.slice(pos + 2, i).trim();
         const open = stack.pop();
-        if (!open) fail(`closing tag </${name}> without an open element`);
-        if (open!.name !== name) fail(`expected </${open!.name}>, found </${name}>`);
+        // compare in place: the common case needs no substring
+        const n = open ? open.name.length : 0;
+        if (!open || !buf.startsWith(open.name, pos + 2) || (pos + 2 + n !== i && buf.slice(pos + 2 + n, i).trim() !== '')) {
+          const name = buf.slice(pos + 2, i).trim();
+          fail(open ? `expected </${open.name}>, found </${name}>` : `closing tag </${name}> without an open element`);
+        }
         pos = tagEnd;
         if (capture !== -1 && stack.length === captureDepth - 1) yield emit(tagEnd);
         continue;
       }
       const selfClosing = buf.charCodeAt(i - 1) === 47;
-      const body = buf.slice(pos + 1, selfClosing ? i - 1 : i);
-      const m = /^[^\s/>]+/.exec(body);
+      TAG_NAME.lastIndex = pos + 1;
+      const m = TAG_NAME.exec(buf);
       if (!m) fail('malformed start tag');
       const name = m![0];
       if (stack.length === 0) {
         if (seenRoot) fail('a second root element');
         seenRoot = true;
       }
-      const decls = capture === -1 && body.includes('xmlns') ? (body.match(NS_DECL) ?? []).join('') : '';
+      let decls = '';
+      if (capture === -1) {
+        const body = buf.slice(pos + 1, selfClosing ? i - 1 : i);
+        if (body.includes('xmlns')) decls = (body.match(NS_DECL) ?? []).join('');
+      }
       stack.push({ name, ns: decls });
       if (stack.length > maxDepth) throw tooDeep('xml', maxDepth, `character ${consumed + pos}`);
       if (capture === -1 && matches(stack)) {

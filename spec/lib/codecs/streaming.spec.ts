@@ -86,6 +86,8 @@ describe('streaming sources', () => {
     it('refuses entity declarations, mismatched tags, truncated documents, oversized elements, deep nesting', async () => {
       expect((await failure(xmlElements(chunks(readFileSync(new URL('../../fixtures/xml/billion-laughs.xml', import.meta.url), 'utf8'), 10), 'lolz'))).code).to.equal('BUSBAR_ERR_XML_ENTITY_FORBIDDEN');
       expect((await failure(xmlElements(chunks('<a><b></a>', 3), 'a.b'))).code).to.equal('BUSBAR_ERR_PARSE');
+      expect((await failure(xmlElements(chunks('<a><b></bb></a>', 3), 'a.b'))).code).to.equal('BUSBAR_ERR_PARSE');
+      expect(await all(xmlElements(chunks('<a><b>x</b ></a >', 2), 'a.b'))).to.deep.equal(['x']);
       expect((await failure(xmlElements(chunks('<a><b>x</b><b>', 3), 'a.b'))).code).to.equal('BUSBAR_ERR_PARSE');
       const big = `<a><b>${'x'.repeat(5000)}</b></a>`;
       expect((await failure(xmlElements(chunks(big, 512), 'a.b', { maxItemBytes: 1000 }))).code).to.equal('BUSBAR_ERR_INPUT_TOO_LARGE');
