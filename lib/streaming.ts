@@ -238,7 +238,9 @@ export async function* xmlElements(source: ByteSource, path: string, options: Xm
   };
   const emit = (end: number): unknown => {
     let text = buf.slice(capture, end);
-    if (captureNs) {
+    // raw text must stand on its own; parsed content is what a whole-document parse gives
+    // for the element, where the ancestors' declarations stay with the ancestors
+    if (raw && captureNs) {
       const gt = text.search(/\s|\/?>/);
       text = text.slice(0, gt) + captureNs + text.slice(gt);
     }
