@@ -76,13 +76,21 @@ export interface SoapOptions extends XmlOptions {
   faults?: 'throw' | 'return';
 }
 
-const mappers = new WeakMap<object, XmlMapper>();
-const DEFAULT_XML: XmlOptions = {};
+/**
+ * Parsers by their options. Callers often pass a fresh options object per request
+ * (`{ maxBytes }`), so the key is the options' content; a mapper is immutable, and the cache
+ * is bounded so varied options cannot grow it without end.
+ */
+const mappers = new Map<string, XmlMapper>();
+const MAX_MAPPERS = 64;
 
 function mapperFor(options: XmlOptions | undefined): XmlMapper {
-  const key = options ?? DEFAULT_XML;
+  const key = options === undefined ? '' : JSON.stringify(options);
   let m = mappers.get(key);
-  if (!m) mappers.set(key, (m = new XmlMapper(options)));
+  if (!m) {
+    if (mappers.size >= MAX_MAPPERS) mappers.clear();
+    mappers.set(key, (m = new XmlMapper(options)));
+  }
   return m;
 }
 
