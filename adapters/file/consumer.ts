@@ -297,9 +297,10 @@ export class FileConsumer implements Consumer {
         const y = by === 'name' ? b.rel : by === 'size' ? (b.st?.size ?? 0) : (b.st?.mtimeMs ?? 0);
         return x < y ? -dir : x > y ? dir : 0;
       });
-    } else if (list.length > 1 && this.#claim !== 'none') {
+    } else if (list.length > 1 && this.#claim !== 'none' && o.readLock !== 'changed') {
       // competing consumers all list the same directory: start each poll at a random place so
-      // they mostly claim different files instead of racing for the same first ones
+      // they mostly claim different files instead of racing for the same first ones (not with
+      // `changed`: a file must be seen in two polls running to be found stable)
       const at = Math.floor(Math.random() * list.length);
       list = [...list.slice(at), ...list.slice(0, at)];
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { BusbarError, Engine, from, type Message } from '../../../lib/index.js';
+import { FakeClock } from '../../../lib/testing.js';
 import { createFileAdapter, FILE_HEADERS } from '../../../adapters/file/index.js';
 import { testLogger, waitFor } from '../../helpers.js';
 import { exists, files, fileWorld, put, read } from './setup.js';
@@ -308,6 +309,23 @@ describe('file: consumer', () => {
       expect(err, uri).to.be.instanceOf(BusbarError);
       expect((err as BusbarError).code, uri).to.equal('BUSBAR_ERR_INVALID_OPTION');
       expect((err as BusbarError).details.option, uri).to.equal(option);
+    }
+  });
+
+  it('polls on the engine clock (a fake clock drives it)', async () => {
+    const clock = new FakeClock(Date.UTC(2030, 0, 1));
+    const engine = new Engine({ logger: testLogger(), clock, adapters: [createFileAdapter({ baseDir: w.dir })] });
+    engine.addRoutes(from('file:in?readLock=rename&initialDelay=60000&delay=60000&bodyType=string&move=.done/{date}/{name}').to('mock:out'));
+    await engine.start();
+    try {
+      put(w.dir, 'in/a.txt', 'a');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(engine.mock('mock:out').received).to.have.length(0); // no poll is due on the fake clock
+      await clock.tickAsync(60_000);
+      await engine.mock('mock:out').expectBodies(['a']).satisfied();
+      await waitFor(() => exists(w.dir, 'in/.done/2030-01-01/a.txt'), 3000, 'moved under the fake date');
+    } finally {
+      await engine.stop();
     }
   });
 });
