@@ -21,8 +21,8 @@ export const RPC_HEADERS = {
 /** Per-message time limit header (ms) that request-reply transports honour. */
 export const TIMEOUT_HEADER = 'busbar.timeoutMs';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the widest function type, for matching only
-type AnyFn = (...args: any[]) => unknown;
+/** Any function (a parameter of type `never` accepts every parameter list). */
+type AnyFn = (...args: never[]) => unknown;
 
 /** The methods of `T`, each returning a Promise of its (awaited) result. */
 export type Remote<T> = {

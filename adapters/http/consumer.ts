@@ -197,13 +197,13 @@ function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
   const statusHeader = reply.headers[HTTP_HEADERS.replyStatus];
   const explicitType = reply.headers[HTTP_HEADERS.replyHeader + 'content-type'];
   const enc = ep.formats.encode(body, format, typeof explicitType === 'string' ? explicitType : undefined);
-  res.statusCode = statusHeader !== undefined ? Number(statusHeader) : enc ? 200 : 204;
+  const status = statusHeader !== undefined ? Number(statusHeader) : enc ? 200 : 204;
   if (!enc) {
+    res.writeHead(status);
     res.end();
     return;
   }
-  res.setHeader('Content-Type', enc.contentType);
-  res.setHeader('Content-Length', Buffer.byteLength(enc.data));
+  res.writeHead(status, { 'content-type': enc.contentType, 'content-length': Buffer.byteLength(enc.data) });
   res.end(enc.data);
 }
 

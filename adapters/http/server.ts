@@ -71,6 +71,15 @@ export function compilePattern(pattern: string): { match: (pathname: string) => 
   let score = 0;
   for (const s of segs) score += s.startsWith(':') ? 1 : 3;
   if (!wildcard) score += 0.5;
+  if (!wildcard && segs.every((s) => !s.startsWith(':') && encodeURIComponent(s) === s)) {
+    // a literal path: one string comparison (with or without a trailing slash)
+    const exact = `/${segs.join('/')}`;
+    const empty: Record<string, string> = {};
+    return {
+      score,
+      match: (pathname) => (pathname === exact || pathname === `${exact}/` || (exact === '/' && pathname === '') ? empty : undefined),
+    };
+  }
   return {
     score,
     match(pathname) {
@@ -234,7 +243,7 @@ export class SharedServer {
       return;
     }
     const url = new Target(raw);
-    const allowed = new Set<string>();
+    let allowed: Set<string> | undefined;
     for (const m of this.#mounts) {
       const params = m.match(url.pathname);
       if (!params) continue;
@@ -246,9 +255,9 @@ export class SharedServer {
         });
         return;
       }
-      allowed.add(m.mount.method);
+      (allowed ??= new Set()).add(m.mount.method);
     }
-    if (allowed.size) {
+    if (allowed) {
       res.setHeader('Allow', [...allowed].join(', '));
       sendError(req, res, 405, new BusbarError('NOT_FOUND', `method ${req.method} is not allowed on ${url.pathname}`, { details: { allowed: [...allowed] } }));
       return;
