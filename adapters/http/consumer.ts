@@ -138,6 +138,8 @@ export class ServerEndpoint {
     if (status >= 500) this.ctx.logger.warn({ err, messageId: msg?.id, status }, 'http request failed');
     else this.ctx.logger.debug({ code: (err as BusbarError).code, status }, 'http request refused');
     if (msg) r.res.setHeader('X-Correlation-Id', msg.correlationId);
+    // the rest of an oversized body is not worth reading: close the connection after the answer
+    if (status === 413) r.res.shouldKeepAlive = false;
     sendError(r.req, r.res, status, err);
   }
 
@@ -207,7 +209,7 @@ function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
   res.end(enc.data);
 }
 
-/** Server settings from the adapter configuration. */
+/** The servers of this engine (per-engine adapter state, shared by REST, JSON-RPC and SOAP routes). */
 export function hubOf(ctx: ConsumerContext): ServerHub {
   return ctx.state('servers', () => new ServerHub());
 }

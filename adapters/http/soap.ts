@@ -85,8 +85,9 @@ class SoapDispatcher {
   readonly get: Mount;
   constructor(pattern: string, fallbackVersion: () => SoapVersion, routes: SoapRoute[]) {
     this.routes = routes;
-    this.post = { routeId: 'soap', method: 'POST', pattern, handle: (r) => this.#handle(r, fallbackVersion()) };
-    this.get = { routeId: 'soap', method: 'GET', pattern, handle: (r) => this.#wsdl(r) };
+    const routeId = routes[0]?.ep.ctx.routeId ?? 'soap';
+    this.post = { routeId, method: 'POST', pattern, handle: (r) => this.#handle(r, fallbackVersion()) };
+    this.get = { routeId, method: 'GET', pattern, handle: (r) => this.#wsdl(r) };
   }
 
   async #wsdl(r: Routed): Promise<void> {
