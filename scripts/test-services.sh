@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything the integration tests talk to, on loopback: a real RabbitMQ, a real PostgreSQL,
+# and Perl's SOAP::Lite (a SOAP client and server nobody here wrote). Installs what is
+# missing with apt-get (root), starts what is not running. Idempotent and quick when ready.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+if ! perl -MSOAP::Lite -MSOAP::Transport::HTTP -MJSON::PP -e 1 2>/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-services.sh: Perl SOAP::Lite is missing and this is not root: run 'apt-get install -y libsoap-lite-perl'" >&2
+    exit 1
+  fi
+  echo "test-services.sh: installing libsoap-lite-perl" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q libsoap-lite-perl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libsoap-lite-perl >/dev/null; }
+fi
+
+# one after the other: on a fresh machine both run apt-get, which takes a lock
+bash "$here/rabbitmq.sh" start
+bash "$here/postgres.sh" start
