@@ -32,7 +32,7 @@ export function restToSoapRoutes(opts: { restPort: number; soapUrl: string }): R
     .transform((_b, m) => ({ id: String(m.headers['http.param.id']) }))
     .to<LegacyOrder>(soap)
     .transform((o): ApiOrder => ({ id: o.id, customer: o.customer, total: Number(o.total) }));
-  return [route as unknown as RouteBuilder<unknown, never>];
+  return [route];
 }
 
 /** A SOAP backend (busbar's own SOAP server) for the example to run alone; tests use a Perl one. */
@@ -44,5 +44,5 @@ export function soapBackendRoutes(opts: { port: number; orders: Record<string, L
       if (!o) throw new BusbarError('NOT_FOUND', `no order ${req.id}`);
       return o;
     });
-  return [route as unknown as RouteBuilder<unknown, never>];
+  return [route];
 }

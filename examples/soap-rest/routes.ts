@@ -45,7 +45,7 @@ export function soapToRestRoutes(opts: { soapPort: number; restBaseUrl: string }
         total: o.lines.reduce((sum, l) => sum + l.qty * l.price, 0).toFixed(2),
       }),
     );
-  return [route as unknown as RouteBuilder<unknown, never>];
+  return [route];
 }
 
 /** A small JSON REST backend (also busbar, over http:) for the example to run on its own. */
@@ -57,5 +57,5 @@ export function restBackendRoutes(opts: { port: number; orders: Record<string, R
       if (!order) return { ...m, body: { error: 'not found' }, headers: { ...m.headers, 'http.reply.status': 404 } };
       return { ...m, body: order };
     });
-  return [route as unknown as RouteBuilder<unknown, never>];
+  return [route];
 }
