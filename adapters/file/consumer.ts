@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink, writeFile, mkdir } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
@@ -12,7 +11,7 @@ import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { createMessage, type Headers, type Message } from '../../lib/message.js';
 import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
-import { DirCache, errnoOf, ioError, moveFile, moveNoClobber } from './fs-util.js';
+import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readFd, renameFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
 import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, type Owner } from './paths.js';
 
@@ -20,6 +19,8 @@ import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim
 const READERS = 8;
 const RECOVERY_EVERY_MS = 60_000;
 const LOCK_SUFFIX = '.lock';
+/** Candidates kept from one listing for the following polls. */
+const MAX_BACKLOG = 100_000;
 
 interface Candidate {
   rel: string;
@@ -81,6 +82,7 @@ export class FileConsumer implements Consumer {
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
   #lastRecovery = 0;
+  #backlog: Candidate[] = [];
   #reserved = 0;
   #slotWaiters: Array<() => void> = [];
   #routeWait: Promise<void> | undefined;
@@ -121,6 +123,7 @@ export class FileConsumer implements Consumer {
     this.#running = false;
     this.#abort?.abort();
     this.#wakeAll();
+    this.#backlog = [];
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((res) => {
       timer = setTimeout(() => res('timeout'), this.#o.shutdownTimeout);
@@ -168,7 +171,7 @@ export class FileConsumer implements Consumer {
     // list only when something can be taken: a listing made while the route is full is stale by the time it is used
     while (this.#running && this.#free() <= 0) await this.#waitSlot();
     if (!this.#running) return false;
-    const { list, truncated } = await this.#list();
+    const { list, truncated } = this.#backlog.length ? this.#fromBacklog() : await this.#list();
     let next = 0;
     let handed = 0;
     const reader = async (): Promise<void> => {
@@ -305,8 +308,20 @@ export class FileConsumer implements Consumer {
       list = [...list.slice(at), ...list.slice(0, at)];
     }
     const truncated = o.maxMessagesPerPoll > 0 && list.length > o.maxMessagesPerPoll;
-    if (truncated) list = list.slice(0, o.maxMessagesPerPoll);
+    if (truncated) {
+      // the rest of this listing feeds the next polls: a big inbox is listed once, not once per poll
+      // (`changed` lists every time: a file must be seen in successive listings)
+      if (o.readLock !== 'changed') this.#backlog = list.slice(o.maxMessagesPerPoll, o.maxMessagesPerPoll + MAX_BACKLOG);
+      list = list.slice(0, o.maxMessagesPerPoll);
+    }
     return { list, truncated };
+  }
+
+  /** The next poll's worth of a listing already made (entries another consumer took since are skipped when claimed). */
+  #fromBacklog(): { list: Candidate[]; truncated: true } {
+    const limit = this.#o.maxMessagesPerPoll > 0 ? this.#o.maxMessagesPerPoll : this.#backlog.length;
+    const list = this.#backlog.splice(0, limit);
+    return { list, truncated: true };
   }
 
   async #statAll(list: Candidate[]): Promise<void> {
@@ -351,7 +366,7 @@ export class FileConsumer implements Consumer {
     if (this.#claim === 'rename') {
       tx.work = join(dirname(c.abs), claimName(basename(c.abs), this.#owner));
       try {
-        await rename(c.abs, tx.work);
+        await renameFd(c.abs, tx.work);
       } catch (e) {
         if (errnoOf(e) === 'ENOENT') return false; // another consumer took it first
         throw ioError('claim (rename)', c.abs, e);
@@ -415,9 +430,9 @@ export class FileConsumer implements Consumer {
 
   /** The message for a claimed file, or undefined when the file vanished (another consumer finished it). */
   async #read(tx: Tx): Promise<Message | undefined> {
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(tx.work, 'r');
+      fd = await openFd(tx.work, 'r');
     } catch (e) {
       if (errnoOf(e) === 'ENOENT' && this.#claim !== 'rename') return undefined;
       throw e;
@@ -425,25 +440,25 @@ export class FileConsumer implements Consumer {
     let body: unknown;
     let st: Stats;
     try {
-      st = await fh.stat();
+      st = await fstatFd(fd);
       if (this.#o.noop) {
         tx.key = keyOf(tx.c.rel, st);
         if (await this.#alreadyDone(tx.key)) {
-          await fh.close();
+          await closeFd(fd);
           return undefined;
         }
       }
       if (this.#o.bodyType === 'stream') {
-        const stream = fh.createReadStream();
+        const stream = createReadStream('', { fd, autoClose: true });
         tx.stream = stream;
         body = stream;
       } else {
-        const buf = await readAll(fh, st.size);
-        await fh.close();
+        const buf = await readFd(fd, st.size);
+        await closeFd(fd);
         body = this.#decode ? this.#decode(buf) : buf;
       }
     } catch (e) {
-      await fh.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
       throw e;
     }
     const headers: Headers = {
@@ -595,28 +610,6 @@ export class FileConsumer implements Consumer {
     }
     if (recovered) this.#ctx.logger.info({ uri: this.#uri, recovered }, 'file recovery done');
   }
-}
-
-/**
- * Read a file whose size is known from fstat: one read call for a small file (readFile
- * would fstat again).
- */
-async function readAll(fh: FileHandle, size: number): Promise<Buffer> {
-  let buf = Buffer.allocUnsafe(Math.max(size, 1));
-  let len = 0;
-  for (;;) {
-    if (len === buf.length) {
-      const bigger = Buffer.allocUnsafe(buf.length * 2);
-      buf.copy(bigger, 0, 0, len);
-      buf = bigger;
-    }
-    const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
-    if (bytesRead === 0) break;
-    len += bytesRead;
-    // stop at the size fstat reported: no extra read just to see EOF (a claimed file no longer changes)
-    if (len === size) break;
-  }
-  return len === buf.length ? buf : buf.subarray(0, len);
 }
 
 function keyOf(rel: string, st: Stats): string {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { close as closeCb, fstat as fstatCb, open as openCb, read as readCb, rename as renameCb, writeFile as writeFileCb, type Stats } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BusbarError } from '../../lib/errors.js';
@@ -40,7 +41,7 @@ export class DirCache {
 export async function moveFile(src: string, dst: string, dirs: DirCache): Promise<void> {
   await dirs.ensure(dirname(dst));
   try {
-    await rename(src, dst);
+    await renameFd(src, dst);
     return;
   } catch (e) {
     if (errnoOf(e) === 'ENOENT') {
@@ -48,7 +49,7 @@ export async function moveFile(src: string, dst: string, dirs: DirCache): Promis
       dirs.forget(dirname(dst));
       await dirs.ensure(dirname(dst));
       try {
-        await rename(src, dst);
+        await renameFd(src, dst);
         return;
       } catch (e2) {
         throw ioError('rename', src, e2);
@@ -100,4 +101,44 @@ export async function moveNoClobber(src: string, dst: string, dirs: DirCache): P
     return target;
   }
   throw new BusbarError('FILE_EXISTS', `file: cannot restore ${src}: ${dst} and 99 alternatives exist`, { details: { path: dst } });
+}
+
+/*
+ * Plain-descriptor promises over the callback API: for the many small files of a transfer,
+ * FileHandle objects and the promise API cost more main-thread time than the I/O itself.
+ */
+export function openFd(path: string, flags: string): Promise<number> {
+  return new Promise((resolve, reject) => openCb(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+export function fstatFd(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) => fstatCb(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+export function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => closeCb(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function readInto(fd: number, buf: Buffer, offset: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => readCb(fd, buf, offset, buf.length - offset, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Read `size` bytes (as fstat reported) from the start of `fd`, or up to EOF if it is shorter. */
+export async function readFd(fd: number, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let len = 0;
+  while (len < size) {
+    const n = await readInto(fd, buf, len, len);
+    if (n === 0) break;
+    len += n;
+  }
+  return len === size ? buf : buf.subarray(0, len);
+}
+
+export function writeFileFd(path: string, data: Buffer | string, flag: string): Promise<void> {
+  return new Promise((resolve, reject) => writeFileCb(path, data, { flag }, (err) => (err ? reject(err) : resolve())));
+}
+
+export function renameFd(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => renameCb(from, to, (err) => (err ? reject(err) : resolve())));
 }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, unlink } from 'node:fs/promises';
+import { link, open, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { withHeaders, type Message } from '../../lib/message.js';
-import { DirCache, errnoOf, ioError } from './fs-util.js';
+import { DirCache, errnoOf, ioError, renameFd, writeFileFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
 import { FILE_HEADERS, fileExtras, renderName, safeJoin } from './paths.js';
 
@@ -81,7 +81,7 @@ export class FileProducer implements Producer {
     const mode = this.#o.fileExist;
     if (mode === 'override') {
       try {
-        await rename(tmp, target);
+        await renameFd(tmp, target);
       } catch (e) {
         throw ioError('rename', target, e);
       }
@@ -114,6 +114,15 @@ export class FileProducer implements Producer {
   }
 
   async #write(path: string, body: unknown, flag: 'wx' | 'a' | 'w'): Promise<void> {
+    if (!this.#o.fsync && !isStream(body)) {
+      // the common case, small and not synced: one native call (open, write, close)
+      try {
+        await writeFileFd(path, this.#bytes(body), flag);
+      } catch (e) {
+        throw ioError('write', path, e);
+      }
+      return;
+    }
     let fh;
     try {
       fh = await open(path, flag);
