@@ -69,7 +69,6 @@ export class AmqpProducer implements Producer {
   /** Lost with a channel: published again first, in their original order. */
   #resend: Pending[] = [];
   #backlog: Pending[] = [];
-  readonly #byMessageId = new Map<string, Pending[]>();
   #channelError: unknown;
   #sweep: TimerHandle | undefined;
   #reopen: TimerHandle | undefined;
@@ -211,7 +210,6 @@ export class AmqpProducer implements Producer {
     const fatal = replyCode(err) !== undefined && replyCode(err) !== 320;
     for (const p of this.#unconfirmed) {
       if (p.channel !== ch || p.done) continue;
-      this.#unindex(p);
       p.channel = undefined;
       if (fatal) this.#settle(p, new BusbarError('AMQP_CONNECTION', `amqp publish to ${this.#describe()} failed: ${(err as Error).message}`, { cause: err, retryable: replyCode(err) !== 404, details: { target: this.#s.target } }));
       else this.#resend.push(p);
@@ -245,18 +243,12 @@ export class AmqpProducer implements Producer {
     p.channel = ch;
     p.returned = undefined;
     this.#unconfirmed.add(p);
-    if (p.options.mandatory) {
-      const list = this.#byMessageId.get(p.messageId);
-      if (list) list.push(p);
-      else this.#byMessageId.set(p.messageId, [p]);
-    }
     let ok: boolean;
     try {
       ok = ch.publish(p.exchange, p.routingKey, p.content, p.options, (err: Error | null) => this.#confirmed(ch, p, err));
     } catch (err) {
       // the channel closed under us: try again on the next one
       this.#unconfirmed.delete(p);
-      this.#unindex(p);
       p.channel = undefined;
       if (err instanceof RangeError) {
         this.#settle(p, new BusbarError('LIMIT_EXCEEDED', `amqp publish to ${this.#describe()}: ${err.message}`, { cause: err, details: { target: this.#s.target } }));
@@ -273,7 +265,6 @@ export class AmqpProducer implements Producer {
     if (p.channel !== ch || p.done) return;
     if (err && err.message === 'channel closed') return; // #closed decides: resend or fail
     this.#unconfirmed.delete(p);
-    this.#unindex(p);
     if (err === null && p.returned === undefined) this.#settle(p, undefined);
     else if (err === null) {
       this.#settle(p, new BusbarError('AMQP_UNROUTABLE', `amqp message ${p.messageId} to ${this.#describe()} (routing key "${p.routingKey}") was returned: ${p.returned}`, { details: { target: this.#s.target, routingKey: p.routingKey, messageId: p.messageId } }));
@@ -285,18 +276,16 @@ export class AmqpProducer implements Producer {
 
   #returned(ch: ConfirmChannel, m: AmqpMessage): void {
     const id = String(m.properties.messageId);
-    const p = this.#byMessageId.get(id)?.find((x) => x.channel === ch && x.returned === undefined);
+    // returns are rare: a scan of the (bounded) window beats indexing every publish
+    let p: Pending | undefined;
+    for (const x of this.#unconfirmed) {
+      if (x.channel === ch && x.returned === undefined && x.messageId === id) {
+        p = x;
+        break;
+      }
+    }
     if (p) p.returned = `${returnText(m)}`;
     else this.#ctx.logger.warn({ messageId: id, replyText: returnText(m) }, 'amqp returned a message that is no longer waited for');
-  }
-
-  #unindex(p: Pending): void {
-    if (!p.options.mandatory) return;
-    const list = this.#byMessageId.get(p.messageId);
-    if (!list) return;
-    const i = list.indexOf(p);
-    if (i >= 0) list.splice(i, 1);
-    if (!list.length) this.#byMessageId.delete(p.messageId);
   }
 
   #settle(p: Pending, err: unknown): void {
@@ -316,7 +305,6 @@ export class AmqpProducer implements Producer {
     const now = this.#ctx.clock.now();
     const timeout = (p: Pending): boolean => {
       if (p.done || p.deadline > now) return false;
-      this.#unindex(p);
       this.#settle(p, new BusbarError('TIMEOUT', `amqp publish to ${this.#describe()} not confirmed within ${this.#s.publishTimeoutMs} ms${this.#ch ? '' : ' (not connected)'}`, { details: { target: this.#s.target, messageId: p.messageId, timeoutMs: this.#s.publishTimeoutMs } }));
       return true;
     };

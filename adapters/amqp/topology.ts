@@ -135,14 +135,21 @@ export async function exchangeExists(conn: ChannelModel, name: string): Promise<
   }
 }
 
-/** A queue an endpoint names but the topology does not: created durable (classic) if missing, left alone if present. */
+/**
+ * A queue an endpoint names but the topology does not: created durable (classic) if
+ * missing, left alone if present. One declare does both: it creates a missing queue, is a
+ * no-op on an equal one, and fails (406/405, on a throwaway channel) on a queue that exists
+ * with other properties or belongs to another connection, which is left as it is.
+ */
 export async function ensureQueue(conn: ChannelModel, name: string): Promise<void> {
-  if (await queueExists(conn, name)) return;
   const ch = await throwawayChannel(conn);
   try {
     await ch.assertQueue(name, { durable: true });
+  } catch (err) {
+    const code = replyCode(err);
+    if (code !== 406 && code !== 405) throw err;
   } finally {
-    await closeQuietly(ch);
+    void closeQuietly(ch);
   }
 }
 
