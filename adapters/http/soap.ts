@@ -81,6 +81,7 @@ interface SoapRoute {
  */
 class SoapDispatcher {
   readonly routes: SoapRoute[];
+  #xml: { maxBytes: number } | undefined;
   readonly post: Mount;
   readonly get: Mount;
   constructor(pattern: string, fallbackVersion: () => SoapVersion, routes: SoapRoute[]) {
@@ -131,7 +132,8 @@ class SoapDispatcher {
     }
     let env: SoapEnvelope;
     try {
-      env = parseSoapEnvelope(bytes, { maxBytes: limit });
+      if (this.#xml?.maxBytes !== limit) this.#xml = { maxBytes: limit }; // one options object: the codec caches its parser per object
+      env = parseSoapEnvelope(bytes, this.#xml);
     } catch (err) {
       const e = isBusbarError(err) ? err : new BusbarError('PARSE', String(err));
       return sendXml(r, faultStatus(declared, e), declared, buildSoapFault(e, { version: declared }));
