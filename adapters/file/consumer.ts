@@ -105,6 +105,7 @@ export class FileConsumer implements Consumer {
 
   // ---------------------------------------------------------------- lifecycle
   async start(): Promise<void> {
+    if (this.#running) return;
     this.#owner = { host: localHost(), pid: process.pid, token: randomBytes(6).toString('hex') };
     try {
       await mkdir(this.#root, { recursive: true });
