@@ -308,7 +308,9 @@ export class Engine {
       return n;
     };
     route.pipeline = withRouteContract(def, (end) => compile(def.steps, end, '/steps'));
-    if (!dryRun) route.consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
+    // consumers do no I/O when created, so a dry run builds one too: its checks count
+    const consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
+    if (!dryRun) route.consumer = consumer;
     return route;
   }
 
