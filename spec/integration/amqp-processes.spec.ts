@@ -80,7 +80,7 @@ describe('amqp across processes', function () {
     await ch.assertQueue(q, { durable: true });
     children = ['w1', 'w2', 'w3'].map((n) => start(['worker', AMQP_URL, q, n]));
     await waitFor(() => children.every((c) => c.lines.some((l) => l.ready)), 60_000, 'three workers ready');
-    const n = 1500;
+    const n = 600;
     for (let i = 0; i < n; i++) ch.sendToQueue(q, Buffer.from(JSON.stringify({ i })), { contentType: 'application/json', persistent: true });
     await waitFor(() => children.reduce((s, c) => s + got(c).length, 0) >= n, 60_000, 'all messages processed');
     await waitFor(async () => (await broker.queueCount(q)).messageCount === 0, 10_000, 'queue empty');
