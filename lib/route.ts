@@ -146,8 +146,9 @@ export class Route {
 
   #release(): void {
     this.#inflight--;
-    const w = this.#waiters.shift();
-    if (w) w();
+    // wake every waiter: each re-checks for a slot, so a waiter that decides not to take
+    // one (a poller that found nothing) cannot swallow the wake-up another one needed
+    if (this.#waiters.length) for (const w of this.#waiters.splice(0)) w();
     if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
   }
 

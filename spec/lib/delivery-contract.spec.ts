@@ -104,6 +104,24 @@ describe('delivery contract', () => {
     expect(peak).to.equal(3);
   });
 
+  it('does not lose a wake-up when a source waits for a slot and then takes none', async () => {
+    const src = new TestSource();
+    engine = new Engine({ logger: testLogger(), adapters: [src.adapter()] });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    engine.addRoutes(from<number>('src:in').maxInflight(1).process(async (m) => {
+      if (m.body === 1) await gate;
+      return m;
+    }));
+    await engine.start();
+    const first = src.push(1); // holds the only slot
+    const poller = src.ctx!.whenAvailable(); // a poller waits for a slot, will take none
+    const second = src.push(2); // queued behind the full route
+    release();
+    await poller;
+    expect(await Promise.all([first, second])).to.deep.equal(['ack', 'ack']);
+  });
+
   it('keeps memory bounded while 1,000,000 messages are pushed at a slow route', async function () {
     this.timeout(120_000);
     engine = new Engine({ logger: testLogger() });
