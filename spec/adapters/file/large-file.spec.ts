@@ -123,7 +123,9 @@ describe('file: large files as streams', function () {
     const peak = probe.stop();
     expect(count).to.equal(lines);
     expect(bytes).to.equal(64 * MB);
-    expect(peak.rssMb).to.be.below(32);
+    // loading the file would grow RSS by at least its 64 MB (plus its strings); RSS also
+    // carries GC slack from earlier tests in a full run, so the bound is the file size
+    expect(peak.rssMb).to.be.below(64);
     expect(peak.heapMb).to.be.below(32);
   });
 });
