@@ -289,6 +289,8 @@ export class Engine {
           spawn: (msg, nxt) => route.spawn(msg, nxt),
           onStop: (fn) => route.stopHooks.push(fn),
           onStart: (fn) => route.startHooks.push(fn),
+          state: (key, init) => this.stepState(key, init),
+          maxInflight: route.maxInflight,
         };
         let compiled: Next;
         try {
@@ -553,6 +555,11 @@ export class Engine {
   mock(uri: string): MockEndpoint {
     const name = uri.startsWith('mock:') ? uri.slice(5).split('?')[0]! : uri;
     return mockEndpoint(this.#adapterContext(this.logger, 'mock').state, name);
+  }
+
+  /** Per-engine state of step kinds (named stores, breakers): what `CompileContext.state` reads. */
+  stepState<T>(key: string, init: () => T): T {
+    return this.#adapterContext(this.logger, '#steps').state(key, init);
   }
 
   /** Per-engine state of an adapter (for the testing kit and adapters' helpers). */

@@ -57,6 +57,10 @@ export interface CompileContext {
   onStop(fn: () => Promise<void> | void): void;
   /** Work to do when the route starts (timers of interval completions). */
   onStart(fn: () => Promise<void> | void): void;
+  /** Per-engine state shared by steps (named stores, circuit breakers), created on first use. */
+  state<T>(key: string, init: () => T): T;
+  /** The route's bound on messages in flight. */
+  readonly maxInflight: number;
 }
 
 /**

@@ -21,26 +21,19 @@ export interface PatternState {
   readonly duplicates: Map<string, number>;
 }
 
-const states = new WeakMap<object, PatternState>();
-
-function stateOf(owner: object): PatternState {
-  let s = states.get(owner);
-  if (!s) {
-    s = {
-      aggregationStores: new Map([['memory', new MemoryAggregationStore()]]),
-      idempotentRepositories: new Map([['memory', new MemoryIdempotentRepository()]]),
-      claimCheckStores: new Map([['memory', new MemoryClaimCheckStore()]]),
-      breakers: new Map(),
-      duplicates: new Map(),
-    };
-    states.set(owner, s);
-  }
-  return s;
+function newPatternState(): PatternState {
+  return {
+    aggregationStores: new Map([['memory', new MemoryAggregationStore()]]),
+    idempotentRepositories: new Map([['memory', new MemoryIdempotentRepository()]]),
+    claimCheckStores: new Map([['memory', new MemoryClaimCheckStore()]]),
+    breakers: new Map(),
+    duplicates: new Map(),
+  };
 }
 
-/** The pattern state of the engine compiling a step. */
-export function patternStateOf(ctx: Pick<CompileContext, 'codecs'>): PatternState {
-  return stateOf(ctx.codecs);
+/** The pattern state of the engine compiling a step (kept in the engine's step state). */
+export function patternStateOf(ctx: Pick<CompileContext, 'state'>): PatternState {
+  return ctx.state('patterns', newPatternState);
 }
 
 /**
@@ -48,8 +41,8 @@ export function patternStateOf(ctx: Pick<CompileContext, 'codecs'>): PatternStat
  * (`{ "aggregate": { "store": "pg" } }`), read circuit breakers and duplicate counts.
  * Each kind of store has a `memory` entry by default, shared by the engine's routes.
  */
-export function patternState(engine: { readonly codecs: object }): PatternState {
-  return stateOf(engine.codecs);
+export function patternState(engine: { stepState<T>(key: string, init: () => T): T }): PatternState {
+  return engine.stepState('patterns', newPatternState);
 }
 
 export function namedStore<S>(stores: Map<string, S>, name: string, what: string): S {
