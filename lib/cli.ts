@@ -35,6 +35,13 @@ function makeLogger(level: string, pretty: boolean | undefined): Logger {
   return usePretty ? pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }) : pino({ level });
 }
 
+/** Per-scheme adapter config of a routes module; a top-level `topology` belongs to amqp. */
+function amqpWithTopology(mod: RoutesModule): Record<string, unknown> {
+  const configs = mod.adapters && !Array.isArray(mod.adapters) ? { ...(mod.adapters as Record<string, unknown>) } : {};
+  if (mod.topology !== undefined) configs.amqp = { ...(configs.amqp as object | undefined), topology: mod.topology };
+  return configs;
+}
+
 /** Build an engine from a loaded routes module; adapters given as config are created by their factories. */
 export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: Engine; problems: Problem[] } {
   const problems: Problem[] = [];
@@ -47,7 +54,7 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
   const adapters: Adapter[] = [];
   const steps: StepKind<never>[] = [];
   const factories = adapterFactories();
-  const configs = mod.adapters && !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown>) : {};
+  const configs = amqpWithTopology(mod);
   const ajv = createAjv();
   for (const [scheme, factory] of Object.entries(factories)) {
     const given = configs[scheme];
@@ -173,8 +180,8 @@ async function topologyPlanCommand(file: string, opts: { url?: string }): Promis
   } catch (e) {
     fail(e);
   }
-  const config = mod.adapters && !Array.isArray(mod.adapters) ? (mod.adapters as Record<string, unknown>).amqp : undefined;
-  if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
+  const config = amqpWithTopology(mod).amqp;
+  if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...} or "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
   try {
     const { planTopology, formatPlan } = await import('../adapters/amqp/topology.js');
     const plan = await planTopology(config, opts.url);

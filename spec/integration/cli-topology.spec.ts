@@ -28,9 +28,10 @@ describe('busbar topology plan (against the real RabbitMQ)', function () {
     dir.cleanup();
   });
 
-  function plan(queues: unknown[]): { code: number | null; out: string } {
+  function plan(queues: unknown[], topLevel = false): { code: number | null; out: string } {
     const file = join(dir.path, `plan-${queues.length}-${Math.random().toString(36).slice(2)}.json`);
-    writeFileSync(file, JSON.stringify({ routes: [], adapters: { amqp: { url: AMQP_URL, topology: { queues } } } }));
+    const doc = topLevel ? { routes: [], topology: { queues }, adapters: { amqp: { url: AMQP_URL } } } : { routes: [], adapters: { amqp: { url: AMQP_URL, topology: { queues } } } };
+    writeFileSync(file, JSON.stringify(doc));
     const r = spawnSync(process.execPath, ['bin/busbar.js', 'topology', 'plan', file], { encoding: 'utf8', timeout: 30_000 });
     return { code: r.status, out: r.stdout + r.stderr };
   }
@@ -55,5 +56,11 @@ describe('busbar topology plan (against the real RabbitMQ)', function () {
     const r = plan([{ name: existing, messageTtlMs: 1000 }]);
     expect(r.code, r.out).to.equal(0);
     expect(r.out).to.match(new RegExp(`= queue +${existing} +unchanged`));
+  });
+
+  it('reads a top-level "topology" of the routes file as the amqp topology', () => {
+    const r = plan([{ name: existing, messageTtlMs: 5000 }], true);
+    expect(r.code, r.out).to.equal(1);
+    expect(r.out).to.match(new RegExp(`! queue +${existing} +conflict`));
   });
 });
