@@ -29,19 +29,30 @@ function generate(path: string, mb = SIZE_MB, line = LINE): number {
 }
 
 /** Peak RSS and heap above the level when it started, sampled until stopped. */
+/**
+ * Peak RSS growth (sampled every 5 ms) and peak retained heap growth (measured after a full
+ * GC every 50 ms, so garbage left by earlier tests or not yet collected does not count).
+ */
 function memoryProbe(): { stop: () => { rssMb: number; heapMb: number } } {
+  const gc = global.gc;
+  if (!gc) throw new Error('run mocha with --expose-gc (see .mocharc.json)');
+  gc();
   const base = process.memoryUsage();
   let rss = 0;
   let heap = 0;
+  let n = 0;
   const sample = (): void => {
-    const m = process.memoryUsage();
-    rss = Math.max(rss, m.rss - base.rss);
-    heap = Math.max(heap, m.heapUsed - base.heapUsed);
+    if (n++ % 10 === 0) {
+      gc();
+      heap = Math.max(heap, process.memoryUsage().heapUsed - base.heapUsed);
+    }
+    rss = Math.max(rss, process.memoryUsage().rss - base.rss);
   };
   const t = setInterval(sample, 5);
   return {
     stop: () => {
       clearInterval(t);
+      n = 0;
       sample();
       return { rssMb: rss / MB, heapMb: heap / MB };
     },
