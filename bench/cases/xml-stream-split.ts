@@ -1,28 +1,19 @@
 import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
+import { createWriteStream, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Adapter } from '../../lib/adapter.js';
 import { round, type BenchCase } from '../harness.js';
 
 /**
- * Each side runs in its own child process so `peak_rss_mb` is the peak of the split alone
- * (a Node process with the tsx loader starts at about 70 MB; `rss_growth_mb` is what the
- * split added on top).
+ * Each side runs in its own child process, plain Node on the compiled package (as users run
+ * it, no TypeScript loader), so `peak_rss_mb` is the split's peak; `rss_growth_mb` is what the
+ * split added to the process once its modules were loaded. `npm run bench` builds dist/ first.
  */
-const CHILD_FLAG = '--xml-stream-split-child';
+const CHILD = fileURLToPath(new URL('../children/xml-stream-split-child.mjs', import.meta.url));
 
 interface ChildResult { count: number; amount: number; seconds: number; cpuSeconds: number; peakRssMb: number; startRssMb: number; readyRssMb: number; maxHeapUsedMb: number }
-
-/** Memory once the side's modules are loaded and its objects built, before the first byte is read. */
-let readyRss = 0;
-let maxHeapUsed = 0;
-function sampleHeap(): void {
-  const h = process.memoryUsage().heapUsed;
-  if (h > maxHeapUsed) maxHeapUsed = h;
-}
 
 async function generate(file: string, targetBytes: number): Promise<number> {
   const out = createWriteStream(file);
@@ -42,100 +33,9 @@ async function generate(file: string, targetBytes: number): Promise<number> {
   return i;
 }
 
-async function countingAdapter(totals: { count: number; amount: number }): Promise<Adapter> {
-  const { Type } = await import('@sinclair/typebox');
-  return {
-    scheme: 'count',
-    description: 'bench sink',
-    optionsSchema: Type.Object({}, { additionalProperties: false }),
-    createProducer() {
-      return {
-        send(msg) {
-          totals.count++;
-          totals.amount += msg.body as number;
-          return Promise.resolve(undefined);
-        },
-      };
-    },
-  };
-}
-
-/** Sets up the side (imports, engine) and returns the timed part. */
-async function busbarSide(file: string): Promise<() => Promise<{ count: number; amount: number }>> {
-  // only the modules this side needs, so the child's memory is the split's, not the whole library's
-  const [{ Engine }, { from }, { xmlElements }, { pino }] = await Promise.all([import('../../lib/engine.js'), import('../../lib/builder.js'), import('../../lib/streaming.js'), import('pino')]);
-  const totals = { count: 0, amount: 0 };
-  const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [await countingAdapter(totals)] });
-  engine.addRoutes(
-    from<{ amount: string }>('direct:order')
-      .routeId('order-items')
-      .transform((o) => Number(o.amount))
-      .to('count:orders'),
-  );
-  await engine.start();
-  return async () => {
-    readyRss = process.memoryUsage().rss;
-    let n = 0;
-    for await (const order of xmlElements(createReadStream(file, { highWaterMark: 64 * 1024 }), 'export.orders.order')) {
-      await engine.send('direct:order', order);
-      if (++n % 10_000 === 0) sampleHeap();
-    }
-    await engine.stop();
-    return totals;
-  };
-}
-
-/** Hand-written streaming split: cut `<order ...>...</order>` out of the chunks, parse each with fast-xml-parser. */
-async function baselineSide(file: string): Promise<() => Promise<{ count: number; amount: number }>> {
-  const { XMLParser } = await import('fast-xml-parser');
-  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, cdataPropName: '#cdata' });
-  return async () => {
-    let count = 0;
-    let amount = 0;
-    let buf = '';
-    readyRss = process.memoryUsage().rss;
-    for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024, encoding: 'utf8' })) {
-      if (count % 10_000 < 200) sampleHeap();
-      buf += chunk as string;
-      let from = 0;
-      for (;;) {
-        const start = buf.indexOf('<order ', from);
-        if (start === -1) break;
-        const end = buf.indexOf('</order>', start);
-        if (end === -1) {
-          from = start;
-          break;
-        }
-        const doc = parser.parse(buf.slice(start, end + 8)) as { order: { amount: string } };
-        count++;
-        amount += Number(doc.order.amount);
-        from = end + 8;
-      }
-      buf = buf.slice(from);
-    }
-    return { count, amount };
-  };
-}
-
-async function child(): Promise<void> {
-  const i = process.argv.indexOf(CHILD_FLAG);
-  const side = process.argv[i + 1];
-  const file = process.argv[i + 2]!;
-  const startRssMb = process.memoryUsage().rss / 1048576;
-  const run = side === 'busbar' ? await busbarSide(file) : await baselineSide(file);
-  const t0 = process.hrtime.bigint();
-  const c0 = process.cpuUsage();
-  const r = await run();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const c = process.cpuUsage(c0);
-  const cpuSeconds = (c.user + c.system) / 1e6;
-  const result: ChildResult = { ...r, seconds, cpuSeconds, peakRssMb: process.resourceUsage().maxRSS / 1024, startRssMb, readyRssMb: readyRss / 1048576, maxHeapUsedMb: maxHeapUsed / 1048576 };
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-}
-
 function runChild(side: 'busbar' | 'baseline', file: string): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), CHILD_FLAG, side, file], { maxBuffer: 1 << 20, timeout: 600_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CHILD, side, file], { maxBuffer: 1 << 20, timeout: 600_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${side} child failed: ${err.message}\n${stderr}`));
       try {
         resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ChildResult);
@@ -181,5 +81,3 @@ const bench: BenchCase = {
 };
 
 export default bench;
-
-if (process.argv.includes(CHILD_FLAG)) await child();
