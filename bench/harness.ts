@@ -1,3 +1,6 @@
+import { Type } from '@sinclair/typebox';
+import type { Adapter } from '../lib/adapter.js';
+
 /**
  * Benchmark harness. A case runs busbar and a hand-written baseline doing the same work in
  * the same run; `npm run bench` prints one JSON line per case:
@@ -38,4 +41,27 @@ export async function bestOf(rounds: number, count: number, fn: () => Promise<vo
 export function round(n: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+/**
+ * `count:<name>`: a bench sink that counts deliveries per endpoint name and keeps the last
+ * body, recording nothing else, so memory stays flat however many messages pass.
+ */
+export function countingAdapter(counts: Map<string, number>, last?: { value: unknown }): Adapter {
+  return {
+    scheme: 'count',
+    description: 'bench sink',
+    optionsSchema: Type.Object({}, { additionalProperties: false }),
+    createProducer(endpoint) {
+      const name = endpoint.path;
+      counts.set(name, 0);
+      return {
+        send(msg) {
+          counts.set(name, counts.get(name)! + 1);
+          if (last) last.value = msg.body;
+          return Promise.resolve(undefined);
+        },
+      };
+    },
+  };
 }

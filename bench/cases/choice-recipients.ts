@@ -1,7 +1,6 @@
-import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
-import { Engine, from, type Adapter } from '../../lib/index.js';
-import { bestOf, round, type BenchCase } from '../harness.js';
+import { Engine, from } from '../../lib/index.js';
+import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string }
 
@@ -12,24 +11,6 @@ function orders(n: number): string[] {
   return out;
 }
 
-/** A sink that only counts per endpoint. */
-function countingAdapter(counts: Map<string, number>): Adapter {
-  return {
-    scheme: 'count',
-    description: 'bench sink',
-    optionsSchema: Type.Object({}, { additionalProperties: false }),
-    createProducer(endpoint) {
-      const name = endpoint.path;
-      counts.set(name, 0);
-      return {
-        send() {
-          counts.set(name, counts.get(name)! + 1);
-          return Promise.resolve(undefined);
-        },
-      };
-    },
-  };
-}
 
 const bench: BenchCase = {
   name: 'choice-recipients',

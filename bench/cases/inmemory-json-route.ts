@@ -1,7 +1,6 @@
-import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
-import { Engine, from, type Adapter } from '../../lib/index.js';
-import { bestOf, round, type BenchCase } from '../harness.js';
+import { Engine, from } from '../../lib/index.js';
+import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }
 interface Enriched extends Order { total: number }
@@ -13,25 +12,6 @@ function orders(n: number): string[] {
   return out;
 }
 
-/** A sink that only counts what it receives and keeps the last payload (no recording, so memory stays flat). */
-function countingAdapter(counts: Map<string, number>, last: { value: unknown }): Adapter {
-  return {
-    scheme: 'count',
-    description: 'bench sink',
-    optionsSchema: Type.Object({}, { additionalProperties: false }),
-    createProducer(endpoint) {
-      const name = endpoint.path;
-      counts.set(name, 0);
-      return {
-        send(msg) {
-          counts.set(name, counts.get(name)! + 1);
-          last.value = msg.body;
-          return Promise.resolve(undefined);
-        },
-      };
-    },
-  };
-}
 
 const bench: BenchCase = {
   name: 'inmemory-json-route',

@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { pino } from 'pino';
-import { Engine, from, to, type Adapter } from '../../lib/index.js';
-import { bestOf, round, type BenchCase } from '../harness.js';
+import { Engine, from, to } from '../../lib/index.js';
+import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
 
 /** The JSON shape of an order document (XML values are strings). */
 const XmlOrder = Type.Object({
@@ -36,23 +36,6 @@ function enrich(o: XmlOrder): Enriched {
   return { id: o.order['@id'], customer: o.order.customer.number, amount, country: o.order.country, lines: o.order.line.length, total: Math.round(amount * 121) / 100 };
 }
 
-function countingAdapter(counts: Map<string, number>): Adapter {
-  return {
-    scheme: 'count',
-    description: 'bench sink',
-    optionsSchema: Type.Object({}, { additionalProperties: false }),
-    createProducer(endpoint) {
-      const name = endpoint.path;
-      counts.set(name, 0);
-      return {
-        send() {
-          counts.set(name, counts.get(name)! + 1);
-          return Promise.resolve(undefined);
-        },
-      };
-    },
-  };
-}
 
 const bench: BenchCase = {
   name: 'xml-route',
