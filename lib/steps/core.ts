@@ -245,32 +245,7 @@ export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'in
   },
 };
 
-// ---------------------------------------------------------------- marshal / unmarshal
-export const unmarshalStep: StepKind<{ format: string }> = {
-  name: 'unmarshal',
-  description: 'Decode the body (string or bytes) with a codec: json, text, bytes, and the ones registered.',
-  configSchema: { type: 'string', minLength: 1 },
-  fromConfig: (value) => ({ format: value as string }),
-  compile({ format }, next, ctx) {
-    const codec = ctx.codecs.require(format);
-    return (msg) => next(withBody(msg, codec.decode(msg.body)));
-  },
-};
-
-export const marshalStep: StepKind<{ format: string }> = {
-  name: 'marshal',
-  description: 'Encode the body with a codec and set the content-type header.',
-  configSchema: { type: 'string', minLength: 1 },
-  fromConfig: (value) => ({ format: value as string }),
-  compile({ format }, next, ctx) {
-    const codec = ctx.codecs.require(format);
-    const contentType = codec.contentTypes[0] ?? format;
-    return (msg) => {
-      const out = withBody(msg, codec.encode(msg.body));
-      return next(out.headers['content-type'] === contentType ? out : withHeaders(out, { 'content-type': contentType }));
-    };
-  },
-};
+// marshal / unmarshal live in ./transform.ts (codec options, content-type negotiation)
 
 export const coreSteps: StepKind<never>[] = [
   toStep,
@@ -281,6 +256,4 @@ export const coreSteps: StepKind<never>[] = [
   setHeaderStep,
   removeHeadersStep,
   logStep,
-  unmarshalStep,
-  marshalStep,
 ] as unknown as StepKind<never>[];
