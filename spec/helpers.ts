@@ -25,3 +25,13 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
 
 export const AMQP_URL = process.env.BUSBAR_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const PG_URL = process.env.BUSBAR_PG_URL ?? 'postgres://postgres@127.0.0.1:54329/busbar';
+
+/** The `code` of what `fn` throws synchronously (undefined when it does not throw). */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}

@@ -1,15 +1,7 @@
 import { expect } from 'chai';
 import { Type } from '@sinclair/typebox';
 import { AdapterRegistry, BusbarError, builtinAdapters, parseUri, type Adapter } from '../../lib/index.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as BusbarError).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers.js';
 
 describe('endpoint URIs', () => {
   it('splits scheme, path (which may contain colons) and options', () => {

@@ -13,17 +13,9 @@ import {
   type SoapEnvelope,
 } from '../../../lib/codecs.js';
 import { BusbarError, isBusbarError } from '../../../lib/errors.js';
+import { codeOf } from '../../helpers.js';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../../fixtures/soap/${name}`, import.meta.url));
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as BusbarError).code;
-  }
-  return undefined;
-}
 
 describe('SOAP envelopes', () => {
   describe('parseSoapEnvelope with real-world requests', () => {
