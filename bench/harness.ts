@@ -65,3 +65,18 @@ export function countingAdapter(counts: Map<string, number>, last?: { value: unk
     },
   };
 }
+
+/**
+ * One discarded run of each side (neither gets a pristine broker or a cold JIT), then
+ * `rounds` runs alternating which side goes first; `afterWarmup` resets the figures.
+ */
+export async function alternateRounds(rounds: number, runBaseline: () => Promise<void>, runBusbar: () => Promise<void>, afterWarmup: () => void): Promise<void> {
+  await runBaseline();
+  await runBusbar();
+  afterWarmup();
+  for (let r = 0; r < rounds; r++) {
+    const [first, second] = r % 2 === 0 ? [runBaseline, runBusbar] : [runBusbar, runBaseline];
+    await first();
+    await second();
+  }
+}

@@ -3,7 +3,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { pino } from 'pino';
 import { createAmqpAdapter } from '../../adapters/amqp/index.js';
 import { Engine, from } from '../../lib/index.js';
-import { round, type BenchCase } from '../harness.js';
+import { alternateRounds, round, type BenchCase } from '../harness.js';
 
 export const AMQP_URL = process.env.BUSBAR_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** Prefetch of both sides (busbar: the route's in-flight bound). */
@@ -177,19 +177,10 @@ const bench: BenchCase = {
       };
       // neither side gets a pristine broker: one discarded run of each first
       const measured = { busbar, baseline };
-      await runBaseline();
-      await runBusbar();
-      busbar = measured.busbar;
-      baseline = measured.baseline;
-      for (let r = 0; r < rounds; r++) {
-        if (r % 2 === 0) {
-          await runBaseline();
-          await runBusbar();
-        } else {
-          await runBusbar();
-          await runBaseline();
-        }
-      }
+      await alternateRounds(rounds, runBaseline, runBusbar, () => {
+        busbar = measured.busbar;
+        baseline = measured.baseline;
+      });
     } finally {
       for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
       await conn.close().catch(() => undefined);

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
 import { createAmqpAdapter } from '../../adapters/amqp/index.js';
 import { Engine, from, type Adapter } from '../../lib/index.js';
-import { round, type BenchCase } from '../harness.js';
+import { alternateRounds, round, type BenchCase } from '../harness.js';
 import { AMQP_URL, benchQueue, connect, orderBody, PREFETCH, publishAll, waitUntil, type Order } from './amqp-bridge.js';
 
 /** A sink that only counts (and keeps the last amount) so both sides do the same work. */
@@ -80,21 +80,10 @@ const bench: BenchCase = {
         if (bb.count - start !== n) throw new Error(`busbar consumed ${bb.count - start} of ${n}`);
         await setup.deleteQueue(q);
       };
-      // one discarded run of each first (neither side gets a pristine broker), then alternate
-      // which goes first; each run's queue is deleted before the next run
-      await runBaseline();
-      await runBusbar();
-      busbar = 0;
-      baseline = 0;
-      for (let r = 0; r < rounds; r++) {
-        if (r % 2 === 0) {
-          await runBaseline();
-          await runBusbar();
-        } else {
-          await runBusbar();
-          await runBaseline();
-        }
-      }
+      await alternateRounds(rounds, runBaseline, runBusbar, () => {
+        busbar = 0;
+        baseline = 0;
+      });
     } finally {
       for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
       await conn.close().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { round, type BenchCase } from '../harness.js';
+import { alternateRounds, round, type BenchCase } from '../harness.js';
 import { benchQueue, connect, messageCount, orderBody, publishAll, silentEngine, WINDOW } from './amqp-bridge.js';
 
 const bench: BenchCase = {
@@ -52,21 +52,10 @@ const bench: BenchCase = {
         if ((await messageCount(conn, q)) !== n) throw new Error('busbar lost messages');
         await setup.deleteQueue(q);
       };
-      // one discarded run of each first (neither side gets a pristine broker), then alternate
-      // which goes first; each run's queue is deleted before the next run
-      await runBaseline();
-      await runBusbar();
-      busbar = 0;
-      baseline = 0;
-      for (let r = 0; r < rounds; r++) {
-        if (r % 2 === 0) {
-          await runBaseline();
-          await runBusbar();
-        } else {
-          await runBusbar();
-          await runBaseline();
-        }
-      }
+      await alternateRounds(rounds, runBaseline, runBusbar, () => {
+        busbar = 0;
+        baseline = 0;
+      });
     } finally {
       await engine.stop();
       for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
