@@ -1,9 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import type { Adapter } from '../lib/adapter.js';
+import type { Adapter } from '../dist/lib/adapter.js';
 
 /**
- * Benchmark harness. A case runs busbar and a hand-written baseline doing the same work in
- * the same run; `npm run bench` prints one JSON line per case:
+ * Benchmark harness. Cases measure the compiled package (dist/, what users run; `npm run
+ * bench` builds it first), not the sources through a TypeScript loader, whose helpers would
+ * be counted as busbar's cost. A case runs busbar and a hand-written baseline doing the same
+ * work in the same run; `npm run bench` prints one JSON line per case:
  * {"case":"<name>","busbar_per_s":N,"baseline_per_s":N,"ratio":R, ...extras}
  * (ratio = busbar / baseline, higher is better).
  */

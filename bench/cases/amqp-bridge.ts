@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { pino } from 'pino';
-import { createAmqpAdapter } from '../../adapters/amqp/index.js';
-import { Engine, from } from '../../lib/index.js';
+import { createAmqpAdapter } from '../../dist/adapters/amqp/index.js';
+import { Engine, from } from '../../dist/lib/index.js';
 import { alternateRounds, round, type BenchCase } from '../harness.js';
 
 export const AMQP_URL = process.env.BUSBAR_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
-import { createAmqpAdapter } from '../../adapters/amqp/index.js';
-import { Engine, from, type Adapter } from '../../lib/index.js';
+import { createAmqpAdapter } from '../../dist/adapters/amqp/index.js';
+import { Engine, from, type Adapter } from '../../dist/lib/index.js';
 import { alternateRounds, round, type BenchCase } from '../harness.js';
 import { AMQP_URL, benchQueue, connect, orderBody, PREFETCH, publishAll, waitUntil, type Order } from './amqp-bridge.js';
 

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { Engine, from } from '../../lib/index.js';
+import { Engine, from } from '../../dist/lib/index.js';
 import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string }

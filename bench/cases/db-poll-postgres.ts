@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { pino } from 'pino';
-import { createDbAdapter } from '../../adapters/db/index.js';
-import { Engine, from } from '../../lib/index.js';
+import { createDbAdapter } from '../../dist/adapters/db/index.js';
+import { Engine, from } from '../../dist/lib/index.js';
 import { round, type BenchCase } from '../harness.js';
 
 const URL = process.env.BUSBAR_PG_URL ?? 'postgres://postgres@127.0.0.1:54329/busbar';

@@ -2,8 +2,8 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Engine, from } from '../../lib/index.js';
-import { createFileAdapter } from '../../adapters/file/index.js';
+import { Engine, from } from '../../dist/lib/index.js';
+import { createFileAdapter } from '../../dist/adapters/file/index.js';
 import { tempDir } from '../../spec/helpers.js';
 import { round, type BenchCase } from '../harness.js';
 

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
-import { Engine, from } from '../../lib/index.js';
-import { boundPort, httpAdapter } from '../../adapters/http/index.js';
+import { Engine, from } from '../../dist/lib/index.js';
+import { boundPort, httpAdapter } from '../../dist/adapters/http/index.js';
 import { round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }

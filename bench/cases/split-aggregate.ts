@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
-import { Engine, from, type Adapter, type Message } from '../../lib/index.js';
+import { Engine, from, type Adapter, type Message } from '../../dist/lib/index.js';
 import { bestOf, round, type BenchCase } from '../harness.js';
 
 interface Item { sku: string; qty: number; price: number }

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { pino } from 'pino';
-import { Engine, from, to } from '../../lib/index.js';
+import { Engine, from, to } from '../../dist/lib/index.js';
 import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
 
 /** The JSON shape of an order document (XML values are strings). */
