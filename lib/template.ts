@@ -31,13 +31,14 @@ function lookup(key: string, msg: Message, extra: Record<string, unknown>, now: 
     case 'headers':
       return rest.length ? msg.headers[rest.join('.')] : msg.headers;
     case 'body':
-      return path(msg.body, rest);
+      return valueAt(msg.body, rest);
     default:
       return undefined;
   }
 }
 
-function path(value: unknown, keys: string[]): unknown {
+/** The value at `keys` inside `value` (undefined when a step of the way is not an object). */
+export function valueAt(value: unknown, keys: readonly string[]): unknown {
   let v = value;
   for (const k of keys) {
     if (v === null || typeof v !== 'object') return undefined;

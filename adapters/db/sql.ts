@@ -1,5 +1,6 @@
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
+import { valueAt } from '../../lib/template.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -122,21 +123,12 @@ export interface BindContext {
   error?: { code?: string; message?: string } | undefined;
 }
 
-function lookup(value: unknown, path: readonly string[]): unknown {
-  let v = value;
-  for (const k of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<string, unknown>)[k];
-  }
-  return v;
-}
-
 /** The values of a compiled statement's parameters for one message (and body, for array elements). */
 export function bindValues(stmt: CompiledStatement, msg: Message, body: unknown = msg.body, extra: BindContext = {}): unknown[] {
   return stmt.params.map((p) => {
     switch (p.root) {
       case 'body':
-        return lookup(body, p.path);
+        return valueAt(body, p.path);
       case 'header':
         return msg.headers[p.path[0]!];
       case 'id':
@@ -146,7 +138,7 @@ export function bindValues(stmt: CompiledStatement, msg: Message, body: unknown 
       case 'timestamp':
         return msg.timestamp;
       case 'error':
-        return lookup(extra.error, p.path);
+        return valueAt(extra.error, p.path);
     }
   });
 }

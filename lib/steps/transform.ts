@@ -10,7 +10,7 @@ import { BusbarError } from '../errors.js';
 import { withBody, withHeaders, type HeaderValue, type Message } from '../message.js';
 import { createAjv, type JsonSchema } from '../schema.js';
 import { isPromise, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../step.js';
-import { renderTemplate } from '../template.js';
+import { renderTemplate, valueAt } from '../template.js';
 import { computedFromConfig, evaluator, type Computed } from './core.js';
 
 // ---------------------------------------------------------------- codecs
@@ -218,14 +218,7 @@ export function bodyPath(path: string): (body: unknown) => unknown {
   const keys = path.startsWith('/')
     ? path.slice(1).split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
     : path.split('.').filter(Boolean);
-  return (body) => {
-    let v = body;
-    for (const k of keys) {
-      if (v === null || typeof v !== 'object') return undefined;
-      v = (v as Record<string, unknown>)[k];
-    }
-    return v;
-  };
+  return (body) => valueAt(body, keys);
 }
 
 function asHeader(v: unknown): HeaderValue {
