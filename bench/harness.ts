@@ -82,3 +82,8 @@ export async function alternateRounds(rounds: number, runBaseline: () => Promise
     await second();
   }
 }
+
+/** Microseconds per message on the busbar side, and what busbar adds over the baseline. */
+export function perMessageFigures(busbarPerS: number, baselinePerS: number, digits = 3): { busbar_us_per_msg: number; overhead_us_per_msg: number } {
+  return { busbar_us_per_msg: round(1e6 / busbarPerS, digits), overhead_us_per_msg: round(1e6 / busbarPerS - 1e6 / baselinePerS, digits) };
+}

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
+import { bestOf, countingAdapter, perMessageFigures, round, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string }
 
@@ -66,8 +66,7 @@ const bench: BenchCase = {
     return {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
-      busbar_us_per_msg: round(1e6 / busbarPerS, 3),
-      overhead_us_per_msg: round(1e6 / busbarPerS - 1e6 / baselinePerS, 3),
+      ...perMessageFigures(busbarPerS, baselinePerS),
       heap_growth_mb: round((heapAfter - heapBefore) / 1048576, 1),
       messages: n,
     };

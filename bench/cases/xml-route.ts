@@ -3,7 +3,7 @@ import { Ajv } from 'ajv';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { pino } from 'pino';
 import { Engine, from, to } from '../../dist/lib/index.js';
-import { bestOf, countingAdapter, round, type BenchCase } from '../harness.js';
+import { bestOf, countingAdapter, perMessageFigures, round, type BenchCase } from '../harness.js';
 
 /** The JSON shape of an order document (XML values are strings). */
 const XmlOrder = Type.Object({
@@ -103,8 +103,7 @@ const bench: BenchCase = {
     return {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
-      busbar_us_per_msg: round(1e6 / busbarPerS, 2),
-      overhead_us_per_msg: round(1e6 / busbarPerS - 1e6 / baselinePerS, 2),
+      ...perMessageFigures(busbarPerS, baselinePerS, 2),
       busbar_cpu_us_per_msg: round(busbarCpu, 2),
       baseline_cpu_us_per_msg: round(baselineCpu, 2),
       cpu_ratio: round(baselineCpu / busbarCpu, 2),
