@@ -5,18 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { tempDir, waitFor } from '../helpers.js';
 import { files } from '../adapters/file/setup.js';
+import type { WorkerConfig } from '../adapters/file/fixtures/worker.js';
 
 const WORKER = fileURLToPath(new URL('../adapters/file/fixtures/worker.ts', import.meta.url));
 
-interface WorkerConfig {
-  dir: string;
-  from: string;
-  to?: string;
-  log: string;
-  slowMs?: number;
-  maxInflight?: number;
-  uid?: number;
-}
 
 /** Start a busbar process; resolves once its engine started. */
 async function startWorker(cfg: WorkerConfig): Promise<ChildProcess> {
