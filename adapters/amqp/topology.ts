@@ -107,11 +107,11 @@ function bind(ch: Channel, b: BindingDecl): Promise<unknown> {
   return b.queue !== undefined ? ch.bindQueue(b.queue, b.exchange, b.routingKey, b.arguments ?? {}) : ch.bindExchange(b.toExchange!, b.exchange, b.routingKey, b.arguments ?? {});
 }
 
-/** Does a queue exist? Passive declare on its own channel (a 404 closes that channel). */
-export async function queueExists(conn: ChannelModel, name: string): Promise<boolean> {
+/** Does it exist? A passive check on its own channel (a 404 closes that channel). */
+async function exists(conn: ChannelModel, check: (ch: Channel) => Promise<unknown>): Promise<boolean> {
   const ch = await throwawayChannel(conn);
   try {
-    await ch.checkQueue(name);
+    await check(ch);
     return true;
   } catch (err) {
     if (replyCode(err) === 404) return false;
@@ -121,18 +121,13 @@ export async function queueExists(conn: ChannelModel, name: string): Promise<boo
   }
 }
 
+export function queueExists(conn: ChannelModel, name: string): Promise<boolean> {
+  return exists(conn, (ch) => ch.checkQueue(name));
+}
+
 export async function exchangeExists(conn: ChannelModel, name: string): Promise<boolean> {
-  if (name === '') return true;
-  const ch = await throwawayChannel(conn);
-  try {
-    await ch.checkExchange(name);
-    return true;
-  } catch (err) {
-    if (replyCode(err) === 404) return false;
-    throw err;
-  } finally {
-    await closeQuietly(ch);
-  }
+  // the default exchange always exists and cannot be checked
+  return name === '' || exists(conn, (ch) => ch.checkExchange(name));
 }
 
 /**
