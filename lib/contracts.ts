@@ -5,7 +5,7 @@
  * and the type cannot drift.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import { lazy } from './lazy.js';
 import { BusbarError } from './errors.js';
 import { withBody, type Message } from './message.js';
 import type { RouteDefinition } from './model.js';
@@ -37,11 +37,12 @@ export interface ContractOptions {
 /** A compiled contract: returns the (possibly coerced) body, or throws `BUSBAR_ERR_VALIDATION_FAILED`. */
 export type Contract = (body: unknown, where?: string) => unknown;
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+// formats are added to contract validators only, loaded with the first contract
+const addFormats = lazy<(ajv: Ajv) => Ajv>('ajv-formats');
 
 function newAjv(coerce: boolean, defaults: boolean): Ajv {
   const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, coerceTypes: coerce, useDefaults: defaults, allowUnionTypes: true });
-  addFormats(ajv);
+  addFormats()(ajv);
   return ajv;
 }
 

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
-import { Subject, type Observable } from 'rxjs';
+import type { Observable, Subject } from 'rxjs';
+import { lazy } from './lazy.js';
 import { AdapterRegistry, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
@@ -81,6 +82,8 @@ const MAX_DYNAMIC_PRODUCERS = 4096;
  * The engine: adapter registry, routes, producers, lifecycle, logger, events, stats.
  * No globals: everything lives on the instance, so several engines can share a process.
  */
+const rxjs = lazy<typeof import('rxjs')>('rxjs');
+
 export class Engine {
   readonly name: string;
   readonly logger: Logger;
@@ -94,7 +97,8 @@ export class Engine {
   readonly #producers = new Map<string, ProducerEntry>();
   readonly #dynamic: string[] = [];
   readonly #adapterState = new Map<string, unknown>();
-  readonly #events = new Subject<EngineEvent>();
+  /** Created on the first `events$` read: rxjs is loaded only by engines someone observes. */
+  #events: Subject<EngineEvent> | undefined;
   readonly #maxInflight: number;
   readonly #policy: ErrorPolicy;
   readonly #stopTimeoutMs: number;
@@ -102,8 +106,16 @@ export class Engine {
   #transition: Promise<unknown> | undefined;
   #routeSeq = 0;
 
+  #events$: Observable<EngineEvent> | undefined;
+
   /** Lifecycle and message events (message events are only built while someone subscribes). */
-  readonly events$: Observable<EngineEvent> = this.#events.asObservable();
+  get events$(): Observable<EngineEvent> {
+    if (!this.#events$) {
+      this.#events = new (rxjs().Subject)<EngineEvent>();
+      this.#events$ = this.#events.asObservable();
+    }
+    return this.#events$;
+  }
 
   constructor(opts: EngineOptions = {}) {
     this.name = opts.name ?? 'busbar';
@@ -250,8 +262,8 @@ export class Engine {
       clock: this.clock,
       policy: this.#policy,
       hooks: {
-        emit: (ev) => this.#events.next(ev),
-        wantsEvents: () => this.#events.observed,
+        emit: (ev) => this.#events?.next(ev),
+        wantsEvents: () => this.#events?.observed === true,
         deadLetter: (uri, msg) => this.#sender(uri)(msg),
       },
     });
@@ -442,13 +454,13 @@ export class Engine {
           } catch (e) {
             route.state = 'stopped';
             const err = new BusbarError('ROUTE_START_FAILED', `route "${route.id}" failed to start: ${(e as Error).message}`, { cause: e, details: { routeId: route.id, uri: route.definition.from } });
-            this.#events.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });
+            this.#events?.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });
             throw err;
           }
           route.state = 'started';
           route.setStatus(route.stats().source.status === 'idle' ? 'connected' : route.stats().source.status);
           started.push(route);
-          this.#events.next({ type: 'route.started', routeId: route.id });
+          this.#events?.next({ type: 'route.started', routeId: route.id });
           route.logger.debug({ from: route.definition.from }, 'route started');
         }
       } catch (e) {
@@ -462,7 +474,7 @@ export class Engine {
         throw e;
       }
       this.#state = 'started';
-      this.#events.next({ type: 'engine.started', engine: this.name });
+      this.#events?.next({ type: 'engine.started', engine: this.name });
       this.logger.info({ routes: this.#routes.size }, 'engine started');
     };
     this.#transition = run().finally(() => {
@@ -483,7 +495,7 @@ export class Engine {
       return { timedOut: false, inflight: {} };
     }
     this.#state = 'stopping';
-    this.#events.next({ type: 'engine.stopping', engine: this.name });
+    this.#events?.next({ type: 'engine.stopping', engine: this.name });
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
     const run = async (): Promise<StopReport> => {
       const routes = [...this.#routes.values()];
@@ -513,11 +525,11 @@ export class Engine {
       if (!timedOut) await Promise.all(routes.map((r) => Promise.race([r.whenDrained(), new Promise((res) => setTimeout(res, Math.max(0, deadline - Date.now())).unref())])));
       for (const r of routes) {
         r.state = 'stopped';
-        this.#events.next({ type: 'route.stopped', routeId: r.id });
+        this.#events?.next({ type: 'route.stopped', routeId: r.id });
       }
       await this.#stopProducers();
       this.#state = 'stopped';
-      this.#events.next({ type: 'engine.stopped', engine: this.name });
+      this.#events?.next({ type: 'engine.stopped', engine: this.name });
       this.logger.info({ timedOut, stats: this.#counts() }, 'engine stopped');
       return { timedOut, inflight };
     };

@@ -1,15 +1,13 @@
-import { createRequire } from 'node:module';
+import { lazy } from './lazy.js';
 
-type Jsonata = typeof import('jsonata');
-let jsonataLib: Jsonata | undefined;
+const jsonataLib = lazy<typeof import('jsonata')>('jsonata');
 
 /**
  * JSONata is loaded on the first expression, not with the engine: it is about a sixth of
  * the library's resident memory, and routes built with the TypeScript builder never use it.
  */
-function jsonata(source: string): ReturnType<Jsonata> {
-  jsonataLib ??= createRequire(import.meta.url)('jsonata') as Jsonata;
-  return jsonataLib(source);
+function jsonata(source: string): ReturnType<typeof import('jsonata')> {
+  return jsonataLib()(source);
 }
 import { BusbarError } from './errors.js';
 import type { Message } from './message.js';
@@ -25,7 +23,7 @@ export interface CompiledExpression {
 }
 
 export function compileExpression(source: string): CompiledExpression {
-  let expr: ReturnType<Jsonata>;
+  let expr: ReturnType<typeof jsonata>;
   try {
     expr = jsonata(source);
   } catch (e) {

@@ -4,6 +4,30 @@ import { distance } from 'fastest-levenshtein';
 /** A JSON Schema document (draft 7 / 2019 subset that ajv accepts). */
 export type JsonSchema = { readonly [key: string]: unknown };
 
+type OptionSchemaOf<V> = [V] extends [boolean]
+  ? { readonly type: 'boolean' }
+  : [V] extends [number]
+    ? { readonly type: 'integer' | 'number' }
+    : [V] extends [string]
+      ? string extends V
+        ? { readonly type: 'string' }
+        : { readonly anyOf: readonly { readonly const: V }[] }
+      : never;
+
+/**
+ * The JSON Schema of a flat options object `T`, written as a plain literal and checked
+ * against `T` by the compiler (`... as const satisfies FlatOptionsSchema<T>`): every option
+ * of `T` present with a matching type, no option the type lacks. The in-memory adapters,
+ * which load with every engine, declare their options this way rather than with TypeBox
+ * (which the adapters with real option sets use), so importing busbar does not load TypeBox's
+ * few hundred modules (about 7 MB resident).
+ */
+export type FlatOptionsSchema<T> = {
+  readonly type: 'object';
+  readonly properties: { readonly [K in keyof T]-?: OptionSchemaOf<T[K]> & { readonly default?: T[K]; readonly description: string; readonly minimum?: number } };
+  readonly additionalProperties: false;
+};
+
 /** One problem in a piece of configuration: where it is, what is wrong, what to do. */
 export interface Problem {
   /** JSON pointer-like path inside the document, e.g. `/routes/0/steps/2/choice`. */

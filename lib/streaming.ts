@@ -5,11 +5,13 @@
  * because they are pull-based, a slow route slows the reading down (backpressure).
  */
 import { Readable } from 'node:stream';
-import { parse as csvParse } from 'csv-parse';
+import { lazy } from './lazy.js';
 import { BusbarError } from './errors.js';
 import { csvError, csvParseOptions, type CsvOptions } from './codecs/csv.js';
 import { DEFAULT_MAX_DEPTH, tooDeep } from './codecs/base.js';
 import { checkProlog, localName, XmlMapper, type XmlOptions } from './codecs/xml.js';
+
+const csvStream = lazy<typeof import('csv-parse')>('csv-parse');
 
 export type ByteSource = AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer | Uint8Array | string>;
 
@@ -17,6 +19,10 @@ export type ByteSource = AsyncIterable<Buffer | Uint8Array | string> | Iterable<
 export const DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024;
 
 async function* decodeChunks(source: ByteSource): AsyncGenerator<string> {
+  // A byte stream is decoded as it arrives (Node's own decoder), so each buffer dies young:
+  // handed to the loop below, it would live for the whole chunk's processing (hundreds of
+  // awaited route sends), be promoted by the scavenger and pile up until a full GC.
+  if (source instanceof Readable && !source.readableObjectMode && source.readableEncoding === null) source.setEncoding('utf8');
   const decoder = new TextDecoder('utf-8');
   for await (const chunk of source as AsyncIterable<Buffer | Uint8Array | string>) {
     if (typeof chunk === 'string') yield chunk;
@@ -63,7 +69,7 @@ export async function* textLines(source: ByteSource, options: TextLinesOptions =
 // ------------------------------------------------------------------ CSV rows
 /** Rows of a CSV stream (csv-parse): objects keyed by the header row, or arrays with `header: false`. */
 export async function* csvRows<R = Record<string, string>>(source: ByteSource, options: CsvOptions = {}): AsyncGenerator<R> {
-  const parser = csvParse(csvParseOptions(options));
+  const parser = csvStream().parse(csvParseOptions(options));
   const input = Readable.from(source as AsyncIterable<Buffer | string>, { objectMode: false });
   input.on('error', (e) => parser.destroy(e));
   input.pipe(parser);

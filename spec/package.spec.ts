@@ -44,4 +44,52 @@ describe('the built package', function () {
       dir.cleanup();
     }
   });
+
+  it('loads the optional libraries only when a route uses them', () => {
+    // which packages a process that imports busbar and runs an in-memory route has loaded:
+    // ESM through a resolve hook, CommonJS through require.cache
+    // (the resolve hook runs on the loader's own thread, so it writes what it sees to a file)
+    const dir = tempDir('busbar-lazy-');
+    const seen = join(dir.path, 'resolved.txt');
+    const hook = `import { appendFileSync } from 'node:fs'; export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(seen)}, r.url + '\\n'); return r; }`;
+    const script = `
+      const { register, createRequire } = await import('node:module');
+      const { readFileSync } = await import('node:fs');
+      register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+      const { Engine, from } = await import(${JSON.stringify(resolve('dist/lib/index.js'))});
+      const { pino } = await import('pino');
+      const packages = () => {
+        const require = createRequire(import.meta.url);
+        const names = new Set();
+        const esm = readFileSync(${JSON.stringify(seen)}, 'utf8').split('\\n');
+        for (const f of [...esm, ...Object.keys(require.cache)]) {
+          const m = new RegExp('node_modules/((?:@[^/]+/)?[^/]+)').exec(f);
+          if (m) names.add(m[1]);
+        }
+        return [...names].sort();
+      };
+      const engine = new Engine({ logger: pino({ level: 'silent' }) });
+      engine.addRoutes(from('direct:in').transform((n) => n + 1).to('mock:out'));
+      await engine.start();
+      const reply = await engine.request('direct:in', 1);
+      const plain = packages();
+      engine.events$.subscribe(() => undefined);
+      const observed = packages();
+      await engine.stop();
+      console.log(JSON.stringify({ reply, plain, observed }));
+    `;
+    let run;
+    try {
+      run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: resolve('.') });
+    } finally {
+      dir.cleanup();
+    }
+    expect(run.status, run.stderr).to.equal(0);
+    const r = JSON.parse(run.stdout.trim()) as { reply: number; plain: string[]; observed: string[] };
+    expect(r.reply).to.equal(2);
+    // the hook sees the packages it should (so an empty answer is not a pass)
+    expect(r.plain).to.include.members(['ajv', 'pino', 'fast-xml-parser']);
+    for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv-formats']) expect(r.plain, lazy).not.to.include(lazy);
+    expect(r.observed).to.include('rxjs');
+  });
 });

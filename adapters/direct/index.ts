@@ -1,9 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter, ConsumerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 
-export const directOptions = Type.Object({}, { additionalProperties: false });
-export type DirectOptions = Static<typeof directOptions>;
+/** `direct:` takes no options. */
+export type DirectOptions = {};
+export const directOptions = { type: 'object', properties: {}, additionalProperties: false } as const satisfies FlatOptionsSchema<DirectOptions>;
 
 type Table = Map<string, ConsumerContext>;
 

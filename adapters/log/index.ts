@@ -1,15 +1,20 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter } from '../../lib/adapter.js';
 
-export const logOptions = Type.Object(
-  {
-    level: Type.Union([Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { default: 'info', description: 'pino level.' }),
-    showBody: Type.Boolean({ default: true, description: 'Include the body.' }),
-    showHeaders: Type.Boolean({ default: false, description: 'Include the headers.' }),
+export type LogOptions = {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  showBody: boolean;
+  showHeaders: boolean;
+};
+export const logOptions = {
+  type: 'object',
+  properties: {
+    level: { anyOf: [{ const: 'trace' }, { const: 'debug' }, { const: 'info' }, { const: 'warn' }, { const: 'error' }], default: 'info', description: 'pino level.' },
+    showBody: { type: 'boolean', default: true, description: 'Include the body.' },
+    showHeaders: { type: 'boolean', default: false, description: 'Include the headers.' },
   },
-  { additionalProperties: false },
-);
-export type LogOptions = Static<typeof logOptions>;
+  additionalProperties: false,
+} as const satisfies FlatOptionsSchema<LogOptions>;
 
 /** `log:name`: writes each message through the engine's pino logger. */
 export const logAdapter: Adapter<LogOptions> = {

@@ -1,17 +1,20 @@
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import { isDeepStrictEqual } from 'node:util';
-import { Type, type Static } from '@sinclair/typebox';
 import type { Adapter } from '../../lib/adapter.js';
 import { sleep, type Clock } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
 
-export const mockOptions = Type.Object(
-  {
-    delayMs: Type.Number({ minimum: 0, default: 0, description: 'Delay each delivery (a slow output).' }),
+export type MockOptions = {
+  delayMs: number;
+};
+export const mockOptions = {
+  type: 'object',
+  properties: {
+    delayMs: { type: 'number', minimum: 0, default: 0, description: 'Delay each delivery (a slow output).' },
   },
-  { additionalProperties: false },
-);
-export type MockOptions = Static<typeof mockOptions>;
+  additionalProperties: false,
+} as const satisfies FlatOptionsSchema<MockOptions>;
 
 /** What a mock does with a message it receives: return a reply, or throw to fail the send. */
 export type MockBehaviour = (msg: Message, index: number) => Message | undefined | void | Promise<Message | undefined | void>;

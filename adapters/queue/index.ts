@@ -1,16 +1,19 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { Service } from '../../lib/service.js';
 import type { Message } from '../../lib/message.js';
 
-export const queueOptions = Type.Object(
-  {
-    size: Type.Integer({ minimum: 1, default: 1000, description: 'Capacity of the buffer; senders wait while it is full.' }),
+export type QueueOptions = {
+  size: number;
+};
+export const queueOptions = {
+  type: 'object',
+  properties: {
+    size: { type: 'integer', minimum: 1, default: 1000, description: 'Capacity of the buffer; senders wait while it is full.' },
   },
-  { additionalProperties: false },
-);
-export type QueueOptions = Static<typeof queueOptions>;
+  additionalProperties: false,
+} as const satisfies FlatOptionsSchema<QueueOptions>;
 
 /**
  * Feed a route from a bounded queue: take a message only when the route has a free slot,

@@ -1,17 +1,22 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import { shouldAck, type Adapter } from '../../lib/adapter.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import { createMessage } from '../../lib/message.js';
 
-export const timerOptions = Type.Object(
-  {
-    period: Type.Integer({ minimum: 1, default: 1000, description: 'Milliseconds between ticks.' }),
-    delay: Type.Integer({ minimum: 0, default: 0, description: 'Milliseconds before the first tick.' }),
-    repeatCount: Type.Integer({ minimum: 0, default: 0, description: 'Stop after this many ticks (0: never).' }),
+export type TimerOptions = {
+  period: number;
+  delay: number;
+  repeatCount: number;
+};
+export const timerOptions = {
+  type: 'object',
+  properties: {
+    period: { type: 'integer', minimum: 1, default: 1000, description: 'Milliseconds between ticks.' },
+    delay: { type: 'integer', minimum: 0, default: 0, description: 'Milliseconds before the first tick.' },
+    repeatCount: { type: 'integer', minimum: 0, default: 0, description: 'Stop after this many ticks (0: never).' },
   },
-  { additionalProperties: false },
-);
-export type TimerOptions = Static<typeof timerOptions>;
+  additionalProperties: false,
+} as const satisfies FlatOptionsSchema<TimerOptions>;
 
 /** Body of a timer tick. */
 export interface TimerTick {

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter } from '../../lib/adapter.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { withHeaders, type Message } from '../../lib/message.js';
@@ -7,13 +7,16 @@ import { withHeaders, type Message } from '../../lib/message.js';
 export const TOPIC_HEADER = 'busbar.topic';
 import { pumpQueue } from '../queue/index.js';
 
-export const topicOptions = Type.Object(
-  {
-    size: Type.Integer({ minimum: 1, default: 1000, description: 'Capacity of each subscriber\'s own buffer; publishers wait while a matching subscriber\'s buffer is full.' }),
+export type TopicOptions = {
+  size: number;
+};
+export const topicOptions = {
+  type: 'object',
+  properties: {
+    size: { type: 'integer', minimum: 1, default: 1000, description: 'Capacity of each subscriber\'s own buffer; publishers wait while a matching subscriber\'s buffer is full.' },
   },
-  { additionalProperties: false },
-);
-export type TopicOptions = Static<typeof topicOptions>;
+  additionalProperties: false,
+} as const satisfies FlatOptionsSchema<TopicOptions>;
 
 /** AMQP-style topic match: words separated by `.`, `*` is exactly one word, `#` zero or more. */
 export function topicMatches(pattern: string, topic: string): boolean {

@@ -1,5 +1,6 @@
-import { parse, type Options as ParseOptions } from 'csv-parse/sync';
-import { stringify, type Options as StringifyOptions } from 'csv-stringify/sync';
+import type { Options as ParseOptions } from 'csv-parse/sync';
+import type { Options as StringifyOptions } from 'csv-stringify/sync';
+import { lazy } from '../lazy.js';
 import { BusbarError } from '../errors.js';
 import { DEFAULT_MAX_BYTES, decodeInput, isPlainObject, type Codec } from './base.js';
 
@@ -42,6 +43,10 @@ export const csvOptionsSchema = {
     recordDelimiter: { enum: ['unix', 'windows'], description: 'encode: line ending (default unix)' },
   },
 } as const;
+
+// loaded on the first CSV document, not with every engine
+const csvSync = lazy<typeof import('csv-parse/sync')>('csv-parse/sync');
+const csvStringify = lazy<typeof import('csv-stringify/sync')>('csv-stringify/sync');
 
 /** csv-parse options from ours; shared with the streaming reader so both read alike. */
 export function csvParseOptions(o: CsvOptions, maxRows?: number): ParseOptions {
@@ -89,7 +94,7 @@ export function createCsvCodec(options: CsvOptions = {}): Codec {
       const text = decodeInput(input, 'csv', maxBytes);
       let rows: unknown[];
       try {
-        rows = parse(text, parseOpts) as unknown[];
+        rows = csvSync().parse(text, parseOpts) as unknown[];
       } catch (e) {
         throw csvError(e);
       }
@@ -107,7 +112,7 @@ export function createCsvCodec(options: CsvOptions = {}): Codec {
       try {
         // arrays of arrays have no names for a header row unless `columns` gives them
         const opts = header && options.columns === undefined && !isPlainObject(value[0]) ? { ...stringifyOpts, header: false } : stringifyOpts;
-        return stringify(value as unknown[][], opts);
+        return csvStringify().stringify(value as unknown[][], opts);
       } catch (e) {
         throw new BusbarError('ENCODE', `csv: ${(e as Error).message}`, { cause: e, details: { codec: 'csv' } });
       }
