@@ -194,7 +194,8 @@ export class Engine {
   #collect(inputs: readonly RouteInput[]): { defs: Array<{ def: RouteDefinition; path: string }>; problems: Problem[] } {
     const defs: Array<{ def: RouteDefinition; path: string }> = [];
     const problems: Problem[] = [];
-    const reader = this.#reader();
+    // made on the first config-form input: builder routes need no config schema compiled
+    let reader: ConfigReader | undefined;
     let i = 0;
     for (const input of this.#flatten(inputs)) {
       if (isRouteBuilder(input)) {
@@ -207,7 +208,7 @@ export class Engine {
         continue;
       }
       const grouped = typeof input === 'object' && input !== null && 'routes' in input;
-      const read = reader.read(input, grouped ? '' : `/routes/${i}`);
+      const read = (reader ??= this.#reader()).read(input, grouped ? '' : `/routes/${i}`);
       problems.push(...read.problems);
       read.routes.forEach((def, j) => {
         const explicit = grouped ? (input as RoutesConfig).routes[j]?.id : (input as RouteConfig).id;

@@ -19,17 +19,26 @@ export type ByteSource = AsyncIterable<Buffer | Uint8Array | string> | Iterable<
 export const DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024;
 
 async function* decodeChunks(source: ByteSource): AsyncGenerator<string> {
-  // A byte stream is decoded as it arrives (Node's own decoder), so each buffer dies young:
-  // handed to the loop below, it would live for the whole chunk's processing (hundreds of
-  // awaited route sends), be promoted by the scavenger and pile up until a full GC.
+  // Each buffer should die young. Handed to a loop that yields its text, it would stay alive
+  // for the whole chunk's processing (hundreds of awaited route sends), be promoted by the
+  // scavenger and pile up until a full GC. So a Node stream decodes as data arrives (its own
+  // decoder), and any other source's chunk is decoded in `next()`, outside this frame.
   if (source instanceof Readable && !source.readableObjectMode && source.readableEncoding === null) source.setEncoding('utf8');
   const decoder = new TextDecoder('utf-8');
-  for await (const chunk of source as AsyncIterable<Buffer | Uint8Array | string>) {
-    if (typeof chunk === 'string') yield chunk;
-    else {
-      const s = decoder.decode(chunk, { stream: true });
-      if (s) yield s;
-    }
+  const it: AsyncIterator<Buffer | Uint8Array | string> | Iterator<Buffer | Uint8Array | string> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  const next = async (): Promise<string | undefined> => {
+    const r = await it.next();
+    if (r.done) return undefined;
+    return typeof r.value === 'string' ? r.value : decoder.decode(r.value, { stream: true });
+  };
+  let finished = false;
+  try {
+    for (let text = await next(); text !== undefined; text = await next()) if (text) yield text;
+    finished = true;
+  } finally {
+    // stopped early (the consumer broke off, or a parse error): close the source like for-await does
+    if (!finished) await it.return?.();
   }
   const rest = decoder.decode();
   if (rest) yield rest;
