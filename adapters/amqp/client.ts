@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { redactUrl, type ResolvedAmqpConfig } from './config.js';
+import { coalesceWrites } from './coalesce.js';
 import { assertTopology } from './topology.js';
 
 export type ClientStatus = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'backing-off';
@@ -129,6 +130,7 @@ export class AmqpClient {
     } catch (err) {
       throw new BusbarError('AMQP_CONNECTION', `cannot connect to ${redactUrl(this.#config.url)}: ${(err as Error).message}`, { cause: err, details: { url: redactUrl(this.#config.url) } });
     }
+    coalesceWrites(conn);
     conn.on('error', (err: Error) => this.#logger.warn({ err: err.message, url: redactUrl(this.#config.url) }, 'amqp connection error'));
     conn.on('blocked', (reason: string) => this.#logger.warn({ reason }, 'amqp connection blocked by the broker (resource alarm); publishes wait'));
     conn.on('unblocked', () => this.#logger.info('amqp connection unblocked'));
