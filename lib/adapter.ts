@@ -53,6 +53,14 @@ export interface ConsumerContext extends AdapterContext {
   whenAvailable(): Promise<void>;
   /** Report the source's connection status (shown in `engine.stats()`). */
   setStatus(status: SourceStatus, error?: unknown): void;
+  /**
+   * A message the source will not run through the route (a poison message past its
+   * delivery limit, a body it cannot decode): the route's error policy dead-letters it with
+   * the reason, as it does a failed message. Resolves once dead-lettered (or handled by a
+   * rule): acknowledge the source. Rejects when the policy has nowhere to put it: leave it
+   * to the source's own mechanism (a broker's dead-letter exchange, say).
+   */
+  reject(msg: Message, err: BusbarError): Promise<void>;
 }
 
 export type ProducerContext = AdapterContext;

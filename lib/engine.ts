@@ -353,6 +353,7 @@ export class Engine {
       available: () => route.available(),
       whenAvailable: () => route.whenAvailable(),
       setStatus: (status, error) => route.setStatus(status, error),
+      reject: (msg, err) => route.reject(msg, err),
     };
   }
 

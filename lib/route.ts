@@ -35,6 +35,18 @@ export const ERROR_HEADERS = {
 } as const;
 export const ATTEMPT_HEADER = 'busbar.attempt';
 
+/** The headers a dead-lettered message carries: why, where and when it failed. */
+export function deadLetterHeaders(err: BusbarError, routeId: string, attempts: number, now: number): Record<string, HeaderValue> {
+  return {
+    [ERROR_HEADERS.code]: err.code,
+    [ERROR_HEADERS.message]: err.message,
+    [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
+    [ERROR_HEADERS.routeId]: routeId,
+    [ERROR_HEADERS.attempts]: attempts,
+    [ERROR_HEADERS.failedAt]: new Date(now).toISOString(),
+  };
+}
+
 interface RouteHooks {
   emit(ev: MessageEvent): void;
   wantsEvents(): boolean;
@@ -206,32 +218,52 @@ export class Route {
         }
       }
       err.details.attempts = attempt;
-      if (rule.deadLetter) {
-        const dead = withHeaders(msg, {
-          [ERROR_HEADERS.code]: err.code,
-          [ERROR_HEADERS.message]: err.message,
-          [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
-          [ERROR_HEADERS.routeId]: this.id,
-          [ERROR_HEADERS.attempts]: attempt,
-          [ERROR_HEADERS.failedAt]: new Date(this.#clock.now()).toISOString(),
-        });
-        try {
-          await this.#hooks.deadLetter(rule.deadLetter, dead);
-        } catch (dlqErr) {
-          this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
-          throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
-            cause: err,
-            details: { routeId: this.id, deadLetter: rule.deadLetter, dlqError: (dlqErr as Error).message },
-          });
-        }
-        this.logger.warn({ messageId: msg.id, code: err.code, deadLetter: rule.deadLetter, attempts: attempt }, `dead-lettered: ${err.message}`);
-        err.details.deadLettered = true;
-      } else if (rule.handled) {
-        this.logger.warn({ messageId: msg.id, code: err.code }, `failure handled: ${err.message}`);
-        err.details.handled = true;
-      }
+      await this.#settleFailure(msg, err, rule, attempt);
       throw err;
     }
+  }
+
+  /** Dead-letter (or mark handled) per `rule`; a dead-letter endpoint that fails turns into DEAD_LETTER_FAILED. */
+  async #settleFailure(msg: Message, err: BusbarError, rule: ErrorRule, attempts: number): Promise<void> {
+    if (rule.deadLetter) {
+      const dead = withHeaders(msg, deadLetterHeaders(err, this.id, attempts, this.#clock.now()));
+      try {
+        await this.#hooks.deadLetter(rule.deadLetter, dead);
+      } catch (dlqErr) {
+        this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
+        throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
+          cause: err,
+          details: { routeId: this.id, deadLetter: rule.deadLetter, dlqError: (dlqErr as Error).message },
+        });
+      }
+      this.logger.warn({ messageId: msg.id, code: err.code, deadLetter: rule.deadLetter, attempts }, `dead-lettered: ${err.message}`);
+      err.details.deadLettered = true;
+    } else if (rule.handled) {
+      this.logger.warn({ messageId: msg.id, code: err.code }, `failure handled: ${err.message}`);
+      err.details.handled = true;
+    }
+  }
+
+  /**
+   * A message the source will not run through the route (a poison message past its
+   * delivery limit, a body it cannot decode): settled by the route's error policy for
+   * `err`'s code, without redelivery. Resolves once it is dead-lettered (or the rule marks
+   * it handled): acknowledge the source then. Rejects with `err` (not dead-lettered) when
+   * the policy has no dead-letter endpoint for it, or with DEAD_LETTER_FAILED.
+   */
+  async reject(msg: Message, err: BusbarError): Promise<void> {
+    this.#received++;
+    this.#failed++;
+    err.details.attempts ??= 1;
+    try {
+      await this.#settleFailure(msg, err, this.#ruleFor(err), err.details.attempts as number);
+    } finally {
+      if (err.details.deadLettered) this.#deadLettered++;
+      if (this.#hooks.wantsEvents()) {
+        this.#hooks.emit({ type: 'message.failed', routeId: this.id, messageId: msg.id, durationMs: 0, code: err.code, error: err.message, deadLettered: err.details.deadLettered === true });
+      }
+    }
+    if (!shouldAck(err)) throw err;
   }
 
   #ruleFor(err: BusbarError): ErrorRule {

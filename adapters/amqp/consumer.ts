@@ -3,7 +3,7 @@ import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapte
 import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { withHeaders, type Message } from '../../lib/message.js';
-import { ERROR_HEADERS } from '../../lib/route.js';
+import { deadLetterHeaders } from '../../lib/route.js';
 import type { AmqpClient, ClientStatus } from './client.js';
 import { AckBatcher } from './acks.js';
 import { decode, deliveryCount, encode, WIRE, type BodyType } from './mapping.js';
@@ -283,30 +283,34 @@ export class AmqpConsumer implements Consumer {
     }
   }
 
+  /**
+   * A message not to run through the route (past `maxDeliveries`, or undecodable): to the
+   * endpoint's own `deadLetter` if it has one, else through the route's error policy (its
+   * dead-letter endpoint, with the reason); acked once there. With neither, it is rejected
+   * without requeue, to the queue's dead-letter exchange if the queue has one.
+   */
   #poison(ch: ConfirmChannel, m: ConsumeMessage, msg: Message, reason: BusbarError): void {
-    const dead = withHeaders(msg, {
-      [ERROR_HEADERS.code]: reason.code,
-      [ERROR_HEADERS.message]: reason.message,
-      [ERROR_HEADERS.step]: 'amqp consumer',
-      [ERROR_HEADERS.routeId]: this.#ctx.routeId,
-      [ERROR_HEADERS.attempts]: deliveryCount(m),
-      [ERROR_HEADERS.failedAt]: new Date(this.#ctx.clock.now()).toISOString(),
-    });
+    reason.details.attempts = deliveryCount(m);
+    reason.details.step = 'amqp consumer';
     const dl = this.#s.deadLetter;
-    if (!dl) {
-      // nowhere of ours to put it: the queue's own dead-letter exchange takes it (if it has one); the log keeps a trace
-      this.#ctx.logger.error({ messageId: msg.id, code: reason.code, queue: this.#queue, headers: msg.headers, body: Buffer.isBuffer(msg.body) ? msg.body.toString('base64') : msg.body }, `amqp poison message rejected (to the queue's dead-letter exchange, if any): ${reason.message}`);
-      if (m.properties.replyTo) this.#reply(ch, m, undefined, reason);
-      this.#nack(ch, m, false);
-      return;
-    }
-    this.#ctx.logger.warn({ messageId: msg.id, code: reason.code, deadLetter: dl }, `amqp poison message dead-lettered: ${reason.message}`);
-    this.#ctx.send(dl, dead).then(
+    const settled = dl
+      ? this.#ctx.send(dl, withHeaders(msg, deadLetterHeaders(reason, this.#ctx.routeId, deliveryCount(m), this.#ctx.clock.now()))).then(() => {
+          this.#ctx.logger.warn({ messageId: msg.id, code: reason.code, deadLetter: dl }, `amqp poison message dead-lettered: ${reason.message}`);
+        })
+      : this.#ctx.reject(msg, reason);
+    settled.then(
       () => {
         if (m.properties.replyTo) this.#reply(ch, m, undefined, reason);
         this.#ack(ch, m);
       },
       (err: unknown) => {
+        if (!dl && err === reason) {
+          // nowhere of ours to put it: the queue's own dead-letter exchange takes it (if it has one); the log keeps a trace
+          this.#ctx.logger.error({ messageId: msg.id, code: reason.code, queue: this.#queue, headers: msg.headers, body: Buffer.isBuffer(msg.body) ? msg.body.toString('base64') : msg.body }, `amqp poison message rejected (to the queue's dead-letter exchange, if any): ${reason.message}`);
+          if (m.properties.replyTo) this.#reply(ch, m, undefined, reason);
+          this.#nack(ch, m, false);
+          return;
+        }
         this.#ctx.logger.error({ err, messageId: msg.id, deadLetter: dl }, 'amqp poison message could not be dead-lettered; putting it back for a later try');
         // wait a little so a broken dead-letter endpoint does not turn into a hot loop
         this.#ctx.clock.setTimeout(() => this.#nack(ch, m, true), 1000);

@@ -287,6 +287,59 @@ describe('amqp adapter against RabbitMQ', function () {
     expect(e.stats().routes.quorum!.received).to.equal(0);
   });
 
+  it('without a deadLetter option, poison and undecodable messages go through the route\'s error policy', async () => {
+    const q = broker.track('queue', uniqueName('policy-poison'));
+    const ch = await broker.channel();
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    // a message the broker has delivered three times already (a consumer crashed on it)
+    ch.sendToQueue(q, Buffer.from('{"crashy":true}'), { messageId: 'crashy', contentType: 'application/json' });
+    for (let i = 0; i < 3; i++) {
+      let m: false | import('amqplib').GetMessage = false;
+      await waitFor(async () => (m = await ch.get(q, { noAck: false })) !== false, 5000, 'the message');
+      ch.nack(m as unknown as import('amqplib').Message, false, true);
+    }
+    ch.sendToQueue(q, Buffer.from('not json {'), { messageId: 'garbled', contentType: 'application/json' });
+    ch.sendToQueue(q, Buffer.from('{"fine":1}'), { messageId: 'fine', contentType: 'application/json' });
+    const e = engine();
+    e.addRoutes(
+      from(`amqp:queue:${q}?bodyType=json&maxDeliveries=3`)
+        .routeId('guarded')
+        .errorPolicy({ deadLetter: 'mock:dlq', on: [{ codes: ['BUSBAR_ERR_AMQP_POISON'], deadLetter: 'mock:poison' }] })
+        .to('mock:out'),
+    );
+    await e.start();
+    await waitFor(() => e.mock('mock:out').received.length === 1 && e.mock('mock:dlq').received.length === 1 && e.mock('mock:poison').received.length === 1, 5000, 'all three messages');
+    const poison = e.mock('mock:poison').received[0]!;
+    expect(poison.id).to.equal('crashy');
+    expect(poison.headers['busbar.error.code']).to.equal('BUSBAR_ERR_AMQP_POISON');
+    expect(poison.headers['busbar.error.attempts']).to.equal(4);
+    expect(poison.headers['busbar.error.routeId']).to.equal('guarded');
+    expect(poison.headers['busbar.error.step']).to.equal('amqp consumer');
+    const garbled = e.mock('mock:dlq').received[0]!;
+    expect(garbled.id).to.equal('garbled');
+    expect(garbled.headers['busbar.error.code']).to.equal('BUSBAR_ERR_PARSE');
+    expect(e.mock('mock:out').received[0]!.body).to.deep.equal({ fine: 1 });
+    const stats = e.stats().routes.guarded!;
+    expect(stats).to.include({ received: 3, completed: 1, failed: 2, deadLettered: 2 });
+    // all acknowledged: nothing left on the broker
+    await waitFor(async () => (await broker.queueCount(q)).messageCount === 0, 5000, 'queue empty');
+  });
+
+  it('without a deadLetter option or a route dead-letter endpoint, a poison message goes to the queue\'s dead-letter exchange', async () => {
+    const q = broker.track('queue', uniqueName('dlx-poison'));
+    const dlq = broker.track('queue', uniqueName('dlx-poison-dead'));
+    const ch = await broker.channel();
+    await ch.assertQueue(dlq, { durable: true });
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq } });
+    const e = engine();
+    e.addRoutes(from(`amqp:queue:${q}?bodyType=json`).routeId('unguarded').to('mock:out'));
+    await e.start();
+    ch.sendToQueue(q, Buffer.from('not json {'), { messageId: 'garbled', contentType: 'application/json' });
+    await waitFor(async () => (await broker.queueCount(dlq)).messageCount === 1, 5000, 'the message in the dead-letter queue');
+    expect((await broker.queueCount(q)).messageCount).to.equal(0);
+    expect(e.stats().routes.unguarded!).to.include({ received: 1, failed: 1, deadLettered: 0 });
+  });
+
   it('request-reply over direct reply-to, with concurrent calls and remote failures', async () => {
     const q = broker.track('queue', uniqueName('rpc'));
     const server = engine();

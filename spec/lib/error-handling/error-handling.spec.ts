@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { BusbarError, ERROR_HEADERS, ATTEMPT_HEADER, from, to } from '../../../lib/index.js';
+import { BusbarError, ERROR_HEADERS, ATTEMPT_HEADER, createMessage, from, shouldAck, to } from '../../../lib/index.js';
+import { TestSource } from '../source-adapter.js';
 import { CircuitBreaker } from '../../../lib/circuit-breaker.js';
 import { patternState } from '../../../lib/steps/patterns/common.js';
 import { CIRCUIT_HEADER } from '../../../lib/steps/patterns/resilience.js';
@@ -304,5 +305,41 @@ describe('error handling: circuit breaker', () => {
     expect(engine.mock('mock:fb').bodies).to.deep.equal([1]);
     expect(patternState(engine).breakers.get('cfg')!.state).to.equal('open');
     await engine.stop();
+  });
+});
+
+describe('error handling: messages a source rejects without running the route', () => {
+  it('go to the policy\'s dead letter for their code with the reason; without one the source gets the error back', async () => {
+    const src = new TestSource();
+    const { engine } = testEngine({ adapters: [src.adapter()] });
+    engine.addRoutes(
+      from('src:in')
+        .routeId('guarded')
+        .errorPolicy({ deadLetter: 'mock:dlq', on: [{ codes: ['BUSBAR_ERR_AMQP_POISON'], deadLetter: 'mock:poison' }, { codes: ['BUSBAR_ERR_TIMEOUT'], handled: true }] })
+        .to('mock:out'),
+    );
+    await engine.start();
+    const ctx = src.ctx!;
+    await ctx.reject(createMessage('p', { id: 'p' }), new BusbarError('AMQP_POISON', 'delivered 6 times', { details: { attempts: 6, step: 'amqp consumer' } }));
+    await ctx.reject(createMessage('g', { id: 'g' }), new BusbarError('PARSE', 'not JSON'));
+    await ctx.reject(createMessage('t', { id: 't' }), new BusbarError('TIMEOUT', 'too slow'));
+    const poison = engine.mock('mock:poison').received;
+    expect(poison.map((m) => m.id)).to.deep.equal(['p']);
+    expect(poison[0]!.headers).to.include({ [ERROR_HEADERS.code]: 'BUSBAR_ERR_AMQP_POISON', [ERROR_HEADERS.attempts]: 6, [ERROR_HEADERS.step]: 'amqp consumer', [ERROR_HEADERS.routeId]: 'guarded' });
+    expect(engine.mock('mock:dlq').received.map((m) => [m.id, m.headers[ERROR_HEADERS.code], m.headers[ERROR_HEADERS.attempts]])).to.deep.equal([['g', 'BUSBAR_ERR_PARSE', 1]]);
+    expect(engine.mock('mock:out').received).to.have.length(0);
+    expect(engine.stats().routes.guarded).to.include({ received: 3, completed: 0, failed: 3, deadLettered: 2 });
+    await engine.stop();
+
+    const bare = new TestSource();
+    const e2 = testEngine({ adapters: [bare.adapter()] }).engine;
+    e2.addRoutes(from('src:in').routeId('bare').to('mock:out'));
+    await e2.start();
+    const err = new BusbarError('AMQP_POISON', 'delivered 6 times');
+    const got = await bare.ctx!.reject(createMessage('x'), err).then(() => undefined, (e: unknown) => e);
+    expect(got).to.equal(err);
+    expect(shouldAck(got)).to.equal(false);
+    expect(e2.stats().routes.bare).to.include({ failed: 1, deadLettered: 0 });
+    await e2.stop();
   });
 });
