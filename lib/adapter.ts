@@ -94,6 +94,13 @@ export interface Adapter<O = Record<string, unknown>> {
   createProducer?(endpoint: Endpoint<O>, ctx: ProducerContext): Producer;
 }
 
+/** A closed object schema that declares no options at all (`{ type: 'object', properties: {}, additionalProperties: false }`). */
+function isOptionless(schema: JsonSchema): boolean {
+  for (const k in schema) if (k !== 'type' && k !== 'properties' && k !== 'additionalProperties' && k !== 'description' && k !== 'title') return false;
+  const props = schema.properties as object | undefined;
+  return props === undefined || Object.keys(props).length === 0;
+}
+
 export type Role = 'consumer' | 'producer';
 
 let optionSchemas: SchemaCache | undefined;
@@ -103,7 +110,7 @@ let optionSchemas: SchemaCache | undefined;
  * creating an engine, and a schema object compiles to the same validator whoever asks.
  */
 function sharedOptionSchemas(): SchemaCache {
-  return (optionSchemas ??= new SchemaCache(createAjv({ coerceTypes: true })));
+  return (optionSchemas ??= new SchemaCache(() => createAjv({ coerceTypes: true })));
 }
 
 /** Adapters by scheme; an instance per engine (cloneable), never a module global. */
@@ -169,6 +176,8 @@ export class AdapterRegistry {
       });
     }
     const options: Record<string, unknown> = { ...parsed.params };
+    // an adapter without options given none: nothing to check or default (and no validator to compile)
+    if (isOptionless(adapter.optionsSchema) && Object.keys(options).length === 0) return { adapter, endpoint: { ...parsed, options } };
     const validate = this.#schemas.get(adapter.optionsSchema);
     if (!validate(options)) {
       const problems = toProblems(validate.errors, adapter.optionsSchema, '', 'option');

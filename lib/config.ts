@@ -96,7 +96,7 @@ let configSchemas: SchemaCache | undefined;
 
 /** Validators of config schemas, compiled once per schema object for all engines. */
 function sharedConfigSchemas(): SchemaCache {
-  return (configSchemas ??= new SchemaCache(createAjv()));
+  return (configSchemas ??= new SchemaCache(() => createAjv()));
 }
 
 export class ConfigReader {

@@ -4,12 +4,12 @@
  * TypeScript type comes from the same declaration (`Static<typeof Order>`), so the contract
  * and the type cannot drift.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { lazy } from './lazy.js';
 import { BusbarError } from './errors.js';
 import { withBody, type Message } from './message.js';
 import type { RouteDefinition } from './model.js';
-import type { JsonSchema } from './schema.js';
+import { ajvLib, type JsonSchema } from './schema.js';
 import type { Next } from './step.js';
 
 /** One contract violation. */
@@ -41,7 +41,7 @@ export type Contract = (body: unknown, where?: string) => unknown;
 const addFormats = lazy<(ajv: Ajv) => Ajv>('ajv-formats');
 
 function newAjv(coerce: boolean, defaults: boolean): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, coerceTypes: coerce, useDefaults: defaults, allowUnionTypes: true });
+  const ajv = new (ajvLib().Ajv)({ allErrors: true, verbose: true, strict: false, coerceTypes: coerce, useDefaults: defaults, allowUnionTypes: true });
   addFormats()(ajv);
   return ajv;
 }

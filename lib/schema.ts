@@ -1,5 +1,9 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { distance } from 'fastest-levenshtein';
+import { lazy } from './lazy.js';
+
+/** ajv is loaded with the first schema compiled: an engine whose endpoints take no options compiles none. */
+export const ajvLib = lazy<typeof import('ajv')>('ajv');
 
 /** A JSON Schema document (draft 7 / 2019 subset that ajv accepts). */
 export type JsonSchema = { readonly [key: string]: unknown };
@@ -59,7 +63,7 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
 
 /** A fresh ajv configured the way busbar validates: all errors, defaults applied, strings coerced. */
 export function createAjv(opts: { coerceTypes?: boolean } = {}): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, coerceTypes: opts.coerceTypes ?? false, strict: false });
+  return new (ajvLib().Ajv)({ allErrors: true, useDefaults: true, coerceTypes: opts.coerceTypes ?? false, strict: false });
 }
 
 function propertiesOf(schema: JsonSchema | undefined, pointer: string): string[] {
@@ -117,15 +121,17 @@ export function formatProblem(p: Problem): string {
 
 /** Compile once and remember by schema object (schemas are immutable declarations). */
 export class SchemaCache {
-  readonly #ajv: Ajv;
+  #ajv: Ajv | undefined;
+  readonly #create: () => Ajv;
   readonly #compiled = new WeakMap<object, ValidateFunction>();
-  constructor(ajv: Ajv) {
-    this.#ajv = ajv;
+  /** `ajv` is created on the first compile. */
+  constructor(ajv: () => Ajv) {
+    this.#create = ajv;
   }
   get(schema: JsonSchema): ValidateFunction {
     let v = this.#compiled.get(schema);
     if (!v) {
-      v = this.#ajv.compile(schema as object);
+      v = (this.#ajv ??= this.#create()).compile(schema as object);
       this.#compiled.set(schema, v);
     }
     return v;

@@ -69,14 +69,18 @@ describe('the built package', function () {
         return [...names].sort();
       };
       const engine = new Engine({ logger: pino({ level: 'silent' }) });
-      engine.addRoutes(from('direct:in').transform((n) => n + 1).to('mock:out'));
+      engine.addRoutes(from('direct:in').transform((n) => n + 1));
       await engine.start();
       const reply = await engine.request('direct:in', 1);
       const plain = packages();
       engine.events$.subscribe(() => undefined);
       const observed = packages();
       await engine.stop();
-      console.log(JSON.stringify({ reply, plain, observed }));
+      // an endpoint with options (mock: has delayMs) compiles a validator
+      const other = new Engine({ logger: pino({ level: 'silent' }) });
+      other.addRoutes(from('direct:b').to('mock:out'));
+      const validated = packages();
+      console.log(JSON.stringify({ reply, plain, observed, validated }));
     `;
     let run;
     try {
@@ -85,11 +89,12 @@ describe('the built package', function () {
       dir.cleanup();
     }
     expect(run.status, run.stderr).to.equal(0);
-    const r = JSON.parse(run.stdout.trim()) as { reply: number; plain: string[]; observed: string[] };
+    const r = JSON.parse(run.stdout.trim()) as { reply: number; plain: string[]; observed: string[]; validated: string[] };
     expect(r.reply).to.equal(2);
     // the hook sees the packages it should (so an empty answer is not a pass)
-    expect(r.plain).to.include.members(['ajv', 'pino', 'fast-xml-parser']);
-    for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv-formats']) expect(r.plain, lazy).not.to.include(lazy);
+    expect(r.plain).to.include.members(['pino', 'fast-xml-parser']);
+    for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv', 'ajv-formats']) expect(r.plain, lazy).not.to.include(lazy);
     expect(r.observed).to.include('rxjs');
+    expect(r.validated).to.include('ajv');
   });
 });

@@ -44,6 +44,19 @@ describe('adapter registry', () => {
     }
   });
 
+  it('an adapter that takes no options refuses one, and resolves without one', () => {
+    const ok = reg.resolve('direct:in', 'consumer');
+    expect(ok.endpoint.options).to.deep.equal({});
+    let err: BusbarError | undefined;
+    try {
+      reg.resolve('direct:in?size=5', 'consumer', { routeId: 'r2' });
+    } catch (e) {
+      err = e as BusbarError;
+    }
+    expect(err?.code).to.equal('BUSBAR_ERR_INVALID_OPTION');
+    expect(err?.details).to.include({ routeId: 'r2', option: 'size' });
+  });
+
   it('reports a wrong value with what was expected', () => {
     try {
       reg.resolve('queue:orders?size=lots', 'consumer');
