@@ -22,6 +22,42 @@ export interface ConsumerSettings {
   declareQueue: boolean;
   /** How long `stop` waits for messages already handed to the route. */
   drainTimeoutMs: number;
+  /** Set when the source is a stream queue: where the first subscription starts reading. */
+  stream: { start: StreamStart } | undefined;
+}
+
+/** Where to read a stream from: `x-stream-offset` as RabbitMQ takes it. */
+export type StreamStart = 'first' | 'last' | 'next' | number | Date;
+
+/**
+ * Offsets of one stream subscription (one channel), in delivery order: `resumeAt` is the
+ * offset after the last one that finished with all before it.
+ */
+class StreamProgress {
+  #offsets: number[] = [];
+  #head = 0;
+  readonly #done = new Set<number>();
+  resumeAt: number | undefined;
+
+  delivered(offset: number): void {
+    this.#offsets.push(offset);
+  }
+
+  finished(offset: number): void {
+    this.#done.add(offset);
+    const o = this.#offsets;
+    let h = this.#head;
+    while (h < o.length && this.#done.has(o[h]!)) {
+      this.#done.delete(o[h]!);
+      this.resumeAt = o[h]! + 1;
+      h++;
+    }
+    if (h > 1024 && h * 2 > o.length) {
+      this.#offsets = o.slice(h);
+      h = 0;
+    }
+    this.#head = h;
+  }
 }
 
 /**
@@ -50,6 +86,9 @@ export class AmqpConsumer implements Consumer {
   #retries = 0;
   #subscribing: Promise<void> | undefined;
   readonly #acks = new WeakMap<ConfirmChannel, AckBatcher>();
+  /** Per subscription (channel) of a stream source; a new one starts at `#streamResume`. */
+  readonly #streams = new WeakMap<ConfirmChannel, StreamProgress>();
+  #streamResume: number | undefined;
 
   constructor(client: AmqpClient, ctx: ConsumerContext, settings: ConsumerSettings) {
     this.#client = client;
@@ -162,7 +201,7 @@ export class AmqpConsumer implements Consumer {
         }
         this.#queue = queue;
         this.#ch = ch;
-        const ok = await ch.consume(queue, (m) => this.#onMessage(ch, m), { noAck: false });
+        const ok = await ch.consume(queue, (m) => this.#onMessage(ch, m), { noAck: false, arguments: this.#consumeArguments(ch) });
         if (this.#ch === ch) this.#tag = ok.consumerTag;
       } catch (err) {
         if (this.#ch === ch) this.#ch = undefined;
@@ -174,6 +213,14 @@ export class AmqpConsumer implements Consumer {
       this.#ctx.setStatus('connected');
       this.#ctx.logger.debug({ queue: this.#queue, prefetch: s.prefetch }, 'amqp consumer subscribed');
     }
+  }
+
+  /** A stream starts where configured, and after a reconnection right after the last offset the route finished. */
+  #consumeArguments(ch: ConfirmChannel): Record<string, unknown> | undefined {
+    if (!this.#s.stream) return undefined;
+    this.#streams.set(ch, new StreamProgress());
+    const at = this.#streamResume ?? this.#s.stream.start;
+    return { 'x-stream-offset': at instanceof Date ? { '!': 'timestamp', value: Math.floor(at.getTime() / 1000) } : at };
   }
 
   /** The channel died (queue deleted, consumer cancelled) while the connection lives: subscribe again later. */
@@ -208,6 +255,7 @@ export class AmqpConsumer implements Consumer {
     }
     this.#inflight++;
     this.#acks.get(ch)!.delivered(m.fields.deliveryTag);
+    this.#streams.get(ch)?.delivered(streamOffsetOf(m));
     let msg: Message;
     try {
       msg = decode(m, this.#s.bodyType);
@@ -242,6 +290,12 @@ export class AmqpConsumer implements Consumer {
   }
 
   #ack(ch: ConfirmChannel, m: ConsumeMessage): void {
+    const progress = this.#streams.get(ch);
+    if (progress) {
+      progress.finished(streamOffsetOf(m));
+      // what any subscription finished, with all before it, need not be read again
+      if (progress.resumeAt !== undefined && (this.#streamResume === undefined || progress.resumeAt > this.#streamResume)) this.#streamResume = progress.resumeAt;
+    }
     try {
       this.#acks.get(ch)!.ack(m.fields.deliveryTag);
     } catch {
@@ -252,6 +306,13 @@ export class AmqpConsumer implements Consumer {
   }
 
   #nack(ch: ConfirmChannel, m: ConsumeMessage, requeue: boolean): void {
+    if (this.#s.stream) {
+      // a stream cannot take a message back (nor dead-letter it): the reader moves on; the
+      // message stays in the stream at its offset, to be read again from there if wanted
+      this.#ctx.logger.error({ messageId: m.properties.messageId, queue: this.#queue, streamOffset: streamOffsetOf(m) }, `amqp stream message not processed and skipped; it stays in the stream at offset ${streamOffsetOf(m)}`);
+      this.#ack(ch, m);
+      return;
+    }
     try {
       this.#acks.get(ch)!.nack(m.fields.deliveryTag, requeue);
     } catch {
@@ -263,6 +324,12 @@ export class AmqpConsumer implements Consumer {
 
   /** Back to the queue with the delivery count raised, acked only once the broker has the copy. */
   #requeue(ch: ConfirmChannel, m: ConsumeMessage, msg: Message, err: unknown): void {
+    if (this.#s.stream) {
+      // republishing would append a copy to the stream for every reader: skip it instead (logged with its offset)
+      this.#ctx.logger.warn({ messageId: msg.id, code: (err as BusbarError).code, err: (err as Error).message }, 'amqp stream message failed');
+      this.#nack(ch, m, false);
+      return;
+    }
     const n = deliveryCount(m);
     this.#ctx.logger.warn({ messageId: msg.id, deliveries: n, maxDeliveries: this.#s.maxDeliveries, code: (err as BusbarError).code, err: (err as Error).message }, 'amqp message failed; putting it back on the queue');
     const headers: Record<string, unknown> = { ...((m.properties.headers ?? {}) as Record<string, unknown>), [WIRE.deliveries]: n };
@@ -339,4 +406,9 @@ export class AmqpConsumer implements Consumer {
       this.#ctx.logger.warn({ err: (e as Error).message, replyTo: to }, 'amqp reply could not be sent (channel closed)');
     }
   }
+}
+
+/** The offset RabbitMQ gives a message delivered from a stream (`x-stream-offset` header). */
+function streamOffsetOf(m: ConsumeMessage): number {
+  return Number((m.properties.headers as Record<string, unknown> | undefined)?.['x-stream-offset'] ?? -1);
 }

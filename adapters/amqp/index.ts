@@ -3,7 +3,7 @@ import type { Adapter, AdapterContext, Endpoint } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { AmqpClient } from './client.js';
 import { amqpConfigSchema, resolveConfig, type AmqpConfig, type ResolvedAmqpConfig } from './config.js';
-import { AmqpConsumer } from './consumer.js';
+import { AmqpConsumer, type StreamStart } from './consumer.js';
 import { AmqpProducer, type Target } from './producer.js';
 import { declaredQueue } from './topology.js';
 
@@ -22,6 +22,12 @@ export const amqpOptions = Type.Object(
     deadLetter: Type.Optional(Type.String({ minLength: 1, description: 'Consumer: endpoint URI for poison and undecodable messages (with `busbar.error.*` headers). Without it they go to the route\'s error-policy dead letter; with neither, they are rejected to the queue\'s dead-letter exchange and logged.' })),
     bodyType: Type.Union([Type.Literal('auto'), Type.Literal('string'), Type.Literal('buffer'), Type.Literal('json')], { default: 'auto', description: 'Consumer and replies: body as a string for textual content types and a Buffer otherwise (`auto`), always `string`, always `buffer`, or parsed `json`.' }),
     declare: Type.Boolean({ default: true, description: 'Create the `queue:NAME` queue (durable, classic) if the broker does not have it and the adapter topology does not declare it.' }),
+    streamOffset: Type.Optional(
+      Type.String({
+        pattern: '^(first|last|next|[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2}))$',
+        description: 'Consumer of a stream queue: where to start reading: `first`, `last`, `next`, an offset, or an ISO time (`2026-11-24T08:00:00Z`). After a reconnection it resumes after the last offset the route finished.',
+      }),
+    ),
     drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'Consumer: on stop, how long to wait for messages already in the route before closing the channel (unacked ones are redelivered).' }),
   },
   { additionalProperties: false },
@@ -38,6 +44,15 @@ function target(endpoint: Endpoint<AmqpOptions>): Target {
     throw new BusbarError('INVALID_URI', `endpoint "${endpoint.uri}": an amqp endpoint is amqp:queue:<name> or amqp:exchange:<name> (the default exchange is amqp:exchange:)`, { details: { uri: endpoint.uri, path: endpoint.path } });
   }
   return { kind: m[1] as Target['kind'], name: m[2]! };
+}
+
+/** `streamOffset` as the `x-stream-offset` consumer argument takes it. */
+function streamStart(uri: string, v: string): StreamStart {
+  if (v === 'first' || v === 'last' || v === 'next') return v;
+  if (/^[0-9]+$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new BusbarError('INVALID_OPTION', `endpoint "${uri}": streamOffset "${v}" is not a valid time`, { details: { uri, option: 'streamOffset' } });
+  return new Date(t);
 }
 
 function client(ctx: AdapterContext, config: ResolvedAmqpConfig, role: 'consumer' | 'producer'): AmqpClient {
@@ -62,6 +77,7 @@ export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions>
       if (t.kind === 'exchange' && t.name === '') {
         throw new BusbarError('INVALID_URI', `endpoint "${endpoint.uri}": cannot consume from the default exchange; consume amqp:queue:<name>`, { details: { uri: endpoint.uri } });
       }
+      const declared = t.kind === 'queue' ? declaredQueue(c.topology, t.name) : undefined;
       return new AmqpConsumer(client(ctx, c, 'consumer'), ctx, {
         source: t,
         bindingKeys: o.bindingKey.split(',').map((k) => k.trim()),
@@ -70,8 +86,9 @@ export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions>
         maxDeliveries: o.maxDeliveries,
         deadLetter: o.deadLetter,
         bodyType: o.bodyType,
-        declareQueue: o.declare && t.kind === 'queue' && !declaredQueue(c.topology, t.name),
+        declareQueue: o.declare && t.kind === 'queue' && !declared,
         drainTimeoutMs: o.drainTimeoutMs,
+        stream: o.streamOffset !== undefined || declared?.type === 'stream' ? { start: streamStart(endpoint.uri, o.streamOffset ?? 'next') } : undefined,
       });
     },
     createProducer(endpoint, ctx) {

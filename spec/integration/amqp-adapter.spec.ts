@@ -340,6 +340,63 @@ describe('amqp adapter against RabbitMQ', function () {
     expect(e.stats().routes.unguarded!).to.include({ received: 1, failed: 1, deadLettered: 0 });
   });
 
+  it('reads a stream queue from an offset; a failed message is skipped, never appended again; a restart resumes after the last finished offset', async () => {
+    const s = uniqueName('stream');
+    const adapter = createAmqpAdapter({ url: AMQP_URL, topology: { queues: [{ name: s, type: 'stream' }] } });
+    broker.track('queue', s);
+    const publish = async (from: number, to: number): Promise<void> => {
+      const ch = await broker.connection.createConfirmChannel();
+      for (let i = from; i < to; i++) ch.sendToQueue(s, Buffer.from(JSON.stringify({ seq: i })), { contentType: 'application/json', messageId: `s-${i}` });
+      await ch.waitForConfirms();
+      await ch.close();
+    };
+    const seqs = (uri: string): number[] => engineOf(uri).mock(uri).received.map((m) => (m.body as { seq: number }).seq);
+    const byUri = new Map<string, Engine>();
+    const engineOf = (uri: string): Engine => byUri.get(uri)!;
+
+    // the reader declares the stream (topology), then 5 messages arrive; the one with seq 1 fails
+    const reader = engine(adapter);
+    reader.addRoutes(
+      from(`amqp:queue:${s}?streamOffset=first&bodyType=json`)
+        .routeId('reader')
+        .process((m) => {
+          if ((m.body as { seq: number }).seq === 1) throw new Error('cannot take seq 1');
+          return m;
+        })
+        .to('mock:read'),
+    );
+    byUri.set('mock:read', reader);
+    await reader.start();
+    await publish(0, 5);
+    await reader.mock('mock:read').expectCount(4).satisfied({ timeoutMs: 5000 });
+    expect(seqs('mock:read')).to.deep.equal([0, 2, 3, 4]);
+    expect(reader.stats().routes.reader).to.include({ failed: 1 });
+    expect(reader.mock('mock:read').received[0]!.headers['x-stream-offset']).to.equal(0);
+
+    // stopped and started again: only what came meanwhile, not the stream from the start
+    await reader.stop();
+    await publish(5, 7);
+    await reader.start();
+    await reader.mock('mock:read').expectCount(6).satisfied({ timeoutMs: 5000 });
+    expect(seqs('mock:read')).to.deep.equal([0, 2, 3, 4, 5, 6]);
+
+    // another reader from offset 2 sees the stream as published: the failure appended no copy
+    const late = engine(adapter);
+    late.addRoutes(from(`amqp:queue:${s}?streamOffset=2&bodyType=json`).routeId('late').to('mock:late'));
+    byUri.set('mock:late', late);
+    await late.start();
+    await late.mock('mock:late').expectCount(5).satisfied({ timeoutMs: 5000 });
+    await publish(7, 8); // a sentinel: a copy of seq 1 appended earlier would have come before it
+    await late.mock('mock:late').expectCount(6).satisfied({ timeoutMs: 5000 });
+    expect(seqs('mock:late')).to.deep.equal([2, 3, 4, 5, 6, 7]);
+  });
+
+  it('refuses a streamOffset that is not first, last, next, an offset or a time', () => {
+    const e = engine();
+    expect(() => e.addRoutes(from(`amqp:queue:${uniqueName('s')}?streamOffset=yesterday`).to('mock:x'))).to.throw(BusbarError).with.property('code', 'BUSBAR_ERR_INVALID_OPTION');
+    expect(() => e.addRoutes(from(`amqp:queue:${uniqueName('s')}?streamOffset=2026-13-45T99:99:99Z`).to('mock:x'))).to.throw(BusbarError).with.property('code', 'BUSBAR_ERR_INVALID_OPTION');
+  });
+
   it('request-reply over direct reply-to, with concurrent calls and remote failures', async () => {
     const q = broker.track('queue', uniqueName('rpc'));
     const server = engine();
