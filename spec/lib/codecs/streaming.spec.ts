@@ -37,6 +37,27 @@ const ORDERS = `<?xml version="1.0"?>
 </o:orders>`;
 
 describe('streaming sources', () => {
+  it('closes a source the reader leaves early, and one that fails to parse', async () => {
+    let closed = 0;
+    async function* source(text: string): AsyncGenerator<Buffer> {
+      try {
+        yield* chunks(text, 7);
+      } finally {
+        closed++;
+      }
+    }
+    for await (const line of textLines(source('one\ntwo\nthree\n'))) {
+      expect(line).to.equal('one');
+      break;
+    }
+    expect(closed).to.equal(1);
+    const err = await failure(xmlElements(source('<a><b>1</b><b>2</c></a>'), 'a.b'));
+    expect(err.code).to.equal('BUSBAR_ERR_PARSE');
+    expect(closed).to.equal(2);
+    // a plain (synchronous) iterable of chunks works as well
+    expect(await all(textLines(chunks('x\ny\n', 1)))).to.deep.equal(['x', 'y']);
+  });
+
   describe('xmlElements', () => {
     for (const size of [1, 7, 64, 100_000]) {
       it(`yields each element at the path, parsed, whatever the chunk size (${size})`, async () => {
