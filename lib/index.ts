@@ -20,7 +20,7 @@ export { TopicHub, topicAdapter, topicMatches } from '../adapters/topic/index.js
 export { builtinAdapters } from './builtins.js';
 export { defineRoutes, loadRoutesFile, type RoutesModule } from './routes-file.js';
 export type { TimerTick } from '../adapters/timer/index.js';
-export { createJsonCodec, createXmlCodec, createCsvCodec, createSoapCodec, xmlCodec, csvCodec, soapCodec, soap12Codec, defaultCodecs, parseXml, buildXml, XmlMapper, parseSoapEnvelope, buildSoapEnvelope, buildSoapFault, soapBody, soapFaultToError, errorToSoapFault, simplifyXml, SOAP_NAMESPACES, SOAP_CONTENT_TYPES, BUSBAR_FAULT_NAMESPACE, type CodecLimits, type JsonOptions, type XmlOptions, type CsvOptions, type SoapOptions, type SoapEnvelope, type SoapFault, type SoapReply, type SoapVersion, type BuildEnvelopeOptions } from './codecs.js';
+export { createJsonCodec, createXmlCodec, createCsvCodec, createSoapCodec, xmlCodec, csvCodec, soapCodec, soap12Codec, defaultCodecs, parseXml, buildXml, XmlMapper, parseSoapEnvelope, buildSoapEnvelope, buildSoapFault, mustUnderstandFault, soapBody, soapFaultToError, errorToSoapFault, simplifyXml, SOAP_NAMESPACES, SOAP_CONTENT_TYPES, BUSBAR_FAULT_NAMESPACE, type CodecLimits, type JsonOptions, type XmlOptions, type CsvOptions, type SoapOptions, type SoapEnvelope, type SoapFault, type SoapHeaderName, type SoapReply, type SoapVersion, type BuildEnvelopeOptions } from './codecs.js';
 export { MemoryIdempotentRepository, MemoryAggregationStore, MemoryClaimCheckStore } from './stores-memory.js';
 export type { IdempotentRepository, AggregationStore, AggregationGroup, ClaimCheckStore } from './stores.js';
 export { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';

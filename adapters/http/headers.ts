@@ -38,6 +38,8 @@ export const SOAP_HEADERS = {
   /** Namespace of that element. */
   namespace: 'soap.namespace',
   version: 'soap.version',
+  /** Prefix of the request's SOAP header blocks: `soap.header.Security` (text, or JSON for structured blocks). */
+  headerBlock: 'soap.header.',
 } as const;
 
 /** Headers never copied from a message onto the wire: the connection's own business. */

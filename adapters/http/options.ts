@@ -41,6 +41,11 @@ export const httpOptions = Type.Object(
     batch: Type.Boolean({ default: false, description: '(jsonrpc client) The body is a list of calls `{ method, params?, notify? }` sent as one batch; the reply is the list of `{ result }` or `{ error }` in the same order.' }),
     maxBatch: Type.Integer({ minimum: 1, default: 100, description: '(jsonrpc server) Largest batch accepted.' }),
     soapVersion: Type.Union([Type.Literal('1.1'), Type.Literal('1.2')], { default: '1.1', description: '(soap client) SOAP version of the requests; (soap server) version of faults for requests that are not SOAP at all (replies use the request\'s version).' }),
+    soapUnderstood: Type.Optional(
+      Type.String({
+        description: '(soap server) Header blocks this route processes, comma-separated: `{namespace}Name`, or `Name` in any namespace. A request with a `mustUnderstand` header block addressed to it that is not listed gets a MustUnderstand fault (HTTP 500) and never reaches the route, as SOAP requires.',
+      }),
+    ),
     soapAction: Type.Optional(Type.String({ description: '(soap client) SOAPAction to send (1.1 header, 1.2 `action` parameter); the `soap.action` header overrides it. (soap server) Only take requests with this action: several SOAP routes can share one path, picked by action and operation.' })),
     operation: Type.Optional(Type.String({ minLength: 1, description: '(soap client) Operation element to send the body in when the body is plain data; the `soap.operation` header overrides it. (soap server) Only take requests whose first Body element is this operation.' })),
     namespace: Type.Optional(Type.String({ description: '(soap) Namespace of the operation element written (client request, server reply).' })),

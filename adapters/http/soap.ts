@@ -9,6 +9,7 @@ import {
   buildSoapEnvelope,
   buildSoapFault,
   errorToSoapFault,
+  mustUnderstandFault,
   parseSoapEnvelope,
   soapBody,
   soapFaultToError,
@@ -73,6 +74,8 @@ interface SoapRoute {
   operation: string | undefined;
   namespace: string | undefined;
   wsdl: string | undefined;
+  /** Header blocks the route processes (`soapUnderstood`). */
+  understood: string[];
 }
 
 /**
@@ -147,6 +150,11 @@ class SoapDispatcher {
       return sendXml(r, faultStatus(env.version, err), env.version, buildSoapFault(err, { version: env.version }));
     }
     const ep = route.ep;
+    const notUnderstood = mustUnderstandFault(env, route.understood);
+    if (notUnderstood) {
+      ep.ctx.logger.warn({ notUnderstood: notUnderstood.notUnderstood, action, operation: env.operation }, 'SOAP request refused: a mustUnderstand header block this route does not process (soapUnderstood)');
+      return sendXml(r, 500, env.version, notUnderstood.xml);
+    }
     if (ep.stopping || ep.ctx.available() === 0) {
       // a Server fault (retryable) that SOAP clients understand, with the HTTP hint to wait
       const busy = new BusbarError('LIMIT_EXCEEDED', ep.stopping ? `route "${ep.ctx.routeId}" is stopping` : `route "${ep.ctx.routeId}" is full (${ep.ctx.maxInflight} requests in progress); retry later`, {
@@ -161,6 +169,9 @@ class SoapDispatcher {
     if (action !== undefined) extra[SOAP_HEADERS.action] = action;
     if (env.operation !== undefined) extra[SOAP_HEADERS.operation] = env.operation;
     if (env.namespace !== undefined) extra[SOAP_HEADERS.namespace] = env.namespace;
+    for (const [name, block] of Object.entries(env.headers)) {
+      extra[`${SOAP_HEADERS.headerBlock}${name}`] = typeof block === 'string' ? block : block === null || typeof block !== 'object' ? String(block) : JSON.stringify(block);
+    }
     const msg = ep.message(r, env.payload, extra);
     let xml: string;
     try {
@@ -176,6 +187,23 @@ class SoapDispatcher {
   }
 }
 
+/** `{urn:a,b}X, Y` -> ['{urn:a,b}X', 'Y']: commas inside a `{namespace}` do not split. */
+function splitUnderstood(list: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let depth = 0;
+  for (const ch of list) {
+    if (ch === '{') depth++;
+    else if (ch === '}') depth = Math.max(0, depth - 1);
+    if (ch === ',' && depth === 0) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur.trim());
+  return out.filter(Boolean);
+}
+
 /** A SOAP server route: joins (or opens) the dispatcher of its host:port and path. */
 export function createSoapConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpConfig): Consumer {
   const opts = endpoint.options;
@@ -186,7 +214,8 @@ export function createSoapConsumer(endpoint: Endpoint<HttpOptions>, ctx: Consume
     });
   }
   if (!pattern.startsWith('/')) pattern = `/${pattern}`;
-  const route: SoapRoute = { ep: new ServerEndpoint(ctx, opts), action: opts.soapAction, operation: opts.operation, namespace: opts.namespace, wsdl: undefined };
+  const understood = opts.soapUnderstood ? splitUnderstood(opts.soapUnderstood) : [];
+  const route: SoapRoute = { ep: new ServerEndpoint(ctx, opts), action: opts.soapAction, operation: opts.operation, namespace: opts.namespace, wsdl: undefined, understood };
   const key = `soap ${opts.host}:${opts.port} ${pattern}`;
   const dispatchers = ctx.state('soap-dispatchers', () => new Map<string, SoapDispatcher>());
   let server: SharedServer | undefined;

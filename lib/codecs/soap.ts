@@ -65,6 +65,101 @@ export interface SoapEnvelope {
   payload: unknown;
   /** Present when the Body holds a Fault. */
   fault?: SoapFault;
+  /**
+   * Header blocks marked `mustUnderstand` that are addressed to this node as the ultimate
+   * receiver (no actor/role, `next`, or 1.2 `ultimateReceiver`): a receiver that does not
+   * process one of them must answer with a MustUnderstand fault (`mustUnderstandFault`).
+   */
+  mustUnderstand: SoapHeaderName[];
+}
+
+/** A header block's name: local name and namespace URI. */
+export interface SoapHeaderName {
+  name: string;
+  namespace?: string;
+}
+
+const TARGETED: Record<SoapVersion, ReadonlySet<string>> = {
+  '1.1': new Set(['http://schemas.xmlsoap.org/soap/actor/next']),
+  '1.2': new Set(['http://www.w3.org/2003/05/soap-envelope/role/next', 'http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver']),
+};
+
+/**
+ * Header blocks without the envelope's processing attributes (mustUnderstand, actor/role,
+ * relay, encodingStyle): they tell the SOAP node what to do with a block, they are not its content.
+ */
+function withoutEnvelopeAttributes(header: Record<string, unknown>, scope: Scope, envNs: string, attr: string, textKey: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(header)) {
+    if (!elementKeys({ [key]: value }, attr, textKey).length) {
+      out[key] = value;
+      continue;
+    }
+    const clean = (block: unknown): unknown => {
+      if (!isPlainObject(block)) return block;
+      const blockScope = scopeOf(block, scope, attr);
+      const copy: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(block)) {
+        const name = k.startsWith(attr) ? k.slice(attr.length) : undefined;
+        if (name !== undefined && name.includes(':') && !name.startsWith('xmlns:') && blockScope.get(prefixOf(name)) === envNs) continue;
+        copy[k] = v;
+      }
+      return copy;
+    };
+    out[key] = Array.isArray(value) ? value.map(clean) : clean(value);
+  }
+  return out;
+}
+
+/** The mustUnderstand header blocks addressed to the ultimate receiver. */
+function mustUnderstandBlocks(header: Record<string, unknown>, scope: Scope, version: SoapVersion, attr: string, textKey: string): SoapHeaderName[] {
+  const envNs = SOAP_NAMESPACES[version];
+  const out: SoapHeaderName[] = [];
+  for (const key of elementKeys(header, attr, textKey)) {
+    for (const block of ([] as unknown[]).concat(header[key])) {
+      if (!isPlainObject(block)) continue;
+      const blockScope = scopeOf(block, scope, attr);
+      // the envelope's own attributes, by namespace (any prefix)
+      const envAttr = (local: string): string | undefined => {
+        for (const [k, v] of Object.entries(block)) {
+          if (!k.startsWith(attr)) continue;
+          const name = k.slice(attr.length);
+          if (localName(name) === local && name.includes(':') && blockScope.get(prefixOf(name)) === envNs) return String(v).trim();
+        }
+        return undefined;
+      };
+      const mu = envAttr('mustUnderstand');
+      if (mu !== '1' && mu !== 'true') continue;
+      const target = envAttr(version === '1.1' ? 'actor' : 'role');
+      if (target !== undefined && target !== '' && !TARGETED[version].has(target)) continue;
+      const ns = blockScope.get(prefixOf(key));
+      out.push(ns === undefined ? { name: localName(key) } : { name: localName(key), namespace: ns });
+    }
+  }
+  return out;
+}
+
+/**
+ * The blocks of `mustUnderstand` not in `understood` (`{namespace}Name`, or `Name` for any
+ * namespace), and the MustUnderstand fault that answers them: 1.1 `soap:MustUnderstand`,
+ * 1.2 `env:MustUnderstand` with a `NotUnderstood` header block per block. Undefined when every
+ * block is understood.
+ */
+export function mustUnderstandFault(env: Pick<SoapEnvelope, 'version' | 'mustUnderstand'>, understood: readonly string[]): { xml: string; notUnderstood: SoapHeaderName[] } | undefined {
+  const known = new Set(understood.map((u) => u.trim()).filter(Boolean));
+  const missing = env.mustUnderstand.filter((h) => !known.has(h.name) && !known.has(`{${h.namespace ?? ''}}${h.name}`));
+  if (!missing.length) return undefined;
+  const names = missing.map((h) => (h.namespace ? `{${h.namespace}}${h.name}` : h.name));
+  const reason = `header block${missing.length > 1 ? 's' : ''} ${names.join(', ')} marked mustUnderstand ${missing.length > 1 ? 'are' : 'is'} not understood here`;
+  const fault: SoapFault = { version: env.version, code: 'MustUnderstand', subcodes: [], reason };
+  let header: Record<string, unknown> | undefined;
+  if (env.version === '1.2') {
+    const attr = mapperFor(undefined).attributePrefix;
+    header = {
+      'soap:NotUnderstood': missing.map((h, i) => (h.namespace ? { [`${attr}qname`]: `nu${i}:${h.name}`, [`${attr}xmlns:nu${i}`]: h.namespace } : { [`${attr}qname`]: h.name })),
+    };
+  }
+  return { xml: buildSoapFault(fault, { version: env.version, ...(header ? { header } : {}) }), notUnderstood: missing };
 }
 
 export interface SoapOptions extends XmlOptions {
@@ -197,11 +292,13 @@ export function parseSoapEnvelope(input: unknown, options?: XmlOptions): SoapEnv
   const rawBody = env[bodyKey];
   const body = isPlainObject(rawBody) ? rawBody : {};
   const bodyScope = scopeOf(body, scope, attr);
-  const result: SoapEnvelope = { version, headers: {}, body, payload: undefined };
+  const result: SoapEnvelope = { version, headers: {}, body, payload: undefined, mustUnderstand: [] };
   if (headerKey !== undefined) {
     const h = env[headerKey];
     result.header = isPlainObject(h) ? h : {};
-    const simple = simplifyXml(result.header, attr, textKey);
+    const headerScope = scopeOf(h, scope, attr);
+    result.mustUnderstand = mustUnderstandBlocks(result.header, headerScope, version, attr, textKey);
+    const simple = simplifyXml(withoutEnvelopeAttributes(result.header, headerScope, SOAP_NAMESPACES[version], attr, textKey), attr, textKey);
     result.headers = isPlainObject(simple) ? simple : {};
   }
   const first = elementKeys(body, attr, textKey)[0];
