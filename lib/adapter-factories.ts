@@ -4,7 +4,7 @@ import type { StepKind } from './step.js';
 import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../adapters/amqp/index.js';
 import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../adapters/db/index.js';
 import { createFileAdapter, fileConfigSchema, type FileConfig } from '../adapters/file/index.js';
-import { createHttpAdapter, httpConfigSchema, type HttpConfigInput } from '../adapters/http/index.js';
+import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../adapters/http/index.js';
 
 /**
  * Adapters that a routes file configures with data (`"adapters": { "<scheme>": {...} }`).
@@ -27,6 +27,7 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     file: { scheme: 'file', configSchema: fileConfigSchema, create: (c) => createFileAdapter(c as FileConfig | undefined) as unknown as Adapter },
     db: { scheme: 'db', configSchema: dbConfigSchema, create: (c) => createDbAdapter(c as DbConfigInput | undefined) as unknown as Adapter, steps: dbSteps as unknown as StepKind<never>[] },
     http: { scheme: 'http', configSchema: httpConfigSchema, create: (c) => createHttpAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
+    https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
   };
 }

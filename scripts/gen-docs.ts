@@ -38,9 +38,16 @@ export function errorsSection(): string {
 
 export function adaptersSection(): string {
   const parts: string[] = [];
-  for (const a of adapterList()) {
+  const list = adapterList();
+  for (const a of list) {
     const roles = [a.createConsumer ? 'source (`from`)' : '', a.createProducer ? 'destination (`to`)' : ''].filter(Boolean).join(', ');
     parts.push(`### \`${a.scheme}:\`\n\n${a.description} Use as: ${roles}.\n`);
+    // an adapter sharing an earlier one's options (https: and http:) points there
+    const same = list.find((b) => b.optionsSchema === a.optionsSchema);
+    if (same && same !== a) {
+      parts.push(`Options: as \`${same.scheme}:\`.\n`);
+      continue;
+    }
     const props = Object.entries(((a.optionsSchema as { properties?: Record<string, Prop> }).properties ?? {}));
     if (props.length === 0) {
       parts.push('No options.\n');

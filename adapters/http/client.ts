@@ -1,4 +1,5 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as TlsAgent, request as httpsRequest } from 'node:https';
 import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
 import { sleep } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
@@ -6,7 +7,7 @@ import type { HeaderValue, Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
-import { IDEMPOTENT, type HttpConfig, type HttpOptions } from './options.js';
+import { IDEMPOTENT, type HttpRuntime, type HttpOptions } from './options.js';
 
 /** A raw HTTP exchange. */
 export interface WireRequest {
@@ -68,9 +69,17 @@ export function renderUrlTemplate(template: string, msg: Message): string {
 }
 
 /** The keep-alive pool of one engine (one Agent for all origins: it pools per origin itself). */
-export function agentOf(ctx: ProducerContext, config: HttpConfig): Agent {
-  return ctx.state('agent', () => new Agent({ keepAlive: true, maxSockets: config.maxSockets, maxFreeSockets: config.maxFreeSockets, timeout: config.freeSocketTimeoutMs, scheduling: 'lifo' }));
+export function agentOf(ctx: ProducerContext, config: HttpRuntime): Agent {
+  return ctx.state('agent', () => {
+    const pool = { keepAlive: true, maxSockets: config.maxSockets, maxFreeSockets: config.maxFreeSockets, timeout: config.freeSocketTimeoutMs, scheduling: 'lifo' as const };
+    if (config.scheme === 'http') return new Agent(pool);
+    const tls = config.secure;
+    return new TlsAgent({ ...pool, rejectUnauthorized: tls?.rejectUnauthorized ?? true, ...(tls?.ca ? { ca: tls.ca } : {}) });
+  });
 }
+
+/** TLS failures a retry cannot fix: the certificate is what it is. */
+const TLS_ERROR = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME|ALTNAME/;
 
 /**
  * One HTTP exchange. Errors: TIMEOUT (no complete answer in time), HTTP_NETWORK (refused,
@@ -88,12 +97,13 @@ export function exchange(agent: Agent, w: WireRequest, maxBytes: number, ctx: Pr
       reject(e);
     };
     const where = { method: w.method, url: redact(w.url) };
-    const req = httpRequest(w.url, { method: w.method, headers: w.headers, agent });
+    const req = (w.url.protocol === 'https:' ? httpsRequest : httpRequest)(w.url, { method: w.method, headers: w.headers, agent });
     const timer = ctx.clock.setTimeout(() => {
       fail(new BusbarError('TIMEOUT', `${w.method} ${where.url}: no complete response within ${w.timeoutMs} ms`, { details: { ...where, timeoutMs: w.timeoutMs } }));
     }, w.timeoutMs);
     req.on('error', (e: NodeJS.ErrnoException) => {
-      fail(new BusbarError('HTTP_NETWORK', `${w.method} ${where.url}: ${e.code ?? e.message}`, { cause: e, details: { ...where, errno: e.code } }));
+      const tls = e.code !== undefined && TLS_ERROR.test(e.code);
+      fail(new BusbarError('HTTP_NETWORK', `${w.method} ${where.url}: ${tls ? `TLS: ${e.message} (${e.code})` : (e.code ?? e.message)}`, { cause: e, details: { ...where, errno: e.code }, ...(tls ? { retryable: false } : {}) }));
     });
     req.on('response', (res) => {
       const declared = Number(res.headers['content-length']);
@@ -156,19 +166,19 @@ export const restClient: ProtocolClient = {
  * The client side of `http:`: URL from a template, keep-alive pool, per-call timeout,
  * retries only when safe (idempotent method or an idempotency key).
  */
-export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: ProducerContext, config: HttpConfig, protocol: ProtocolClient): Producer {
+export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: ProducerContext, config: HttpRuntime, protocol: ProtocolClient): Producer {
   const opts = endpoint.options;
   if (!endpoint.path.startsWith('//')) {
-    throw new BusbarError('INVALID_OPTION', `endpoint "${endpoint.uri}": a client endpoint is a URL (http://host:port/path), got "${endpoint.path}"`, { details: { uri: endpoint.uri } });
+    throw new BusbarError('INVALID_OPTION', `endpoint "${endpoint.uri}": a client endpoint is a URL (${config.scheme}://host:port/path), got "${endpoint.path}"`, { details: { uri: endpoint.uri } });
   }
   const slash = endpoint.path.indexOf('/', 2);
   const authority = slash < 0 ? endpoint.path.slice(2) : endpoint.path.slice(2, slash);
   const pathTemplate = slash < 0 ? '/' : endpoint.path.slice(slash);
   let origin: URL;
   try {
-    origin = new URL(`http://${authority}`);
+    origin = new URL(`${config.scheme}://${authority}`);
   } catch (e) {
-    throw new BusbarError('INVALID_URI', `endpoint "${redact(`http:${endpoint.path}`)}": "${authority.replace(/^[^@]*@/, '***@')}" is not a host[:port]`, { cause: e, details: {} });
+    throw new BusbarError('INVALID_URI', `endpoint "${redact(`${config.scheme}:${endpoint.path}`)}": "${authority.replace(/^[^@]*@/, '***@')}" is not a host[:port]`, { cause: e, details: {} });
   }
   const auth = origin.username || origin.password ? `Basic ${Buffer.from(`${decodeURIComponent(origin.username)}:${decodeURIComponent(origin.password)}`).toString('base64')}` : undefined;
   const base = `${origin.protocol}//${origin.host}`;

@@ -4,7 +4,7 @@ import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
-import type { HttpConfig, HttpOptions } from './options.js';
+import type { HttpRuntime, HttpOptions } from './options.js';
 import { ServerHub, type Mount, type Routed } from './server.js';
 import { prefersXml, sendError, statusOf } from './status.js';
 
@@ -215,7 +215,7 @@ export function hubOf(ctx: ConsumerContext): ServerHub {
 }
 
 /** A server route: mounts itself on the shared server of its host:port when started. */
-export function createServerConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpConfig, protocol: ProtocolServer): Consumer {
+export function createServerConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpRuntime, protocol: ProtocolServer): Consumer {
   const opts = endpoint.options;
   let pattern = endpoint.path;
   if (pattern.startsWith('//')) {

@@ -68,12 +68,36 @@ export const httpConfigSchema = Type.Object(
     stopTimeoutMs: Type.Integer({ minimum: 0, default: 10000, description: 'On stop, how long a server lets requests in progress finish before cutting their connections.' }),
     maxSockets: Type.Integer({ minimum: 1, default: 64, description: 'Client: open connections per origin (keep-alive pool).' }),
     maxFreeSockets: Type.Integer({ minimum: 0, default: 16, description: 'Client: idle connections kept per origin.' }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM file with the server certificate (and chain) of `https:` server routes.' })),
+          key: Type.Optional(Type.String({ minLength: 1, description: 'PEM file with its private key.' })),
+          passphrase: Type.Optional(Type.String({ description: 'Passphrase of an encrypted key.' })),
+          ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file with the certificate authorities `https:` clients trust, instead of Node\'s built-in list (a private CA).' })),
+          rejectUnauthorized: Type.Boolean({ default: true, description: 'Clients refuse servers whose certificate does not verify. Turning it off removes the protection TLS gives; for tests only.' }),
+        },
+        { additionalProperties: false, description: 'TLS of the `https:` adapter (`createHttpsAdapter`).' },
+      ),
+    ),
     freeSocketTimeoutMs: Type.Integer({ minimum: 1, default: 4000, description: 'Client: close an idle pooled connection after this long (keep it below the servers\' keep-alive timeout).' }),
   },
   { additionalProperties: false },
 );
 
 export type HttpConfig = Static<typeof httpConfigSchema>;
-export type HttpConfigInput = Partial<HttpConfig>;
+export type HttpConfigInput = Partial<Omit<HttpConfig, 'tls'>> & { tls?: Partial<NonNullable<HttpConfig['tls']>> };
+
+/** Certificates and keys read from the files `tls` names, when the adapter is created. */
+export interface TlsMaterial {
+  cert?: Buffer;
+  key?: Buffer;
+  passphrase?: string;
+  ca?: Buffer;
+  rejectUnauthorized: boolean;
+}
+
+/** What the server and client parts of one adapter share: its configuration, its scheme, its TLS material. */
+export type HttpRuntime = HttpConfig & { scheme: 'http' | 'https'; secure?: TlsMaterial };
 
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);

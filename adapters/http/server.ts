@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { BusbarError } from '../../lib/errors.js';
@@ -13,6 +14,8 @@ export interface ServerSettings {
   idleTimeoutMs: number;
   maxConnections: number;
   stopTimeoutMs: number;
+  /** Certificate and key: the server speaks HTTPS. */
+  secure?: { cert?: Buffer; key?: Buffer; passphrase?: string };
 }
 
 /** What a request handler gets after routing. */
@@ -163,14 +166,16 @@ export class SharedServer {
 
   #listen(): Promise<void> {
     const s = this.#settings;
-    const server = createServer({
+    const options = {
       maxHeaderSize: s.maxHeaderBytes,
       headersTimeout: s.headersTimeoutMs,
       requestTimeout: s.requestTimeoutMs,
       keepAliveTimeout: s.keepAliveTimeoutMs,
       // how often Node checks header/request timeouts: fine enough to make them mean something
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(s.headersTimeoutMs, s.requestTimeoutMs) / 4))),
-    });
+    };
+    const tls = s.secure;
+    const server: Server = tls ? createTlsServer({ ...options, cert: tls.cert, key: tls.key, passphrase: tls.passphrase }) : createServer(options);
     server.maxConnections = s.maxConnections;
     server.setTimeout(s.idleTimeoutMs);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));

@@ -24,7 +24,7 @@ import type { ProtocolClient, WireResponse } from './client.js';
 import { hubOf, ServerEndpoint } from './consumer.js';
 import { Formats } from './formats.js';
 import { SOAP_HEADERS } from './headers.js';
-import type { HttpConfig, HttpOptions } from './options.js';
+import type { HttpRuntime, HttpOptions } from './options.js';
 import type { Mount, Routed, SharedServer } from './server.js';
 import { sendError } from './status.js';
 
@@ -205,7 +205,7 @@ function splitUnderstood(list: string): string[] {
 }
 
 /** A SOAP server route: joins (or opens) the dispatcher of its host:port and path. */
-export function createSoapConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpConfig): Consumer {
+export function createSoapConsumer(endpoint: Endpoint<HttpOptions>, ctx: ConsumerContext, config: HttpRuntime): Consumer {
   const opts = endpoint.options;
   let pattern = endpoint.path;
   if (pattern.startsWith('//')) {
