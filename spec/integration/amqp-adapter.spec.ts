@@ -391,6 +391,21 @@ describe('amqp adapter against RabbitMQ', function () {
     expect(seqs('mock:late')).to.deep.equal([2, 3, 4, 5, 6, 7]);
   });
 
+  it('reads a stream from a point in time (a timestamp offset)', async () => {
+    const s = broker.track('queue', uniqueName('stream-time'));
+    const ch = await broker.connection.createConfirmChannel();
+    await ch.assertQueue(s, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+    for (let i = 0; i < 3; i++) ch.sendToQueue(s, Buffer.from(String(i)), { messageId: `t-${i}` });
+    await ch.waitForConfirms();
+    await ch.close();
+    const since = new Date(Date.now() - 3_600_000).toISOString(); // an hour ago: everything
+    const e = engine();
+    e.addRoutes(from(`amqp:queue:${s}?streamOffset=${encodeURIComponent(since)}&bodyType=string`).routeId('since').to('mock:since'));
+    await e.start();
+    await e.mock('mock:since').expectCount(3).satisfied({ timeoutMs: 5000 });
+    expect(e.mock('mock:since').received.map((m) => m.body)).to.deep.equal(['0', '1', '2']);
+  });
+
   it('refuses a streamOffset that is not first, last, next, an offset or a time', () => {
     const e = engine();
     expect(() => e.addRoutes(from(`amqp:queue:${uniqueName('s')}?streamOffset=yesterday`).to('mock:x'))).to.throw(BusbarError).with.property('code', 'BUSBAR_ERR_INVALID_OPTION');
