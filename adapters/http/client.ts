@@ -74,7 +74,13 @@ export function agentOf(ctx: ProducerContext, config: HttpRuntime): Agent {
     const pool = { keepAlive: true, maxSockets: config.maxSockets, maxFreeSockets: config.maxFreeSockets, timeout: config.freeSocketTimeoutMs, scheduling: 'lifo' as const };
     if (config.scheme === 'http') return new Agent(pool);
     const tls = config.secure;
-    return new TlsAgent({ ...pool, rejectUnauthorized: tls?.rejectUnauthorized ?? true, ...(tls?.ca ? { ca: tls.ca } : {}) });
+    return new TlsAgent({
+      ...pool,
+      rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+      ...(tls?.ca ? { ca: tls.ca } : {}),
+      // this process's identity, for servers that ask for a client certificate (mutual TLS)
+      ...(tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, passphrase: tls.passphrase } : {}),
+    });
   });
 }
 

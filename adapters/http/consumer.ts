@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
@@ -95,6 +96,13 @@ export class ServerEndpoint {
       if (v !== undefined) h[HTTP_HEADERS.header + k] = v;
     }
     if (r.req.socket.remoteAddress) h[HTTP_HEADERS.remoteAddress] = r.req.socket.remoteAddress;
+    const tls = r.req.socket as Partial<TLSSocket>;
+    if (tls.encrypted) {
+      // true only for a client certificate that verified against tls.ca (mutual TLS)
+      h[HTTP_HEADERS.tlsAuthorized] = tls.authorized === true;
+      const cn = tls.getPeerCertificate?.()?.subject?.CN;
+      if (cn !== undefined) h[HTTP_HEADERS.tlsClientSubject] = String(cn);
+    }
     if (extra) Object.assign(h, extra);
     const cid = raw['x-correlation-id'];
     return createMessage(body, typeof cid === 'string' && cid ? { headers: h, correlationId: cid } : { headers: h });

@@ -14,6 +14,10 @@ export const HTTP_HEADERS = {
   /** Prefix: request headers, lower-case names (`http.header.content-type`). */
   header: 'http.header.',
   remoteAddress: 'http.remoteAddress',
+  /** https servers: whether the client's certificate verified against `tls.ca` (mutual TLS). */
+  tlsAuthorized: 'http.tls.authorized',
+  /** https servers: subject (CN) of the client's certificate, when it sent one. */
+  tlsClientSubject: 'http.tls.clientSubject',
   /** Status of the response a server route sends (default 200, or 204 without a body). */
   replyStatus: 'http.reply.status',
   /** Prefix: response headers a server route sends (`http.reply.header.location`). */

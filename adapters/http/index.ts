@@ -59,7 +59,7 @@ function create(scheme: 'http' | 'https', config: HttpConfigInput): Adapter<Http
   const cfg: HttpRuntime = { ...checked, scheme };
   if (scheme === 'https') {
     const t = checked.tls;
-    cfg.secure = { rejectUnauthorized: t?.rejectUnauthorized ?? true };
+    cfg.secure = { rejectUnauthorized: t?.rejectUnauthorized ?? true, clientAuth: t?.clientAuth ?? 'none' };
     const [cert, key, ca] = [readPem('cert', t?.cert), readPem('key', t?.key), readPem('ca', t?.ca)];
     if (cert) cfg.secure.cert = cert;
     if (key) cfg.secure.key = key;
@@ -76,6 +76,9 @@ function create(scheme: 'http' | 'https', config: HttpConfigInput): Adapter<Http
         : 'The http adapter over TLS: https servers (certificate and key from the adapter configuration) and https clients (certificates verified, a private CA with tls.ca).',
     optionsSchema: httpOptions,
     createConsumer(endpoint, ctx) {
+      if (scheme === 'https' && cfg.secure?.clientAuth !== 'none' && !cfg.secure?.ca) {
+        throw new BusbarError('INVALID_OPTION', `route "${ctx.routeId}": endpoint "${endpoint.uri}": tls.clientAuth "${cfg.secure?.clientAuth}" needs tls.ca, the authorities client certificates are verified against`, { details: { uri: endpoint.uri, routeId: ctx.routeId, option: 'tls.ca' } });
+      }
       if (scheme === 'https' && !(cfg.secure?.cert && cfg.secure.key)) {
         throw new BusbarError('INVALID_OPTION', `route "${ctx.routeId}": endpoint "${endpoint.uri}": an https server route needs tls.cert and tls.key in the https adapter configuration`, { details: { uri: endpoint.uri, routeId: ctx.routeId, option: 'tls' } });
       }

@@ -76,6 +76,10 @@ export const httpConfigSchema = Type.Object(
           passphrase: Type.Optional(Type.String({ description: 'Passphrase of an encrypted key.' })),
           ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file with the certificate authorities `https:` clients trust, instead of Node\'s built-in list (a private CA).' })),
           rejectUnauthorized: Type.Boolean({ default: true, description: 'Clients refuse servers whose certificate does not verify. Turning it off removes the protection TLS gives; for tests only.' }),
+          clientAuth: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
+            default: 'none',
+            description: 'Servers: client certificates (mutual TLS), verified against `ca`. `require`: a client without a valid one is refused in the handshake; `request`: the route decides, from `http.tls.authorized`. Clients present `cert`/`key` when a server asks.',
+          }),
         },
         { additionalProperties: false, description: 'TLS of the `https:` adapter (`createHttpsAdapter`).' },
       ),
@@ -95,6 +99,7 @@ export interface TlsMaterial {
   passphrase?: string;
   ca?: Buffer;
   rejectUnauthorized: boolean;
+  clientAuth: 'none' | 'request' | 'require';
 }
 
 /** What the server and client parts of one adapter share: its configuration, its scheme, its TLS material. */

@@ -15,7 +15,7 @@ export interface ServerSettings {
   maxConnections: number;
   stopTimeoutMs: number;
   /** Certificate and key: the server speaks HTTPS. */
-  secure?: { cert?: Buffer; key?: Buffer; passphrase?: string };
+  secure?: { cert?: Buffer; key?: Buffer; passphrase?: string; ca?: Buffer; clientAuth: 'none' | 'request' | 'require' };
 }
 
 /** What a request handler gets after routing. */
@@ -175,7 +175,15 @@ export class SharedServer {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(s.headersTimeoutMs, s.requestTimeoutMs) / 4))),
     };
     const tls = s.secure;
-    const server: Server = tls ? createTlsServer({ ...options, cert: tls.cert, key: tls.key, passphrase: tls.passphrase }) : createServer(options);
+    const server: Server = tls
+      ? createTlsServer({
+          ...options,
+          cert: tls.cert,
+          key: tls.key,
+          passphrase: tls.passphrase,
+          ...(tls.clientAuth !== 'none' ? { ca: tls.ca, requestCert: true, rejectUnauthorized: tls.clientAuth === 'require' } : {}),
+        })
+      : createServer(options);
     server.maxConnections = s.maxConnections;
     server.setTimeout(s.idleTimeoutMs);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
