@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import type { BusbarError } from '../lib/errors.js';
 
 /** A logger for tests: silent unless BUSBAR_TEST_LOG=level. */
 export function testLogger(): Logger {
@@ -34,4 +35,14 @@ export function codeOf(fn: () => unknown): string | undefined {
     return (e as { code?: string }).code;
   }
   return undefined;
+}
+
+/** The error a promise rejects with (a test fails if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<BusbarError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as BusbarError;
+  }
+  throw new Error('expected a rejection');
 }

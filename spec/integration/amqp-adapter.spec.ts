@@ -2,19 +2,10 @@ import { expect } from 'chai';
 import { createAmqpAdapter, formatPlan, planTopology, type AmqpConfig } from '../../adapters/amqp/index.js';
 import { BusbarError, createMessage, Engine, from, type Adapter } from '../../lib/index.js';
 import { Broker, uniqueName } from '../adapters/amqp/amqp-helpers.js';
-import { AMQP_URL, testLogger, waitFor } from '../helpers.js';
+import { AMQP_URL, testLogger, waitFor, rejection } from '../helpers.js';
 
 function codeOf(err: unknown): string | undefined {
   return (err as BusbarError | undefined)?.code;
-}
-
-async function rejection(p: Promise<unknown>): Promise<BusbarError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('amqp adapter against RabbitMQ', function () {

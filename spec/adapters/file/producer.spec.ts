@@ -5,15 +5,7 @@ import { expect } from 'chai';
 import { BusbarError, from, type Headers } from '../../../lib/index.js';
 import { FILE_HEADERS } from '../../../adapters/file/index.js';
 import { exists, files, fileWorld, put, read } from './setup.js';
-
-async function rejection(p: Promise<unknown>): Promise<BusbarError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from '../../helpers.js';
 
 describe('file: producer', () => {
   let w: ReturnType<typeof fileWorld>;

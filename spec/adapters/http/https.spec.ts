@@ -4,19 +4,10 @@ import { request } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { BusbarError, Engine, from } from '../../../lib/index.js';
 import { boundPort, createHttpAdapter, createHttpsAdapter, type HttpConfigInput } from '../../../adapters/http/index.js';
-import { testLogger } from '../../helpers.js';
+import { testLogger, rejection } from '../../helpers.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../fixtures/tls/${name}`, import.meta.url));
 const TLS = { cert: fixture('server.pem'), key: fixture('server-key.pem'), ca: fixture('ca.pem') };
-
-async function rejection(p: Promise<unknown>): Promise<BusbarError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('https: TLS servers and clients (real TLS on 127.0.0.1)', function () {
   this.timeout(20_000);

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { expect } from 'chai';
 import { BusbarError, Engine, ERROR_HEADERS, from, type Message } from '../../../lib/index.js';
 import type { ContractProblem } from '../../../lib/contracts.js';
-import { testLogger } from '../../helpers.js';
+import { testLogger, rejection } from '../../helpers.js';
 
 const orderXml = readFileSync(new URL('../../fixtures/xml/order.xml', import.meta.url), 'utf8');
 
@@ -20,15 +20,6 @@ const XmlOrder = Type.Object({
 type XmlOrder = Static<typeof XmlOrder>;
 
 const Order = Type.Object({ id: Type.String(), amount: Type.Number({ minimum: 0 }), country: Type.String({ minLength: 2, maxLength: 2 }) }, { additionalProperties: false });
-
-async function rejection(p: Promise<unknown>): Promise<BusbarError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function engine(): Engine {
   return new Engine({ logger: testLogger() });
