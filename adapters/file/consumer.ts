@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
@@ -11,7 +11,7 @@ import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { createMessage, type Headers, type Message } from '../../lib/message.js';
 import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
-import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readFd, renameFd } from './fs-util.js';
+import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readdirIfThere, readFd, renameFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
 import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, type Owner } from './paths.js';
 
@@ -250,13 +250,7 @@ export class FileConsumer implements Consumer {
     const doneNames = new Set<string>();
     const probe = createMessage(null, { timestamp: now });
     const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return;
-        throw ioError('readdir', dir, e);
-      }
+      const entries = await readdirIfThere(dir);
       const names = o.doneFileName || this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
       for (const e of entries) {
         const name = e.name;
@@ -563,13 +557,7 @@ export class FileConsumer implements Consumer {
     let recovered = 0;
     /** `hidden`: 'files' visits hidden files (claims) but never enters hidden directories. */
     const walk = async (dir: string, rel: string, depth: number, maxDepth: number, visit: (abs: string, rel: string, name: string) => Promise<void>, hidden: 'files' | 'none'): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return;
-        throw ioError('readdir', dir, e);
-      }
+      const entries = await readdirIfThere(dir);
       for (const e of entries) {
         const r = rel ? `${rel}/${e.name}` : e.name;
         if (e.name.startsWith('.') && (hidden === 'none' || e.isDirectory())) continue;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { close as closeCb, fstat as fstatCb, open as openCb, read as readCb, rename as renameCb, writeFile as writeFileCb, type Stats } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BusbarError } from '../../lib/errors.js';
 
@@ -13,6 +14,16 @@ export function ioError(op: string, path: string, e: unknown): BusbarError {
   if (e instanceof BusbarError) return e;
   const errno = errnoOf(e);
   return new BusbarError('FILE_IO', `file: ${op} ${path} failed: ${errno ?? (e as Error)?.message ?? String(e)}`, { cause: e, details: { op, path, errno } });
+}
+
+/** A directory's entries; none when it (or a parent) is gone, which a poll treats as empty. */
+export async function readdirIfThere(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return [];
+    throw ioError('readdir', dir, e);
+  }
 }
 
 /** mkdir -p with a cache of directories already made (a hot producer must not mkdir per file). */
