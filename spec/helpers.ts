@@ -37,6 +37,16 @@ export function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
+/** The error `fn` throws synchronously (a test fails if it does not throw). */
+export function failure(fn: () => unknown): BusbarError {
+  try {
+    fn();
+  } catch (e) {
+    return e as BusbarError;
+  }
+  throw new Error('expected a failure');
+}
+
 /** The error a promise rejects with (a test fails if it resolves). */
 export async function rejection(p: Promise<unknown>): Promise<BusbarError> {
   try {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { createDbAdapter, dbSteps, openDatabase, SqlAggregationStore, SqlClaimCheckStore, SqlIdempotentRepository, type Database, type DbConfigInput } from '../../../adapters/db/index.js';
 import { Engine, from, type BusbarError, createMessage, type Message } from '../../../lib/index.js';
-import { PG_URL, tempDir, testLogger, waitFor } from '../../helpers.js';
+import { codeOf, PG_URL, tempDir, testLogger, waitFor } from '../../helpers.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -319,14 +319,6 @@ export function dbSuite(dialect: Dialect): void {
 
     it('configuration problems are coded errors at route creation', () => {
       const e = newEngine();
-      const codeOf = (fn: () => unknown): string | undefined => {
-        try {
-          fn();
-        } catch (err) {
-          return (err as BusbarError).code;
-        }
-        return undefined;
-      };
       expect(codeOf(() => e.addRoutes(from('direct:a').to('db:postgres:nosuch?statement=DELETE%20FROM%20x')))).to.equal('BUSBAR_ERR_DB_CONFIG');
       expect(codeOf(() => e.addRoutes(from('direct:b').to(`${f.uri}?statement=${encodeURIComponent('DELETE FROM x WHERE id = :bogus.id')}`)))).to.equal('BUSBAR_ERR_DB_CONFIG');
       expect(codeOf(() => e.addRoutes(from('direct:c').to('db:postgres://u:secret@h/db?statement=x')))).to.equal('BUSBAR_ERR_DB_CONFIG');

@@ -1,15 +1,6 @@
 import { expect } from 'chai';
 import { CodecRegistry, createCsvCodec, createJsonCodec } from '../../../lib/codecs.js';
-import type { BusbarError } from '../../../lib/errors.js';
-
-function failure(fn: () => unknown): BusbarError {
-  try {
-    fn();
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a failure');
-}
+import { failure } from '../../helpers.js';
 
 describe('json codec', () => {
   const json = new CodecRegistry().require('json');

@@ -2,17 +2,9 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { buildXml, CodecRegistry, createXmlCodec, parseXml } from '../../../lib/codecs.js';
 import type { BusbarError } from '../../../lib/errors.js';
+import { failure } from '../../helpers.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/xml/${name}`, import.meta.url), 'utf8');
-
-function failure(fn: () => unknown): BusbarError {
-  try {
-    fn();
-  } catch (e) {
-    return e as BusbarError;
-  }
-  throw new Error('expected a failure');
-}
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- test navigation of parsed documents
 
