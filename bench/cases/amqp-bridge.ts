@@ -73,6 +73,47 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
   }
 }
 
+/**
+ * The broker side of one amqp case: durable queues made fresh for each run (filled with `n`
+ * orders when asked), dropped after it, and whatever is left deleted by `close`. Each run
+ * deletes its queues before the next, so neither side pays for the other's messages still on
+ * the broker; `settle` lets the broker finish the deletion first.
+ */
+export interface BenchBroker {
+  readonly conn: ChannelModel;
+  queue(kind: string, fill?: number): Promise<string>;
+  drop(...names: string[]): Promise<void>;
+  settle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function benchBroker(): Promise<BenchBroker> {
+  const conn = await connect();
+  const setup = await conn.createConfirmChannel();
+  const made = new Set<string>();
+  return {
+    conn,
+    async queue(kind, fill = 0) {
+      const q = benchQueue(kind);
+      made.add(q);
+      await setup.assertQueue(q, { durable: true });
+      if (fill) await publishAll(setup, q, fill, orderBody);
+      return q;
+    },
+    async drop(...names) {
+      for (const q of names) {
+        await setup.deleteQueue(q);
+        made.delete(q);
+      }
+    },
+    settle: () => new Promise((r) => setTimeout(r, 1000)),
+    async close() {
+      for (const q of made) await setup.deleteQueue(q).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    },
+  };
+}
+
 export async function messageCount(conn: ChannelModel, queue: string): Promise<number> {
   const ch = await conn.createChannel();
   try {
@@ -150,55 +191,40 @@ const bench: BenchCase = {
   async run({ quick }) {
     const n = quick ? 5000 : 30_000;
     const rounds = quick ? 1 : 3; // best of three per side: the broker's pace varies from run to run
-    const conn = await connect();
-    const setup = await conn.createConfirmChannel();
-    const queues: string[] = [];
+    const broker = await benchBroker();
+    const { conn } = broker;
     const fresh = async (): Promise<[string, string]> => {
-      const a = benchQueue('bridge-a');
-      const b = benchQueue('bridge-b');
-      queues.push(a, b);
-      await setup.assertQueue(a, { durable: true });
-      await setup.assertQueue(b, { durable: true });
-      await publishAll(setup, a, n, orderBody);
-      return [a, b];
-    };
-    const drop = async (...names: string[]): Promise<void> => {
-      for (const q of names) await setup.deleteQueue(q);
+      const pair: [string, string] = [await broker.queue('bridge-a', n), await broker.queue('bridge-b')];
+      await broker.settle();
+      return pair;
     };
     let busbar = 0;
     let baseline = 0;
     let heap = 0;
     let startMs = 0;
     try {
-      // alternate which goes first, and delete each run's queues before the next run, so
-      // neither side pays for the other's messages still on the broker's disk
-      const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1000)); // let the broker finish deleting the last run's queues
       const runBaseline = async (): Promise<void> => {
         const [a, b] = await fresh();
-        await settle();
         baseline = Math.max(baseline, await baselineBridge(a, b, n));
         if ((await messageCount(conn, b)) !== n) throw new Error('baseline bridge lost messages');
-        await drop(a, b);
+        await broker.drop(a, b);
       };
       const runBusbar = async (): Promise<void> => {
         const [a, b] = await fresh();
-        await settle();
         const r = await busbarBridge(a, b, n);
         busbar = Math.max(busbar, r.perS);
         heap = Math.max(heap, r.heapMb);
         startMs = Math.max(startMs, r.startMs);
         if ((await messageCount(conn, b)) !== n) throw new Error(`busbar bridge: ${await messageCount(conn, b)} of ${n} messages in B`);
-        await drop(a, b);
+        await broker.drop(a, b);
       };
       // neither side gets a pristine broker: one discarded run of each first
-      const measured = { busbar, baseline };
       await alternateRounds(rounds, runBaseline, runBusbar, () => {
-        busbar = measured.busbar;
-        baseline = measured.baseline;
+        busbar = 0;
+        baseline = 0;
       });
     } finally {
-      for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
-      await conn.close().catch(() => undefined);
+      await broker.close();
     }
     return { busbar_per_s: busbar, baseline_per_s: baseline, messages: n, prefetch: PREFETCH, heap_growth_mb: round(heap, 1), busbar_start_ms_max: round(startMs) };
   },

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { createAmqpAdapter } from '../../dist/adapters/amqp/index.js';
 import { Engine, from, type Adapter } from '../../dist/lib/index.js';
 import { alternateRounds, round, type BenchCase } from '../harness.js';
-import { AMQP_URL, benchQueue, connect, orderBody, PREFETCH, publishAll, waitUntil, type Order } from './amqp-bridge.js';
+import { AMQP_URL, benchBroker, PREFETCH, waitUntil, type Order } from './amqp-bridge.js';
 
 /** A sink that only counts (and keeps the last amount) so both sides do the same work. */
 function countingSink(state: { count: number; sum: number }): Adapter {
@@ -30,14 +30,11 @@ const bench: BenchCase = {
   async run({ quick }) {
     const n = quick ? 5000 : 30_000;
     const rounds = quick ? 1 : 2;
-    const conn = await connect();
-    const setup = await conn.createConfirmChannel();
-    const queues: string[] = [];
+    const broker = await benchBroker();
+    const { conn } = broker;
     const fresh = async (): Promise<string> => {
-      const q = benchQueue('consume');
-      queues.push(q);
-      await setup.assertQueue(q, { durable: true });
-      await publishAll(setup, q, n, orderBody);
+      const q = await broker.queue('consume', n);
+      await broker.settle();
       return q;
     };
     let busbar = 0;
@@ -45,10 +42,8 @@ const bench: BenchCase = {
     const base = { count: 0, sum: 0 };
     const bb = { count: 0, sum: 0 };
     try {
-      const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1000)); // let the broker finish deleting the last run's queue
       const runBaseline = async (): Promise<void> => {
         const q = await fresh();
-        await settle();
         const ch = await conn.createChannel();
         await ch.prefetch(PREFETCH);
         const start = base.count;
@@ -64,11 +59,10 @@ const bench: BenchCase = {
         baseline = Math.max(baseline, n / (Number(process.hrtime.bigint() - t0) / 1e9));
         await ch.cancel(consumerTag);
         await ch.close();
-        await setup.deleteQueue(q);
+        await broker.drop(q);
       };
       const runBusbar = async (): Promise<void> => {
         const q = await fresh();
-        await settle();
         const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [createAmqpAdapter({ url: AMQP_URL }), countingSink(bb)], maxInflight: PREFETCH });
         engine.addRoutes(from<string>(`amqp:queue:${q}`).routeId('consume').unmarshal<Order>('json').to('count:sink'));
         const start = bb.count;
@@ -78,15 +72,14 @@ const bench: BenchCase = {
         busbar = Math.max(busbar, n / (Number(process.hrtime.bigint() - t0) / 1e9));
         await engine.stop();
         if (bb.count - start !== n) throw new Error(`busbar consumed ${bb.count - start} of ${n}`);
-        await setup.deleteQueue(q);
+        await broker.drop(q);
       };
       await alternateRounds(rounds, runBaseline, runBusbar, () => {
         busbar = 0;
         baseline = 0;
       });
     } finally {
-      for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
-      await conn.close().catch(() => undefined);
+      await broker.close();
     }
     if (bb.sum !== base.sum) throw new Error('busbar and baseline consumed different messages');
     return { busbar_per_s: busbar, baseline_per_s: baseline, messages: n, prefetch: PREFETCH, busbar_us_per_msg: round(1e6 / busbar, 1) };

@@ -1,5 +1,5 @@
 import { alternateRounds, round, type BenchCase } from '../harness.js';
-import { benchQueue, connect, messageCount, orderBody, publishAll, silentEngine, WINDOW } from './amqp-bridge.js';
+import { benchBroker, messageCount, orderBody, publishAll, silentEngine, WINDOW } from './amqp-bridge.js';
 
 const bench: BenchCase = {
   name: 'amqp-publish',
@@ -8,13 +8,11 @@ const bench: BenchCase = {
   async run({ quick }) {
     const n = quick ? 5000 : 30_000;
     const rounds = quick ? 1 : 2;
-    const conn = await connect();
-    const setup = await conn.createConfirmChannel();
-    const queues: string[] = [];
+    const broker = await benchBroker();
+    const { conn } = broker;
     const fresh = async (): Promise<string> => {
-      const q = benchQueue('publish');
-      queues.push(q);
-      await setup.assertQueue(q, { durable: true });
+      const q = await broker.queue('publish');
+      await broker.settle();
       return q;
     };
     const engine = silentEngine();
@@ -22,21 +20,18 @@ const bench: BenchCase = {
     let busbar = 0;
     let baseline = 0;
     try {
-      const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1000)); // let the broker finish deleting the last run's queue
       const runBaseline = async (): Promise<void> => {
         const q = await fresh();
-        await settle();
         const out = await conn.createConfirmChannel();
         const t0 = process.hrtime.bigint();
         await publishAll(out, q, n, orderBody);
         baseline = Math.max(baseline, n / (Number(process.hrtime.bigint() - t0) / 1e9));
         await out.close();
         if ((await messageCount(conn, q)) !== n) throw new Error('baseline lost messages');
-        await setup.deleteQueue(q);
+        await broker.drop(q);
       };
       const runBusbar = async (): Promise<void> => {
         const q = await fresh();
-        await settle();
         const uri = `amqp:queue:${q}?confirmWindow=${WINDOW}&mandatory=false`; // like the baseline
         const t0 = process.hrtime.bigint();
         // as many sends in flight as the window holds: what a route with that in-flight bound does
@@ -50,7 +45,7 @@ const bench: BenchCase = {
         await Promise.all(Array.from({ length: WINDOW }, worker));
         busbar = Math.max(busbar, n / (Number(process.hrtime.bigint() - t0) / 1e9));
         if ((await messageCount(conn, q)) !== n) throw new Error('busbar lost messages');
-        await setup.deleteQueue(q);
+        await broker.drop(q);
       };
       await alternateRounds(rounds, runBaseline, runBusbar, () => {
         busbar = 0;
@@ -58,8 +53,7 @@ const bench: BenchCase = {
       });
     } finally {
       await engine.stop();
-      for (const q of queues) await setup.deleteQueue(q).catch(() => undefined);
-      await conn.close().catch(() => undefined);
+      await broker.close();
     }
     return { busbar_per_s: busbar, baseline_per_s: baseline, messages: n, window: WINDOW, busbar_us_per_msg: round(1e6 / busbar, 1) };
   },
