@@ -40,6 +40,17 @@ export async function bestOf(rounds: number, count: number, fn: () => Promise<vo
   return best;
 }
 
+/**
+ * The in-process schedule: the baseline's best of three, then busbar's, with the heap growth
+ * over busbar's runs (MB, one decimal).
+ */
+export async function baselineThenBusbar(count: number, baseline: () => Promise<void> | void, busbar: () => Promise<void> | void): Promise<{ baselinePerS: number; busbarPerS: number; heapGrowthMb: number }> {
+  const baselinePerS = await bestOf(3, count, baseline);
+  const heapBefore = process.memoryUsage().heapUsed;
+  const busbarPerS = await bestOf(3, count, busbar);
+  return { baselinePerS, busbarPerS, heapGrowthMb: round((process.memoryUsage().heapUsed - heapBefore) / 1048576, 1) };
+}
+
 export function round(n: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;

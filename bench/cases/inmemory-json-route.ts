@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { bestOf, countingAdapter, perMessageFigures, round, type BenchCase } from '../harness.js';
+import { baselineThenBusbar, countingAdapter, perMessageFigures, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }
 interface Enriched extends Order { total: number }
@@ -55,10 +55,7 @@ const bench: BenchCase = {
       for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
-    const baselinePerS = await bestOf(3, n, baseline);
-    const heapBefore = process.memoryUsage().heapUsed;
-    const busbarPerS = await bestOf(3, n, busbar);
-    const heapAfter = process.memoryUsage().heapUsed;
+    const { baselinePerS, busbarPerS, heapGrowthMb } = await baselineThenBusbar(n, baseline, busbar);
     await engine.stop();
     // both did the same routing decisions
     const total = (counts.get('big') ?? 0) + (counts.get('nl') ?? 0) + (counts.get('other') ?? 0);
@@ -69,7 +66,7 @@ const bench: BenchCase = {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
       ...perMessageFigures(busbarPerS, baselinePerS),
-      heap_growth_mb: round((heapAfter - heapBefore) / 1048576, 1),
+      heap_growth_mb: heapGrowthMb,
       messages: n,
     };
   },

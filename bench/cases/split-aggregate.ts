@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
 import { Engine, from, type Adapter, type Message } from '../../dist/lib/index.js';
-import { bestOf, round, type BenchCase } from '../harness.js';
+import { baselineThenBusbar, round, type BenchCase } from '../harness.js';
 
 interface Item { sku: string; qty: number; price: number }
 interface Line extends Item { total: number }
@@ -94,10 +94,7 @@ const bench: BenchCase = {
     };
 
     const items = batches * BATCH;
-    const baselinePerS = await bestOf(3, items, baseline);
-    const heapBefore = process.memoryUsage().heapUsed;
-    const busbarPerS = await bestOf(3, items, busbar);
-    const heapAfter = process.memoryUsage().heapUsed;
+    const { baselinePerS, busbarPerS, heapGrowthMb } = await baselineThenBusbar(items, baseline, busbar);
     await engine.stop();
     if (got !== items * 4 || baseSum !== items * 4) throw new Error(`bench sanity check failed: busbar aggregated ${got}, baseline ${baseSum}, expected ${items * 4}`);
     return {
@@ -105,7 +102,7 @@ const bench: BenchCase = {
       baseline_per_s: baselinePerS,
       busbar_batches_per_s: round(busbarPerS / BATCH, 1),
       busbar_us_per_item: round(1e6 / busbarPerS, 3),
-      heap_growth_mb: round((heapAfter - heapBefore) / 1048576, 1),
+      heap_growth_mb: heapGrowthMb,
       items,
     };
   },
