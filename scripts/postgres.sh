@@ -40,26 +40,13 @@ case "$DB" in '' | *[!A-Za-z0-9_]*) echo "postgres.sh: ERROR: BUSBAR_PG_DB must 
 readonly SUPERUSER=postgres
 readonly DEBIAN_MAJOR=15
 
-say() { echo "postgres.sh: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+readonly SERVICE=postgres
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
 
-usage() {
-  echo "usage: $0 start|stop|restart|status|url" >&2
-  exit 2
-}
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# True if something accepts TCP connections on 127.0.0.1:$1.
-port_open() {
-  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
 
-port_owner() {
-  if command -v ss >/dev/null 2>&1; then
-    ss -Hltnp "sport = :$1" 2>/dev/null | awk '{print $4, $6}' | head -3 | tr '\n' ' '
-  fi
-}
 
 log_tail() {
   if [ -s "$LOG" ]; then
@@ -103,21 +90,7 @@ bindir() {
 }
 
 apt_install() {
-  if ! is_root; then
-    die "PostgreSQL server binaries (initdb, pg_ctl) not found and apt-get needs root: run 'sudo apt-get install -y postgresql' (or set BUSBAR_PG_BINDIR) and retry"
-  fi
-  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL server binaries not found and apt-get is not available on this machine"
-  export DEBIAN_FRONTEND=noninteractive
-  local apt_opts=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  mkdir -p "$SERVICES_DIR"
-  local log="$SERVICES_DIR/apt-postgres.log"
-  say "installing postgresql with apt-get (first run only; output in $log)"
-  if ! apt-get "${apt_opts[@]}" update >"$log" 2>&1 </dev/null; then
-    tail -n 20 "$log" >&2; die "apt-get update failed"
-  fi
-  if ! apt-get "${apt_opts[@]}" install -y --no-install-recommends postgresql >>"$log" 2>&1 </dev/null 9>&-; then
-    tail -n 20 "$log" >&2; die "apt-get install -y postgresql failed"
-  fi
+  apt_get_install postgresql "PostgreSQL server binaries (initdb, pg_ctl) not found" "or set BUSBAR_PG_BINDIR"
   bindir >/dev/null || die "initdb/pg_ctl not found after apt-get install postgresql"
   say "installed postgresql-$DEBIAN_MAJOR $(dpkg-query -W -f='${Version}' "postgresql-$DEBIAN_MAJOR" 2>/dev/null || echo '?')"
   stop_system_clusters
@@ -301,13 +274,6 @@ do_status() {
 
 url() { echo "postgres://$SUPERUSER@127.0.0.1:$PORT/$DB"; }
 
-with_lock() {
-  mkdir -p "$SERVICES_DIR"
-  chmod 755 "$SERVICES_DIR" 2>/dev/null || true
-  exec 9>>"$SERVICES_DIR/.postgres.lock"
-  flock -w 600 9 || die "timed out waiting for another scripts/postgres.sh run (lock $SERVICES_DIR/.postgres.lock)"
-  "$@"
-}
 
 BIN=""
 [ $# -eq 1 ] || usage

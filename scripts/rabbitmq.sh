@@ -36,10 +36,10 @@ readonly LOG_DIR="$BASE/log"
 readonly STARTUP_OUT="$BASE/startup.out"
 readonly MIN_VERSION="3.10"
 
-say() { echo "rabbitmq.sh: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+readonly SERVICE=rabbitmq
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # Process exists and is not a zombie (a killed daemon may linger unreaped for a moment).
 alive() {
@@ -49,22 +49,8 @@ alive() {
   [ "$st" != Z ]
 }
 
-usage() {
-  echo "usage: $0 start|stop|restart|status|url" >&2
-  exit 2
-}
 
-# True if something accepts TCP connections on 127.0.0.1:$1.
-port_open() {
-  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
 
-# Who listens on a port (best effort, for error messages).
-port_owner() {
-  if command -v ss >/dev/null 2>&1; then
-    ss -Hltnp "sport = :$1" 2>/dev/null | awk '{print $4, $6}' | head -3 | tr '\n' ' '
-  fi
-}
 
 log_tail() {
   local f seen=" "
@@ -117,21 +103,7 @@ as_node_user() {
 }
 
 apt_install() {
-  if ! is_root; then
-    die "rabbitmq-server is not installed and apt-get needs root: run 'sudo apt-get install -y rabbitmq-server' (or put rabbitmq-server/rabbitmqctl on PATH) and retry"
-  fi
-  command -v apt-get >/dev/null 2>&1 || die "rabbitmq-server is not installed and apt-get is not available on this machine"
-  export DEBIAN_FRONTEND=noninteractive
-  local apt_opts=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  mkdir -p "$SERVICES_DIR"
-  local log="$SERVICES_DIR/apt-rabbitmq.log"
-  say "installing rabbitmq-server with apt-get (first run only; output in $log)"
-  if ! apt-get "${apt_opts[@]}" update >"$log" 2>&1 </dev/null; then
-    tail -n 20 "$log" >&2; die "apt-get update failed"
-  fi
-  if ! apt-get "${apt_opts[@]}" install -y --no-install-recommends rabbitmq-server >>"$log" 2>&1 </dev/null; then
-    tail -n 20 "$log" >&2; die "apt-get install -y rabbitmq-server failed"
-  fi
+  apt_get_install rabbitmq-server "rabbitmq-server is not installed" "or put rabbitmq-server/rabbitmqctl on PATH"
   installed || die "rabbitmq-server scripts not found after apt-get install (looked in /usr/lib/rabbitmq/bin and PATH)"
   say "installed rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
   stop_system_service
@@ -388,13 +360,6 @@ do_restart() {
 
 url() { echo "amqp://guest:guest@127.0.0.1:$PORT"; }
 
-with_lock() {
-  mkdir -p "$SERVICES_DIR"
-  chmod 755 "$SERVICES_DIR" 2>/dev/null || true
-  exec 9>>"$SERVICES_DIR/.rabbitmq.lock"
-  flock -w 600 9 || die "timed out waiting for another scripts/rabbitmq.sh run (lock $SERVICES_DIR/.rabbitmq.lock)"
-  "$@"
-}
 
 [ $# -eq 1 ] || usage
 case "$1" in
