@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/lib/cli.js';
+import { main } from '../dist/lib/cli/main.js';
 
 main().catch((err) => {
   process.stderr.write(`busbar: ${err?.stack ?? err}\n`);

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { errorCatalogue } from '../lib/errors.js';
 import { builtinAdapters } from '../lib/builtins.js';
-import { adapterFactories } from '../lib/adapter-factories.js';
+import { adapterFactories } from '../lib/cli/adapter-factories.js';
 import type { Adapter } from '../lib/adapter.js';
 
 type Prop = { type?: unknown; anyOf?: Prop[]; const?: unknown; enum?: unknown[]; default?: unknown; description?: string; minimum?: number; maximum?: number };

@@ -1,10 +1,10 @@
-import type { Adapter } from './adapter.js';
-import type { JsonSchema } from './schema.js';
-import type { StepKind } from './step.js';
-import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../adapters/amqp/index.js';
-import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../adapters/db/index.js';
-import { createFileAdapter, fileConfigSchema, type FileConfig } from '../adapters/file/index.js';
-import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../adapters/http/index.js';
+import type { Adapter } from '../adapter.js';
+import type { JsonSchema } from '../schema.js';
+import type { StepKind } from '../step.js';
+import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../../adapters/amqp/index.js';
+import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../../adapters/db/index.js';
+import { createFileAdapter, fileConfigSchema, type FileConfig } from '../../adapters/file/index.js';
+import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../../adapters/http/index.js';
 
 /**
  * Adapters that a routes file configures with data (`"adapters": { "<scheme>": {...} }`).

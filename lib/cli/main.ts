@@ -1,18 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
-import type { Adapter } from './adapter.js';
+import type { Adapter } from '../adapter.js';
 import { adapterFactories } from './adapter-factories.js';
-import { Engine } from './engine.js';
-import { BusbarError, isBusbarError } from './errors.js';
-import { loadRoutesFile, type RoutesModule } from './routes-file.js';
-import { TOP_LEVEL_KEYS } from './config.js';
-import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from './schema.js';
-import type { StepKind } from './step.js';
+import { Engine } from '../engine.js';
+import { BusbarError, isBusbarError } from '../errors.js';
+import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
+import { TOP_LEVEL_KEYS } from '../config.js';
+import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from '../schema.js';
+import type { StepKind } from '../step.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
+  for (const rel of ['../../package.json', '../../../package.json']) {
     try {
       const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
       if (p.name === 'busbar' && p.version) return p.version;
@@ -183,7 +183,7 @@ async function topologyPlanCommand(file: string, opts: { url?: string }): Promis
   const config = amqpWithTopology(mod).amqp;
   if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...} or "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
   try {
-    const { planTopology, formatPlan } = await import('../adapters/amqp/topology.js');
+    const { planTopology, formatPlan } = await import('../../adapters/amqp/topology.js');
     const plan = await planTopology(config, opts.url);
     process.stdout.write(`${formatPlan(plan)}\n`);
     process.exit(plan.ok ? 0 : 1);
