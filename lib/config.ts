@@ -80,7 +80,11 @@ export const routeConfigSchema = {
 } as const;
 
 /** Keys a routes document may have besides `routes` (read by the CLI's file loader). */
+<<<<<<< HEAD
 export const TOP_LEVEL_KEYS = ['routes', 'functions', 'adapters', 'engine', 'topology', 'channels'];
+=======
+export const TOP_LEVEL_KEYS = ['routes', 'functions', 'adapters', 'engine', 'topology', 'management'];
+>>>>>>> main
 
 export interface ConfigReadOptions {
   steps: StepRegistry;
