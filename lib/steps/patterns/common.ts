@@ -84,6 +84,20 @@ export function senderCache(ctx: CompileContext, max = 1000): (uri: string) => (
   };
 }
 
+/** Like `senderCache`, for request-reply calls (REPLY_UNSUPPORTED when an endpoint cannot answer). */
+export function requesterCache(ctx: CompileContext, max = 1000): (uri: string) => (msg: Message) => Promise<Message> {
+  const cache = new Map<string, (msg: Message) => Promise<Message>>();
+  return (uri) => {
+    let s = cache.get(uri);
+    if (!s) {
+      s = ctx.requester(uri);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(uri, s);
+    }
+    return s;
+  };
+}
+
 /**
  * A copy of a body that branches may change without another branch seeing it: plain
  * objects and arrays are deep-copied, Buffers copied, everything else (immutable values,
