@@ -102,6 +102,11 @@ export interface Producer {
    * cannot answer; asking it for a reply is a route-creation error (REPLY_UNSUPPORTED).
    */
   request?(msg: Message, opts: RequestOptions): Promise<Message>;
+  /**
+   * Connection status of an output that holds a connection (readiness, `/ready`);
+   * `since` is when it last changed (ms since the epoch). Outputs without one are always up.
+   */
+  status?(): { status: SourceStatus; error?: string; since?: number };
 }
 
 /** Whether a producer can answer a request. */
