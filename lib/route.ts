@@ -10,7 +10,7 @@ export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping';
 
 export interface RouteStats {
   state: RouteState;
-  source: { uri: string; status: SourceStatus; error?: string };
+  source: { uri: string; status: SourceStatus; error?: string; details?: Record<string, unknown> };
   received: number;
   completed: number;
   failed: number;
@@ -116,6 +116,7 @@ export class Route {
   stats(): RouteStats {
     const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status };
     if (this.#statusError !== undefined) source.error = this.#statusError;
+    if (this.consumer?.stats) source.details = this.consumer.stats();
     return {
       state: this.state,
       source,
