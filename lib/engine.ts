@@ -4,6 +4,7 @@ import { lazy } from './lazy.js';
 import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
+import { ChannelBinder, type ChannelBindings } from './bindings.js';
 import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
@@ -48,6 +49,11 @@ export interface EngineOptions {
   clock?: Clock;
   /** Default graceful-stop timeout (10 s). */
   stopTimeoutMs?: number;
+  /**
+   * Carry the in-memory channels of the routes (`direct:`, `queue:`, `topic:`) over a
+   * transport instead (`{ transport: 'amqp' }`), without changing the routes: see docs/topologies.md.
+   */
+  channels?: ChannelBindings | readonly ChannelBindings[];
 }
 
 /** One step of a route's structure (`engine.describeRoute`): what the console draws and the management API shows. */
@@ -157,6 +163,8 @@ export class Engine {
   readonly #maxInflight: number;
   readonly #policy: ErrorPolicy;
   readonly #stopTimeoutMs: number;
+  readonly #bindings: readonly ChannelBindings[];
+  #binders: ChannelBinder[] | undefined;
   #state: EngineState = 'new';
   #transition: Promise<unknown> | undefined;
   #routeSeq = 0;
@@ -190,6 +198,8 @@ export class Engine {
     this.#maxInflight = opts.maxInflight ?? 256;
     this.#policy = opts.errorPolicy ?? {};
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
+    this.#bindings = opts.channels === undefined ? [] : Array.isArray(opts.channels) ? (opts.channels as readonly ChannelBindings[]) : [opts.channels as ChannelBindings];
+    for (const b of this.#bindings) new ChannelBinder(b, 'check');
     for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
   }
 
@@ -337,7 +347,7 @@ export class Engine {
         },
       },
     });
-    const { adapter, endpoint } = this.adapters.resolve(def.from, 'consumer', { routeId: def.id });
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
     const policy = { ...this.#policy, ...def.errorPolicy };
     for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
       if (uri) this.#producerEntry(uri, def.id, dryRun);
@@ -439,8 +449,21 @@ export class Engine {
     };
   }
 
+  /** The URI a channel is carried on when channel bindings apply to it, else the URI itself. */
+  #bound(uri: string, role: 'consumer' | 'producer'): string {
+    if (this.#bindings.length === 0) return uri;
+    // the first binding that includes the channel carries it (federation: some channels on another hub's broker)
+    this.#binders ??= this.#bindings.map((b) => new ChannelBinder(b, this.adapters.get(b.transport)?.type ?? b.transport));
+    for (const b of this.#binders) {
+      const bound = b.bind(uri, role);
+      if (bound !== undefined) return bound;
+    }
+    return uri;
+  }
+
   #consumerContext(route: Route): ConsumerContext {
-    const scheme = route.definition.from.slice(0, route.definition.from.indexOf(':'));
+    const from = this.#bound(route.definition.from, 'consumer');
+    const scheme = from.slice(0, from.indexOf(':'));
     return {
       ...this.#adapterContext(route.logger, scheme),
       routeId: route.id,
@@ -457,7 +480,7 @@ export class Engine {
     let entry = this.#producers.get(uri);
     if (entry) return entry;
     const where = routeId === undefined ? {} : { routeId };
-    const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(uri, 'producer'), 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;

@@ -20,7 +20,7 @@ export const amqpOptions = Type.Object(
     replyTimeoutMs: Type.Integer({ minimum: 1, default: 30000, description: 'Request-reply (`engine.request`): time to wait for the reply over direct reply-to.' }),
     maxDeliveries: Type.Integer({ minimum: 1, default: 5, description: 'Consumer: a message delivered more times than this is a poison message: it is not processed again but dead-lettered.' }),
     deadLetter: Type.Optional(Type.String({ minLength: 1, description: 'Consumer: endpoint URI for poison and undecodable messages (with `busbar.error.*` headers). Without it they go to the route\'s error-policy dead letter; with neither, they are rejected to the queue\'s dead-letter exchange and logged.' })),
-    bodyType: Type.Union([Type.Literal('auto'), Type.Literal('string'), Type.Literal('buffer'), Type.Literal('json')], { default: 'auto', description: 'Consumer and replies: body as a string for textual content types and a Buffer otherwise (`auto`), always `string`, always `buffer`, or parsed `json`.' }),
+    bodyType: Type.Union([Type.Literal('auto'), Type.Literal('string'), Type.Literal('buffer'), Type.Literal('json'), Type.Literal('value')], { default: 'auto', description: 'Consumer and replies: body as a string for textual content types and a Buffer otherwise (`auto`), always `string`, always `buffer`, parsed `json`, or `value`: as busbar sent it (parsed for application/json, a string for other text, a Buffer otherwise; what bound channels use).' }),
     declare: Type.Boolean({ default: true, description: 'Create the `queue:NAME` queue (durable, classic) if the broker does not have it and the adapter topology does not declare it.' }),
     streamOffset: Type.Optional(
       Type.String({
