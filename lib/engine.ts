@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type SourceStatus } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { ChannelBinder, type ChannelBindings } from './bindings.js';
@@ -126,6 +126,7 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
@@ -388,6 +389,17 @@ export class Engine {
             }
             return dryRun ? async () => undefined : this.#sender(uri);
           },
+          requester: (uri, defaults) => {
+            const entry = this.#producerEntry(uri, def.id, dryRun);
+            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            if (dryRun) return async (m) => m;
+            const call = this.#requester(uri);
+            return defaults?.timeoutMs === undefined ? call : (m, o) => call(m, o ?? defaults);
+          },
           compile,
           expression: (src) => {
             let e = exprs.get(src);
@@ -529,6 +541,30 @@ export class Engine {
     });
   }
 
+  /** The request-reply call of an endpoint (REPLY_UNSUPPORTED at message time if it cannot answer). */
+  #requester(uri: string): (msg: Message, opts?: RequestOptions) => Promise<Message> {
+    const entry = this.#producerEntry(uri);
+    return (entry.requester ??= (msg, opts = {}) => {
+      if (entry.evicted) return this.#requester(uri)(msg, opts);
+      const p = entry.producer;
+      if (!canReply(p)) return Promise.reject(this.#cannotReply(uri));
+      entry.sent++;
+      if (entry.started) return p.request(msg, opts);
+      if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
+        return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
+      }
+      return this.#startProducer(entry).then(() => p.request(msg, opts));
+    });
+  }
+
+  #cannotReply(uri: string, routeId?: string, step?: string): BusbarError {
+    const where = routeId === undefined ? '' : `route "${routeId}", step ${step}: `;
+    const scheme = uri.slice(0, uri.indexOf(':'));
+    return new BusbarError('REPLY_UNSUPPORTED', `${where}endpoint "${uri}" cannot reply (the ${scheme} adapter is one-way); this step needs an answer: use an endpoint that replies (direct:, amqp:, http:...) or send one-way with to()`, {
+      details: { uri, routeId, step },
+    });
+  }
+
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
@@ -541,16 +577,19 @@ export class Engine {
     return this.#sender(uri)(msg);
   }
 
-  /** Request-reply: send and resolve with the reply's body. */
-  async request<R = unknown>(uri: string, body: unknown, headers?: Headers): Promise<R> {
-    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}));
+  /**
+   * Request-reply: send and resolve with the reply's body. The endpoint must be able to
+   * answer (REPLY_UNSUPPORTED otherwise); `timeoutMs` bounds the wait where the transport
+   * waits for a reply (amqp; its `replyTimeoutMs` by default).
+   */
+  async request<R = unknown>(uri: string, body: unknown, headers?: Headers, opts: RequestOptions = {}): Promise<R> {
+    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}), opts);
     return reply.body as R;
   }
 
-  async requestMessage(uri: string, msg: Message): Promise<Message> {
+  async requestMessage(uri: string, msg: Message, opts: RequestOptions = {}): Promise<Message> {
     if (this.#state !== 'started') throw this.#notRunning(`request to "${uri}"`);
-    const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
-    return reply ?? msg;
+    return this.#requester(uri)(msg, opts);
   }
 
   #notRunning(what: string): BusbarError {
