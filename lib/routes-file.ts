@@ -51,8 +51,10 @@ export async function loadRoutesFile(file: string): Promise<RoutesModule> {
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      throw new BusbarError('ROUTES_FILE', `${file} is not valid JSON: ${(e as Error).message}`, { cause: e, details: { file } });
+      const at = jsonPosition(text, (e as Error).message);
+      throw new BusbarError('ROUTES_FILE', `${file}${at ? `:${at.line}:${at.column}` : ''}: not valid JSON${at ? ` (line ${at.line}, column ${at.column})` : ''}: ${(e as Error).message}`, { cause: e, details: { file, ...(at ?? {}) } });
     }
+    raw = substituteVariables(raw, file);
   } else if (['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'].includes(ext)) {
     if (/\.[mc]?ts$/.test(ext) && !tsxRegistered) {
       // tsx compiles TypeScript on import, so a routes file runs without a build step
@@ -90,4 +92,49 @@ function normalize(raw: unknown, file: string): RoutesModule {
     return raw as RoutesModule;
   }
   throw new BusbarError('ROUTES_FILE', `routes file ${file}: expected { routes: [...] }, an array of routes, or a route`, { details: { file } });
+}
+
+/** Line and column of a JSON.parse failure, from the position Node puts in its message (or the end). */
+function jsonPosition(text: string, message: string): { line: number; column: number } | undefined {
+  const m = /at position (\d+)/.exec(message);
+  const pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : undefined;
+  if (pos === undefined) return undefined;
+  const before = text.slice(0, pos);
+  return { line: before.split('\n').length, column: pos - before.lastIndexOf('\n') };
+}
+
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * `${VAR}` and `${VAR:-default}` in the strings of a JSON routes file, from the environment, at
+ * load. Done on parsed strings (a value cannot inject JSON); the values are never logged or put
+ * in an error (they may be secrets): a missing variable without a default is an error naming
+ * the variable and where it is used.
+ */
+export function substituteVariables(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): unknown {
+  const missing: string[] = [];
+  const walk = (v: unknown, path: string): unknown => {
+    if (typeof v === 'string') {
+      if (!v.includes('${')) return v;
+      return v.replace(VARIABLE, (_whole, name: string, fallback: string | undefined) => {
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        missing.push(`\${${name}} at ${path || '/'}`);
+        return '';
+      });
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}/${i}`));
+    if (v && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = walk(x, `${path}/${k}`);
+      return out;
+    }
+    return v;
+  };
+  const out = walk(doc, '');
+  if (missing.length) {
+    throw new BusbarError('ROUTES_FILE', `${file}: environment variable${missing.length > 1 ? 's' : ''} not set and without a default (write \${NAME:-default} for one): ${missing.join(', ')}`, { details: { file, missing } });
+  }
+  return out;
 }

@@ -33,7 +33,19 @@ function parseDuration(v: string): number {
   return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'] ?? 1);
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A pino level, or a clear error listing them (pino itself would throw a stack trace). */
+function parseLogLevel(v: string): string {
+  if (!LOG_LEVELS.includes(v)) {
+    const hint = didYouMean(v, LOG_LEVELS);
+    throw new InvalidArgumentError(`"${v}" is not a log level (levels: ${LOG_LEVELS.join(', ')})${hint ? `; ${hint}` : ''}`);
+  }
+  return v;
+}
+
 function makeLogger(level: string, pretty: boolean | undefined): Logger {
+  level = LOG_LEVELS.includes(level) ? level : parseLogLevel(level);
   const usePretty = pretty ?? Boolean(process.stdout.isTTY);
   return usePretty ? pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }) : pino({ level });
 }
@@ -104,6 +116,11 @@ async function validateCommand(file: string): Promise<void> {
   try {
     mod = await loadRoutesFile(file);
   } catch (e) {
+    // a file that does not even load is a problem of the file: exit 1 like any other
+    if (isBusbarError(e) && e.code === 'BUSBAR_ERR_ROUTES_FILE') {
+      process.stderr.write(`${file}: 1 problem\n  ${e.message}\n`);
+      process.exit(1);
+    }
     fail(e);
   }
   const { engine, problems } = engineFromModule(mod, pino({ level: 'silent' }));
@@ -174,7 +191,7 @@ export function buildProgram(): Command {
     .description('load routes from a .ts, .js or .json file, start them, stop gracefully on SIGINT/SIGTERM')
     .argument('<file>', 'routes file')
     .option('--for <duration>', 'stop after this long (e.g. 6s), for demos and smoke tests', parseDuration)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.BUSBAR_LOG_LEVEL ?? 'info')
+    .option('--log-level <level>', LOG_LEVELS.join(', '), parseLogLevel, process.env.BUSBAR_LOG_LEVEL ?? 'info')
     .option('--pretty', 'pretty logs (default when stdout is a terminal)')
     .option('--no-pretty', 'JSON logs')
     .option('--stop-timeout <duration>', 'how long a graceful stop waits for in-flight messages', parseDuration, 10_000)
