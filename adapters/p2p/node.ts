@@ -52,6 +52,8 @@ type Handler = (msg: Message) => Promise<Message>;
 
 interface Pending {
   peer: string;
+  /** The link the frame went out on: when it ends without an answer, the call is lost. */
+  link?: Link;
   resolve(f: Extract<Frame, { t: 'rep' }>): void;
   reject(e: unknown): void;
   timer: NodeJS.Timeout;
@@ -338,10 +340,14 @@ export class P2pNode {
     if (m && m.state === 'alive' && this.#running) void this.#probe(id);
   }
 
-  #failPending(peer: string, _link: Link): void {
-    // requests are failed when the member is declared dead, or by their own timeout; a stream
-    // that ends while the member lives (a reconnect) is not a loss by itself
-    void peer;
+  /** A stream ended: calls sent on it will get no answer (the request may or may not have run). */
+  #failPending(peer: string, link: Link): void {
+    for (const [id, p] of this.#pending) {
+      if (p.link !== link) continue;
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new BusbarError('P2P_PEER_LOST', `p2p: the connection to peer ${this.#members.get(peer)?.name ?? peer} closed before it answered`, { details: { peer } }));
+    }
   }
 
   #onFrame(f: Frame, link: Link, remote: string): void {
@@ -638,7 +644,16 @@ export class P2pNode {
       }, timeoutMs);
       this.#pending.set(id, { peer, resolve, reject, timer });
       this.#link(peer).then(
-        (l) => l.send(build(id)),
+        (l) => {
+          const p = this.#pending.get(id);
+          if (!p) return;
+          p.link = l;
+          try {
+            l.send(build(id));
+          } catch {
+            this.#failPending(peer, l);
+          }
+        },
         (e: unknown) => {
           if (!this.#pending.delete(id)) return;
           clearTimeout(timer);
