@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type SourceStatus } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { ChannelBinder, type ChannelBindings } from './bindings.js';
@@ -126,6 +126,7 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
@@ -331,7 +332,7 @@ export class Engine {
 
   #createRoute(def: RouteDefinition, dryRun = false): Route {
     const logger = this.logger.child({ route: def.id });
-    const route = new Route(def, {
+    const route: Route = new Route(def, {
       maxInflight: this.#maxInflight,
       logger,
       clock: this.clock,
@@ -339,7 +340,12 @@ export class Engine {
       hooks: {
         emit: (ev) => this.#events?.next(ev),
         wantsEvents: () => this.#events?.observed === true,
-        deadLetter: (uri, msg) => this.#sender(uri)(msg),
+        deadLetter: (uri: string, msg: Message): Promise<Message | undefined> => {
+          const sent = this.#sender(uri)(msg);
+          const o: ExchangeObserver | undefined = route.observer;
+          // the observer's record (the reason of a file dead letter) is written before the source is acknowledged
+          return o?.deadLettered ? sent.then(async (reply) => (await o.deadLettered!(route, uri, msg, reply), reply)) : sent;
+        },
       },
     });
     const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
@@ -382,6 +388,17 @@ export class Engine {
               uris.add(uri);
             }
             return dryRun ? async () => undefined : this.#sender(uri);
+          },
+          requester: (uri, defaults) => {
+            const entry = this.#producerEntry(uri, def.id, dryRun);
+            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            if (dryRun) return async (m) => m;
+            const call = this.#requester(uri);
+            return defaults?.timeoutMs === undefined ? call : (m, o) => call(m, o ?? defaults);
           },
           compile,
           expression: (src) => {
@@ -524,6 +541,30 @@ export class Engine {
     });
   }
 
+  /** The request-reply call of an endpoint (REPLY_UNSUPPORTED at message time if it cannot answer). */
+  #requester(uri: string): (msg: Message, opts?: RequestOptions) => Promise<Message> {
+    const entry = this.#producerEntry(uri);
+    return (entry.requester ??= (msg, opts = {}) => {
+      if (entry.evicted) return this.#requester(uri)(msg, opts);
+      const p = entry.producer;
+      if (!canReply(p)) return Promise.reject(this.#cannotReply(uri));
+      entry.sent++;
+      if (entry.started) return p.request(msg, opts);
+      if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
+        return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
+      }
+      return this.#startProducer(entry).then(() => p.request(msg, opts));
+    });
+  }
+
+  #cannotReply(uri: string, routeId?: string, step?: string): BusbarError {
+    const where = routeId === undefined ? '' : `route "${routeId}", step ${step}: `;
+    const scheme = uri.slice(0, uri.indexOf(':'));
+    return new BusbarError('REPLY_UNSUPPORTED', `${where}endpoint "${uri}" cannot reply (the ${scheme} adapter is one-way); this step needs an answer: use an endpoint that replies (direct:, amqp:, http:...) or send one-way with to()`, {
+      details: { uri, routeId, step },
+    });
+  }
+
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
@@ -536,16 +577,19 @@ export class Engine {
     return this.#sender(uri)(msg);
   }
 
-  /** Request-reply: send and resolve with the reply's body. */
-  async request<R = unknown>(uri: string, body: unknown, headers?: Headers): Promise<R> {
-    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}));
+  /**
+   * Request-reply: send and resolve with the reply's body. The endpoint must be able to
+   * answer (REPLY_UNSUPPORTED otherwise); `timeoutMs` bounds the wait where the transport
+   * waits for a reply (amqp; its `replyTimeoutMs` by default).
+   */
+  async request<R = unknown>(uri: string, body: unknown, headers?: Headers, opts: RequestOptions = {}): Promise<R> {
+    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}), opts);
     return reply.body as R;
   }
 
-  async requestMessage(uri: string, msg: Message): Promise<Message> {
+  async requestMessage(uri: string, msg: Message, opts: RequestOptions = {}): Promise<Message> {
     if (this.#state !== 'started') throw this.#notRunning(`request to "${uri}"`);
-    const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
-    return reply ?? msg;
+    return this.#requester(uri)(msg, opts);
   }
 
   #notRunning(what: string): BusbarError {
@@ -843,6 +887,9 @@ export class Engine {
                 for (const o of list) o.step(route, msg, path, kind);
               },
               end: (route, token, outcome, err) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err)),
+              deadLettered: async (route, uri, msg, reply) => {
+                for (const o of list) await o.deadLettered?.(route, uri, msg, reply);
+              },
             };
     for (const r of this.#routes.values()) r.observer = this.#observer;
   }
@@ -854,6 +901,22 @@ export class Engine {
   async management(opts: ManagementOptions = {}): Promise<ManagementServer> {
     const { startManagement } = await import('./management/index.js');
     return startManagement(this, opts);
+  }
+
+  /**
+   * Run a message through a route as if its source had delivered it (dead-letter replay):
+   * counted in the route's stats, under its error policy. Resolves with the reply; rejects
+   * like `ConsumerContext.process` (`shouldAck(err)` tells whether it was dead-lettered again).
+   */
+  inject(routeId: string, msg: Message): Promise<Message> {
+    const r = this.#route(routeId);
+    if (this.#state !== 'started') return Promise.reject(this.#notRunning(`inject into route "${routeId}"`));
+    return r.process(msg);
+  }
+
+  /** The producer object of an endpoint this engine sends to (undefined when none was created). */
+  producerOf(uri: string): Producer | undefined {
+    return this.#producers.get(uri)?.producer;
   }
 
   /** Plug-ins (the console, function deploy) that mount their handlers on every management server this engine starts. */

@@ -32,7 +32,7 @@ export const AMQP_HEADERS = {
   userId: 'amqp.userId',
 } as const;
 
-const SKIP_OUT = new Set<string>(['content-type', 'content-encoding', 'busbar.exchangePattern']);
+const SKIP_OUT = new Set<string>(['content-type', 'content-encoding']);
 
 export type BodyType = 'auto' | 'string' | 'buffer' | 'json' | 'value';
 
