@@ -77,8 +77,10 @@ export interface Producer {
   /**
    * Deliver a message. Resolves when the endpoint has it safely (written, confirmed,
    * replied). A reply message, if the endpoint gives one, replaces the route's message.
+   * A producer that is done when `send` returns (an in-memory sink, a counter) may return
+   * the result itself instead of a promise: the route then goes on synchronously.
    */
-  send(msg: Message): Promise<Message | undefined>;
+  send(msg: Message): Promise<Message | undefined> | Message | undefined;
   /**
    * Connection status of an output that holds a connection (readiness, `/ready`);
    * `since` is when it last changed (ms since the epoch). Outputs without one are always up.
