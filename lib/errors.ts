@@ -75,6 +75,8 @@ export const errorCatalogue = {
   AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
   AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
   AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
+  // --- graph and console
+  GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
 import { adapterFactories } from './adapter-factories.js';
+import { registerGraphCommand } from './graph.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
@@ -170,6 +171,7 @@ export function buildProgram(): Command {
     .argument('<file>', 'routes file with "adapters": { "amqp": { "url", "topology" } }')
     .option('--url <amqp-url>', 'broker to check (default: the file\'s amqp url)')
     .action((file: string, opts: { url?: string }) => topologyPlanCommand(file, opts));
+  registerGraphCommand(program);
   return program;
 }
 
