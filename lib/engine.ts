@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
+import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { builtinAdapters } from './builtins.js';
@@ -63,6 +63,22 @@ export interface EngineStats {
   /** Producers (destination endpoints) open now. */
   producers: number;
   routes: Record<string, RouteStats>;
+  /**
+   * Per adapter instance in use (by scheme: `amqp`, and each named instance such as
+   * `amqp-eu`): its type, the routes consuming from it with their message counts, the
+   * producers open on it and the sends they were given.
+   */
+  adapters: Record<string, AdapterStats>;
+}
+
+export interface AdapterStats {
+  type: string;
+  consumers: number;
+  received: number;
+  completed: number;
+  failed: number;
+  producers: number;
+  sent: number;
 }
 
 interface ProducerEntry {
@@ -70,6 +86,8 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  /** Messages handed to this producer (per-instance stats). */
+  sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
   dynamic?: boolean;
   evicted?: boolean;
@@ -137,8 +155,12 @@ export class Engine {
     return this.#state;
   }
 
-  use(adapter: Adapter): this {
-    this.adapters.register(adapter);
+  /**
+   * Register an adapter; with a name, as one more instance under that scheme
+   * (`engine.use(createAmqpAdapter({ url: US }), 'amqp-us')`, see `named`).
+   */
+  use(adapter: Adapter, name?: string): this {
+    this.adapters.register(name === undefined || name === adapter.scheme ? adapter : named(name, adapter));
     return this;
   }
 
@@ -368,7 +390,7 @@ export class Engine {
     const where = routeId === undefined ? {} : { routeId };
     const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
-    entry = { producer, started: !producer.start, starting: undefined };
+    entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
     if (this.#state === 'started') {
       entry.dynamic = true;
@@ -406,6 +428,7 @@ export class Engine {
     const entry = this.#producerEntry(uri);
     return (entry.sender ??= (msg) => {
       if (entry.evicted) return this.#sender(uri)(msg);
+      entry.sent++;
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
@@ -567,7 +590,25 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    return { state: this.#state, producers: this.#producers.size, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
+    const routes = Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()]));
+    const adapters: Record<string, AdapterStats> = {};
+    const of = (uri: string): AdapterStats => {
+      const scheme = uri.slice(0, uri.indexOf(':'));
+      return (adapters[scheme] ??= { type: this.adapters.get(scheme)?.type ?? scheme, consumers: 0, received: 0, completed: 0, failed: 0, producers: 0, sent: 0 });
+    };
+    for (const s of Object.values(routes)) {
+      const a = of(s.source.uri);
+      a.consumers++;
+      a.received += s.received;
+      a.completed += s.completed;
+      a.failed += s.failed;
+    }
+    for (const [uri, e] of this.#producers) {
+      const a = of(uri);
+      a.producers++;
+      a.sent += e.sent;
+    }
+    return { state: this.#state, producers: this.#producers.size, routes, adapters };
   }
 
   /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */
