@@ -79,6 +79,11 @@ export interface Producer {
    * replied). A reply message, if the endpoint gives one, replaces the route's message.
    */
   send(msg: Message): Promise<Message | undefined>;
+  /**
+   * Connection status of an output that holds a connection (readiness, `/ready`);
+   * `since` is when it last changed (ms since the epoch). Outputs without one are always up.
+   */
+  status?(): { status: SourceStatus; error?: string; since?: number };
 }
 
 /**

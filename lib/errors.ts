@@ -75,6 +75,11 @@ export const errorCatalogue = {
   AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
   AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
   AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
+  // --- management API
+  ROUTE_STATE: { retryable: false, description: 'A route operation (stop, start, suspend, resume) is not possible in the route\'s current state; `details.state` has it.' },
+  MANAGEMENT_CONFIG: { retryable: false, description: 'The management API cannot start as configured: a non-loopback address without a token, a bad address or port, the port in use.' },
+  UNAUTHORIZED: { retryable: false, description: 'A management request had no bearer token or the wrong one (HTTP 401).' },
+  MANAGEMENT_REQUEST: { retryable: false, description: 'A management request is malformed (bad JSON body, unknown parameter, wrong method); the message says what (HTTP 400/405).' },
   // --- graph and console
   GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;

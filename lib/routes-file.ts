@@ -6,6 +6,7 @@ import { isRouteBuilder } from './builder.js';
 import type { EngineOptions, RouteInput } from './engine.js';
 import { BusbarError } from './errors.js';
 import type { NamedFunction } from './step.js';
+import type { ManagementOptions } from './management/types.js';
 
 /**
  * What a routes file provides. A `.ts`/`.js` file default-exports it (see `defineRoutes`)
@@ -21,6 +22,8 @@ export interface RoutesModule {
   engine?: Pick<EngineOptions, 'maxInflight' | 'errorPolicy' | 'stopTimeoutMs' | 'name'>;
   /** Broker topology (read by adapters that declare it, e.g. amqp). */
   topology?: unknown;
+  /** The management API of `busbar run` (see docs/management.md): `{ host, port, token }` or `"127.0.0.1:9464"`. */
+  management?: ManagementOptions | string;
 }
 
 /** Identity helper that gives a `.ts` routes file its types. */

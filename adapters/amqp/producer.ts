@@ -5,7 +5,7 @@ import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
-import type { AmqpClient } from './client.js';
+import type { AmqpClient, ClientStatus } from './client.js';
 import { decode, encode, WIRE, type BodyType } from './mapping.js';
 import { closeQuietly, ensureQueue, exchangeExists, replyCode } from './topology.js';
 
@@ -101,6 +101,12 @@ export class AmqpProducer implements Producer {
     const every = Math.max(10, Math.min(1000, Math.floor(Math.min(this.#s.publishTimeoutMs, this.#s.replyTimeoutMs) / 4)));
     this.#sweep = this.#ctx.clock.setInterval(() => this.#expire(), every);
     (this.#sweep as { unref?: () => void }).unref?.();
+  }
+
+  /** The connection's status while started (readiness). */
+  status(): { status: ClientStatus; error?: string; since?: number } {
+    if (!this.#started) return { status: 'idle' };
+    return { status: this.#client.status, ...this.#client.statusChange };
   }
 
   async stop(): Promise<void> {
