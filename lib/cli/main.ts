@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
 import { adapterFactories, namedFromConfig } from './adapter-factories.js';
 import { registerGraphCommand } from './graph.js';
+import { useConsole } from '../console/index.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
@@ -137,7 +138,7 @@ async function runCommand(file: string, opts: RunOptions): Promise<void> {
     engine = built.engine;
     engine.addRoutes(...(Array.isArray(mod.routes) ? mod.routes : [mod.routes]));
     // before the routes start: /live answers and /ready says 503 while they are starting
-    if (settings) management = await engine.management(settings);
+    if (settings) management = await useConsole(engine).management(settings);
     await engine.start();
   } catch (e) {
     await management?.close().catch(() => undefined);
