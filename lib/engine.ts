@@ -1,9 +1,10 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type SourceStatus } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
+import { ChannelBinder, type ChannelBindings } from './bindings.js';
 import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
@@ -48,6 +49,11 @@ export interface EngineOptions {
   clock?: Clock;
   /** Default graceful-stop timeout (10 s). */
   stopTimeoutMs?: number;
+  /**
+   * Carry the in-memory channels of the routes (`direct:`, `queue:`, `topic:`) over a
+   * transport instead (`{ transport: 'amqp' }`), without changing the routes: see docs/topologies.md.
+   */
+  channels?: ChannelBindings | readonly ChannelBindings[];
 }
 
 /** One step of a route's structure (`engine.describeRoute`): what the console draws and the management API shows. */
@@ -120,6 +126,7 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
@@ -157,6 +164,8 @@ export class Engine {
   readonly #maxInflight: number;
   readonly #policy: ErrorPolicy;
   readonly #stopTimeoutMs: number;
+  readonly #bindings: readonly ChannelBindings[];
+  #binders: ChannelBinder[] | undefined;
   #state: EngineState = 'new';
   #transition: Promise<unknown> | undefined;
   #routeSeq = 0;
@@ -190,6 +199,8 @@ export class Engine {
     this.#maxInflight = opts.maxInflight ?? 256;
     this.#policy = opts.errorPolicy ?? {};
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
+    this.#bindings = opts.channels === undefined ? [] : Array.isArray(opts.channels) ? (opts.channels as readonly ChannelBindings[]) : [opts.channels as ChannelBindings];
+    for (const b of this.#bindings) new ChannelBinder(b, 'check');
     for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
   }
 
@@ -337,7 +348,7 @@ export class Engine {
         deadLetter: (uri, msg) => this.#sender(uri)(msg),
       },
     });
-    const { adapter, endpoint } = this.adapters.resolve(def.from, 'consumer', { routeId: def.id });
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
     const policy = { ...this.#policy, ...def.errorPolicy };
     for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
       if (uri) this.#producerEntry(uri, def.id, dryRun);
@@ -377,6 +388,17 @@ export class Engine {
               uris.add(uri);
             }
             return dryRun ? async () => undefined : this.#sender(uri);
+          },
+          requester: (uri, defaults) => {
+            const entry = this.#producerEntry(uri, def.id, dryRun);
+            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            if (dryRun) return async (m) => m;
+            const call = this.#requester(uri);
+            return defaults?.timeoutMs === undefined ? call : (m, o) => call(m, o ?? defaults);
           },
           compile,
           expression: (src) => {
@@ -439,8 +461,21 @@ export class Engine {
     };
   }
 
+  /** The URI a channel is carried on when channel bindings apply to it, else the URI itself. */
+  #bound(uri: string, role: 'consumer' | 'producer'): string {
+    if (this.#bindings.length === 0) return uri;
+    // the first binding that includes the channel carries it (federation: some channels on another hub's broker)
+    this.#binders ??= this.#bindings.map((b) => new ChannelBinder(b, this.adapters.get(b.transport)?.type ?? b.transport));
+    for (const b of this.#binders) {
+      const bound = b.bind(uri, role);
+      if (bound !== undefined) return bound;
+    }
+    return uri;
+  }
+
   #consumerContext(route: Route): ConsumerContext {
-    const scheme = route.definition.from.slice(0, route.definition.from.indexOf(':'));
+    const from = this.#bound(route.definition.from, 'consumer');
+    const scheme = from.slice(0, from.indexOf(':'));
     return {
       ...this.#adapterContext(route.logger, scheme),
       routeId: route.id,
@@ -457,7 +492,7 @@ export class Engine {
     let entry = this.#producers.get(uri);
     if (entry) return entry;
     const where = routeId === undefined ? {} : { routeId };
-    const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(uri, 'producer'), 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
@@ -506,6 +541,30 @@ export class Engine {
     });
   }
 
+  /** The request-reply call of an endpoint (REPLY_UNSUPPORTED at message time if it cannot answer). */
+  #requester(uri: string): (msg: Message, opts?: RequestOptions) => Promise<Message> {
+    const entry = this.#producerEntry(uri);
+    return (entry.requester ??= (msg, opts = {}) => {
+      if (entry.evicted) return this.#requester(uri)(msg, opts);
+      const p = entry.producer;
+      if (!canReply(p)) return Promise.reject(this.#cannotReply(uri));
+      entry.sent++;
+      if (entry.started) return p.request(msg, opts);
+      if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
+        return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
+      }
+      return this.#startProducer(entry).then(() => p.request(msg, opts));
+    });
+  }
+
+  #cannotReply(uri: string, routeId?: string, step?: string): BusbarError {
+    const where = routeId === undefined ? '' : `route "${routeId}", step ${step}: `;
+    const scheme = uri.slice(0, uri.indexOf(':'));
+    return new BusbarError('REPLY_UNSUPPORTED', `${where}endpoint "${uri}" cannot reply (the ${scheme} adapter is one-way); this step needs an answer: use an endpoint that replies (direct:, amqp:, http:...) or send one-way with to()`, {
+      details: { uri, routeId, step },
+    });
+  }
+
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
@@ -518,16 +577,19 @@ export class Engine {
     return this.#sender(uri)(msg);
   }
 
-  /** Request-reply: send and resolve with the reply's body. */
-  async request<R = unknown>(uri: string, body: unknown, headers?: Headers): Promise<R> {
-    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}));
+  /**
+   * Request-reply: send and resolve with the reply's body. The endpoint must be able to
+   * answer (REPLY_UNSUPPORTED otherwise); `timeoutMs` bounds the wait where the transport
+   * waits for a reply (amqp; its `replyTimeoutMs` by default).
+   */
+  async request<R = unknown>(uri: string, body: unknown, headers?: Headers, opts: RequestOptions = {}): Promise<R> {
+    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}), opts);
     return reply.body as R;
   }
 
-  async requestMessage(uri: string, msg: Message): Promise<Message> {
+  async requestMessage(uri: string, msg: Message, opts: RequestOptions = {}): Promise<Message> {
     if (this.#state !== 'started') throw this.#notRunning(`request to "${uri}"`);
-    const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
-    return reply ?? msg;
+    return this.#requester(uri)(msg, opts);
   }
 
   #notRunning(what: string): BusbarError {

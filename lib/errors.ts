@@ -12,6 +12,7 @@ export const errorCatalogue = {
   UNKNOWN_SCHEME: { retryable: false, description: 'No adapter is registered for the endpoint\'s scheme.' },
   INVALID_OPTION: { retryable: false, description: 'An endpoint option is unknown or has a wrong value (the error names the option, what was expected and the nearest valid name).' },
   UNSUPPORTED_ENDPOINT: { retryable: false, description: 'The adapter cannot consume (or produce) on this endpoint.' },
+  REPLY_UNSUPPORTED: { retryable: false, description: 'A step that needs an answer (`enrich`, `scatterGather`, `request`, a reply-combining strategy, `engine.request`) names an endpoint that cannot reply (a `queue:`, `topic:`, `file:`, `log:` endpoint...). Use `to` for one-way sends.' },
   INVALID_ROUTE: { retryable: false, description: 'A route declaration (builder or config data) is invalid; `details.problems` lists each problem with its path.' },
   DUPLICATE_ROUTE: { retryable: false, description: 'Two routes have the same id.' },
   ROUTES_FILE: { retryable: false, description: 'A routes file cannot be loaded (missing, syntax error, or exports no routes).' },

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Adapter } from './adapter.js';
+import type { ChannelBindings } from './bindings.js';
 import { isRouteBuilder } from './builder.js';
 import type { EngineOptions, RouteInput } from './engine.js';
 import { BusbarError } from './errors.js';
@@ -22,6 +23,8 @@ export interface RoutesModule {
   engine?: Pick<EngineOptions, 'maxInflight' | 'errorPolicy' | 'stopTimeoutMs' | 'name'>;
   /** Broker topology (read by adapters that declare it, e.g. amqp). */
   topology?: unknown;
+  /** Carry the routes' in-memory channels over a transport (`{ "transport": "amqp" }`): docs/topologies.md. */
+  channels?: ChannelBindings | ChannelBindings[];
   /** The management API of `busbar run` (see docs/management.md): `{ host, port, token }` or `"127.0.0.1:9464"`. */
   management?: ManagementOptions | string;
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
-import { adapterFactories, namedFromConfig } from './adapter-factories.js';
+import { adapterFactories, channelsOf, namedFromConfig } from './adapter-factories.js';
 import { registerGraphCommand } from './graph.js';
 import { useConsole } from '../console/index.js';
 import { Engine } from '../engine.js';
@@ -85,7 +85,8 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
     steps.push(...made.steps);
   }
   if (Array.isArray(mod.adapters)) adapters.push(...mod.adapters);
-  const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}) });
+  const channels = channelsOf(mod.channels, problems);
+  const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}), ...(channels ? { channels } : {}) });
   return { engine, problems };
 }
 
