@@ -174,7 +174,7 @@ describe('route graph (lib/graph)', () => {
   });
 
   it('lays the graph out as well-formed SVG (xmllint) with every node and link, inside its viewBox', async function () {
-    this.timeout(20_000);
+    this.timeout(90_000);
     const g = graphOf(hub, from('direct:x').routeId('x&<"y>').log('a < b & "c"'));
     const svg = await toSvg(g, { counters: true });
     const lint = xmllint(svg);
