@@ -337,7 +337,7 @@ export class Engine {
 
   #createRoute(def: RouteDefinition, dryRun = false): Route {
     const logger = this.logger.child({ route: def.id });
-    const route = new Route(def, {
+    const route: Route = new Route(def, {
       maxInflight: this.#maxInflight,
       logger,
       clock: this.clock,
@@ -345,7 +345,12 @@ export class Engine {
       hooks: {
         emit: (ev) => this.#events?.next(ev),
         wantsEvents: () => this.#events?.observed === true,
-        deadLetter: (uri, msg) => this.#sender(uri)(msg),
+        deadLetter: (uri: string, msg: Message): Promise<Message | undefined> => {
+          const sent = this.#sender(uri)(msg);
+          const o: ExchangeObserver | undefined = route.observer;
+          // the observer's record (the reason of a file dead letter) is written before the source is acknowledged
+          return o?.deadLettered ? sent.then(async (reply) => (await o.deadLettered!(route, uri, msg, reply), reply)) : sent;
+        },
       },
     });
     const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
@@ -887,6 +892,9 @@ export class Engine {
                 for (const o of list) o.step(route, msg, path, kind);
               },
               end: (route, token, outcome, err) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err)),
+              deadLettered: async (route, uri, msg, reply) => {
+                for (const o of list) await o.deadLettered?.(route, uri, msg, reply);
+              },
             };
     for (const r of this.#routes.values()) r.observer = this.#observer;
   }
@@ -898,6 +906,22 @@ export class Engine {
   async management(opts: ManagementOptions = {}): Promise<ManagementServer> {
     const { startManagement } = await import('./management/index.js');
     return startManagement(this, opts);
+  }
+
+  /**
+   * Run a message through a route as if its source had delivered it (dead-letter replay):
+   * counted in the route's stats, under its error policy. Resolves with the reply; rejects
+   * like `ConsumerContext.process` (`shouldAck(err)` tells whether it was dead-lettered again).
+   */
+  inject(routeId: string, msg: Message): Promise<Message> {
+    const r = this.#route(routeId);
+    if (this.#state !== 'started') return Promise.reject(this.#notRunning(`inject into route "${routeId}"`));
+    return r.process(msg);
+  }
+
+  /** The producer object of an endpoint this engine sends to (undefined when none was created). */
+  producerOf(uri: string): Producer | undefined {
+    return this.#producers.get(uri)?.producer;
   }
 
   /** Plug-ins (the console, function deploy) that mount their handlers on every management server this engine starts. */

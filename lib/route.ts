@@ -22,11 +22,13 @@ export interface ExchangeObserver {
   /** The exchange reached step `path` (of kind `kind`). */
   step(route: Route, msg: Message, path: string, kind: string): void;
   end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown): void;
+  /** A failed message went to dead-letter endpoint `uri`, which answered `reply` (where it put it). */
+  deadLettered?(route: Route, uri: string, msg: Message, reply: Message | undefined): void | Promise<void>;
 }
 
 export interface RouteStats {
   state: RouteState;
-  source: { uri: string; status: SourceStatus; error?: string; since?: string };
+  source: { uri: string; status: SourceStatus; error?: string; since?: string; details?: Record<string, unknown> };
   received: number;
   completed: number;
   failed: number;
@@ -141,6 +143,7 @@ export class Route {
   stats(): RouteStats {
     const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status, since: new Date(this.#statusSince).toISOString() };
     if (this.#statusError !== undefined) source.error = this.#statusError;
+    if (this.consumer?.stats) source.details = this.consumer.stats();
     return {
       state: this.state,
       source,

@@ -34,6 +34,11 @@ export class FileProducer implements Producer {
     this.#encoding = nodeEncoding(this.#o.charset, this.#uri);
   }
 
+  /** The folder this producer writes to (the management API reads dead letters from it). */
+  get root(): string {
+    return this.#root;
+  }
+
   async send(msg: Message): Promise<Message | undefined> {
     const where = `endpoint "${this.#uri}"`;
     const name = this.#name(msg, where);

@@ -14,6 +14,7 @@ import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from '
 import type { StepKind } from '../step.js';
 import type { ManagementServer } from '../management/types.js';
 import { managementSettings } from './management-flag.js';
+import { registerOpsCommands } from './ops.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -201,6 +202,7 @@ export function buildProgram(): Command {
     .option('--url <amqp-url>', 'broker to check (default: the file\'s amqp url)')
     .action((file: string, opts: { url?: string }) => topologyPlanCommand(file, opts));
   registerGraphCommand(program);
+  registerOpsCommands(program);
   return program;
 }
 
