@@ -17,7 +17,7 @@ import type { ErrorPolicy, RouteDefinition } from './model.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { guard, StepRegistry, type CompileContext, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { downstream, guard, isPromise, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 
 export type EngineState = 'new' | 'starting' | 'started' | 'stopping' | 'stopped' | 'failed';
@@ -125,7 +125,7 @@ interface ProducerEntry {
   producer: Producer;
   started: boolean;
   starting: Promise<void> | undefined;
-  sender?: (msg: Message) => Promise<Message | undefined>;
+  sender?: (msg: Message) => MaybePromise<Message | undefined>;
   requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
@@ -394,6 +394,14 @@ export class Engine {
             }
             return dryRun ? async () => undefined : this.#sender(uri);
           },
+          sender: (uri) => {
+            this.#producerEntry(uri, def.id, dryRun);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            return dryRun ? () => undefined : this.#syncSender(uri);
+          },
           requester: (uri, defaults) => {
             const entry = this.#producerEntry(uri, def.id, dryRun);
             if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
@@ -419,8 +427,10 @@ export class Engine {
         };
         let compiled: Next;
         compiling.push(node);
+        // what the rest of the route returns, seen by the guard (a promise passed through needs no label of this step)
+        const rest = downstream(n);
         try {
-          compiled = kind.compile(step.args as never, n, ctx);
+          compiled = kind.compile(step.args as never, rest.next, ctx);
         } catch (e) {
           if (isBusbarError(e)) {
             e.details.routeId ??= def.id;
@@ -433,7 +443,7 @@ export class Engine {
           compiling.pop();
         }
         if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
-        n = guard(compiled, def.id, `${path} (${step.kind})`);
+        n = guard(compiled, def.id, `${path} (${step.kind})`, rest);
         if (!dryRun) n = probed(n, route, path, step.kind);
       }
       return n;
@@ -532,11 +542,28 @@ export class Engine {
     return entry.starting;
   }
 
-  /** The send function of an endpoint; starts its producer on first use if the engine runs. */
+  /** The send function of an endpoint, as a promise (what adapters and the public API get). */
   #sender(uri: string): (msg: Message) => Promise<Message | undefined> {
+    const send = this.#syncSender(uri);
+    return (msg) => {
+      try {
+        const r = send(msg);
+        return isPromise(r) ? r : Promise.resolve(r);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    };
+  }
+
+  /**
+   * The send function of an endpoint; starts its producer on first use if the engine runs.
+   * A producer that completes synchronously returns its result directly (routes go on
+   * without a promise hop); it may also throw.
+   */
+  #syncSender(uri: string): (msg: Message) => MaybePromise<Message | undefined> {
     const entry = this.#producerEntry(uri);
     return (entry.sender ??= (msg) => {
-      if (entry.evicted) return this.#sender(uri)(msg);
+      if (entry.evicted) return this.#syncSender(uri)(msg);
       entry.sent++;
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
@@ -579,6 +606,16 @@ export class Engine {
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
     if (this.#state !== 'started') return Promise.reject(this.#notRunning(`send to "${uri}"`));
+    const entry = this.#producers.get(uri);
+    // the common case (a started producer): no wrapper closure per call
+    if (entry !== undefined && entry.started && !entry.evicted && entry.sender !== undefined) {
+      try {
+        const r = entry.sender(msg);
+        return isPromise(r) ? r : Promise.resolve(r);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     return this.#sender(uri)(msg);
   }
 
