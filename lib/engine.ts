@@ -63,6 +63,8 @@ export interface EngineStats {
   /** Producers (destination endpoints) open now. */
   producers: number;
   routes: Record<string, RouteStats>;
+  /** Figures adapters keep (e.g. `fn`: per-function usage), by scheme; only adapters that report any. */
+  adapters?: Record<string, Record<string, unknown>>;
 }
 
 interface ProducerEntry {
@@ -562,7 +564,12 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    return { state: this.#state, producers: this.#producers.size, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
+    const out: EngineStats = { state: this.#state, producers: this.#producers.size, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
+    for (const a of this.adapters.list()) {
+      const s = a.stats?.(<T>(key: string) => this.#adapterState.get(`${a.scheme}\u0000${key}`) as T | undefined);
+      if (s) (out.adapters ??= {})[a.scheme] = s;
+    }
+    return out;
   }
 
   /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */

@@ -75,6 +75,14 @@ export const errorCatalogue = {
   AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
   AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
   AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
+  // --- fn adapter (functions on worker threads)
+  FN_NOT_FOUND: { retryable: false, description: 'A `fn:` endpoint names a function that is not registered (or was removed); `details.fn` names it, `details.known` lists the registered ones.' },
+  FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },
+  FN_FAILED: { retryable: true, description: 'A function threw (or rejected); `details.fn` names it, `details.error` has the name, message and stack from the worker.' },
+  FN_CRASHED: { retryable: false, description: 'A function\'s worker thread died while running it (process.exit, out of memory, a native crash); only that message fails and the worker is replaced.' },
+  // --- grpc adapter
+  GRPC_CONFIG: { retryable: false, description: 'A `grpc:` endpoint names a .proto file that cannot be loaded, or a service or method it does not define; `details` names the file, service and method.' },
+  GRPC_STATUS: { retryable: false, description: 'A gRPC call ended with a status that maps to no more specific busbar code; `details.grpcCode` and `details.grpcStatus` have it (retryable for UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED).' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;
