@@ -88,6 +88,11 @@ export interface Producer {
  */
 export interface Adapter<O = Record<string, unknown>> {
   readonly scheme: string;
+  /**
+   * The kind of adapter when it is registered under a name of its own (`named('amqp-eu',
+   * createAmqpAdapter(...))` has scheme `amqp-eu` and type `amqp`). Absent: the scheme.
+   */
+  readonly type?: string;
   readonly description: string;
   readonly optionsSchema: JsonSchema;
   createConsumer?(endpoint: Endpoint<O>, ctx: ConsumerContext): Consumer;
@@ -108,6 +113,35 @@ function isOptionless(schema: JsonSchema): boolean {
 }
 
 export type Role = 'consumer' | 'producer';
+
+const SCHEME_NAME = /^[a-z][a-z0-9+.-]*$/;
+
+/**
+ * One more instance of an adapter under its own scheme: two RabbitMQ brokers as
+ * `named('amqp-eu', createAmqpAdapter({ url: EU }))` and `named('amqp-us', ...)`, two
+ * databases, two HTTP servers. The instance keeps the adapter's options schema (endpoint
+ * options are checked the same way) and gets its own per-engine state (connections, pools,
+ * servers) and its own line in `engine.stats().adapters`, because the engine keys both by
+ * scheme. `amqp-eu:queue:orders` is then an endpoint of the EU broker.
+ */
+export function named<O>(name: string, adapter: Adapter<O>): Adapter<O> {
+  if (typeof name !== 'string' || !SCHEME_NAME.test(name)) {
+    throw new BusbarError('INVALID_OPTION', `adapter name ${JSON.stringify(name)}: a name is used as a URI scheme, so it must be lower-case letters, digits, + . - and start with a letter (e.g. "amqp-eu")`, { details: { name } });
+  }
+  if (!adapter || typeof adapter.scheme !== 'string') {
+    throw new BusbarError('INVALID_OPTION', `adapter "${name}": named() needs an adapter object`, { details: { name } });
+  }
+  const consumer = adapter.createConsumer;
+  const producer = adapter.createProducer;
+  return {
+    scheme: name,
+    type: adapter.type ?? adapter.scheme,
+    description: adapter.description,
+    optionsSchema: adapter.optionsSchema,
+    ...(consumer ? { createConsumer: (e: Endpoint<O>, c: ConsumerContext) => consumer.call(adapter, e, c) } : {}),
+    ...(producer ? { createProducer: (e: Endpoint<O>, c: ProducerContext) => producer.call(adapter, e, c) } : {}),
+  };
+}
 
 let optionSchemas: SchemaCache | undefined;
 

@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
+import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { builtinAdapters } from './builtins.js';
@@ -63,8 +63,24 @@ export interface EngineStats {
   /** Producers (destination endpoints) open now. */
   producers: number;
   routes: Record<string, RouteStats>;
-  /** Figures adapters keep (e.g. `fn`: per-function usage), by scheme; only adapters that report any. */
-  adapters?: Record<string, Record<string, unknown>>;
+  /**
+   * Per adapter instance in use (by scheme: `amqp`, and each named instance such as
+   * `amqp-eu`): its type, the routes consuming from it with their message counts, the
+   * producers open on it and the sends they were given.
+   */
+  adapters: Record<string, AdapterStats>;
+}
+
+export interface AdapterStats {
+  type: string;
+  consumers: number;
+  received: number;
+  completed: number;
+  failed: number;
+  producers: number;
+  sent: number;
+  /** Figures the adapter itself keeps (`Adapter.stats`), e.g. the fn adapter's per-function usage under `functions`. */
+  [figure: string]: unknown;
 }
 
 interface ProducerEntry {
@@ -72,6 +88,8 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  /** Messages handed to this producer (per-instance stats). */
+  sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
   dynamic?: boolean;
   evicted?: boolean;
@@ -139,8 +157,12 @@ export class Engine {
     return this.#state;
   }
 
-  use(adapter: Adapter): this {
-    this.adapters.register(adapter);
+  /**
+   * Register an adapter; with a name, as one more instance under that scheme
+   * (`engine.use(createAmqpAdapter({ url: US }), 'amqp-us')`, see `named`).
+   */
+  use(adapter: Adapter, name?: string): this {
+    this.adapters.register(name === undefined || name === adapter.scheme ? adapter : named(name, adapter));
     return this;
   }
 
@@ -365,7 +387,7 @@ export class Engine {
     const where = routeId === undefined ? {} : { routeId };
     const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
-    entry = { producer, started: !producer.start, starting: undefined };
+    entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
     if (this.#state === 'started') {
       entry.dynamic = true;
@@ -403,6 +425,7 @@ export class Engine {
     const entry = this.#producerEntry(uri);
     return (entry.sender ??= (msg) => {
       if (entry.evicted) return this.#sender(uri)(msg);
+      entry.sent++;
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
@@ -564,12 +587,29 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    const out: EngineStats = { state: this.#state, producers: this.#producers.size, routes: Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()])) };
-    for (const a of this.adapters.list()) {
-      const s = a.stats?.(<T>(key: string) => this.#adapterState.get(`${a.scheme}\u0000${key}`) as T | undefined);
-      if (s) (out.adapters ??= {})[a.scheme] = s;
+    const routes = Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()]));
+    const adapters: Record<string, AdapterStats> = {};
+    const of = (uri: string): AdapterStats => {
+      const scheme = uri.slice(0, uri.indexOf(':'));
+      return (adapters[scheme] ??= { type: this.adapters.get(scheme)?.type ?? scheme, consumers: 0, received: 0, completed: 0, failed: 0, producers: 0, sent: 0 });
+    };
+    for (const s of Object.values(routes)) {
+      const a = of(s.source.uri);
+      a.consumers++;
+      a.received += s.received;
+      a.completed += s.completed;
+      a.failed += s.failed;
     }
-    return out;
+    for (const [uri, e] of this.#producers) {
+      const a = of(uri);
+      a.producers++;
+      a.sent += e.sent;
+    }
+    for (const name of this.adapters.schemes()) {
+      const own = this.adapters.get(name)?.stats?.(<T>(key: string) => this.#adapterState.get(`${name}\u0000${key}`) as T | undefined);
+      if (own) Object.assign(of(`${name}:`), own);
+    }
+    return { state: this.#state, producers: this.#producers.size, routes, adapters };
   }
 
   /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */

@@ -1,8 +1,8 @@
-export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type RouteInput, type StopReport } from './engine.js';
+export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport } from './engine.js';
 export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branch, type Predicate } from './builder.js';
 export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
-export { AdapterRegistry, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type SourceStatus } from './adapter.js';
+export { AdapterRegistry, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type SourceStatus } from './adapter.js';
 export { parseUri, type ParsedUri } from './uri.js';
 export { Service, type ServiceState } from './service.js';
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';

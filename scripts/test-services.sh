@@ -17,4 +17,6 @@ fi
 
 # one after the other: on a fresh machine both run apt-get, which takes a lock
 bash "$here/rabbitmq.sh" start
+# a second broker on the next port, for the bridge tests (scripts/rabbitmq-second.sh)
+bash "$here/rabbitmq-second.sh" start
 bash "$here/postgres.sh" start

@@ -56,3 +56,6 @@ export async function rejection(p: Promise<unknown>): Promise<BusbarError> {
   }
   throw new Error('expected a rejection');
 }
+
+/** The second broker, for bridges (scripts/rabbitmq-second.sh): BUSBAR_AMQP_PORT + 1 unless BUSBAR_AMQP2_PORT says otherwise. */
+export const AMQP2_URL = process.env.BUSBAR_AMQP2_URL ?? `amqp://guest:guest@127.0.0.1:${process.env.BUSBAR_AMQP2_PORT ?? Number(process.env.BUSBAR_AMQP_PORT ?? 5672) + 1}`;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { tempDir } from './helpers.js';
 
 describe('the built package', function () {
@@ -96,5 +96,41 @@ describe('the built package', function () {
     for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv', 'ajv-formats']) expect(r.plain, lazy).not.to.include(lazy);
     expect(r.observed).to.include('rxjs');
     expect(r.validated).to.include('ajv');
+  });
+});
+
+describe('package hygiene', function () {
+  this.timeout(60_000);
+
+  it('ships the sources its source maps and declaration maps point at', () => {
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' });
+    expect(pack.status, pack.stderr).to.equal(0);
+    const files = new Set((JSON.parse(pack.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
+    const maps = [...files].filter((f) => f.endsWith('.map'));
+    expect(maps.length).to.be.greaterThan(10);
+    const missing: string[] = [];
+    for (const m of maps) {
+      const { sources } = JSON.parse(readFileSync(m, 'utf8')) as { sources: string[] };
+      for (const s of sources) {
+        const target = relative(resolve('.'), resolve(dirname(m), s));
+        if (!files.has(target)) missing.push(`${m} -> ${target}`);
+      }
+    }
+    expect(missing.slice(0, 5), `${missing.length} map sources not in the package`).to.deep.equal([]);
+    expect([...files].some((f) => f.startsWith('spec/'))).to.equal(false);
+  });
+
+  it('has @types/* as runtime dependencies only where the shipped declarations need them', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { dependencies: Record<string, string> };
+    const dts = spawnSync('grep', ['-rhoE', "from '[^']+'|import\\(\"[^\"]+\"\\)|reference types=\"[^\"]+\"", 'dist', '--include=*.d.ts'], { encoding: 'utf8' }).stdout;
+    for (const t of Object.keys(pkg.dependencies).filter((d) => d.startsWith('@types/'))) {
+      const typed = t.slice('@types/'.length).replace(/^(.*)__(.*)$/, '@$1/$2');
+      expect(dts.includes(`'${typed}`) || dts.includes(`"${typed}`), `${t} is a dependency but no shipped .d.ts uses ${typed}`).to.equal(true);
+    }
+  });
+
+  it('keeps local data and packed tarballs out of git', () => {
+    const ignore = readFileSync('.gitignore', 'utf8').split('\n');
+    expect(ignore).to.include.members(['data/', '*.tgz']);
   });
 });

@@ -103,6 +103,6 @@ export default httpAdapter;
  * The port a server of this engine actually listens on (useful with `port=0`), or
  * undefined when none runs there: `boundPort(engine, 0)`.
  */
-export function boundPort(engine: { adapterState<T>(scheme: string, key: string, init: () => T): T }, port: number, host = '127.0.0.1', scheme: 'http' | 'https' = 'http'): number | undefined {
+export function boundPort(engine: { adapterState<T>(scheme: string, key: string, init: () => T): T }, port: number, host = '127.0.0.1', scheme: string = 'http'): number | undefined {
   return hubOf({ state: <T>(key: string, init: () => T) => engine.adapterState<T>(scheme, key, init) } as unknown as ConsumerContext).find(host, port)?.boundPort;
 }

@@ -1,5 +1,6 @@
-import type { Adapter } from '../adapter.js';
-import type { JsonSchema } from '../schema.js';
+import type { Ajv } from 'ajv';
+import { named, type Adapter } from '../adapter.js';
+import { didYouMean, toProblems, type JsonSchema, type Problem } from '../schema.js';
 import type { StepKind } from '../step.js';
 import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../../adapters/amqp/index.js';
 import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../../adapters/db/index.js';
@@ -30,4 +31,33 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
   };
+}
+
+/**
+ * A named adapter instance from a routes file: `"adapters": { "amqp-eu": { "type": "amqp",
+ * "url": "..." } }` is one more amqp adapter under the scheme `amqp-eu`, its settings checked
+ * against the amqp config schema (every problem with its path). Several instances of one
+ * type each get their own connection and stats.
+ */
+export function namedFromConfig(name: string, given: unknown, factories: Record<string, AdapterFactory>, ajv: Ajv): { adapter?: Adapter; steps: StepKind<never>[]; problems: Problem[] } {
+  const path = `/adapters/${name}`;
+  const type = given && typeof given === 'object' && !Array.isArray(given) ? (given as { type?: unknown }).type : undefined;
+  if (typeof type !== 'string') {
+    const hint = didYouMean(name, Object.keys(factories));
+    return { steps: [], problems: [{ path, message: `no configurable adapter "${name}" (configurable: ${Object.keys(factories).join(', ')}; a named instance gives its kind: { "type": "amqp", ... })`, ...(hint ? { suggestion: hint } : {}) }] };
+  }
+  const factory = factories[type];
+  if (!factory) {
+    const hint = didYouMean(type, Object.keys(factories));
+    return { steps: [], problems: [{ path: `${path}/type`, message: `unknown adapter type "${type}" (configurable: ${Object.keys(factories).join(', ')})`, ...(hint ? { suggestion: hint } : {}) }] };
+  }
+  if (name in factories) return { steps: [], problems: [{ path, message: `"${name}" is the name of a built-in adapter type; give the instance a name of its own (e.g. "${name}-2")` }] };
+  const { type: _type, ...settings } = given as Record<string, unknown>;
+  const validate = ajv.compile(factory.configSchema as object);
+  if (!validate(settings)) return { steps: [], problems: toProblems(validate.errors, factory.configSchema, path, `${type} setting`) };
+  try {
+    return { adapter: named(name, factory.create(settings)), steps: [...(factory.steps ?? [])], problems: [] };
+  } catch (e) {
+    return { steps: [], problems: [{ path, message: (e as Error).message }] };
+  }
 }

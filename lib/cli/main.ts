@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
-import { adapterFactories } from './adapter-factories.js';
+import { adapterFactories, namedFromConfig } from './adapter-factories.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
@@ -73,10 +73,12 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
     }
   }
   for (const scheme of Object.keys(configs)) {
-    if (!(scheme in factories)) {
-      const hint = didYouMean(scheme, Object.keys(factories));
-      problems.push({ path: `/adapters/${scheme}`, message: `no configurable adapter "${scheme}" (configurable: ${Object.keys(factories).join(', ')})`, ...(hint ? { suggestion: hint } : {}) });
-    }
+    if (scheme in factories) continue;
+    // a named instance: "amqp-eu": { "type": "amqp", ...amqp settings }
+    const made = namedFromConfig(scheme, configs[scheme], factories, ajv);
+    problems.push(...made.problems);
+    if (made.adapter) adapters.push(made.adapter);
+    steps.push(...made.steps);
   }
   if (Array.isArray(mod.adapters)) adapters.push(...mod.adapters);
   const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}) });
