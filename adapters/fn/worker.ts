@@ -66,6 +66,8 @@ const boot = workerData as WorkerBoot;
 let handler: FnHandler | undefined;
 let loadError: ErrorInfo | undefined;
 let readyMs = 0;
+let served = 0;
+let lastCpu = 0;
 // loaded when the thread starts, awaited by the first task; no top-level await, so that run
 // from source this file also loads through tsx's require hook (its import hooks do not
 // reach worker threads on Node 20: a TypeScript module registers tsx here, for this thread)
@@ -83,6 +85,7 @@ const ready: Promise<void> = (async () => {
     loadError = info(e);
   }
   readyMs = performance.now();
+  lastCpu = cpuNs();
 })();
 
 // this thread's own CPU time (sum_exec_runtime, ns) on Linux; the process's elsewhere
@@ -106,13 +109,14 @@ function cpuNs(): number {
   return (u.user + u.system) * 1000;
 }
 
-let served = 0;
 
 export default async function run(task: Task): Promise<Outcome> {
   if (task.kick) return { kind: 'kick' };
   await ready;
   served++;
-  const c0 = cpuNs();
+  // one read per invocation: the thread sleeps between tasks (piscina's Atomics.wait), so the
+  // time since the previous reading is this invocation's, plus a few microseconds of hand-over
+  const c0 = lastCpu;
   const t0 = performance.now();
   let out: { kind: 'ok'; value: Uint8Array } | { kind: 'error'; error: ErrorInfo } | { kind: 'load-error'; error: ErrorInfo };
   if (!handler) out = { kind: 'load-error', error: loadError ?? { name: 'Error', message: 'no handler' } };
@@ -131,7 +135,9 @@ export default async function run(task: Task): Promise<Outcome> {
       out = { kind: 'error', error: info(e) };
     }
   }
-  const metered: Metered = { cpuMs: (cpuNs() - c0) / 1e6, wallMs: performance.now() - t0, threadId, served };
+  const wallMs = performance.now() - t0;
+  lastCpu = cpuNs();
+  const metered: Metered = { cpuMs: (lastCpu - c0) / 1e6, wallMs, threadId, served };
   // performance.now() of a worker counts from the process's origin, like nodeTiming's marks
   if (served === 1) metered.loadMs = readyMs - performance.nodeTiming.environment;
   if (boot.meterHeap) metered.heapMb = getHeapStatistics().used_heap_size / 1048576;
