@@ -71,14 +71,47 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
+/** How a step asks an endpoint for an answer (`Producer.request`). */
+export interface RequestOptions {
+  /**
+   * How long the step waits for the reply; the producer's own default (e.g. amqp
+   * `replyTimeoutMs`) when absent. Transports that can, make the request expire then too
+   * (AMQP `expiration`), so a request nobody waits for any more is not processed later.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * A destination. The exchange pattern belongs to the step that uses the producer, never to
+ * the message: `send` is one-way (`to`, wire taps, dead letters), `request` asks for an
+ * answer (`enrich`, `scatterGather`, `request`, reply-combining strategies, `engine.request`).
+ * Nothing a message carries switches a producer from one to the other.
+ */
 export interface Producer {
   start?(): Promise<void>;
   stop?(): Promise<void>;
   /**
-   * Deliver a message. Resolves when the endpoint has it safely (written, confirmed,
-   * replied). A reply message, if the endpoint gives one, replaces the route's message.
+   * Deliver a message one-way. Resolves when the endpoint has it safely (written,
+   * confirmed). Transports whose every call has an answer (an HTTP response, a `direct:`
+   * route's result) resolve with it and it replaces the route's message; the others
+   * resolve with undefined and never wait for a reply.
    */
   send(msg: Message): Promise<Message | undefined>;
+  /**
+   * Request-reply: deliver and resolve with the answer. A producer without `request`
+   * cannot answer; asking it for a reply is a route-creation error (REPLY_UNSUPPORTED).
+   */
+  request?(msg: Message, opts: RequestOptions): Promise<Message>;
+  /**
+   * Connection status of an output that holds a connection (readiness, `/ready`);
+   * `since` is when it last changed (ms since the epoch). Outputs without one are always up.
+   */
+  status?(): { status: SourceStatus; error?: string; since?: number };
+}
+
+/** Whether a producer can answer a request. */
+export function canReply(p: Producer): p is Producer & { request(msg: Message, opts: RequestOptions): Promise<Message> } {
+  return typeof p.request === 'function';
 }
 
 /**

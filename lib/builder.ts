@@ -2,7 +2,7 @@ import { BusbarError } from './errors.js';
 import type { HeaderValue, Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
 import type { MaybePromise, StepDefinition } from './step.js';
-import type { ChoiceArgs, Computed, SetHeaderArgs } from './steps/core.js';
+import type { ChoiceArgs, Computed, RequestArgs, SetHeaderArgs } from './steps/core.js';
 import type { AggregateArgs, ResequenceArgs } from './steps/patterns/aggregate.js';
 import type { Combiner } from './steps/patterns/common.js';
 import type { ClaimCheckArgs, EnrichArgs, IdempotentArgs } from './steps/patterns/content.js';
@@ -133,9 +133,23 @@ export class RouteBuilder<T, In = unknown> {
   }
 
   // ------------------------------------------------------------ steps
-  /** Send to an endpoint. A request-reply endpoint's reply replaces the body: state its type as `R`. */
+  /**
+   * Send to an endpoint, one-way: `to` never asks for an answer, whatever entered the route
+   * (an amqp endpoint is published to and the route goes on). Endpoints whose every call has
+   * a response (http, direct) give it and it replaces the body: state its type as `R`.
+   */
   to<R = T>(uri: string): RouteBuilder<R, In> {
     return this.step<R>('to', { uri });
+  }
+
+  /**
+   * Request-reply: send to an endpoint and wait for its answer, which replaces the message
+   * (state its body type as `R`). An endpoint that cannot reply (queue:, topic:, file:...)
+   * fails when the route is created (BUSBAR_ERR_REPLY_UNSUPPORTED); over amqp the request
+   * expires on the broker after `timeoutMs` (default: the endpoint's `replyTimeoutMs`).
+   */
+  request<R = unknown>(uri: string, opts: { timeoutMs?: number } = {}): RouteBuilder<R, In> {
+    return this.step<R>('request', { uri, timeoutMs: opts.timeoutMs } satisfies RequestArgs);
   }
 
   /** Replace the body with `fn(body)`; the next step receives what `fn` returns. */
@@ -252,9 +266,9 @@ export class RouteBuilder<T, In = unknown> {
     return this.step<T>('wireTap', { uri });
   }
 
-  /** Content enricher: call `uri` and merge its reply into the body. */
+  /** Content enricher: ask `uri` for an answer (request-reply, from any source) and merge it into the body. */
   enrich<U = T>(uri: string, opts: EnrichOptions<T, U> = {}): RouteBuilder<U, In> {
-    const args: EnrichArgs = { uri, into: opts.into, merge: opts.merge as EnrichArgs['merge'] };
+    const args: EnrichArgs = { uri, into: opts.into, merge: opts.merge as EnrichArgs['merge'], timeoutMs: opts.timeoutMs };
     if (opts.request) args.request = { fn: opts.request as Computed['fn'] };
     return this.step<U>('enrich', args);
   }

@@ -80,7 +80,7 @@ export const routeConfigSchema = {
 } as const;
 
 /** Keys a routes document may have besides `routes` (read by the CLI's file loader). */
-export const TOP_LEVEL_KEYS = ['routes', 'functions', 'adapters', 'engine', 'topology'];
+export const TOP_LEVEL_KEYS = ['routes', 'functions', 'adapters', 'engine', 'topology', 'channels', 'management'];
 
 export interface ConfigReadOptions {
   steps: StepRegistry;

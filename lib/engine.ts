@@ -1,9 +1,10 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
+import { ChannelBinder, type ChannelBindings } from './bindings.js';
 import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
@@ -13,7 +14,8 @@ import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { createMessage, withHeaders, type Headers, type Message } from './message.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
-import { Route, type MessageEvent, type RouteStats } from './route.js';
+import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
+import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
 import { guard, StepRegistry, type CompileContext, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
@@ -22,7 +24,7 @@ export type EngineState = 'new' | 'starting' | 'started' | 'stopping' | 'stopped
 
 export type EngineEvent =
   | { type: 'engine.started' | 'engine.stopping' | 'engine.stopped'; engine: string }
-  | { type: 'route.started' | 'route.stopped'; routeId: string }
+  | { type: 'route.started' | 'route.stopped' | 'route.suspended' | 'route.resumed'; routeId: string }
   | { type: 'route.failed'; routeId: string; error: string; code: string }
   | MessageEvent;
 
@@ -47,6 +49,44 @@ export interface EngineOptions {
   clock?: Clock;
   /** Default graceful-stop timeout (10 s). */
   stopTimeoutMs?: number;
+  /**
+   * Carry the in-memory channels of the routes (`direct:`, `queue:`, `topic:`) over a
+   * transport instead (`{ transport: 'amqp' }`), without changing the routes: see docs/topologies.md.
+   */
+  channels?: ChannelBindings | readonly ChannelBindings[];
+}
+
+/** One step of a route's structure (`engine.describeRoute`): what the console draws and the management API shows. */
+export interface StepDescription {
+  /** Where the step is in the route, e.g. `/steps/2` or `/steps/1/when/0/steps/0`. */
+  path: string;
+  /** The step kind (the pattern): `to`, `choice`, `split`, `aggregate`, `enrich`... */
+  kind: string;
+  /** Endpoint URIs the step sends to that are known when the route is built. */
+  endpoints: string[];
+  /** Nested step lists by name (`when/0/steps`, `otherwise`, `branches/1`, `steps`, `fallback`). */
+  children: Record<string, StepDescription[]>;
+}
+
+export interface RouteDescription {
+  id: string;
+  from: string;
+  description?: string;
+  state: RouteState;
+  maxInflight: number;
+  /** Dead-letter endpoints of the route's error policy (its own and per-code rules). */
+  deadLetters: string[];
+  steps: StepDescription[];
+}
+
+/** Per-endpoint connection status, for readiness (`/ready`). */
+export interface EndpointHealth {
+  uri: string;
+  role: 'source' | 'output';
+  status: string;
+  /** ISO time of the last status change (for a down endpoint: down since). */
+  since?: string;
+  error?: string;
 }
 
 /** A route given to `addRoutes`: a builder, config data, or a list of them. */
@@ -88,12 +128,16 @@ interface ProducerEntry {
   started: boolean;
   starting: Promise<void> | undefined;
   sender?: (msg: Message) => Promise<Message | undefined>;
+  requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
   dynamic?: boolean;
   evicted?: boolean;
 }
+
+/** Statuses in which an endpoint counts as up for readiness. */
+const UP: ReadonlySet<SourceStatus> = new Set<SourceStatus>(['connected', 'idle', 'ended']);
 
 /** Producers for URIs computed at message time (recipient lists, routing slips) kept at once. */
 const MAX_DYNAMIC_PRODUCERS = 4096;
@@ -122,9 +166,16 @@ export class Engine {
   readonly #maxInflight: number;
   readonly #policy: ErrorPolicy;
   readonly #stopTimeoutMs: number;
+  readonly #bindings: readonly ChannelBindings[];
+  #binders: ChannelBinder[] | undefined;
   #state: EngineState = 'new';
   #transition: Promise<unknown> | undefined;
   #routeSeq = 0;
+  readonly #descriptions = new Map<string, StepDescription[]>();
+  readonly #routeUris = new Map<string, Set<string>>();
+  readonly #mounters: Array<(m: ManagementServer) => void | Promise<void>> = [];
+  #observer: ExchangeObserver | undefined;
+  readonly #observers: ExchangeObserver[] = [];
 
   #events$: Observable<EngineEvent> | undefined;
 
@@ -150,6 +201,8 @@ export class Engine {
     this.#maxInflight = opts.maxInflight ?? 256;
     this.#policy = opts.errorPolicy ?? {};
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
+    this.#bindings = opts.channels === undefined ? [] : Array.isArray(opts.channels) ? (opts.channels as readonly ChannelBindings[]) : [opts.channels as ChannelBindings];
+    for (const b of this.#bindings) new ChannelBinder(b, 'check');
     for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
   }
 
@@ -292,17 +345,28 @@ export class Engine {
         deadLetter: (uri, msg) => this.#sender(uri)(msg),
       },
     });
-    const { adapter, endpoint } = this.adapters.resolve(def.from, 'consumer', { routeId: def.id });
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
     const policy = { ...this.#policy, ...def.errorPolicy };
     for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
       if (uri) this.#producerEntry(uri, def.id, dryRun);
     }
     const exprs = new Map<string, CompiledExpression>();
+    // the route's structure, recorded while compiling (nested lists hang under the step compiling them)
+    let rootSteps: StepDescription[] = [];
+    const compiling: StepDescription[] = [];
+    const uris = new Set<string>(policy.deadLetter ? [policy.deadLetter] : []);
+    for (const r of policy.on ?? []) if (r.deadLetter) uris.add(r.deadLetter);
     const compile = (steps: readonly StepDefinition[], next: Next, base: string): Next => {
       let n = next;
+      const parent = compiling[compiling.length - 1];
+      const described: StepDescription[] = new Array<StepDescription>(steps.length);
+      if (parent && base.startsWith(`${parent.path}/`)) parent.children[base.slice(parent.path.length + 1)] = described;
+      else if (!parent) rootSteps = described;
       for (let i = steps.length - 1; i >= 0; i--) {
         const step = steps[i]!;
         const path = `${base}/${i}`;
+        const node: StepDescription = { path, kind: step.kind, endpoints: [], children: {} };
+        described[i] = node;
         const kind = this.steps.get(step.kind);
         if (!kind) {
           throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path}: unknown step kind "${step.kind}"`, { details: { routeId: def.id, step: path } });
@@ -315,7 +379,23 @@ export class Engine {
           codecs: this.codecs,
           producer: (uri) => {
             this.#producerEntry(uri, def.id, dryRun);
+            // endpoints computed at message time are not part of the structure
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
             return dryRun ? async () => undefined : this.#sender(uri);
+          },
+          requester: (uri, defaults) => {
+            const entry = this.#producerEntry(uri, def.id, dryRun);
+            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            if (dryRun) return async (m) => m;
+            const call = this.#requester(uri);
+            return defaults?.timeoutMs === undefined ? call : (m, o) => call(m, o ?? defaults);
           },
           compile,
           expression: (src) => {
@@ -330,6 +410,7 @@ export class Engine {
           maxInflight: route.maxInflight,
         };
         let compiled: Next;
+        compiling.push(node);
         try {
           compiled = kind.compile(step.args as never, n, ctx);
         } catch (e) {
@@ -340,13 +421,23 @@ export class Engine {
             throw e;
           }
           throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path} (${step.kind}): ${(e as Error).message}`, { cause: e, details: { routeId: def.id, step: path } });
+        } finally {
+          compiling.pop();
         }
         if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
         n = guard(compiled, def.id, `${path} (${step.kind})`);
+        if (!dryRun) n = probed(n, route, path, step.kind);
       }
       return n;
     };
+    let building = true;
     route.pipeline = withRouteContract(def, (end) => compile(def.steps, end, '/steps'));
+    building = false;
+    if (!dryRun) {
+      this.#descriptions.set(def.id, rootSteps);
+      this.#routeUris.set(def.id, uris);
+      route.observer = this.#observer;
+    }
     // consumers do no I/O when created, so a dry run builds one too: its checks count
     const consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
     if (!dryRun) route.consumer = consumer;
@@ -367,8 +458,21 @@ export class Engine {
     };
   }
 
+  /** The URI a channel is carried on when channel bindings apply to it, else the URI itself. */
+  #bound(uri: string, role: 'consumer' | 'producer'): string {
+    if (this.#bindings.length === 0) return uri;
+    // the first binding that includes the channel carries it (federation: some channels on another hub's broker)
+    this.#binders ??= this.#bindings.map((b) => new ChannelBinder(b, this.adapters.get(b.transport)?.type ?? b.transport));
+    for (const b of this.#binders) {
+      const bound = b.bind(uri, role);
+      if (bound !== undefined) return bound;
+    }
+    return uri;
+  }
+
   #consumerContext(route: Route): ConsumerContext {
-    const scheme = route.definition.from.slice(0, route.definition.from.indexOf(':'));
+    const from = this.#bound(route.definition.from, 'consumer');
+    const scheme = from.slice(0, from.indexOf(':'));
     return {
       ...this.#adapterContext(route.logger, scheme),
       routeId: route.id,
@@ -385,7 +489,7 @@ export class Engine {
     let entry = this.#producers.get(uri);
     if (entry) return entry;
     const where = routeId === undefined ? {} : { routeId };
-    const { adapter, endpoint } = this.adapters.resolve(uri, 'producer', where);
+    const { adapter, endpoint } = this.adapters.resolve(this.#bound(uri, 'producer'), 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
@@ -434,6 +538,30 @@ export class Engine {
     });
   }
 
+  /** The request-reply call of an endpoint (REPLY_UNSUPPORTED at message time if it cannot answer). */
+  #requester(uri: string): (msg: Message, opts?: RequestOptions) => Promise<Message> {
+    const entry = this.#producerEntry(uri);
+    return (entry.requester ??= (msg, opts = {}) => {
+      if (entry.evicted) return this.#requester(uri)(msg, opts);
+      const p = entry.producer;
+      if (!canReply(p)) return Promise.reject(this.#cannotReply(uri));
+      entry.sent++;
+      if (entry.started) return p.request(msg, opts);
+      if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
+        return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
+      }
+      return this.#startProducer(entry).then(() => p.request(msg, opts));
+    });
+  }
+
+  #cannotReply(uri: string, routeId?: string, step?: string): BusbarError {
+    const where = routeId === undefined ? '' : `route "${routeId}", step ${step}: `;
+    const scheme = uri.slice(0, uri.indexOf(':'));
+    return new BusbarError('REPLY_UNSUPPORTED', `${where}endpoint "${uri}" cannot reply (the ${scheme} adapter is one-way); this step needs an answer: use an endpoint that replies (direct:, amqp:, http:...) or send one-way with to()`, {
+      details: { uri, routeId, step },
+    });
+  }
+
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
@@ -446,16 +574,19 @@ export class Engine {
     return this.#sender(uri)(msg);
   }
 
-  /** Request-reply: send and resolve with the reply's body. */
-  async request<R = unknown>(uri: string, body: unknown, headers?: Headers): Promise<R> {
-    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}));
+  /**
+   * Request-reply: send and resolve with the reply's body. The endpoint must be able to
+   * answer (REPLY_UNSUPPORTED otherwise); `timeoutMs` bounds the wait where the transport
+   * waits for a reply (amqp; its `replyTimeoutMs` by default).
+   */
+  async request<R = unknown>(uri: string, body: unknown, headers?: Headers, opts: RequestOptions = {}): Promise<R> {
+    const reply = await this.requestMessage(uri, createMessage(body, headers ? { headers } : {}), opts);
     return reply.body as R;
   }
 
-  async requestMessage(uri: string, msg: Message): Promise<Message> {
+  async requestMessage(uri: string, msg: Message, opts: RequestOptions = {}): Promise<Message> {
     if (this.#state !== 'started') throw this.#notRunning(`request to "${uri}"`);
-    const reply = await this.#sender(uri)(withHeaders(msg, { 'busbar.exchangePattern': 'InOut' }));
-    return reply ?? msg;
+    return this.#requester(uri)(msg, opts);
   }
 
   #notRunning(what: string): BusbarError {
@@ -474,21 +605,8 @@ export class Engine {
         // producers first, consumers last: a message taken in must have somewhere to go
         for (const entry of this.#producers.values()) await this.#startProducer(entry);
         for (const route of this.#routes.values()) {
-          route.state = 'starting';
-          try {
-            for (const h of route.startHooks) await h();
-            await route.consumer!.start();
-          } catch (e) {
-            route.state = 'stopped';
-            const err = new BusbarError('ROUTE_START_FAILED', `route "${route.id}" failed to start: ${(e as Error).message}`, { cause: e, details: { routeId: route.id, uri: route.definition.from } });
-            this.#events?.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });
-            throw err;
-          }
-          route.state = 'started';
-          route.setStatus(route.stats().source.status === 'idle' ? 'connected' : route.stats().source.status);
+          await this.#startOne(route);
           started.push(route);
-          this.#events?.next({ type: 'route.started', routeId: route.id });
-          route.logger.debug({ from: route.definition.from }, 'route started');
         }
       } catch (e) {
         this.logger.error({ err: e }, 'start failed; stopping what already started');
@@ -525,11 +643,13 @@ export class Engine {
     this.#events?.next({ type: 'engine.stopping', engine: this.name });
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
     const run = async (): Promise<StopReport> => {
-      const routes = [...this.#routes.values()];
+      // a route an operator stopped already drained and ran its stop hooks
+      const routes = [...this.#routes.values()].filter((r) => r.state !== 'stopped');
       await Promise.all(
         routes.map(async (r) => {
+          const suspended = r.state === 'suspended';
           r.state = 'stopping';
-          await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
+          if (!suspended) await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
         }),
       );
       const deadline = Date.now() + timeoutMs;
@@ -612,6 +732,186 @@ export class Engine {
     return { state: this.#state, producers: this.#producers.size, routes, adapters };
   }
 
+  // ---------------------------------------------------------------- operating routes one by one
+  #route(id: string): Route {
+    const r = this.#routes.get(id);
+    if (!r) throw new BusbarError('NOT_FOUND', `no route "${id}" (routes: ${this.routeIds().join(', ') || 'none'})`, { details: { routeId: id } });
+    return r;
+  }
+
+  /** The route's structure: its source, steps (kind, endpoints, nested lists) and dead-letter endpoints. */
+  describeRoute(id: string): RouteDescription {
+    const r = this.#route(id);
+    const policy = { ...this.#policy, ...r.definition.errorPolicy };
+    const deadLetters = [...new Set([policy.deadLetter, ...(policy.on ?? []).map((o) => o.deadLetter)].filter((u): u is string => typeof u === 'string'))];
+    const d: RouteDescription = { id, from: r.definition.from, state: r.state, maxInflight: r.maxInflight, deadLetters, steps: this.#descriptions.get(id) ?? [] };
+    if (r.definition.description !== undefined) d.description = r.definition.description;
+    return d;
+  }
+
+  routeStats(id: string): RouteStats {
+    return this.#route(id).stats();
+  }
+
+  resetRouteStats(id: string): void {
+    this.#route(id).resetStats();
+  }
+
+  #requireRunning(what: string): void {
+    if (this.#state !== 'started') throw this.#notRunning(what);
+  }
+
+  #routeStateError(r: Route, what: string, want: string): BusbarError {
+    return new BusbarError('ROUTE_STATE', `cannot ${what} route "${r.id}": it is ${r.state} (needs ${want})`, { details: { routeId: r.id, state: r.state } });
+  }
+
+  /**
+   * Stop one route: its source stops taking messages, messages in flight finish (up to
+   * `timeoutMs`; unfinished ones stay unacknowledged at their source), its stop hooks run
+   * (forced aggregate completions). The route stays deployed and can be started again.
+   */
+  async stopRoute(id: string, opts: { timeoutMs?: number } = {}): Promise<StopReport> {
+    const r = this.#route(id);
+    if (r.state === 'stopped') return { timedOut: false, inflight: {} };
+    if (r.state !== 'started' && r.state !== 'suspended') throw this.#routeStateError(r, 'stop', 'started or suspended');
+    const wasSuspended = r.state === 'suspended';
+    r.state = 'stopping';
+    if (!wasSuspended) await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
+    const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
+    const drained = await Promise.race([r.whenDrained().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), timeoutMs).unref())]);
+    for (const h of r.stopHooks) await Promise.resolve(h()).catch((err: unknown) => r.logger.error({ err }, 'stop hook failed'));
+    r.state = 'stopped';
+    this.#events?.next({ type: 'route.stopped', routeId: r.id });
+    return { timedOut: !drained, inflight: drained ? {} : { [r.id]: r.inflight } };
+  }
+
+  /** Start a route that was stopped (the engine must be running). */
+  async startRoute(id: string): Promise<void> {
+    const r = this.#route(id);
+    this.#requireRunning(`start route "${id}"`);
+    if (r.state === 'started') return;
+    if (r.state !== 'stopped') throw this.#routeStateError(r, 'start', 'stopped');
+    await this.#startOne(r);
+  }
+
+  async #startOne(route: Route): Promise<void> {
+    route.state = 'starting';
+    try {
+      for (const h of route.startHooks) await h();
+      await route.consumer!.start();
+    } catch (e) {
+      route.state = 'stopped';
+      const err = new BusbarError('ROUTE_START_FAILED', `route "${route.id}" failed to start: ${(e as Error).message}`, { cause: e, details: { routeId: route.id, uri: route.definition.from } });
+      this.#events?.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });
+      throw err;
+    }
+    route.state = 'started';
+    route.setStatus(route.stats().source.status === 'idle' ? 'connected' : route.stats().source.status);
+    this.#events?.next({ type: 'route.started', routeId: route.id });
+    route.logger.debug({ from: route.definition.from }, 'route started');
+  }
+
+  /**
+   * Suspend a route: its source stops taking new messages, messages in flight finish, and
+   * everything else stays (aggregation groups, timers, stats); `resumeRoute` takes up again.
+   */
+  async suspendRoute(id: string): Promise<void> {
+    const r = this.#route(id);
+    if (r.state === 'suspended') return;
+    if (r.state !== 'started') throw this.#routeStateError(r, 'suspend', 'started');
+    r.state = 'suspended';
+    await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
+    this.#events?.next({ type: 'route.suspended', routeId: r.id });
+  }
+
+  async resumeRoute(id: string): Promise<void> {
+    const r = this.#route(id);
+    this.#requireRunning(`resume route "${id}"`);
+    if (r.state === 'started') return;
+    if (r.state !== 'suspended') throw this.#routeStateError(r, 'resume', 'suspended');
+    try {
+      await r.consumer!.start();
+    } catch (e) {
+      throw new BusbarError('ROUTE_START_FAILED', `route "${r.id}" failed to resume: ${(e as Error).message}`, { cause: e, details: { routeId: r.id, uri: r.definition.from } });
+    }
+    r.state = 'started';
+    if (r.stats().source.status === 'idle') r.setStatus('connected');
+    this.#events?.next({ type: 'route.resumed', routeId: r.id });
+  }
+
+  /**
+   * Connection status of each route's source and outputs. A route is ready when it is not
+   * started (stopped by an operator) or when its source and every output are up.
+   */
+  health(): { ready: boolean; routes: Array<{ id: string; state: RouteState; ready: boolean; endpoints: EndpointHealth[] }> } {
+    const routes = [...this.#routes.values()].map((r) => {
+      const s = r.stats().source;
+      const endpoints: EndpointHealth[] = [{ uri: s.uri, role: 'source', status: s.status, ...(s.since ? { since: s.since } : {}), ...(s.error !== undefined && !UP.has(s.status) ? { error: s.error } : {}) }];
+      for (const uri of this.#routeUris.get(r.id) ?? []) {
+        const st = this.#producers.get(uri)?.producer.status?.();
+        if (!st) continue;
+        const e: EndpointHealth = { uri, role: 'output', status: st.status };
+        if (st.since !== undefined) e.since = new Date(st.since).toISOString();
+        if (st.error !== undefined && !UP.has(st.status)) e.error = st.error;
+        endpoints.push(e);
+      }
+      const ready = r.state !== 'started' || endpoints.every((e) => UP.has(e.status as SourceStatus));
+      return { id: r.id, state: r.state, ready, endpoints };
+    });
+    return { ready: this.#state === 'started' && routes.every((r) => r.ready), routes };
+  }
+
+  /**
+   * Watch every route's exchanges (the management API, metrics, tracing). Returns the
+   * function that stops watching; with no observer left routes are back to no cost.
+   */
+  observe(observer: ExchangeObserver): () => void {
+    this.#observers.push(observer);
+    this.#applyObservers();
+    return () => {
+      const i = this.#observers.indexOf(observer);
+      if (i >= 0) this.#observers.splice(i, 1);
+      this.#applyObservers();
+    };
+  }
+
+  #applyObservers(): void {
+    const list = [...this.#observers];
+    this.#observer =
+      list.length === 0
+        ? undefined
+        : list.length === 1
+          ? list[0]
+          : {
+              begin: (route, msg) => list.map((o) => o.begin(route, msg)),
+              step: (route, msg, path, kind) => {
+                for (const o of list) o.step(route, msg, path, kind);
+              },
+              end: (route, token, outcome, err) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err)),
+            };
+    for (const r of this.#routes.values()) r.observer = this.#observer;
+  }
+
+  /**
+   * Start the management HTTP API (health, routes, metrics, operations; see docs/management.md).
+   * Binds 127.0.0.1 unless told otherwise; any other address needs a `token`.
+   */
+  async management(opts: ManagementOptions = {}): Promise<ManagementServer> {
+    const { startManagement } = await import('./management/index.js');
+    return startManagement(this, opts);
+  }
+
+  /** Plug-ins (the console, function deploy) that mount their handlers on every management server this engine starts. */
+  onManagement(fn: (m: ManagementServer) => void | Promise<void>): this {
+    this.#mounters.push(fn);
+    return this;
+  }
+
+  /** The mount-ers registered with `onManagement` (read by `startManagement`). */
+  get managementPlugins(): ReadonlyArray<(m: ManagementServer) => void | Promise<void>> {
+    return this.#mounters;
+  }
+
   /** The recording endpoint behind `mock:name` (for tests): `engine.mock('mock:out').expectCount(3)`. */
   mock(uri: string): MockEndpoint {
     const name = uri.startsWith('mock:') ? uri.slice(5).split('?')[0]! : uri;
@@ -627,6 +927,15 @@ export class Engine {
   adapterState<T>(scheme: string, key: string, init: () => T): T {
     return this.#adapterContext(this.logger, scheme).state(key, init);
   }
+}
+
+/** Tells the route's observer (when there is one) which step an exchange is at. */
+function probed(fn: Next, route: Route, path: string, kind: string): Next {
+  return (msg) => {
+    const o = route.observer;
+    if (o !== undefined) o.step(route, msg, path, kind);
+    return fn(msg);
+  };
 }
 
 function withHistory(fn: Next, label: string, clock: Clock): Next {

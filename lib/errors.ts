@@ -12,6 +12,7 @@ export const errorCatalogue = {
   UNKNOWN_SCHEME: { retryable: false, description: 'No adapter is registered for the endpoint\'s scheme.' },
   INVALID_OPTION: { retryable: false, description: 'An endpoint option is unknown or has a wrong value (the error names the option, what was expected and the nearest valid name).' },
   UNSUPPORTED_ENDPOINT: { retryable: false, description: 'The adapter cannot consume (or produce) on this endpoint.' },
+  REPLY_UNSUPPORTED: { retryable: false, description: 'A step that needs an answer (`enrich`, `scatterGather`, `request`, a reply-combining strategy, `engine.request`) names an endpoint that cannot reply (a `queue:`, `topic:`, `file:`, `log:` endpoint...). Use `to` for one-way sends.' },
   INVALID_ROUTE: { retryable: false, description: 'A route declaration (builder or config data) is invalid; `details.problems` lists each problem with its path.' },
   DUPLICATE_ROUTE: { retryable: false, description: 'Two routes have the same id.' },
   ROUTES_FILE: { retryable: false, description: 'A routes file cannot be loaded (missing, syntax error, or exports no routes).' },
@@ -75,6 +76,11 @@ export const errorCatalogue = {
   AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
   AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
   AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
+  // --- management API
+  ROUTE_STATE: { retryable: false, description: 'A route operation (stop, start, suspend, resume) is not possible in the route\'s current state; `details.state` has it.' },
+  MANAGEMENT_CONFIG: { retryable: false, description: 'The management API cannot start as configured: a non-loopback address without a token, a bad address or port, the port in use.' },
+  UNAUTHORIZED: { retryable: false, description: 'A management request had no bearer token or the wrong one (HTTP 401).' },
+  MANAGEMENT_REQUEST: { retryable: false, description: 'A management request is malformed (bad JSON body, unknown parameter, wrong method); the message says what (HTTP 400/405).' },
   // --- fn adapter (functions on worker threads)
   FN_NOT_FOUND: { retryable: false, description: 'A `fn:` endpoint names a function that is not registered (or was removed); `details.fn` names it, `details.known` lists the registered ones.' },
   FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },

@@ -4,6 +4,7 @@ export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, der
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
 export { AdapterRegistry, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type SourceStatus } from './adapter.js';
 export { parseUri, type ParsedUri } from './uri.js';
+export { ChannelBinder, channelBindingsSchema, type ChannelBindings } from './bindings.js';
 export { Service, type ServiceState } from './service.js';
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { CodecRegistry, jsonCodec, textCodec, bytesCodec, type Codec, type Encoded } from './codecs.js';
@@ -36,3 +37,4 @@ export { xmlElements, csvRows, jsonArrayItems, textLines, type ByteSource, type 
 export { compileContract, contractProblems, withRouteContract, type Contract, type ContractOptions, type ContractProblem, type RouteContract } from './contracts.js';
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';
 export { expose, proxy, methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEADER, type Remote, type Transport, type ExposeOptions, type RequestReply } from './rpc.js';
+export { connect, type BusClient, type ChannelMap, type ChannelType, type ConnectOptions, type Subscription } from './client/connect.js';

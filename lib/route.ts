@@ -6,11 +6,27 @@ import { withHeaders, type HeaderValue, type Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
 import { isPromise, type Next } from './step.js';
 
-export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping';
+export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping' | 'suspended';
+
+/** How an exchange ended, for observers (metrics, tracing, the management API). */
+export type ExchangeOutcome = 'completed' | 'failed' | 'dead_lettered';
+
+/**
+ * Watches a route's exchanges (the management API, metrics, tracing). Set on a route only
+ * while someone observes it: a route without one pays a single property check per exchange
+ * and per step.
+ */
+export interface ExchangeObserver {
+  /** An exchange entered the route; the returned token comes back to `end`. */
+  begin(route: Route, msg: Message): unknown;
+  /** The exchange reached step `path` (of kind `kind`). */
+  step(route: Route, msg: Message, path: string, kind: string): void;
+  end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown): void;
+}
 
 export interface RouteStats {
   state: RouteState;
-  source: { uri: string; status: SourceStatus; error?: string };
+  source: { uri: string; status: SourceStatus; error?: string; since?: string };
   received: number;
   completed: number;
   failed: number;
@@ -62,6 +78,8 @@ export class Route {
   state: RouteState = 'stopped';
   consumer: Consumer | undefined;
   pipeline: Next = (m) => m;
+  /** Set while the route is observed (see ExchangeObserver). */
+  observer: ExchangeObserver | undefined;
   readonly startHooks: Array<() => Promise<void> | void> = [];
   readonly stopHooks: Array<() => Promise<void> | void> = [];
 
@@ -75,6 +93,7 @@ export class Route {
   #redelivered = 0;
   #status: SourceStatus = 'idle';
   #statusError: string | undefined;
+  #statusSince = Date.now();
   readonly #policy: ErrorPolicy;
   readonly #clock: Clock;
   readonly #hooks: RouteHooks;
@@ -109,12 +128,13 @@ export class Route {
   }
 
   setStatus(status: SourceStatus, error?: unknown): void {
+    if (status !== this.#status) this.#statusSince = Date.now();
     this.#status = status;
     this.#statusError = error === undefined ? undefined : error instanceof Error ? error.message : String(error);
   }
 
   stats(): RouteStats {
-    const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status };
+    const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status, since: new Date(this.#statusSince).toISOString() };
     if (this.#statusError !== undefined) source.error = this.#statusError;
     return {
       state: this.state,
@@ -129,6 +149,11 @@ export class Route {
     };
   }
 
+  /** Counters back to zero (the management API's reset-stats); in-flight messages stay counted. */
+  resetStats(): void {
+    this.#received = this.#completed = this.#failed = this.#deadLettered = this.#redelivered = 0;
+  }
+
   /**
    * The consumer's entry point. Waits for a slot (backpressure), runs the pipeline under
    * the error policy, and settles only when the route and all its outputs finished.
@@ -139,6 +164,8 @@ export class Route {
     this.#inflight++;
     this.#received++;
     const t0 = this.#hooks.wantsEvents() ? performance.now() : 0;
+    const obs = this.observer;
+    const token = obs === undefined ? undefined : obs.begin(this, msg);
     let r: Message | Promise<Message>;
     try {
       r = next(msg);
@@ -147,13 +174,19 @@ export class Route {
     }
     if (!isPromise(r)) {
       this.#succeeded(msg, t0);
+      if (obs !== undefined) obs.end(this, token, 'completed');
       return Promise.resolve(r);
     }
     const ok = (reply: Message): Message => {
       this.#succeeded(msg, t0);
+      if (obs !== undefined) obs.end(this, token, 'completed');
       return reply;
     };
-    return r.then(ok, (e: unknown) => this.#recover(msg, next, e).then(ok, (err: unknown) => this.#failedWith(msg, t0, err)));
+    const failed = (err: unknown): never => {
+      if (obs !== undefined) obs.end(this, token, (err as BusbarError).details?.deadLettered === true ? 'dead_lettered' : 'failed', err);
+      return this.#failedWith(msg, t0, err);
+    };
+    return r.then(ok, (e: unknown) => this.#recover(msg, next, e).then(ok, failed));
   }
 
   #release(): void {

@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Adapter } from './adapter.js';
+import type { ChannelBindings } from './bindings.js';
 import { isRouteBuilder } from './builder.js';
 import type { EngineOptions, RouteInput } from './engine.js';
 import { BusbarError } from './errors.js';
 import type { NamedFunction } from './step.js';
+import type { ManagementOptions } from './management/types.js';
 
 /**
  * What a routes file provides. A `.ts`/`.js` file default-exports it (see `defineRoutes`)
@@ -21,6 +23,10 @@ export interface RoutesModule {
   engine?: Pick<EngineOptions, 'maxInflight' | 'errorPolicy' | 'stopTimeoutMs' | 'name'>;
   /** Broker topology (read by adapters that declare it, e.g. amqp). */
   topology?: unknown;
+  /** Carry the routes' in-memory channels over a transport (`{ "transport": "amqp" }`): docs/topologies.md. */
+  channels?: ChannelBindings | ChannelBindings[];
+  /** The management API of `busbar run` (see docs/management.md): `{ host, port, token }` or `"127.0.0.1:9464"`. */
+  management?: ManagementOptions | string;
 }
 
 /** Identity helper that gives a `.ts` routes file its types. */

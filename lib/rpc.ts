@@ -31,7 +31,7 @@ export type Remote<T> = {
 
 /** What a stub needs from an engine: request-reply to a URI. `Engine` has it. */
 export interface RequestReply {
-  requestMessage(uri: string, msg: Message): Promise<Message>;
+  requestMessage(uri: string, msg: Message, opts?: { timeoutMs?: number }): Promise<Message>;
 }
 
 export interface Transport<T> {
@@ -60,14 +60,14 @@ export function proxy<T extends object>(name: string, transport: Transport<T>): 
   const cache = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const call = (method: string) => (...args: unknown[]): Promise<unknown> => {
     const timeoutMs = perMethod[method]?.timeoutMs ?? defaultTimeout;
-    const msg = createMessage(args, { headers: { ...transport.headers, [RPC_HEADERS.method]: `${name}.${method}`, [TIMEOUT_HEADER]: timeoutMs, 'busbar.exchangePattern': 'InOut' } });
+    const msg = createMessage(args, { headers: { ...transport.headers, [RPC_HEADERS.method]: `${name}.${method}`, [TIMEOUT_HEADER]: timeoutMs } });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new BusbarError('TIMEOUT', `${name}.${method}: no reply within ${timeoutMs} ms (via ${safeUri(uri)})`, { details: { service: name, method, timeoutMs, uri: safeUri(uri) } }));
       }, timeoutMs);
       let p: Promise<Message>;
       try {
-        p = engine.requestMessage(uri, msg);
+        p = engine.requestMessage(uri, msg, { timeoutMs });
       } catch (e) {
         p = Promise.reject(e);
       }

@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import type { CodecRegistry } from './codecs.js';
 import { wrapStepError } from './errors.js';
 import type { CompiledExpression } from './expression.js';
+import type { RequestOptions } from './adapter.js';
 import type { Message } from './message.js';
 import type { JsonSchema, Problem } from './schema.js';
 
@@ -42,8 +43,14 @@ export interface CompileContext {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly codecs: CodecRegistry;
-  /** Resolve a destination now (validating its URI and options) and return its sender. */
+  /** Resolve a destination now (validating its URI and options) and return its one-way sender. */
   producer(uri: string): (msg: Message) => Promise<Message | undefined>;
+  /**
+   * Resolve a destination that must answer (request-reply) and return its caller. Throws
+   * REPLY_UNSUPPORTED now when the endpoint cannot reply. `timeoutMs` is the default time
+   * limit of each call (the producer's own when absent); a call may pass its own.
+   */
+  requester(uri: string, opts?: RequestOptions): (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Build a nested list of steps, continuing with `next`. */
   compile(steps: readonly StepDefinition[], next: Next, path: string): Next;
   /** Compile a JSONata expression (cached per route). */

@@ -31,6 +31,7 @@ export class AmqpClient {
   #users = 0;
   #conn: ChannelModel | undefined;
   #status: ClientStatus = 'idle';
+  #statusSince = Date.now();
   #statusError: unknown;
   #connecting: Promise<ChannelModel> | undefined;
   #timer: TimerHandle | undefined;
@@ -47,6 +48,12 @@ export class AmqpClient {
 
   get status(): ClientStatus {
     return this.#status;
+  }
+
+  /** The last status change: when (ms since the epoch) and the error with it (for readiness). */
+  get statusChange(): { since: number; error?: string } {
+    const e = this.#statusError;
+    return e === undefined ? { since: this.#statusSince } : { since: this.#statusSince, error: e instanceof Error ? e.message : String(e) };
   }
 
   get connection(): ChannelModel | undefined {
@@ -116,6 +123,7 @@ export class AmqpClient {
   }
 
   #setStatus(s: ClientStatus, error?: unknown): void {
+    if (s !== this.#status) this.#statusSince = Date.now();
     this.#status = s;
     this.#statusError = error;
     for (const l of this.#listeners) l.status?.(s, error);

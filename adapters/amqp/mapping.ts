@@ -32,9 +32,9 @@ export const AMQP_HEADERS = {
   userId: 'amqp.userId',
 } as const;
 
-const SKIP_OUT = new Set<string>(['content-type', 'content-encoding', 'busbar.exchangePattern']);
+const SKIP_OUT = new Set<string>(['content-type', 'content-encoding']);
 
-export type BodyType = 'auto' | 'string' | 'buffer' | 'json';
+export type BodyType = 'auto' | 'string' | 'buffer' | 'json' | 'value';
 
 export interface Encoded {
   content: Buffer;
@@ -143,7 +143,9 @@ export function decode(m: AmqpMessage, bodyType: BodyType): Message {
   if (p.userId) headers[AMQP_HEADERS.userId] = String(p.userId);
 
   let body: unknown;
-  const kind = bodyType === 'auto' ? (contentType !== undefined && TEXTUAL.test(contentType) ? 'string' : 'buffer') : bodyType;
+  const textual = contentType !== undefined && TEXTUAL.test(contentType);
+  // value: the body as it was sent by busbar (objects as JSON, strings as text, bytes as bytes)
+  const kind = bodyType === 'auto' ? (textual ? 'string' : 'buffer') : bodyType === 'value' ? (contentType !== undefined && /^application\/json\b/i.test(contentType) ? 'json' : textual ? 'string' : 'buffer') : bodyType;
   if (kind === 'buffer') body = m.content;
   else {
     const text = m.content.toString('utf8');

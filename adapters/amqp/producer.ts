@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, Message as AmqpMessage } from 'amqplib';
-import type { Producer, ProducerContext } from '../../lib/adapter.js';
+import type { Producer, ProducerContext, RequestOptions } from '../../lib/adapter.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
-import type { AmqpClient } from './client.js';
+import type { AmqpClient, ClientStatus } from './client.js';
 import { decode, encode, WIRE, type BodyType } from './mapping.js';
 import { closeQuietly, ensureQueue, exchangeExists, replyCode } from './topology.js';
 
@@ -44,7 +44,7 @@ interface Pending {
 }
 
 interface PendingReply {
-  deadline: number;
+  timer: TimerHandle;
   resolve: (m: Message) => void;
   reject: (e: unknown) => void;
 }
@@ -98,9 +98,15 @@ export class AmqpProducer implements Producer {
       throw err;
     }
     this.#started = true;
-    const every = Math.max(10, Math.min(1000, Math.floor(Math.min(this.#s.publishTimeoutMs, this.#s.replyTimeoutMs) / 4)));
+    const every = Math.max(10, Math.min(1000, Math.floor(this.#s.publishTimeoutMs / 4)));
     this.#sweep = this.#ctx.clock.setInterval(() => this.#expire(), every);
     (this.#sweep as { unref?: () => void }).unref?.();
+  }
+
+  /** The connection's status while started (readiness). */
+  status(): { status: ClientStatus; error?: string; since?: number } {
+    if (!this.#started) return { status: 'idle' };
+    return { status: this.#client.status, ...this.#client.statusChange };
   }
 
   async stop(): Promise<void> {
@@ -109,8 +115,7 @@ export class AmqpProducer implements Producer {
     this.#stopping = true;
     // what was accepted gets its confirm (or its timeout), then the channel goes
     if (this.#pendingCount() > 0) await new Promise<void>((r) => this.#idle.push(r));
-    for (const [, r] of this.#replies) r.reject(new BusbarError('AMQP_CONNECTION', 'amqp producer stopped before the reply arrived', { details: { target: this.#s.target } }));
-    this.#replies.clear();
+    this.#failReplies(new BusbarError('AMQP_CONNECTION', 'amqp producer stopped before the reply arrived', { details: { target: this.#s.target } }));
     if (this.#sweep) this.#ctx.clock.clearInterval(this.#sweep);
     if (this.#reopen) this.#ctx.clock.clearTimeout(this.#reopen);
     this.#unlisten?.();
@@ -123,8 +128,8 @@ export class AmqpProducer implements Producer {
     await this.#client.release();
   }
 
+  /** One-way: resolves (with nothing) once the broker confirmed the message. */
   send(msg: Message): Promise<Message | undefined> {
-    if (msg.headers['busbar.exchangePattern'] === 'InOut') return this.#request(msg);
     if (this.#stopping) return Promise.reject(new BusbarError('ENGINE_STATE', `amqp producer ${this.#describe()} is stopping`, { details: { target: this.#s.target } }));
     const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: this.#s.mandatory });
     return new Promise((resolve, reject) => {
@@ -311,11 +316,6 @@ export class AmqpProducer implements Producer {
     for (const p of this.#unconfirmed) if (timeout(p)) this.#unconfirmed.delete(p);
     if (this.#resend.some((p) => p.deadline <= now)) this.#resend = this.#resend.filter((p) => !timeout(p));
     if (this.#backlog.length && this.#backlog[0]!.deadline <= now) this.#backlog = this.#backlog.filter((p) => !timeout(p));
-    for (const [key, r] of this.#replies) {
-      if (r.deadline > now) continue;
-      this.#replies.delete(key);
-      r.reject(new BusbarError('TIMEOUT', `no reply from ${this.#describe()} within ${this.#s.replyTimeoutMs} ms`, { details: { target: this.#s.target, timeoutMs: this.#s.replyTimeoutMs } }));
-    }
     this.#checkIdle();
     this.#pump();
   }
@@ -329,13 +329,11 @@ export class AmqpProducer implements Producer {
       ch.on('error', (err: Error) => this.#ctx.logger.warn({ err: err.message }, 'amqp reply channel closed by the broker'));
       ch.on('close', () => {
         this.#rpc = undefined;
-        for (const [, r] of this.#replies) r.reject(new BusbarError('AMQP_CONNECTION', `amqp channel lost while waiting for a reply from ${this.#describe()}`, { details: { target: this.#s.target } }));
-        this.#replies.clear();
+        this.#failReplies(new BusbarError('AMQP_CONNECTION', `amqp channel lost while waiting for a reply from ${this.#describe()}`, { details: { target: this.#s.target } }));
       });
       ch.on('return', (m: AmqpMessage) => {
         const key = String(m.properties.correlationId);
-        const r = this.#replies.get(key);
-        this.#replies.delete(key);
+        const r = this.#takeReply(key);
         r?.reject(new BusbarError('AMQP_UNROUTABLE', `amqp request to ${this.#describe()} was returned: ${returnText(m)}`, { details: { target: this.#s.target } }));
       });
       // direct reply-to: replies come straight to this channel's consumer, no queue to declare or clean up
@@ -348,30 +346,56 @@ export class AmqpProducer implements Producer {
     return this.#rpc;
   }
 
-  async #request(msg: Message): Promise<Message> {
+  /**
+   * Request-reply over direct reply-to. The request carries an AMQP `expiration` equal to
+   * the time the caller waits (`opts.timeoutMs`, else `replyTimeoutMs`): a request still
+   * queued when nobody waits for its answer any more is dropped by the broker, not
+   * processed late (and, for a retried call, twice).
+   */
+  async request(msg: Message, opts: RequestOptions = {}): Promise<Message> {
+    if (this.#stopping) throw new BusbarError('ENGINE_STATE', `amqp producer ${this.#describe()} is stopping`, { details: { target: this.#s.target } });
+    const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? Math.ceil(opts.timeoutMs) : this.#s.replyTimeoutMs;
     const ch = await this.#rpcChannel();
     const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: true });
     const key = randomUUID();
     options.replyTo = DIRECT_REPLY_TO;
     options.correlationId = key;
+    options.expiration = String(timeoutMs);
     options.headers = { ...(options.headers as Record<string, unknown> | undefined), [WIRE.correlation]: msg.correlationId };
     const exchange = this.#s.target.kind === 'exchange' ? this.#s.target.name : '';
     return new Promise<Message>((resolve, reject) => {
-      this.#replies.set(key, { deadline: this.#ctx.clock.now() + this.#s.replyTimeoutMs, resolve, reject });
+      const timer = this.#ctx.clock.setTimeout(() => {
+        if (!this.#takeReply(key)) return;
+        reject(new BusbarError('TIMEOUT', `no reply from ${this.#describe()} within ${timeoutMs} ms`, { details: { target: this.#s.target, timeoutMs } }));
+      }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+      this.#replies.set(key, { timer, resolve, reject });
       try {
         ch.publish(exchange, this.#routingKey(msg), content, options);
       } catch (err) {
-        this.#replies.delete(key);
+        this.#takeReply(key);
         reject(new BusbarError('AMQP_CONNECTION', `amqp request to ${this.#describe()} could not be published: ${(err as Error).message}`, { cause: err, details: { target: this.#s.target } }));
       }
     });
   }
 
+  /** The waiting request under `key`, no longer waiting (its timer cleared). */
+  #takeReply(key: string): PendingReply | undefined {
+    const r = this.#replies.get(key);
+    if (!r) return undefined;
+    this.#replies.delete(key);
+    this.#ctx.clock.clearTimeout(r.timer);
+    return r;
+  }
+
+  #failReplies(err: BusbarError): void {
+    for (const key of [...this.#replies.keys()]) this.#takeReply(key)?.reject(err);
+  }
+
   #reply(m: AmqpMessage): void {
     const key = String(m.properties.correlationId);
-    const r = this.#replies.get(key);
+    const r = this.#takeReply(key);
     if (!r) return; // timed out already
-    this.#replies.delete(key);
     const h = (m.properties.headers ?? {}) as Record<string, unknown>;
     if (h[WIRE.errorCode] !== undefined) {
       r.reject(new BusbarError('AMQP_REMOTE_ERROR', `amqp request to ${this.#describe()} failed remotely: ${String(h[WIRE.errorCode])}: ${String(h[WIRE.errorMessage] ?? '')}`, { details: { target: this.#s.target, remoteCode: String(h[WIRE.errorCode]), remoteMessage: String(h[WIRE.errorMessage] ?? '') } }));

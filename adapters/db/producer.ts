@@ -97,6 +97,11 @@ export class DbProducer implements Producer {
     if (db) await this.#plan.release(db);
   }
 
+  /** A statement always has a result (rows, a count): the answer of a request. */
+  request(msg: Message): Promise<Message> {
+    return this.send(msg).then((r) => r ?? msg);
+  }
+
   send(msg: Message): Promise<Message | undefined> {
     if (!this.#o.groupCommit) return this.#sendOne(msg);
     return new Promise((resolve, reject) => {

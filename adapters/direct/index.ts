@@ -1,6 +1,7 @@
 import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter, ConsumerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
+import type { Message } from '../../lib/message.js';
 
 /** `direct:` takes no options. */
 export type DirectOptions = {};
@@ -42,6 +43,10 @@ export const directAdapter: Adapter<DirectOptions> = {
           return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
         }
         return consumer.process(msg);
+      },
+      // the consuming route's result is the answer, whichever step asks
+      request(msg) {
+        return this.send(msg) as Promise<Message>;
       },
     };
   },

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -46,8 +46,8 @@ const SETTINGS = new Set(['export', 'minWorkers', 'maxWorkers', 'idleTimeoutMs',
 /**
  * Mounts function deployment on the management API (`engine.onManagement((m) =>
  * mountFunctionDeploy(m, fns, engine))`). Off unless the adapter has `deploy` settings, and
- * every request needs `Authorization: Bearer <deploy.token>` whatever the management
- * server's own rules, because a deploy runs code on the hub.
+ * every request needs `X-Deploy-Token: <deploy.token>` on top of the management server's
+ * own rules (its bearer token), because a deploy runs code on the hub.
  *
  * - `POST /api/v1/functions/:name` — body `{ "source": "<module text>", "lang": "js"|"ts"|"mjs"|"mts", ...settings }`:
  *   writes the module under `deploy.dir` and registers it (replacing a function of that name:
@@ -61,18 +61,18 @@ export function mountFunctionDeploy(m: ManagementMount, fns: FnAdapter, engine: 
     throw new BusbarError('INVALID_OPTION', 'fn adapter: deploying functions is off; give the adapter `deploy: { dir, token }` to turn it on', { details: { option: 'deploy' } });
   }
   const dir = resolve(deploy.dir);
-  const expected = Buffer.from(`Bearer ${deploy.token}`);
+  // compared as digests: equal lengths for timingSafeEqual, and no length leaked
+  const expected = createHash('sha256').update(deploy.token).digest();
   const authorized = (req: IncomingMessage): boolean => {
-    const got = Buffer.from(String(req.headers.authorization ?? ''));
-    return got.length === expected.length && timingSafeEqual(got, expected);
+    const got = req.headers['x-deploy-token'];
+    return typeof got === 'string' && timingSafeEqual(createHash('sha256').update(got).digest(), expected);
   };
   const guard =
     (fn: (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => Promise<void>) =>
     async (req: IncomingMessage, res: ServerResponse, params: Record<string, string>): Promise<void> => {
       if (!authorized(req)) {
         req.resume();
-        res.setHeader('www-authenticate', 'Bearer');
-        refuse(res, 401, new BusbarError('INVALID_OPTION', 'function deploy needs Authorization: Bearer <deploy.token>', { details: {} }));
+        refuse(res, 401, new BusbarError('UNAUTHORIZED', 'function deploy needs the X-Deploy-Token header with the fn adapter\'s deploy.token', { details: {} }));
         return;
       }
       try {

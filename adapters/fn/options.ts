@@ -44,7 +44,7 @@ export const fnConfigSchema = Type.Object(
       Type.Object(
         {
           dir: Type.String({ minLength: 1, description: 'Directory deployed modules are written to.' }),
-          token: Type.String({ minLength: 16, description: 'Bearer token a deploy request must carry (on top of the management API\'s own rules).' }),
+          token: Type.String({ minLength: 16, description: 'Token a deploy request must carry in its X-Deploy-Token header (on top of the management API\'s own bearer token).' }),
           maxModuleBytes: Type.Integer({ minimum: 1, default: 1048576, description: 'Largest module source accepted.' }),
         },
         { additionalProperties: false, description: 'Deploying functions through the management API (off unless given): `POST /api/v1/functions/<name>` with the module source. Deployed code runs with the hub\'s rights: give the token only to who may run code there.' },

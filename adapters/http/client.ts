@@ -221,8 +221,7 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
     return { ...msg, body, headers: { ...msg.headers, ...responseHeaders(res) } };
   };
 
-  return {
-    async send(msg) {
+  const send = async (msg: Message): Promise<Message> => {
       const method = String(msg.headers[HTTP_HEADERS.requestMethod] ?? (opts.method && opts.method !== 'ANY' ? opts.method : 'POST')).toUpperCase();
       let target = base + renderUrlTemplate(pathTemplate, msg);
       if (opts.query) target += (target.includes('?') ? '&' : '?') + renderUrlTemplate(opts.query, msg);
@@ -252,7 +251,11 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
           if (delay > 0) await sleep(ctx.clock, delay);
         }
       }
-    },
+  };
+  return {
+    send,
+    // every HTTP call has a response: a request is a send
+    request: send,
     async stop() {
       // the pool is per engine and shared by every client endpoint: idle sockets only
       agent?.destroy();

@@ -24,11 +24,14 @@ export class ServerEndpoint {
   readonly ctx: ConsumerContext;
   readonly opts: HttpOptions;
   readonly formats: Formats;
+  /** How much of a refused body is read before answering (adapter configuration). */
+  readonly drain: { maxDrainBytes: number; drainTimeoutMs: number };
   stopping = false;
 
-  constructor(ctx: ConsumerContext, opts: HttpOptions) {
+  constructor(ctx: ConsumerContext, opts: HttpOptions, drain: { maxDrainBytes: number; drainTimeoutMs: number } = { maxDrainBytes: 128 * 1024 * 1024, drainTimeoutMs: 5000 }) {
     this.ctx = ctx;
     this.opts = opts;
+    this.drain = drain;
     this.formats = new Formats(opts.maxBodyBytes);
   }
 
@@ -44,37 +47,71 @@ export class ServerEndpoint {
     return true;
   }
 
-  /** The request body, refusing more than `maxBodyBytes` (INPUT_TOO_LARGE -> 413). */
+  /**
+   * The request body, refusing more than `maxBodyBytes` (INPUT_TOO_LARGE -> 413). The rest of
+   * a refused body is read and discarded (up to `maxDrainBytes` / `drainTimeoutMs`) before the
+   * refusal goes out: a client that sends its whole body before reading would otherwise get
+   * a connection reset instead of the 413, and retry it as a network error.
+   */
   readBody(req: IncomingMessage): Promise<Buffer> {
     const max = this.opts.maxBodyBytes;
     const tooLarge = (size: number): BusbarError =>
       new BusbarError('INPUT_TOO_LARGE', `request body of ${size} bytes exceeds the limit of ${max} bytes (maxBodyBytes)`, { details: { size, maxBytes: max } });
     const declared = Number(req.headers['content-length']);
-    if (declared > max) {
-      req.resume();
-      return Promise.reject(tooLarge(declared));
-    }
+    if (declared > max) return this.#drainThenReject(req, 0, tooLarge(declared));
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      let failed = false;
-      req.on('data', (c: Buffer) => {
-        if (failed) return;
+      const onData = (c: Buffer): void => {
         size += c.length;
         if (size > max) {
-          failed = true;
-          reject(tooLarge(size));
+          req.off('data', onData);
+          req.off('end', onEnd);
+          req.off('error', onError);
+          this.#drainThenReject(req, size, tooLarge(size)).catch(reject);
           return;
         }
         chunks.push(c);
-      });
-      req.on('end', () => {
-        if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-      });
-      req.on('error', (e) => {
-        if (!failed) reject(new BusbarError('HTTP_NETWORK', `request body not received: ${e.message}`, { cause: e, details: {} }));
-        failed = true;
-      });
+      };
+      const onEnd = (): void => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      const onError = (e: Error): void => reject(new BusbarError('HTTP_NETWORK', `request body not received: ${e.message}`, { cause: e, details: {} }));
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onError);
+    });
+  }
+
+  /** Read and discard the rest of a refused body (bounded in bytes and time), then reject with `err`. */
+  #drainThenReject(req: IncomingMessage, already: number, err: BusbarError): Promise<never> {
+    const { maxDrainBytes, drainTimeoutMs } = this.drain;
+    const declared = Number(req.headers['content-length']);
+    return new Promise((_resolve, reject) => {
+      // more than the cap announced: waiting would not help, answer now
+      if (declared - already > maxDrainBytes || req.readableEnded) {
+        req.resume();
+        reject(err);
+        return;
+      }
+      let drained = 0;
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        req.off('data', onData);
+        req.resume();
+        reject(err);
+      };
+      const onData = (c: Buffer): void => {
+        drained += c.length;
+        if (drained > maxDrainBytes) finish();
+      };
+      const timer = setTimeout(finish, drainTimeoutMs);
+      req.on('data', onData);
+      req.once('end', finish);
+      req.once('error', finish);
+      req.once('close', finish);
+      req.resume();
     });
   }
 
@@ -232,7 +269,7 @@ export function createServerConsumer(endpoint: Endpoint<HttpOptions>, ctx: Consu
     });
   }
   if (!pattern.startsWith('/')) pattern = `/${pattern}`;
-  const ep = new ServerEndpoint(ctx, opts);
+  const ep = new ServerEndpoint(ctx, opts, config);
   const method = !opts.method || opts.method === 'ANY' ? (endpoint.options.protocol === 'rest' ? '*' : 'POST') : opts.method;
   const mount: Mount = { routeId: ctx.routeId, method, pattern, handle: (r) => protocol.handle(r, ep) };
   // SOAP's ?wsdl is a GET on the same path

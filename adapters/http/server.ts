@@ -13,6 +13,8 @@ export interface ServerSettings {
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  /** Connections at once from one remote address (undefined: no per-address limit). */
+  maxConnectionsPerClient?: number | undefined;
   stopTimeoutMs: number;
   /** Certificate and key: the server speaks HTTPS. */
   secure?: { cert?: Buffer; key?: Buffer; passphrase?: string; ca?: Buffer; clientAuth: 'none' | 'request' | 'require' };
@@ -121,6 +123,8 @@ export class SharedServer {
   #active = 0;
   #idle: Array<() => void> = [];
   #closing = false;
+  /** Open connections per remote address, when maxConnectionsPerClient is set. */
+  readonly #perClient = new Map<string, number>();
 
   constructor(host: string, port: number, settings: ServerSettings, logger: Logger) {
     this.host = host;
@@ -188,6 +192,10 @@ export class SharedServer {
     server.setTimeout(s.idleTimeoutMs);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    if (s.maxConnectionsPerClient !== undefined) {
+      const limit = s.maxConnectionsPerClient;
+      server.on('connection', (socket: Socket) => this.#limitPerClient(socket, limit));
+    }
     this.#server = server;
     this.#closing = false;
     return new Promise<void>((resolve, reject) => {
@@ -226,15 +234,37 @@ export class SharedServer {
     this.#logger.info({ host: this.host, port: this.port }, 'http server closed');
   }
 
+  /** Refuse a connection over the per-address limit at once (before any byte is read). */
+  #limitPerClient(socket: Socket, limit: number): void {
+    const addr = socket.remoteAddress ?? '';
+    const n = (this.#perClient.get(addr) ?? 0) + 1;
+    if (n > limit) {
+      this.#logger.debug({ remoteAddress: addr, limit }, 'http connection refused: too many from this address (maxConnectionsPerClient)');
+      socket.destroy();
+      return;
+    }
+    this.#perClient.set(addr, n);
+    socket.once('close', () => {
+      const left = (this.#perClient.get(addr) ?? 1) - 1;
+      if (left <= 0) this.#perClient.delete(addr);
+      else this.#perClient.set(addr, left);
+    });
+  }
+
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    // Node answers most of these itself when it can (408, 431); this covers the rest
+    // Node answers most of these itself when it can (408, 431); this covers the rest.
+    // The socket is destroyed after the answer, not half-closed: a client that never answers
+    // the FIN (slowloris, a stuck proxy) would otherwise hold its connection slot until the
+    // idle timeout, and enough of them lock everyone else out.
     if (!socket.writable) {
       socket.destroy();
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const text = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+    // a client that does not read at all cannot keep the answer (and the socket) pending either
+    setTimeout(() => socket.destroy(), 1000).unref();
     this.#logger.debug({ code: err.code, status }, 'http client error');
   }
 

@@ -215,7 +215,7 @@ export function createSoapConsumer(endpoint: Endpoint<HttpOptions>, ctx: Consume
   }
   if (!pattern.startsWith('/')) pattern = `/${pattern}`;
   const understood = opts.soapUnderstood ? splitUnderstood(opts.soapUnderstood) : [];
-  const route: SoapRoute = { ep: new ServerEndpoint(ctx, opts), action: opts.soapAction, operation: opts.operation, namespace: opts.namespace, wsdl: undefined, understood };
+  const route: SoapRoute = { ep: new ServerEndpoint(ctx, opts, config), action: opts.soapAction, operation: opts.operation, namespace: opts.namespace, wsdl: undefined, understood };
   const key = `soap ${opts.host}:${opts.port} ${pattern}`;
   const dispatchers = ctx.state('soap-dispatchers', () => new Map<string, SoapDispatcher>());
   let server: SharedServer | undefined;

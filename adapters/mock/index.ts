@@ -127,6 +127,11 @@ export const mockAdapter: Adapter<MockOptions> = {
         await delayed(ctx.clock, delay);
         return mock.deliver(msg);
       },
+      // a mock without a reply behaviour answers with what it got (Camel's mock does the same)
+      async request(msg) {
+        await delayed(ctx.clock, delay);
+        return (await mock.deliver(msg)) ?? msg;
+      },
     };
   },
 };

@@ -1,6 +1,7 @@
 import type { Ajv } from 'ajv';
 import { named, type Adapter } from '../adapter.js';
-import { didYouMean, toProblems, type JsonSchema, type Problem } from '../schema.js';
+import { channelBindingsSchema, type ChannelBindings } from '../bindings.js';
+import { createAjv, didYouMean, toProblems, type JsonSchema, type Problem } from '../schema.js';
 import type { StepKind } from '../step.js';
 import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../../adapters/amqp/index.js';
 import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../../adapters/db/index.js';
@@ -62,4 +63,16 @@ export function namedFromConfig(name: string, given: unknown, factories: Record<
   } catch (e) {
     return { steps: [], problems: [{ path, message: (e as Error).message }] };
   }
+}
+
+/** The routes file's `"channels"` (channel bindings), checked; problems under `/channels`. */
+export function channelsOf(given: unknown, problems: Problem[]): ChannelBindings[] | undefined {
+  if (given === undefined) return undefined;
+  const validate = createAjv().compile(channelBindingsSchema);
+  const list = Array.isArray(given) ? given : [given];
+  const before = problems.length;
+  list.forEach((b, i) => {
+    if (!validate(b)) problems.push(...toProblems(validate.errors, channelBindingsSchema as JsonSchema, Array.isArray(given) ? `/channels/${i}` : '/channels', 'channels setting'));
+  });
+  return problems.length === before ? (list as ChannelBindings[]) : undefined;
 }

@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
-import { adapterFactories, namedFromConfig } from './adapter-factories.js';
+import { adapterFactories, channelsOf, namedFromConfig } from './adapter-factories.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
 import { TOP_LEVEL_KEYS } from '../config.js';
 import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from '../schema.js';
 import type { StepKind } from '../step.js';
+import type { ManagementServer } from '../management/types.js';
+import { managementSettings } from './management-flag.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -81,7 +83,8 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
     steps.push(...made.steps);
   }
   if (Array.isArray(mod.adapters)) adapters.push(...mod.adapters);
-  const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}) });
+  const channels = channelsOf(mod.channels, problems);
+  const engine = new Engine({ ...mod.engine, logger, adapters, steps, ...(mod.functions ? { functions: mod.functions } : {}), ...(channels ? { channels } : {}) });
   return { engine, problems };
 }
 
@@ -113,17 +116,31 @@ async function validateCommand(file: string): Promise<void> {
   process.stdout.write(`${file}: ok\n`);
 }
 
-async function runCommand(file: string, opts: { for?: number; logLevel: string; pretty?: boolean; stopTimeout: number }): Promise<void> {
+interface RunOptions {
+  for?: number;
+  logLevel: string;
+  pretty?: boolean;
+  stopTimeout: number;
+  management?: string;
+  managementToken?: string;
+}
+
+async function runCommand(file: string, opts: RunOptions): Promise<void> {
   const logger = makeLogger(opts.logLevel, opts.pretty);
   let engine: Engine;
+  let management: ManagementServer | undefined;
   try {
     const mod = await loadRoutesFile(file);
+    const settings = managementSettings(opts.management, opts.managementToken, mod.management);
     const built = engineFromModule(mod, logger);
     if (built.problems.length) throw new BusbarError('ROUTES_FILE', `${file}:\n${built.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
     engine = built.engine;
     engine.addRoutes(...(Array.isArray(mod.routes) ? mod.routes : [mod.routes]));
+    // before the routes start: /live answers and /ready says 503 while they are starting
+    if (settings) management = await engine.management(settings);
     await engine.start();
   } catch (e) {
+    await management?.close().catch(() => undefined);
     logger.flush?.();
     fail(e);
   }
@@ -136,6 +153,7 @@ async function runCommand(file: string, opts: { for?: number; logLevel: string; 
     stopping = true;
     logger.info({ reason: why }, 'stopping');
     const report = await engine.stop({ timeoutMs: opts.stopTimeout });
+    await management?.close();
     logger.flush?.();
     // let pino-pretty's worker drain before exiting
     setTimeout(() => process.exit(report.timedOut ? 1 : 0), 100).unref();
@@ -159,7 +177,9 @@ export function buildProgram(): Command {
     .option('--pretty', 'pretty logs (default when stdout is a terminal)')
     .option('--no-pretty', 'JSON logs')
     .option('--stop-timeout <duration>', 'how long a graceful stop waits for in-flight messages', parseDuration, 10_000)
-    .action((file: string, opts: { for?: number; logLevel: string; pretty?: boolean; stopTimeout: number }) => runCommand(file, opts));
+    .option('--management <host:port>', 'serve the management API (health, metrics, route operations) here, e.g. 127.0.0.1:9464')
+    .option('--management-token <token>', 'bearer token of the management API (default: BUSBAR_MANAGEMENT_TOKEN); required off loopback')
+    .action((file: string, opts: RunOptions) => runCommand(file, opts));
   program
     .command('validate')
     .description('check a routes file and print every problem with its path; exit 1 if there is any')

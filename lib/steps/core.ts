@@ -48,12 +48,43 @@ export function evaluator(c: Computed): (msg: Message) => MaybePromise<unknown> 
 // ---------------------------------------------------------------- to
 export const toStep: StepKind<{ uri: string }> = {
   name: 'to',
-  description: 'Send the message to an endpoint; a reply (request-reply endpoints) replaces the message.',
+  description: 'Send the message to an endpoint, one-way: never waits for an answer (use `request` for that). Endpoints whose every call has a response (http, direct) give it and it replaces the message.',
   configSchema: { type: 'string', minLength: 1, description: 'endpoint URI' },
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
     const send = ctx.producer(uri);
     return (msg) => send(msg).then((reply) => next(reply ?? msg));
+  },
+};
+
+// ---------------------------------------------------------------- request
+export interface RequestArgs {
+  uri: string;
+  /** How long to wait for the answer (default: the endpoint's own, e.g. amqp `replyTimeoutMs`). */
+  timeoutMs?: number | undefined;
+}
+
+export const requestStep: StepKind<RequestArgs> = {
+  name: 'request',
+  description: 'Request-reply: send the message to an endpoint and wait for its answer, which replaces the message. An endpoint that cannot reply (queue:, topic:, file:...) is an error when the route is created.',
+  configSchema: {
+    oneOf: [
+      { type: 'string', minLength: 1, description: 'endpoint URI' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['uri'],
+        properties: {
+          uri: { type: 'string', minLength: 1, description: 'endpoint URI' },
+          timeoutMs: { type: 'integer', minimum: 1, description: 'how long to wait for the answer (default: the endpoint\'s own)' },
+        },
+      },
+    ],
+  },
+  fromConfig: (value) => (typeof value === 'string' ? { uri: value } : (value as RequestArgs)),
+  compile({ uri, timeoutMs }, next, ctx) {
+    const call = ctx.requester(uri, timeoutMs === undefined ? undefined : { timeoutMs });
+    return (msg) => call(msg).then(next);
   },
 };
 
@@ -249,6 +280,7 @@ export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'in
 
 export const coreSteps: StepKind<never>[] = [
   toStep,
+  requestStep,
   transformStep,
   processStep,
   filterStep,

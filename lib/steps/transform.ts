@@ -278,7 +278,14 @@ export const setHeadersStep: StepKind<SetHeadersArgs> = {
       const out: Record<string, HeaderValue> = {};
       let pending: Array<Promise<void>> | undefined;
       for (const [name, get] of setters) {
-        const v = get(msg);
+        let v: unknown;
+        try {
+          v = get(msg);
+        } catch (e) {
+          // a header function threw: the ones already running must not reject unobserved
+          for (const p of pending ?? []) p.catch(() => undefined);
+          throw e;
+        }
         if (isPromise(v)) (pending ??= []).push(v.then((x) => void (out[name] = asHeader(x))));
         else out[name] = asHeader(v);
       }

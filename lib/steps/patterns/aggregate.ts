@@ -1,5 +1,5 @@
 import type { TimerHandle } from '../../clock.js';
-import { BusbarError } from '../../errors.js';
+import { BusbarError, wrapStepError } from '../../errors.js';
 import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
 import { MemoryAggregationStore } from '../../stores-memory.js';
@@ -146,7 +146,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         // the group's messages are already acknowledged: hand the failure to the route's error policy with the group as body
         const failed = createMessage(g.messages.map((m) => m.body), { headers: { [AGGREGATE_HEADERS.key]: g.key, [AGGREGATE_HEADERS.completedBy]: reason }, correlationId: first.correlationId });
         ctx.spawn(failed, () => {
-          throw err;
+          throw wrapStepError(err, ctx.routeId, step);
         });
         return;
       }
@@ -319,8 +319,16 @@ function batchResequencer(args: ResequenceArgs, next: Next, ctx: CompileContext,
     const out = batch;
     batch = [];
     const dir = args.reverse ? -1 : 1;
-    // stable: equal keys keep their arrival order
-    out.sort((a, b) => (a.seq === b.seq ? a.n - b.n : (a.seq! < b.seq! ? -1 : 1) * dir));
+    // stable: equal keys keep their arrival order. Runs in a timer: keys that cannot be
+    // compared fail their messages through the error policy instead of escaping
+    try {
+      out.sort((a, b) => (a.seq === b.seq ? a.n - b.n : (a.seq! < b.seq! ? -1 : 1) * dir));
+    } catch (err) {
+      for (const e of out) ctx.spawn(e.msg, () => {
+        throw wrapStepError(err, ctx.routeId, step);
+      });
+      return;
+    }
     for (const e of out) ctx.spawn(e.msg, next);
   };
   ctx.onStop(flush);

@@ -2,7 +2,7 @@ import { BusbarError, isBusbarError, wrapStepError } from '../../errors.js';
 import { withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationStore, ClaimCheckStore, IdempotentRepository } from '../../stores.js';
 import { MemoryAggregationStore, MemoryClaimCheckStore, MemoryIdempotentRepository } from '../../stores-memory.js';
-import type { CompileContext } from '../../step.js';
+import type { CompileContext, MaybePromise } from '../../step.js';
 import type { CircuitBreaker } from '../../circuit-breaker.js';
 
 /**
@@ -84,6 +84,20 @@ export function senderCache(ctx: CompileContext, max = 1000): (uri: string) => (
   };
 }
 
+/** Like `senderCache`, for request-reply calls (REPLY_UNSUPPORTED when an endpoint cannot answer). */
+export function requesterCache(ctx: CompileContext, max = 1000): (uri: string) => (msg: Message) => Promise<Message> {
+  const cache = new Map<string, (msg: Message) => Promise<Message>>();
+  return (uri) => {
+    let s = cache.get(uri);
+    if (!s) {
+      s = ctx.requester(uri);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(uri, s);
+    }
+    return s;
+  };
+}
+
 /**
  * A copy of a body that branches may change without another branch seeing it: plain
  * objects and arrays are deep-copied, Buffers copied, everything else (immutable values,
@@ -107,7 +121,8 @@ export function copyBody<T>(body: T): T {
 export type ReplyStrategy = 'array' | 'first' | 'last' | 'original' | 'merge';
 export type Combiner = ReplyStrategy | ((replies: Message[], original: Message) => unknown);
 
-export function combineReplies(strategy: Combiner, replies: Message[], original: Message): unknown {
+/** The combined body; a strategy function may be async (a promise of it). */
+export function combineReplies(strategy: Combiner, replies: Message[], original: Message): MaybePromise<unknown> {
   if (typeof strategy === 'function') return strategy(replies, original);
   switch (strategy) {
     case 'array':

@@ -13,6 +13,8 @@ export interface EnrichArgs {
   request?: Computed | undefined;
   /** Put the reply body under this field of the (object) body. */
   into?: string | undefined;
+  /** How long to wait for the answer (default: the endpoint's own, e.g. amqp `replyTimeoutMs`). */
+  timeoutMs?: number | undefined;
   /** `merge` (default): shallow-merge two objects, otherwise the reply replaces the body; `replace`; or a function. */
   merge?: 'merge' | 'replace' | ((original: unknown, reply: unknown, msg: Message) => MaybePromise<unknown>) | undefined;
 }
@@ -23,7 +25,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 export const enrichStep: StepKind<EnrichArgs> = {
   name: 'enrich',
-  description: 'Content enricher: call an endpoint (request-reply) and merge its reply into the body: shallow merge of objects, into a field, replace, or a function.',
+  description: 'Content enricher: ask an endpoint (request-reply, whatever the source of the route) and merge its reply into the body: shallow merge of objects, into a field, replace, or a function.',
   configSchema: {
     oneOf: [
       { type: 'string', minLength: 1, description: 'endpoint URI; the reply is merged into the body' },
@@ -35,6 +37,7 @@ export const enrichStep: StepKind<EnrichArgs> = {
           uri: { type: 'string', minLength: 1, description: 'endpoint to call' },
           request: { ...computedSchema, description: 'the request body (default: the body)' },
           into: { type: 'string', minLength: 1, description: 'put the reply under this field' },
+          timeoutMs: { type: 'integer', minimum: 1, description: 'how long to wait for the answer (default: the endpoint\'s own)' },
           merge: { oneOf: [{ enum: ['merge', 'replace'] }, { type: 'object', additionalProperties: false, required: ['fn'], properties: { fn: { type: 'string' } } }], description: 'merge (default), replace, or { fn } called with ({ original, reply })' },
         },
       },
@@ -42,8 +45,8 @@ export const enrichStep: StepKind<EnrichArgs> = {
   },
   fromConfig(value, ctx) {
     if (typeof value === 'string') return { uri: value };
-    const v = value as { uri: string; request?: unknown; into?: string; merge?: unknown };
-    const args: EnrichArgs = { uri: v.uri, into: v.into };
+    const v = value as { uri: string; request?: unknown; into?: string; merge?: unknown; timeoutMs?: number };
+    const args: EnrichArgs = { uri: v.uri, into: v.into, timeoutMs: v.timeoutMs };
     if (v.request !== undefined) args.request = computedFromConfig(v.request, ctx, `${ctx.path}/request`);
     if (typeof v.merge === 'string') args.merge = v.merge as 'merge' | 'replace';
     else if (v.merge) {
@@ -53,7 +56,8 @@ export const enrichStep: StepKind<EnrichArgs> = {
     return args;
   },
   compile(args, next, ctx) {
-    const send = ctx.producer(args.uri);
+    // an enricher needs the endpoint's answer: ask for one (an endpoint that cannot answer fails here)
+    const send = ctx.requester(args.uri, args.timeoutMs === undefined ? undefined : { timeoutMs: args.timeoutMs });
     const request = args.request ? evaluator(args.request) : undefined;
     const merge = args.merge ?? 'merge';
     const combine = (original: unknown, reply: unknown, msg: Message): MaybePromise<unknown> => {
@@ -72,8 +76,6 @@ export const enrichStep: StepKind<EnrichArgs> = {
       return Promise.resolve(req)
         .then((r) => send(r))
         .then((reply) => {
-          // an endpoint without a reply (a one-way endpoint) leaves the body as it was
-          if (!reply) return next(msg);
           return then(combine(msg.body, reply.body, msg), (body) => next(withBody(msg, body)));
         });
     };

@@ -220,7 +220,12 @@ export const mapReduceStep: StepKind<MapReduceArgs> = {
         const t: Promise<void> = p.run(batch).then(
           (entries) => {
             active.delete(t);
-            for (const [k, v] of entries) fold(acc, k, v);
+            // reduce is user code, run in this callback: a throw fails the message, never goes unobserved
+            try {
+              for (const [k, v] of entries) fold(acc, k, v);
+            } catch (e) {
+              failure ??= { e };
+            }
           },
           (e: unknown) => {
             active.delete(t);

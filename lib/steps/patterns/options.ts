@@ -88,6 +88,8 @@ export interface EnrichOptions<T, U> {
   request?: BodyFunction<T, unknown>;
   /** Put the reply body under this field. */
   into?: string;
+  /** How long to wait for the answer (default: the endpoint's own, e.g. amqp `replyTimeoutMs`). */
+  timeoutMs?: number;
   merge?: 'merge' | 'replace' | ((original: T, reply: unknown, msg: Message) => MaybePromise<U>);
 }
 

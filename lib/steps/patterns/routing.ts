@@ -1,9 +1,9 @@
 import { sleep } from '../../clock.js';
-import { BusbarError } from '../../errors.js';
+import { BusbarError, wrapStepError } from '../../errors.js';
 import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
 import { isPromise, then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
-import { annotate, combineReplies, combinerSchema, copyBody, senderCache, type Combiner } from './common.js';
+import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, type Combiner } from './common.js';
 
 const identity: Next = (m) => m;
 
@@ -105,8 +105,10 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     const parallel = args.parallel ?? false;
     const strategy = args.strategy ?? 'original';
     const sender = senderCache(ctx);
-    const send = (msg: Message, uri: string): Promise<Message> => sender(uri)(msg).then((r) => r ?? msg);
-    const finish = (msg: Message, replies: Message[]): MaybePromise<Message> => (strategy === 'original' ? next(msg) : next(withBody(msg, combineReplies(strategy, replies, msg))));
+    // a strategy that combines replies needs replies: ask each recipient for one
+    const requester = strategy === 'original' ? undefined : requesterCache(ctx);
+    const send = (msg: Message, uri: string): Promise<Message> => (requester ? requester(uri)(msg) : sender(uri)(msg).then((r) => r ?? msg));
+    const finish = (msg: Message, replies: Message[]): MaybePromise<Message> => (strategy === 'original' ? next(msg) : then(combineReplies(strategy, replies, msg), (body) => next(withBody(msg, body))));
     // the common case (one after another, replies ignored): one promise hop per recipient
     const inTurn = (msg: Message, uris: readonly string[]): MaybePromise<Message> => {
       if (!uris.length) return next(msg);
@@ -129,7 +131,7 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
       strategy === 'original' && !parallel ? inTurn(msg, uris) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     if (args.recipients) {
       const uris = args.recipients;
-      for (const u of uris) sender(u); // resolve now: a wrong URI fails when the route is created
+      for (const u of uris) (requester ?? sender)(u); // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
       if (!args.compute) return (msg) => deliver(msg, uris);
     }
     if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');
@@ -181,7 +183,8 @@ export const multicastStep: StepKind<MulticastArgs> = {
     const branches = args.branches.map((b, i) => ctx.compile(b, identity, `${ctx.path}/branches/${i}`));
     const strategy = args.strategy ?? 'array';
     const copy = args.shareBody ? (m: Message) => m : (m: Message) => withBody(m, copyBody(m.body));
-    return (msg) => then(runAll(branches, args.parallel ?? false, (b) => b(copy(msg)), ctx, `${ctx.path} (multicast)`), (replies) => next(withBody(msg, combineReplies(strategy, replies, msg))));
+    return (msg) =>
+      then(runAll(branches, args.parallel ?? false, (b) => b(copy(msg)), ctx, `${ctx.path} (multicast)`), (replies) => then(combineReplies(strategy, replies, msg), (body) => next(withBody(msg, body))));
   },
 };
 
@@ -231,13 +234,11 @@ export const scatterGatherStep: StepKind<ScatterGatherArgs> = {
   },
   compile(args, next, ctx) {
     const targets: Array<(m: Message) => MaybePromise<Message>> = [];
-    for (const uri of args.recipients ?? []) {
-      const send = ctx.producer(uri);
-      targets.push((m) => send(m).then((r) => r ?? m));
-    }
+    const timeoutMs = args.timeoutMs ?? 5000;
+    // each recipient is asked for an answer, which it has as long as the gather waits
+    for (const uri of args.recipients ?? []) targets.push(ctx.requester(uri, { timeoutMs }));
     (args.branches ?? []).forEach((b, i) => targets.push(ctx.compile(b, identity, `${ctx.path}/branches/${i}`)));
     if (!targets.length) throw new BusbarError('INVALID_ROUTE', 'a scatter-gather needs recipients or branches');
-    const timeoutMs = args.timeoutMs ?? 5000;
     const minReplies = args.minReplies ?? 1;
     const strategy = args.strategy ?? 'array';
     return (msg) =>
@@ -257,16 +258,18 @@ export const scatterGatherStep: StepKind<ScatterGatherArgs> = {
             }));
             return;
           }
-          const out = withHeaders(withBody(msg, combineReplies(strategy, got, msg)), {
+          const withFacts = withHeaders(msg, {
             [SCATTER_HEADERS.replies]: got.length,
             [SCATTER_HEADERS.failed]: errors.length,
             [SCATTER_HEADERS.timedOut]: timedOut,
             [SCATTER_HEADERS.errors]: errors,
           });
+          // runs in a timer or a settled branch's callback, outside the route's chain: a
+          // strategy that throws must fail this message, never escape to the process
           try {
-            Promise.resolve(next(out)).then(resolve, reject);
+            Promise.resolve(then(combineReplies(strategy, got, withFacts), (body) => next(withBody(withFacts, body)))).then(resolve, (e: unknown) => reject(wrapStepError(e, ctx.routeId, `${ctx.path} (scatterGather)`)));
           } catch (e) {
-            reject(e);
+            reject(wrapStepError(e, ctx.routeId, `${ctx.path} (scatterGather)`));
           }
         };
         const timer = ctx.clock.setTimeout(() => {

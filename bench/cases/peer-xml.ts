@@ -1,0 +1,10 @@
+import type { BenchCase } from '../harness.js';
+import { runPeer } from '../peer.js';
+
+const bench: BenchCase = {
+  name: 'peer-xml',
+  description: 'XML order string -> fast-xml-parser -> ajv -> enrich -> route 3 ways -> JSON out, counted: busbar as a user writes it vs a hand-written loop vs an rxjs pipeline, in the same run',
+  run: ({ quick }) => runPeer('xml', quick),
+};
+
+export default bench;

@@ -1,0 +1,136 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Engine, EngineEvent } from '../engine.js';
+import { BusbarError } from '../errors.js';
+import { InflightTracker } from './inflight.js';
+import { ManagementHttpServer, readJson, sendError, sendJson } from './server.js';
+import type { ManagementOptions, ManagementServer } from './types.js';
+
+export type { ManagementHandler, ManagementOptions, ManagementServer } from './types.js';
+export { DEFAULT_MANAGEMENT_PORT, isLoopback, readJson, sendError, sendJson } from './server.js';
+export type { InflightExchange, StepCounts } from './inflight.js';
+
+/** What the built-in handlers share: the engine, the server, the tracker. */
+export interface ManagementContext {
+  readonly engine: Engine;
+  readonly server: ManagementHttpServer;
+  readonly tracker: InflightTracker;
+  readonly startedAt: number;
+}
+
+/**
+ * Start the management API of `engine` (also `engine.management(opts)`): health, routes and
+ * their operations, in-flight exchanges, events; plug-ins registered with
+ * `engine.onManagement` mount theirs on the same server.
+ */
+export async function startManagement(engine: Engine, opts: ManagementOptions = {}): Promise<ManagementServer> {
+  const logger = engine.logger.child({ component: 'management' });
+  const server = await ManagementHttpServer.listen({ logger, ...opts });
+  const tracker = new InflightTracker();
+  const unobserve = engine.observe(tracker);
+  server.onClose(unobserve);
+  const ctx: ManagementContext = { engine, server, tracker, startedAt: Date.now() };
+  mountCore(ctx, opts);
+  try {
+    for (const plug of engine.managementPlugins) await plug(server);
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  logger.info({ url: server.url, auth: opts.token !== undefined }, 'management API listening');
+  return server;
+}
+
+function routeSummary(engine: Engine, id: string): Record<string, unknown> {
+  const stats = engine.routeStats(id);
+  const d = engine.describeRoute(id);
+  return { id, from: d.from, state: stats.state, ...(d.description !== undefined ? { description: d.description } : {}), stats };
+}
+
+function mountCore(ctx: ManagementContext, opts: ManagementOptions): void {
+  const { engine, server, tracker } = ctx;
+  server.addRoute('GET', '/live', (_req, res) => sendJson(res, 200, { status: 'live' }), { open: true });
+  server.addRoute('GET', '/ready', (_req, res) => {
+    const h = engine.health();
+    sendJson(res, h.ready ? 200 : 503, { status: h.ready ? 'ready' : 'not-ready', engine: engine.state, routes: h.routes });
+  });
+  server.addRoute('GET', '/api/v1/status', (_req, res) => {
+    const stats = engine.stats();
+    const h = engine.health();
+    const totals = { received: 0, completed: 0, failed: 0, deadLettered: 0, redelivered: 0, inflight: 0 };
+    for (const s of Object.values(stats.routes)) for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += s[k];
+    sendJson(res, 200, {
+      name: engine.name,
+      state: stats.state,
+      ready: h.ready,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+      routes: Object.keys(stats.routes).length,
+      totals,
+    });
+  });
+  server.addRoute('GET', '/api/v1/routes', (_req, res) => {
+    sendJson(res, 200, { routes: engine.routeIds().map((id) => routeSummary(engine, id)) });
+  });
+  server.addRoute('GET', '/api/v1/routes/:id', (_req, res, p) => {
+    const d = engine.describeRoute(p.id!);
+    sendJson(res, 200, { ...d, stats: engine.routeStats(p.id!), stepCounts: tracker.stepCounts(p.id!) });
+  });
+  const op = (name: string, run: (id: string, body: Record<string, unknown>) => Promise<unknown>): void => {
+    server.addRoute('POST', `/api/v1/routes/:id/${name}`, async (req: IncomingMessage, res: ServerResponse, p) => {
+      const body = await readJson(req);
+      engine.describeRoute(p.id!); // 404 before anything happens
+      const result = await run(p.id!, body);
+      sendJson(res, 200, { ...routeSummary(engine, p.id!), ...(result && typeof result === 'object' ? { result } : {}) });
+    });
+  };
+  op('stop', (id, body) => {
+    const t = body.timeoutMs;
+    if (t !== undefined && (typeof t !== 'number' || t < 0)) throw new BusbarError('MANAGEMENT_REQUEST', 'timeoutMs must be a number >= 0', { details: { timeoutMs: t } });
+    return engine.stopRoute(id, typeof t === 'number' ? { timeoutMs: t } : {});
+  });
+  op('start', (id) => engine.startRoute(id));
+  op('suspend', (id) => engine.suspendRoute(id));
+  op('resume', (id) => engine.resumeRoute(id));
+  op('reset-stats', async (id) => {
+    engine.resetRouteStats(id);
+    tracker.resetSteps(id);
+  });
+  server.addRoute('GET', '/api/v1/inflight', (req, res) => {
+    const route = new URL(req.url ?? '/', 'http://x').searchParams.get('route') ?? undefined;
+    if (route !== undefined) engine.describeRoute(route);
+    sendJson(res, 200, { inflight: tracker.list(route) });
+  });
+  server.addRoute('GET', '/api/v1/events', (req, res) => events(ctx, req, res, opts.eventsIntervalMs ?? 1000));
+}
+
+/** Server-sent events: lifecycle and failure events as they happen, `stats` every interval. */
+function events(ctx: ManagementContext, req: IncomingMessage, res: ServerResponse, intervalMs: number): void {
+  const { engine, server, tracker } = ctx;
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+  const write = (type: string, data: unknown): void => {
+    if (!res.writableEnded) res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const stats = (): void => {
+    const s = engine.stats();
+    write('stats', { at: new Date().toISOString(), ...s, steps: Object.fromEntries(Object.keys(s.routes).map((id) => [id, tracker.stepCounts(id)])) });
+  };
+  stats();
+  // completed messages are summed in `stats`; one event per message would flood the stream
+  const sub = engine.events$.subscribe((ev: EngineEvent) => {
+    if (ev.type !== 'message.completed') write(ev.type, ev);
+  });
+  const timer = setInterval(stats, Math.max(50, intervalMs));
+  timer.unref();
+  let done = false;
+  const end = (): void => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    sub.unsubscribe();
+    unClose();
+    res.end();
+  };
+  const unClose = server.onClose(end);
+  req.on('close', end);
+  res.on('error', end);
+}
