@@ -69,6 +69,8 @@ export interface Consumer {
   start(): Promise<void>;
   /** Stop taking new messages; messages already handed to `process` still finish. */
   stop(): Promise<void>;
+  /** Source-specific figures for `engine.stats()` (e.g. an event log's lag per partition), under `source.details`. */
+  stats?(): Record<string, unknown>;
 }
 
 /** How a step asks an endpoint for an answer (`Producer.request`). */

@@ -76,6 +76,12 @@ export const errorCatalogue = {
   AMQP_UNROUTABLE: { retryable: false, description: 'A mandatory message was returned by RabbitMQ: no queue is bound for its exchange and routing key.' },
   AMQP_POISON: { retryable: false, description: 'A message was delivered more times than `maxDeliveries` (or could not be decoded) and was dead-lettered instead of processed again.' },
   AMQP_REMOTE_ERROR: { retryable: false, description: 'An AMQP request-reply call failed in the replying route; `details` carries the remote error code.' },
+  // --- eventlog adapter
+  EVENTLOG_IO: { retryable: true, description: 'An event log file operation failed (segment, index, group file); `details` names the path and the errno code.' },
+  EVENTLOG_CONFIG: { retryable: false, description: 'An event log topic exists with another partition count, or an effectively-once route\'s db destination does not commit its offsets (`eventlogOffsets`).' },
+  EVENTLOG_LOCKED: { retryable: false, description: 'Another live process is writing the event log topic (one writer per topic; `details.holder` names it).' },
+  EVENTLOG_FENCED: { retryable: false, description: 'An offset commit was refused: the partition belongs to another group member now (or a newer epoch), so a zombie owner cannot move it.' },
+  EVENTLOG_CLOSED: { retryable: true, description: 'An append reached an event log partition after it was closed.' },
   // --- management API
   ROUTE_STATE: { retryable: false, description: 'A route operation (stop, start, suspend, resume) is not possible in the route\'s current state; `details.state` has it.' },
   MANAGEMENT_CONFIG: { retryable: false, description: 'The management API cannot start as configured: a non-loopback address without a token, a bad address or port, the port in use.' },

@@ -26,7 +26,7 @@ export interface ExchangeObserver {
 
 export interface RouteStats {
   state: RouteState;
-  source: { uri: string; status: SourceStatus; error?: string; since?: string };
+  source: { uri: string; status: SourceStatus; error?: string; since?: string; details?: Record<string, unknown> };
   received: number;
   completed: number;
   failed: number;
@@ -136,6 +136,7 @@ export class Route {
   stats(): RouteStats {
     const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status, since: new Date(this.#statusSince).toISOString() };
     if (this.#statusError !== undefined) source.error = this.#statusError;
+    if (this.consumer?.stats) source.details = this.consumer.stats();
     return {
       state: this.state,
       source,

@@ -15,6 +15,17 @@ if ! perl -MSOAP::Lite -MSOAP::Transport::HTTP -MJSON::PP -e 1 2>/dev/null; then
   apt-get install -y -q libsoap-lite-perl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libsoap-lite-perl >/dev/null; }
 fi
 
+# libxml2's xmllint: the oracle of the XML codec's well-formedness spec
+if ! command -v xmllint >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-services.sh: xmllint is missing and this is not root: run 'apt-get install -y libxml2-utils'" >&2
+    exit 1
+  fi
+  echo "test-services.sh: installing libxml2-utils" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q libxml2-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libxml2-utils >/dev/null; }
+fi
+
 # one after the other: on a fresh machine both run apt-get, which takes a lock
 bash "$here/rabbitmq.sh" start
 # a second broker on the next port, for the bridge tests (scripts/rabbitmq-second.sh)

@@ -60,6 +60,7 @@ export const dbOptions = Type.Object(
     groupCommit: Type.Boolean({ default: false, description: 'Destination: messages sent concurrently are written together in one transaction (up to `batchSize`); each send still resolves only once its transaction committed.' }),
     outbox: Type.Optional(Type.String({ minLength: 1, description: 'Destination: also write the message into this outbox table in the same transaction (created if missing). Source: relay the messages of this outbox table.' })),
     outboxTopic: Type.Optional(Type.String({ description: 'Destination: topic stored with the outbox row, a `{template}` (`{header.type}`); the relay puts it in header `busbar.outbox.topic`.' })),
+    eventlogOffsets: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Destination: for messages from an `eventlog:` source with delivery=effectively-once, commit the record\'s offset in this table (the source\'s `offsetsTable`) in the same transaction as the rows; a fenced or repeated record rolls back with EVENTLOG_FENCED.' })),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@ import { renderTemplate } from '../../lib/template.js';
 import type { ConsumerPlan } from './consumer.js';
 import type { Database, QueryResult, Session } from './database.js';
 import type { DbOptions } from './options.js';
+import { commitEventlogOffset } from './eventlog-offsets.js';
 import { ensureOutboxTable } from './outbox-table.js';
 import { bindValues, compileStatement, identifier, isIdentifier, splitStatements, type CompiledStatement } from './sql.js';
 
@@ -142,7 +143,7 @@ export class DbProducer implements Producer {
 
   async #sendOne(msg: Message): Promise<Message | undefined> {
     const db = this.#database();
-    const single = !this.#outbox && this.#statements.length <= 1 && !(this.#o.batch && Array.isArray(msg.body));
+    const single = !this.#outbox && this.#o.eventlogOffsets === undefined && this.#statements.length <= 1 && !(this.#o.batch && Array.isArray(msg.body));
     if (single) return this.#write(db, msg);
     return db.transaction((s) => this.#write(s, msg));
   }
@@ -168,6 +169,7 @@ export class DbProducer implements Producer {
       const ph = s.dialect === 'postgres' ? ['$1', '$2', '$3'] : ['?1', '?2', '?3'];
       await s.query(`INSERT INTO ${this.#outbox} (topic, message, created_at) VALUES (${ph.join(', ')})`, [topic, JSON.stringify(serializeMessage(msg)), this.#ctx.clock.now()]);
     }
+    if (this.#o.eventlogOffsets !== undefined) await commitEventlogOffset(s, this.#o.eventlogOffsets, msg);
     return this.#reply(msg, result);
   }
 

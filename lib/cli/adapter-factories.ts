@@ -5,6 +5,7 @@ import { createAjv, didYouMean, toProblems, type JsonSchema, type Problem } from
 import type { StepKind } from '../step.js';
 import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../../adapters/amqp/index.js';
 import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../../adapters/db/index.js';
+import { createEventlogAdapter, eventlogConfigSchema, type EventlogConfig } from '../../adapters/eventlog/index.js';
 import { createFileAdapter, fileConfigSchema, type FileConfig } from '../../adapters/file/index.js';
 import { createFnAdapter, fnConfigSchema, type FnConfigInput } from '../../adapters/fn/index.js';
 import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../../adapters/http/index.js';
@@ -33,6 +34,7 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     fn: { scheme: 'fn', configSchema: fnConfigSchema, create: (c) => createFnAdapter(c as FnConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
+    eventlog: { scheme: 'eventlog', configSchema: eventlogConfigSchema, create: (c) => createEventlogAdapter(c as EventlogConfig | undefined) as unknown as Adapter },
   };
 }
 

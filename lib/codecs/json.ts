@@ -92,6 +92,24 @@ export function jsonErrorOffset(text: string): number {
   return i;
 }
 
+const MAY_OVERFLOW = /[eE]\+?\d{3}|\d{309}/;
+
+/** JSON pointer of the first number that parsed as ±Infinity (iterative: depth is bounded but need not be small). */
+function infinityAt(root: unknown): string | undefined {
+  const todo: Array<[unknown, string]> = [[root, '']];
+  while (todo.length) {
+    const [v, path] = todo.pop()!;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return path;
+    } else if (Array.isArray(v)) {
+      for (let k = v.length - 1; k >= 0; k--) todo.push([v[k], `${path}/${k}`]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const k of Object.keys(v).reverse()) todo.push([(v as Record<string, unknown>)[k], `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`]);
+    }
+  }
+  return undefined;
+}
+
 /** Line and column of a JSON syntax error. */
 function where(text: string): string | undefined {
   const pos = jsonErrorOffset(text);
@@ -122,6 +140,11 @@ export function createJsonCodec(options: JsonOptions = {}): Codec {
       }
       // a depth of d needs at least 2d characters, so short documents skip the walk
       if (text.length > 2 * maxDepth && exceedsDepth(value, maxDepth)) throw tooDeep('json', maxDepth);
+      // only a literal with an exponent or 309+ digits can overflow: the walk runs only then
+      if (MAY_OVERFLOW.test(text)) {
+        const at = infinityAt(value);
+        if (at !== undefined) throw new BusbarError('PARSE', `json: the number at ${at || '/'} is too large for a double (it would become Infinity)`, { details: { codec: 'json', at: at || '/', reason: 'number-overflow' } });
+      }
       return value;
     },
     encode(value) {

@@ -1,6 +1,16 @@
-import { XMLBuilder, XMLParser, XMLValidator, type X2jOptions, type XmlBuilderOptions } from 'fast-xml-parser';
+import { isUtf8 } from 'node:buffer';
+import { XMLBuilder, XMLParser, type X2jOptions, type XmlBuilderOptions } from 'fast-xml-parser';
 import { BusbarError, isBusbarError } from '../errors.js';
-import { DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, decodeInput, isPlainObject, limitsSchema, tooDeep, type Codec, type CodecLimits } from './base.js';
+import { checkSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, decodeInput, isPlainObject, limitsSchema, tooDeep, type Codec, type CodecLimits } from './base.js';
+import { RESERVED_NAMES, scanXml } from './xml-check.js';
+
+/** Default bound on the elements of one document (larger documents: split them with `xmlElements`). */
+export const DEFAULT_MAX_NODES = 200_000;
+/** Default bound on the attributes of one element. */
+export const DEFAULT_MAX_ATTRIBUTES = 256;
+
+/** Marks a reserved name (`constructor`, `toString`) on its way through fast-xml-parser, which refuses or renames them; never valid in XML, so it cannot clash. */
+const RESERVED_MARK = '\u0001';
 
 /**
  * How XML maps to data and back. The defaults keep everything a round trip needs:
@@ -25,8 +35,16 @@ export interface XmlOptions extends CodecLimits {
   parseNumbers?: boolean;
   /** Trim whitespace around text values (default true). */
   trimValues?: boolean;
-  /** Check well-formedness (mismatched or unclosed tags) before mapping (default true). */
+  /**
+   * Check well-formedness before mapping (default true): balanced tags, one root, attribute
+   * syntax, defined entities only, legal characters, valid UTF-8 bytes, a DOCTYPE only in the
+   * prolog; and the `maxNodes` / `maxAttributes` limits.
+   */
   strict?: boolean;
+  /** Most elements in one document (default 200,000; strict mode). */
+  maxNodes?: number;
+  /** Most attributes on one element (default 256; strict mode). */
+  maxAttributes?: number;
   /** Encode: start with `<?xml version="1.0" encoding="UTF-8"?>` (default true). */
   declaration?: boolean;
   /** Encode: indent with this many spaces (default 0: one line). */
@@ -45,7 +63,9 @@ export const xmlOptionsSchema = {
     stripPrefixes: { type: 'boolean', description: 'drop namespace prefixes and xmlns declarations (default false)' },
     parseNumbers: { type: 'boolean', description: 'turn numeric-looking values into numbers (default false: values stay strings)' },
     trimValues: { type: 'boolean', description: 'trim whitespace around text (default true)' },
-    strict: { type: 'boolean', description: 'check well-formedness before mapping (default true)' },
+    strict: { type: 'boolean', description: 'check well-formedness (XML 1.0: tags, attributes, entities, characters, UTF-8) before mapping (default true)' },
+    maxNodes: { type: 'integer', minimum: 1, description: `most elements in one document (default ${200_000}; strict mode)` },
+    maxAttributes: { type: 'integer', minimum: 1, description: `most attributes on one element (default ${256}; strict mode)` },
     declaration: { type: 'boolean', description: 'encode: write the <?xml ...?> declaration (default true)' },
     indent: { type: 'integer', minimum: 0, maximum: 8, description: 'encode: spaces of indentation (default 0: one line)' },
   },
@@ -144,10 +164,52 @@ function parseError(e: unknown, codec: string, maxDepth: number): BusbarError {
   return new BusbarError('PARSE', `${codec}: ${msg}`, { cause: e, details: { codec } });
 }
 
+const RESERVED_RE = new RegExp(`[<\\s](?:${[...RESERVED_NAMES].join('|')})[\\s=/>]`);
+
+/** Own properties under the reserved names again (defineProperty: `__proto__` stays a plain key). */
+function restoreReserved(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    for (let k = 0; k < value.length; k++) value[k] = restoreReserved(value[k]);
+    return value;
+  }
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const name = key.includes(RESERVED_MARK) ? key.replace(RESERVED_MARK, '') : key;
+    Object.defineProperty(out, name, { value: restoreReserved(value[key]), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/** Where bytes stop being UTF-8 (XML 1.0 makes that a fatal error; decoding would turn them into U+FFFD). */
+function notUtf8(input: Uint8Array, codec: string): BusbarError {
+  const offset = firstBadUtf8(input);
+  return new BusbarError('PARSE', `${codec}: the document is not valid UTF-8 (byte ${offset}: 0x${(input[offset] ?? 0).toString(16)}); decode other encodings to text before parsing`, { details: { codec, reason: 'encoding', byteOffset: offset } });
+}
+
+/** Offset of the first byte that is not part of a well-formed UTF-8 sequence (only called when `isUtf8` said no). */
+function firstBadUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len === 0 || i + len > b.length) return i;
+    for (let k = 1; k < len; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
+    const cp = len === 3 ? ((c & 0x0f) << 12) | ((b[i + 1]! & 0x3f) << 6) : len === 4 ? ((c & 0x07) << 18) | ((b[i + 1]! & 0x3f) << 12) : -1;
+    if (len === 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return i;
+    if (len === 4 && (cp < 0x10000 || cp > 0x10ffff)) return i;
+    i += len;
+  }
+  return b.length;
+}
+
 /** A parser and a builder configured once; `parse` and `build` are what codecs and the SOAP helpers share. */
 export class XmlMapper {
   readonly options: Readonly<XmlOptions>;
   readonly #parser: XMLParser;
+  readonly #parserOptions: X2jOptions;
+  /** The parser for documents with reserved names (made when the first one comes). */
+  #reservedParser: XMLParser | undefined;
   readonly #builder: XMLBuilder;
   readonly #maxBytes: number;
   readonly #maxDepth: number;
@@ -187,6 +249,7 @@ export class XmlMapper {
       ...(hasArrays ? { isArray: (name: string, jpath: unknown, _leaf: boolean, isAttr: boolean) => !isAttr && (arrays.anywhere.has(name) || arrays.exact.has(String(jpath))) } : {}),
     };
     this.#parser = new XMLParser(parserOptions);
+    this.#parserOptions = parserOptions;
     const builderOptions: XmlBuilderOptions = {
       ...common,
       format: (options.indent ?? 0) > 0,
@@ -212,19 +275,19 @@ export class XmlMapper {
 
   /** Text or bytes -> data, with the limits and the DTD policy applied first. */
   parse(input: unknown, codec = 'xml'): Record<string, unknown> {
+    if (this.#strict && (Buffer.isBuffer(input) || input instanceof Uint8Array)) {
+      checkSize(input, this.#maxBytes, codec);
+      if (!isUtf8(input)) throw notUtf8(input, codec);
+    }
     const text = decodeInput(input, codec, this.#maxBytes);
     checkProlog(text, codec);
-    if (this.#strict) {
-      const ok = XMLValidator.validate(text, { allowBooleanAttributes: false });
-      if (ok !== true) {
-        throw new BusbarError('PARSE', `${codec}: ${ok.err.msg} (line ${ok.err.line}, column ${ok.err.col})`, {
-          details: { codec, line: ok.err.line, column: ok.err.col, reason: ok.err.code },
-        });
-      }
-    }
+    // the scan replaces a second validation pass: the mapping below is lenient
+    const reserved = this.#strict
+      ? scanXml(text, { maxDepth: this.#maxDepth, maxNodes: this.options.maxNodes ?? DEFAULT_MAX_NODES, maxAttributes: this.options.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES }, codec).reservedNames
+      : RESERVED_RE.test(text);
     let value: unknown;
     try {
-      value = this.#parser.parse(text);
+      value = reserved ? restoreReserved(this.#reservedNamesParser().parse(text)) : this.#parser.parse(text);
     } catch (e) {
       throw parseError(e, codec, this.#maxDepth);
     }
@@ -232,6 +295,17 @@ export class XmlMapper {
       throw new BusbarError('PARSE', `${codec}: no root element found`, { details: { codec } });
     }
     return value;
+  }
+
+  #reservedNamesParser(): XMLParser {
+    const mark = (name: string): string => (RESERVED_NAMES.has(name) ? RESERVED_MARK + name : name);
+    const isArray = this.#parserOptions.isArray;
+    return (this.#reservedParser ??= new XMLParser({
+      ...this.#parserOptions,
+      transformTagName: mark,
+      transformAttributeName: mark,
+      ...(isArray ? { isArray: (name: string, jpath: unknown, leaf: boolean, isAttr: boolean) => isArray(name.replace(RESERVED_MARK, ''), String(jpath).replaceAll(RESERVED_MARK, ''), leaf, isAttr) } : {}),
+    }));
   }
 
   /** Data -> XML text. The value must have exactly one root element. */

@@ -1,0 +1,231 @@
+import { closeSync, openSync, readdirSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { createEventlogAdapter, EventLog, PartitionReader, type LogRecord, type RecordInput } from '../../../adapters/eventlog/index.js';
+import { Engine, from } from '../../../lib/index.js';
+import { codeOf, rejection, tempDir, testLogger, waitFor } from '../../helpers.js';
+
+function rec(i: number, key: string | null = `k${i}`): RecordInput {
+  return { key: key === null ? null : Buffer.from(key), value: Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(i % 50) })), kind: 'json', headers: { n: i } };
+}
+
+async function readAll(dir: string, topic: string, partition: number, from = 0): Promise<LogRecord[]> {
+  const r = new PartitionReader(join(dir, topic), partition, from);
+  const out: LogRecord[] = [];
+  for (;;) {
+    const got = await r.read(1000);
+    if (got.length === 0) break;
+    out.push(...got);
+  }
+  r.close();
+  return out;
+}
+
+/** A small deterministic PRNG so a failing damage point can be replayed. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('eventlog: the embedded log', function () {
+  this.timeout(30_000);
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => (tmp = tempDir('busbar-evl-')));
+  afterEach(() => tmp.cleanup());
+
+  it('keeps key, value, headers, timestamp and consecutive offsets, in order per partition', async () => {
+    const log = EventLog.open(tmp.path, 't', { partitions: 1 });
+    const before = Date.now();
+    const first = await log.append(0, [rec(0), rec(1, null), { key: Buffer.from('gone'), value: null, kind: 'buffer', headers: {} }]);
+    const second = await log.append(0, [rec(3)]);
+    await log.close();
+    expect([first, second]).to.deep.equal([0, 3]);
+    const all = await readAll(tmp.path, 't', 0);
+    expect(all.map((r) => r.offset)).to.deep.equal([0, 1, 2, 3]);
+    expect(all[0]!.key!.toString()).to.equal('k0');
+    expect(all[1]!.key).to.equal(null);
+    expect(all[2]!.value).to.equal(null);
+    expect(JSON.parse(all[3]!.value!.toString())).to.deep.equal({ i: 3, pad: 'xxx' });
+    expect(all[3]!.headers).to.deep.equal({ n: 3 });
+    expect(all[0]!.timestamp).to.be.within(before, Date.now());
+    // a reader can start anywhere (sparse index + scan)
+    expect((await readAll(tmp.path, 't', 0, 2)).map((r) => r.offset)).to.deep.equal([2, 3]);
+  });
+
+  it('puts one key in one partition and rolls segments, readable across them', async () => {
+    const log = EventLog.open(tmp.path, 't', { partitions: 4, segmentBytes: 2048, indexIntervalBytes: 256, fsync: 'none' });
+    for (let i = 0; i < 400; i++) {
+      const r = rec(i, `key-${i % 10}`);
+      await log.append(log.partitionFor(r.key), [r]);
+    }
+    const segs = [0, 1, 2, 3].map((p) => log.segments(p).length);
+    await log.close();
+    expect(Math.max(...segs)).to.be.greaterThan(3);
+    const seen = new Map<string, number>();
+    let total = 0;
+    for (let p = 0; p < 4; p++) {
+      const all = await readAll(tmp.path, 't', p);
+      total += all.length;
+      let last = -1;
+      for (const r of all) {
+        const k = r.key!.toString();
+        expect(seen.get(k) ?? p, `key ${k} in one partition`).to.equal(p);
+        seen.set(k, p);
+        const i = (JSON.parse(r.value!.toString()) as { i: number }).i;
+        expect(i, 'order per partition').to.be.greaterThan(last);
+        last = i;
+      }
+    }
+    expect(total).to.equal(400);
+  });
+
+  it('one writer per topic: a second one fails with EVENTLOG_LOCKED; a different partition count with EVENTLOG_CONFIG', async () => {
+    const log = EventLog.open(tmp.path, 't', { partitions: 2 });
+    expect(codeOf(() => EventLog.open(tmp.path, 't', { partitions: 2 }))).to.equal('BUSBAR_ERR_EVENTLOG_LOCKED');
+    await log.close();
+    expect(codeOf(() => EventLog.open(tmp.path, 't', { partitions: 3 }))).to.equal('BUSBAR_ERR_EVENTLOG_CONFIG');
+  });
+
+  for (const fsync of ['batch', 'interval', 'none'] as const) {
+    it(`fsync=${fsync}: concurrent appends are grouped and each confirms with its offset`, async () => {
+      const log = EventLog.open(tmp.path, 't', { fsync, fsyncIntervalMs: 20 });
+      const offsets = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(0, [rec(i)])));
+      await log.close();
+      expect([...offsets].sort((a, b) => a - b)).to.deep.equal(Array.from({ length: 300 }, (_, i) => i));
+      expect((await readAll(tmp.path, 't', 0)).length).to.equal(300);
+    });
+  }
+
+  it('torn writes: truncating or corrupting the last segment at random points keeps everything before the damage, and appends continue', async () => {
+    const rnd = prng(15);
+    for (let round = 0; round < 30; round++) {
+      const dir = join(tmp.path, `r${round}`);
+      const log = EventLog.open(dir, 't', { segmentBytes: 8192, indexIntervalBytes: 200, fsync: 'none' });
+      for (let b = 0; b < 30; b++) await log.append(0, Array.from({ length: 5 }, (_, j) => rec(b * 5 + j)));
+      const bases = log.segments(0);
+      await log.close();
+      const before = await readAll(dir, 't', 0);
+      expect(before.length).to.equal(150);
+      const last = bases[bases.length - 1]!;
+      const file = join(dir, 't', '0', `${String(last).padStart(20, '0')}.log`);
+      const size = statSync(file).size;
+      const at = Math.floor(rnd() * size);
+      const corrupt = round % 2 === 1;
+      if (corrupt) {
+        const fd = openSync(file, 'r+');
+        writeSync(fd, Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, at);
+        closeSync(fd);
+      } else truncateSync(file, at);
+      // the damaged record is the one containing byte `at` (or, truncated exactly at a boundary, none of it)
+      let pos = 0;
+      let firstLost = 150;
+      for (const r of before.filter((x) => x.offset >= last)) {
+        if (at < pos + r.size && (corrupt || at > pos)) {
+          firstLost = r.offset;
+          break;
+        }
+        if (!corrupt && at === pos) {
+          firstLost = r.offset;
+          break;
+        }
+        pos += r.size;
+      }
+      const reopened = EventLog.open(dir, 't', { segmentBytes: 8192, indexIntervalBytes: 200 });
+      expect(reopened.endOffsets()[0], `round ${round}: cut at ${at} of ${size}`).to.equal(firstLost);
+      const next = await reopened.append(0, [rec(1000)]);
+      await reopened.close();
+      expect(next).to.equal(firstLost);
+      const after = await readAll(dir, 't', 0);
+      expect(after.map((r) => r.offset)).to.deep.equal([...Array.from({ length: firstLost }, (_, i) => i), firstLost]);
+      for (let i = 0; i < firstLost; i++) expect(after[i]!.value!.equals(before[i]!.value!)).to.equal(true);
+    }
+  });
+
+  it('a reader that saw a torn tail continues after recovery cut it and appends went on', async () => {
+    const log = EventLog.open(tmp.path, 't', {});
+    await log.append(0, [rec(0), rec(1)]);
+    await log.close();
+    const file = join(tmp.path, 't', '0', readdirSync(join(tmp.path, 't', '0')).find((n) => n.endsWith('.log'))!);
+    // a crash mid-append: half a record at the end
+    const fd = openSync(file, 'a');
+    writeSync(fd, Buffer.from([0, 0, 0, 90, 1, 2, 3]));
+    closeSync(fd);
+    const reader = new PartitionReader(join(tmp.path, 't'), 0, 0);
+    expect((await reader.read(10)).map((r) => r.offset)).to.deep.equal([0, 1]);
+    expect(await reader.read(10)).to.deep.equal([]);
+    const again = EventLog.open(tmp.path, 't', {});
+    await again.append(0, [rec(2)]);
+    await again.close();
+    expect((await reader.read(10)).map((r) => r.offset)).to.deep.equal([2]);
+    reader.close();
+  });
+});
+
+describe('eventlog: adapter', function () {
+  this.timeout(30_000);
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => (tmp = tempDir('busbar-evl-')));
+  afterEach(() => tmp.cleanup());
+
+  it('a route appends and another consumes with body, headers and record headers; a group resumes after its committed offset', async () => {
+    const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    const got: Array<{ body: unknown; p: unknown; o: unknown; h: unknown; id: string }> = [];
+    engine.addRoutes(
+      from('eventlog:orders?group=g&partitions=3').process((m) => {
+        got.push({ body: m.body, p: m.headers['eventlog.partition'], o: m.headers['eventlog.offset'], h: m.headers.customer, id: m.id });
+        return m;
+      }),
+    );
+    await engine.start();
+    await Promise.all(Array.from({ length: 60 }, (_, i) => engine.send('eventlog:orders?key={header.customer}', { i }, { customer: `c${i % 5}`, 'http.method': 'POST' })));
+    await waitFor(() => got.length === 60, 5000, '60 records consumed');
+    await engine.stop();
+    expect(got.map((g) => (g.body as { i: number }).i).sort((a, b) => a - b)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i));
+    const byCustomer = new Map<unknown, Set<unknown>>();
+    for (const g of got) byCustomer.set(g.h, (byCustomer.get(g.h) ?? new Set()).add(g.p));
+    for (const ps of byCustomer.values()) expect(ps.size).to.equal(1);
+
+    // restart: nothing is delivered again (offsets were committed on stop), new records are
+    const engine2 = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    const again: unknown[] = [];
+    engine2.addRoutes(from('eventlog:orders?group=g').process((m) => {
+      again.push(m.body);
+      return m;
+    }));
+    await engine2.start();
+    await engine2.send('eventlog:orders', { i: 60 });
+    await waitFor(() => again.length >= 1, 5000, 'the new record');
+    await new Promise((r) => setTimeout(r, 200));
+    const stats = engine2.stats().routes[Object.keys(engine2.stats().routes)[0]!]!.source.details as { partitions: Record<string, { lag: number; end: number }> };
+    await engine2.stop();
+    expect(again).to.deep.equal([{ i: 60 }]);
+    expect(Object.keys(stats.partitions)).to.have.length(3);
+  });
+
+  it('a transport header of another adapter is not written to the log', async () => {
+    const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    await engine.start();
+    await engine.send('eventlog:t', 'x', { 'http.authorization': 'Bearer s3cret', keep: 'yes' });
+    await engine.stop();
+    const all = await readAll(tmp.path, 't', 0);
+    expect(all[0]!.headers.keep).to.equal('yes');
+    expect(JSON.stringify(all[0]!.headers)).not.to.contain('s3cret');
+  });
+
+  it('bad options fail at route creation with the option named', () => {
+    const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    expect(codeOf(() => engine.addRoutes(from('eventlog:t?delivery=twice').to('mock:x')))).to.equal('BUSBAR_ERR_INVALID_OPTION');
+    expect(codeOf(() => engine.addRoutes(from('eventlog:t?grup=a').to('mock:x')))).to.equal('BUSBAR_ERR_INVALID_OPTION');
+    expect(codeOf(() => engine.addRoutes(from('eventlog:t?delivery=effectively-once').to('mock:x')))).to.equal('BUSBAR_ERR_INVALID_OPTION');
+    expect(codeOf(() => engine.addRoutes(from('eventlog:../etc').to('mock:x')))).to.equal('BUSBAR_ERR_INVALID_URI');
+  });
+
+  it('an append after close fails with EVENTLOG_CLOSED', async () => {
+    const log = EventLog.open(tmp.path, 't', {});
+    await log.close();
+    expect((await rejection(log.append(0, [rec(0)]))).code).to.equal('BUSBAR_ERR_EVENTLOG_CLOSED');
+  });
+});
