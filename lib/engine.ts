@@ -299,6 +299,11 @@ export class Engine {
     return [...this.#routes.keys()];
   }
 
+  /** The model of every added route with the error policy in force (what `busbar graph` and the console draw). */
+  routeModels(): RouteDefinition[] {
+    return [...this.#routes.values()].map((r) => ({ ...r.definition, errorPolicy: r.errorPolicy }));
+  }
+
   #flatten(inputs: readonly RouteInput[]): Array<Exclude<RouteInput, readonly RouteInput[]>> {
     const out: Array<Exclude<RouteInput, readonly RouteInput[]>> = [];
     for (const i of inputs) {

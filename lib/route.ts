@@ -110,6 +110,11 @@ export class Route {
     this.#hooks = opts.hooks;
   }
 
+  /** The policy in force: the route's own rules first, then the engine's. */
+  get errorPolicy(): ErrorPolicy {
+    return this.#policy;
+  }
+
   get inflight(): number {
     return this.#inflight;
   }

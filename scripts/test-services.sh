@@ -31,3 +31,5 @@ bash "$here/rabbitmq.sh" start
 # a second broker on the next port, for the bridge tests (scripts/rabbitmq-second.sh)
 bash "$here/rabbitmq-second.sh" start
 bash "$here/postgres.sh" start
+# the browser of the console tests (Debian's chromium, driven by playwright-core)
+bash "$here/chromium.sh" install
