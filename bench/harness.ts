@@ -72,7 +72,8 @@ export function countingAdapter(counts: Map<string, number>, last?: { value: unk
         send(msg) {
           counts.set(name, counts.get(name)! + 1);
           if (last) last.value = msg.body;
-          return Promise.resolve(undefined);
+          // done on return, like any in-memory sink (Producer.send may then skip the promise)
+          return undefined;
         },
       };
     },

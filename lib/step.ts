@@ -46,6 +46,12 @@ export interface CompileContext {
   /** Resolve a destination now (validating its URI and options) and return its one-way sender. */
   producer(uri: string): (msg: Message) => Promise<Message | undefined>;
   /**
+   * The same sender without the promise: a producer that completes synchronously (an
+   * in-memory sink) returns its result directly, so the step can go on without a promise
+   * hop. It may throw; the step's guard turns that into the message's failure.
+   */
+  sender(uri: string): (msg: Message) => MaybePromise<Message | undefined>;
+  /**
    * Resolve a destination that must answer (request-reply) and return its caller. Throws
    * REPLY_UNSUPPORTED now when the endpoint cannot reply. `timeoutMs` is the default time
    * limit of each call (the producer's own when absent); a call may pass its own.
@@ -97,15 +103,51 @@ export function then<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): Ma
   return isPromise(v) ? v.then(f) : f(v);
 }
 
-/** Wrap a compiled step so anything it throws names the route and step (keeping the cause). */
-export function guard(fn: Next, routeId: string, label: string): Next {
+/**
+ * A step's view of the rest of the route: `next` calls it and remembers what it returned,
+ * so the step's guard can tell a promise the step merely passed on from one it made.
+ */
+export interface Downstream {
+  readonly next: Next;
+  last: unknown;
+}
+
+export function downstream(rest: Next): Downstream {
+  const d: Downstream = {
+    last: undefined,
+    next: (msg) => (d.last = rest(msg)),
+  };
+  return d;
+}
+
+/**
+ * Wrap a compiled step so anything it throws names the route and step (keeping the cause).
+ * Errors are caught once per synchronous stretch: a step that returns the rest of the
+ * route's promise unchanged (`rest.last`) gets no `.then` of its own, as the failures in it
+ * belong to (and were labelled by) later steps; that saves a promise and a microtask per
+ * step per message. Only a promise the step made itself (an async call, a send) is wrapped.
+ */
+export function guard(fn: Next, routeId: string, label: string, rest?: Downstream): Next {
   const onError = (e: unknown): never => {
     throw wrapStepError(e, routeId, label);
   };
+  if (!rest) {
+    return (msg) => {
+      try {
+        const r = fn(msg);
+        return isPromise(r) ? r.then(undefined, onError) : r;
+      } catch (e) {
+        return onError(e);
+      }
+    };
+  }
   return (msg) => {
     try {
+      rest.last = undefined;
       const r = fn(msg);
-      return isPromise(r) ? r.then(undefined, onError) : r;
+      const last = rest.last;
+      rest.last = undefined; // hold no message past its step
+      return !isPromise(r) || r === last ? r : r.then(undefined, onError);
     } catch (e) {
       return onError(e);
     }

@@ -13,7 +13,7 @@ import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
 import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readdirIfThere, readFd, renameFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
-import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, type Owner } from './paths.js';
+import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, safeJoin, type Owner } from './paths.js';
 
 /** Files claimed and read concurrently per poll: enough to keep the libuv pool busy, few enough to stay polite. */
 const READERS = 8;
@@ -97,6 +97,8 @@ export class FileConsumer implements Consumer {
     if (o.noop && o.delete) {
       throw new BusbarError('INVALID_OPTION', `endpoint "${this.#uri}": options noop and delete exclude each other`, { details: { uri: this.#uri, option: 'delete' } });
     }
+    checkSettleTemplate(this.#uri, 'move', o.move);
+    checkSettleTemplate(this.#uri, 'moveFailed', o.moveFailed);
     this.#claim = o.readLock === 'none' ? 'none' : o.readLock === 'marker' || o.noop ? 'marker' : 'rename';
     this.#include = o.include ? picomatch(o.include, { dot: false }) : undefined;
     this.#exclude = o.exclude ? picomatch(o.exclude, { dot: false }) : undefined;
@@ -484,8 +486,15 @@ export class FileConsumer implements Consumer {
         this.#ctx.logger.warn({ err, uri: this.#uri, file: rel }, 'file failed; left in the inbox to be taken again');
       }
     } catch (e) {
-      this.#ctx.logger.error({ err: e, original: err, uri: this.#uri, file: rel }, 'could not settle file: it stays claimed until the next start recovers it');
-      if (this.#claim !== 'rename') this.#broken.add(rel);
+      // never leave the file claimed (every restart would process it again): aside to the
+      // default error place, with the reason why it could not be settled
+      try {
+        const where = await this.#failAside(tx, msg, e, err, outcome);
+        this.#ctx.logger.error({ err: e, original: err, uri: this.#uri, file: rel, movedTo: where }, 'could not settle file as configured; moved aside to .error with the reason');
+      } catch (e2) {
+        this.#ctx.logger.error({ err: e2, settleError: e, original: err, uri: this.#uri, file: rel }, 'could not settle file: it stays claimed until the next start recovers it');
+        if (this.#claim !== 'rename') this.#broken.add(rel);
+      }
     } finally {
       this.#held.delete(rel);
     }
@@ -536,6 +545,28 @@ export class FileConsumer implements Consumer {
       .catch((we: unknown) => {
         this.#ctx.logger.error({ err: we, file: tx.c.rel, reason }, 'could not write the reason file');
       });
+    if (tx.c.doneAbs) await unlinkQuiet(tx.c.doneAbs);
+    if (tx.marker) await unlinkQuiet(tx.marker);
+    return target;
+  }
+
+  /** The last resort of a settle that failed: `.error/<relative>` and a reason naming both failures. */
+  async #failAside(tx: Tx, msg: Message | undefined, settleError: unknown, original: unknown, outcome: Outcome): Promise<string> {
+    const target = safeJoin(this.#root, join('.error', tx.c.rel), `endpoint "${this.#uri}"`);
+    await moveFile(tx.work, target, this.#dirs);
+    const se = isBusbarError(settleError) ? settleError : undefined;
+    const oe = isBusbarError(original) ? original : undefined;
+    const reason = {
+      file: tx.c.rel,
+      messageId: msg?.id,
+      code: se?.code ?? (settleError as { code?: unknown } | undefined)?.code ?? 'UNKNOWN',
+      message: `the file could not be settled (${outcome === 'ok' ? 'after the route succeeded' : `after the route ${outcome}`}): ${settleError instanceof Error ? settleError.message : String(settleError)}`,
+      routeId: this.#ctx.routeId,
+      outcome,
+      ...(original !== undefined ? { original: { code: oe?.code ?? (original as { code?: unknown }).code, message: original instanceof Error ? original.message : String(original), step: oe?.details.step } } : {}),
+      failedAt: new Date(this.#ctx.clock.now()).toISOString(),
+    };
+    await writeReason(target, reason);
     if (tx.c.doneAbs) await unlinkQuiet(tx.c.doneAbs);
     if (tx.marker) await unlinkQuiet(tx.marker);
     return target;
@@ -623,4 +654,34 @@ export function decoderFor(charset: string, uri: string): (b: Buffer) => string 
     throw new BusbarError('INVALID_OPTION', `endpoint "${uri}": option charset: unknown charset "${charset}"`, { details: { uri, option: 'charset' } });
   }
   return (b) => dec.decode(b);
+}
+
+/** `{name}` and friends of a settle template: what the consumed file's message has. */
+const SETTLE_VALUES = new Set(['name', 'base', 'ext', 'relative', 'parent', 'id', 'correlationId', 'timestamp', 'date', 'time']);
+const FILE_HEADER_NAMES = new Set<string>(Object.values(FILE_HEADERS));
+
+/**
+ * `move` and `moveFailed` are rendered against the message as the consumer made it (the
+ * file's own headers and id), not against what later steps computed: a route may have
+ * replaced, split or aggregated the message by the time the file is settled. So a template
+ * may only use what that message has; anything else is refused when the route is created.
+ */
+function checkSettleTemplate(uri: string, option: 'move' | 'moveFailed', template: string): void {
+  for (const m of template.matchAll(/\{([A-Za-z_][\w.-]*)\}/g)) {
+    const key = m[1]!;
+    if (SETTLE_VALUES.has(key)) continue;
+    const header = /^headers?\.(.+)$/.exec(key)?.[1];
+    if (header !== undefined && FILE_HEADER_NAMES.has(header)) continue;
+    const why = header !== undefined
+      ? `header "${header}" is not on the consumed file's message (a ${option} template sees only the file's own headers: ${[...FILE_HEADER_NAMES].join(', ')}); to place a file by what the route computes, write it with a file: producer (to('file:done?fileName={header.${header}}/{header.busbar.file.name}'))`
+      : key.startsWith('body') ? `the body is the file's content, not data: {${key}} has no value` : `unknown placeholder; use ${[...SETTLE_VALUES].map((v) => `{${v}}`).join(', ')} or {header.busbar.file.*}`;
+    throw new BusbarError('INVALID_OPTION', `endpoint "${uri}": option ${option}: template "${template}" uses {${key}}: ${why}`, { details: { uri, option, placeholder: key } });
+  }
+}
+
+/** A reason file beside a file moved aside, written aside and renamed (whoever watches never parses half a reason). */
+async function writeReason(target: string, reason: unknown): Promise<void> {
+  const tmp = join(dirname(target), `.${basename(target)}.error.json.tmp`);
+  await writeFile(tmp, JSON.stringify(reason, null, 2) + '\n');
+  await rename(tmp, `${target}.error.json`);
 }

@@ -22,7 +22,7 @@ export const fileOptions = Type.Object(
       description:
         'Consumer: when a file may be read and how it is claimed. `changed`: size and mtime must be stable for `readLockCheckInterval`, then the file is claimed by an atomic rename to a hidden claim name (`.<name>~<host>~<pid>~<token>.claim`). `rename`: claim by atomic rename at once (for writers that write elsewhere and rename in). `marker`: claim with an exclusive `<file>.lock` next to it. `none`: no check, no claim (a single consumer only). All but `none` are safe with several processes on one inbox.',
     }),
-    readLockCheckInterval: Type.Integer({ minimum: 1, default: 500, description: 'Consumer: with `readLock=changed`, how long (ms) size and mtime must stay the same before the file is read.' }),
+    readLockCheckInterval: Type.Integer({ minimum: 1, default: 2500, description: 'Consumer: with `readLock=changed`, how long (ms) size and mtime must stay the same before the file is read. The default is safe for writers that pause up to about 2 s between writes; a writer that pauses longer needs a longer interval, or should write elsewhere and rename in (`readLock=rename`, no wait).' }),
     readLockMinAge: Type.Integer({ minimum: 0, default: 0, description: 'Consumer: a file must be at least this old (ms, by mtime) to be read.' }),
     readLockStaleMs: Type.Integer({ minimum: 0, default: 0, description: 'Consumer: claims (hidden `.claim` files, `.lock` markers) of processes on OTHER hosts older than this are taken back (0: never). Claims of dead processes on this host are always taken back at start and every minute.' }),
     doneFileName: Type.Optional(Type.String({ minLength: 1, description: 'Consumer: only take a file once its done file exists (e.g. `{name}.done`), then remove the done file. Producer: write this (empty) done file after the data file.' })),
@@ -44,6 +44,7 @@ export const fileOptions = Type.Object(
     }),
     fsync: Type.Boolean({ default: false, description: 'Producer: fsync the file and its directory before reporting it written (survives a power cut; slower).' }),
     autoCreate: Type.Boolean({ default: true, description: 'Producer: create missing directories.' }),
+    reasonFile: Type.Boolean({ default: true, description: 'Producer: beside a dead letter (a message carrying `busbar.error.*` headers) write `<name>.error.json` with the code, message, route, step, attempts and time, as the consumer\'s own `.error` files have.' }),
   },
   { additionalProperties: false },
 );

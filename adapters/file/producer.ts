@@ -34,6 +34,11 @@ export class FileProducer implements Producer {
     this.#encoding = nodeEncoding(this.#o.charset, this.#uri);
   }
 
+  /** The folder this producer writes to (the management API reads dead letters from it). */
+  get root(): string {
+    return this.#root;
+  }
+
   async send(msg: Message): Promise<Message | undefined> {
     const where = `endpoint "${this.#uri}"`;
     const name = this.#name(msg, where);
@@ -58,6 +63,7 @@ export class FileProducer implements Producer {
       this.#ctx.logger.debug({ file: name }, 'target exists; message ignored (fileExist=ignore)');
       return undefined;
     }
+    if (this.#o.reasonFile && msg.headers['busbar.error.code'] !== undefined) await this.#writeReason(written, msg);
     if (this.#o.fsync) await fsyncDir(dirname(written));
     if (this.#o.doneFileName) {
       const rel = relative(this.#root, written).split(sep).join('/');
@@ -66,6 +72,35 @@ export class FileProducer implements Producer {
       await this.#write(done, '', 'w');
     }
     return withHeaders(msg, { [FILE_HEADERS.written]: relative(this.#root, written).split(sep).join('/') });
+  }
+
+  /**
+   * A dead letter (a message carrying `busbar.error.*`) gets its reason beside it, as the file
+   * consumer's own `.error` files do: a file keeps only the body, and the reason would
+   * otherwise be only in the log.
+   */
+  async #writeReason(written: string, msg: Message): Promise<void> {
+    const h = msg.headers;
+    const reason = {
+      file: relative(this.#root, written).split(sep).join('/'),
+      messageId: msg.id,
+      correlationId: msg.correlationId,
+      code: h['busbar.error.code'],
+      message: h['busbar.error.message'],
+      routeId: h['busbar.error.routeId'],
+      step: h['busbar.error.step'],
+      attempts: h['busbar.error.attempts'],
+      failedAt: h['busbar.error.failedAt'],
+    };
+    const target = `${written}.error.json`;
+    const tmp = `${dirname(target)}${sep}.${basename(target)}.${this.#token}-${++this.#seq}.tmp`;
+    try {
+      await this.#write(tmp, JSON.stringify(reason, null, 2) + '\n', 'wx');
+      await renameFd(tmp, target);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw ioError('write', target, e);
+    }
   }
 
   #name(msg: Message, where: string): string {

@@ -11,6 +11,7 @@ import { createAjv, didYouMean, formatProblem, toProblems, type Problem } from '
 import type { StepKind } from '../step.js';
 import type { ManagementServer } from '../management/types.js';
 import { managementSettings } from './management-flag.js';
+import { registerOpsCommands } from './ops.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -192,6 +193,7 @@ export function buildProgram(): Command {
     .argument('<file>', 'routes file with "adapters": { "amqp": { "url", "topology" } }')
     .option('--url <amqp-url>', 'broker to check (default: the file\'s amqp url)')
     .action((file: string, opts: { url?: string }) => topologyPlanCommand(file, opts));
+  registerOpsCommands(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine, EngineEvent } from '../engine.js';
 import { BusbarError } from '../errors.js';
+import { listDeadLetters, recordReason, replayDeadLetters } from './dead-letters.js';
 import { InflightTracker } from './inflight.js';
 import { ManagementHttpServer, readJson, sendError, sendJson } from './server.js';
 import type { ManagementOptions, ManagementServer } from './types.js';
@@ -8,6 +9,7 @@ import type { ManagementOptions, ManagementServer } from './types.js';
 export type { ManagementHandler, ManagementOptions, ManagementServer } from './types.js';
 export { DEFAULT_MANAGEMENT_PORT, isLoopback, readJson, sendError, sendJson } from './server.js';
 export type { InflightExchange, StepCounts } from './inflight.js';
+export { listDeadLetters, replayDeadLetters, FILE_REASONS_DIR, REPLAYED_HEADER, type DeadLetter, type ReplayResult } from './dead-letters.js';
 
 /** What the built-in handlers share: the engine, the server, the tracker. */
 export interface ManagementContext {
@@ -25,7 +27,9 @@ export interface ManagementContext {
 export async function startManagement(engine: Engine, opts: ManagementOptions = {}): Promise<ManagementServer> {
   const logger = engine.logger.child({ component: 'management' });
   const server = await ManagementHttpServer.listen({ logger, ...opts });
-  const tracker = new InflightTracker();
+  const tracker = new InflightTracker((_route, uri, msg, reply) => {
+    return recordReason(engine, uri, msg, reply).catch((err: unknown) => logger.warn({ err, uri, messageId: msg.id }, 'could not record the reason of a dead letter'));
+  });
   const unobserve = engine.observe(tracker);
   server.onClose(unobserve);
   const ctx: ManagementContext = { engine, server, tracker, startedAt: Date.now() };
@@ -99,6 +103,35 @@ function mountCore(ctx: ManagementContext, opts: ManagementOptions): void {
     const route = new URL(req.url ?? '/', 'http://x').searchParams.get('route') ?? undefined;
     if (route !== undefined) engine.describeRoute(route);
     sendJson(res, 200, { inflight: tracker.list(route) });
+  });
+  const replays = new Map<string, { done: number; total: number }>();
+  server.addRoute('GET', '/api/v1/dead-letters', async (req, res) => {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const route = q.get('route') ?? undefined;
+    if (route !== undefined) engine.describeRoute(route);
+    const limit = q.has('limit') ? Number(q.get('limit')) : 1000;
+    if (!Number.isInteger(limit) || limit < 1) throw new BusbarError('MANAGEMENT_REQUEST', `limit must be a positive integer, not "${q.get('limit')}"`, { details: { limit: q.get('limit') } });
+    sendJson(res, 200, await listDeadLetters(engine, route, limit));
+  });
+  server.addRoute('POST', '/api/v1/dead-letters/replay', async (req, res) => {
+    const b = await readJson(req);
+    if (typeof b.route !== 'string') throw new BusbarError('MANAGEMENT_REQUEST', 'replay needs "route": the id of the route whose dead letters to replay', { details: {} });
+    if (b.ids !== undefined && (!Array.isArray(b.ids) || b.ids.some((x) => typeof x !== 'string'))) throw new BusbarError('MANAGEMENT_REQUEST', '"ids" must be a list of dead-letter ids', { details: {} });
+    for (const k of ['to', 'endpoint'] as const) if (b[k] !== undefined && typeof b[k] !== 'string') throw new BusbarError('MANAGEMENT_REQUEST', `"${k}" must be an endpoint URI`, { details: {} });
+    if (replays.has(b.route)) throw new BusbarError('ROUTE_STATE', `a replay of route "${b.route}" is running`, { details: { routeId: b.route, state: 'replaying' } });
+    const route = b.route;
+    replays.set(route, { done: 0, total: 0 });
+    try {
+      const r = await replayDeadLetters(engine, { route, ...(b.ids ? { ids: b.ids as string[] } : {}), ...(typeof b.to === 'string' ? { to: b.to } : {}), ...(typeof b.endpoint === 'string' ? { endpoint: b.endpoint } : {}) }, (done, total) => replays.set(route, { done, total }));
+      sendJson(res, 200, r);
+    } finally {
+      replays.delete(route);
+    }
+  });
+  server.addRoute('GET', '/api/v1/dead-letters/replay', (req, res) => {
+    const route = new URL(req.url ?? '/', 'http://x').searchParams.get('route') ?? '';
+    const p = replays.get(route);
+    sendJson(res, 200, p ? { route, replay: p } : { route });
   });
   server.addRoute('GET', '/api/v1/events', (req, res) => events(ctx, req, res, opts.eventsIntervalMs ?? 1000));
 }

@@ -31,6 +31,15 @@ export class InflightTracker implements ExchangeObserver {
   /** In flight per route, by message id (a message id can be in flight twice: count them). */
   readonly #byRoute = new Map<string, Map<string, Rec[]>>();
   readonly #steps = new Map<string, Map<string, number>>();
+  readonly #onDeadLetter: ((route: Route, uri: string, msg: Message, reply: Message | undefined) => Promise<void>) | undefined;
+
+  constructor(onDeadLetter?: (route: Route, uri: string, msg: Message, reply: Message | undefined) => Promise<void>) {
+    this.#onDeadLetter = onDeadLetter;
+  }
+
+  async deadLettered(route: Route, uri: string, msg: Message, reply: Message | undefined): Promise<void> {
+    await this.#onDeadLetter?.(route, uri, msg, reply);
+  }
 
   begin(route: Route, msg: Message): Rec {
     let m = this.#byRoute.get(route.id);

@@ -52,8 +52,12 @@ export const toStep: StepKind<{ uri: string }> = {
   configSchema: { type: 'string', minLength: 1, description: 'endpoint URI' },
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
-    const send = ctx.producer(uri);
-    return (msg) => send(msg).then((reply) => next(reply ?? msg));
+    const send = ctx.sender(uri);
+    return (msg) => {
+      const r = send(msg);
+      // an in-memory producer that is done already: go on in the same turn
+      return isPromise(r) ? r.then((reply) => next(reply ?? msg)) : next(r ?? msg);
+    };
   },
 };
 

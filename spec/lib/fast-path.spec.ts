@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { Engine, from, type Adapter, type Message } from '../../lib/index.js';
+import type { BusbarError } from '../../lib/errors.js';
+import { testLogger } from '../helpers.js';
+
+/**
+ * The step-execution fast path (issue #18): a step that returns a value goes on in the same
+ * turn, a producer that is done when `send` returns may skip the promise, and errors are
+ * labelled once, by the step they come from, whichever way they travel.
+ */
+function syncSink(received: Message[], fail?: (m: Message) => boolean): Adapter {
+  return {
+    scheme: 'sink',
+    description: 'a producer that completes synchronously',
+    optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+    createProducer() {
+      return {
+        send(msg) {
+          if (fail?.(msg)) throw new Error(`sink refused ${String(msg.body)}`);
+          received.push(msg);
+          return undefined;
+        },
+      };
+    },
+  };
+}
+
+function asyncSink(received: Message[], fail?: (m: Message) => boolean): Adapter {
+  return {
+    scheme: 'later',
+    description: 'a producer that completes on a later turn',
+    optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+    createProducer() {
+      return {
+        async send(msg) {
+          await new Promise((r) => setImmediate(r));
+          if (fail?.(msg)) throw new Error(`later refused ${String(msg.body)}`);
+          received.push(msg);
+          return undefined;
+        },
+      };
+    },
+  };
+}
+
+describe('step fast path', () => {
+  let engine: Engine;
+  afterEach(async () => {
+    await engine.stop();
+  });
+
+  it('finishes a route whose steps and producers are synchronous within the send call, outputs included', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.addRoutes(
+      from<number>('direct:in')
+        .routeId('sync')
+        .transform((n) => n * 2)
+        .to('sink:a')
+        .choice((c) => c.when((n) => n > 4, (b) => b.to('sink:big')).otherwise((b) => b.to('sink:small')))
+        .to('log:done?level=debug'),
+    );
+    await engine.start();
+    const sent = engine.send('direct:in', 3);
+    // nothing has been awaited yet: the route already ran to its end, every output has it
+    expect(received.map((m) => m.body)).to.deep.equal([6, 6]);
+    expect(engine.stats().routes.sync!.completed).to.equal(1);
+    expect(engine.stats().routes.sync!.inflight).to.equal(0);
+    await sent;
+  });
+
+  it('turns a synchronous producer throw into the failure of that message, labelled with its step, the original to the dead letter', async () => {
+    const received: Message[] = [];
+    const dead: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received, (m) => m.body === 'bad'), { ...asyncSink(dead), scheme: 'dlq' }] });
+    engine.addRoutes(from<string>('direct:in').routeId('r').deadLetter('dlq:dead').transform((s) => s.toUpperCase().toLowerCase()).to('sink:out'));
+    await engine.start();
+    await engine.send('direct:in', 'good');
+    let err: BusbarError | undefined;
+    await engine.send('direct:in', 'bad').catch((e: BusbarError) => (err = e));
+    expect(err?.code).to.equal('BUSBAR_ERR_STEP_FAILED');
+    expect(err?.details.step).to.equal('/steps/1 (to)');
+    expect(err?.details.deadLettered).to.equal(true);
+    expect(received.map((m) => m.body)).to.deep.equal(['good']);
+    expect(dead).to.have.length(1);
+    expect(dead[0]!.body).to.equal('bad');
+    expect(dead[0]!.headers['busbar.error.step']).to.equal('/steps/1 (to)');
+  });
+
+  it('labels an asynchronous failure with the step it came from, not with the steps that passed its promise on', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [asyncSink(received, (m) => m.body === 'x-bad'), syncSink([])] });
+    engine.addRoutes(
+      from<string>('direct:in')
+        .routeId('a')
+        .transform((s) => `x-${s}`)
+        .setHeader('seen', true)
+        .to('sink:first')
+        .to('later:out')
+        .transform(async (s) => {
+          if (s === 'x-late') throw new Error('late step failed');
+          return s;
+        }),
+    );
+    await engine.start();
+    const codes: Array<[unknown, unknown]> = [];
+    for (const body of ['ok', 'bad', 'late']) {
+      await engine.send('direct:in', body).then(
+        () => codes.push(['ok', undefined]),
+        (e: BusbarError) => codes.push([e.code, e.details.step]),
+      );
+    }
+    expect(codes).to.deep.equal([
+      ['ok', undefined],
+      ['BUSBAR_ERR_STEP_FAILED', '/steps/3 (to)'],
+      ['BUSBAR_ERR_STEP_FAILED', '/steps/4 (transform)'],
+    ]);
+    expect(received.map((m) => m.headers.seen)).to.deep.equal([true, true]);
+  });
+
+  it('keeps every branch of a multicast apart when the copies are made on the synchronous path', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.addRoutes(
+      from<{ n: number; tags: string[] }>('direct:in')
+        .routeId('m')
+        .multicast([
+          (b) => b.process((m) => {
+            (m.body as { tags: string[] }).tags.push('a');
+            return m;
+          }).to('sink:a'),
+          (b) => b.to('sink:b'),
+        ]),
+    );
+    await engine.start();
+    const body = { n: 1, tags: [] as string[] };
+    await engine.send('direct:in', body);
+    expect(received.map((m) => (m.body as { tags: string[] }).tags)).to.deep.equal([['a'], []]);
+    expect(body.tags).to.deep.equal([]);
+  });
+});
