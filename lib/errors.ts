@@ -91,6 +91,8 @@ export const errorCatalogue = {
   P2P_CONFIG: { retryable: false, description: 'The p2p adapter configuration is invalid (no cluster secret, a bad listen or seed address); `details.problems` lists each problem.' },
   P2P_NO_PROVIDER: { retryable: true, description: 'No live peer serves the `direct:`/`queue:` channel of a p2p request.' },
   P2P_PEER_LOST: { retryable: true, description: 'The peer handling a p2p request or delivery died or became unreachable before it answered (the request may or may not have run).' },
+  // --- graph and console
+  GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;
