@@ -71,6 +71,8 @@ export interface Consumer {
   stop(): Promise<void>;
   /** Source-specific figures for `engine.stats()` (e.g. an event log's lag per partition), under `source.details`. */
   stats?(): Record<string, unknown>;
+  /** Messages waiting at the source (consumer lag: a queue's depth), where the source knows it; read when metrics are scraped. */
+  backlog?(): Promise<number | undefined>;
 }
 
 /** How a step asks an endpoint for an answer (`Producer.request`). */

@@ -96,6 +96,8 @@ export const errorCatalogue = {
   FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },
   FN_FAILED: { retryable: true, description: 'A function threw (or rejected); `details.fn` names it, `details.error` has the name, message and stack from the worker.' },
   FN_CRASHED: { retryable: false, description: 'A function\'s worker thread died while running it (process.exit, out of memory, a native crash); only that message fails and the worker is replaced.' },
+  // --- graph and console
+  GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;

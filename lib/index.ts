@@ -38,3 +38,5 @@ export { compileContract, contractProblems, withRouteContract, type Contract, ty
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';
 export { expose, proxy, methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEADER, type Remote, type Transport, type ExposeOptions, type RequestReply } from './rpc.js';
 export { connect, type BusClient, type ChannelMap, type ChannelType, type ConnectOptions, type Subscription } from './client/connect.js';
+export { routeGraph, toMermaid, toSvg, layoutGraph, type RouteGraph, type GraphNode, type GraphLink, type GraphNodeKind, type GraphLinkKind, type GraphLayout, type SvgOptions } from './graph/index.js';
+export { useConsole, mountConsole, graphCounters, type ConsoleOptions, type ConsoleSnapshot, type NodeCounters } from './console/index.js';

@@ -126,6 +126,14 @@ export class AmqpConsumer implements Consumer {
     }
   }
 
+  /** Ready messages in the queue (consumer lag), read on a metrics scrape. */
+  async backlog(): Promise<number | undefined> {
+    const ch = this.#ch;
+    if (!ch || !this.#queue) return undefined;
+    const q = await ch.checkQueue(this.#queue);
+    return q.messageCount;
+  }
+
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
