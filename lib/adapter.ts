@@ -136,6 +136,12 @@ export interface Adapter<O = Record<string, unknown>> {
   readonly optionsSchema: JsonSchema;
   createConsumer?(endpoint: Endpoint<O>, ctx: ConsumerContext): Consumer;
   createProducer?(endpoint: Endpoint<O>, ctx: ProducerContext): Producer;
+  /**
+   * Figures this adapter keeps per engine (usage meters, pools), shown under
+   * `engine.stats().adapters[scheme]`; `state` reads the adapter's per-engine state without
+   * creating it. Return undefined when there is nothing to show.
+   */
+  stats?(state: <T>(key: string) => T | undefined): Record<string, unknown> | undefined;
 }
 
 /** A closed object schema that declares no options at all (`{ type: 'object', properties: {}, additionalProperties: false }`). */

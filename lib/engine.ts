@@ -119,6 +119,8 @@ export interface AdapterStats {
   failed: number;
   producers: number;
   sent: number;
+  /** Figures the adapter itself keeps (`Adapter.stats`), e.g. the fn adapter's per-function usage under `functions`. */
+  [figure: string]: unknown;
 }
 
 interface ProducerEntry {
@@ -769,6 +771,10 @@ export class Engine {
       const a = of(uri);
       a.producers++;
       a.sent += e.sent;
+    }
+    for (const name of this.adapters.schemes()) {
+      const own = this.adapters.get(name)?.stats?.(<T>(key: string) => this.#adapterState.get(`${name}\u0000${key}`) as T | undefined);
+      if (own) Object.assign(of(`${name}:`), own);
     }
     return { state: this.#state, producers: this.#producers.size, routes, adapters };
   }
