@@ -71,6 +71,8 @@ export interface Consumer {
   stop(): Promise<void>;
   /** Source-specific figures for `engine.stats()` (e.g. an event log's lag per partition), under `source.details`. */
   stats?(): Record<string, unknown>;
+  /** Messages waiting at the source (consumer lag: a queue's depth), where the source knows it; read when metrics are scraped. */
+  backlog?(): Promise<number | undefined>;
 }
 
 /** How a step asks an endpoint for an answer (`Producer.request`). */
@@ -134,6 +136,12 @@ export interface Adapter<O = Record<string, unknown>> {
   readonly optionsSchema: JsonSchema;
   createConsumer?(endpoint: Endpoint<O>, ctx: ConsumerContext): Consumer;
   createProducer?(endpoint: Endpoint<O>, ctx: ProducerContext): Producer;
+  /**
+   * Figures this adapter keeps per engine (usage meters, pools), shown under
+   * `engine.stats().adapters[scheme]`; `state` reads the adapter's per-engine state without
+   * creating it. Return undefined when there is nothing to show.
+   */
+  stats?(state: <T>(key: string) => T | undefined): Record<string, unknown> | undefined;
 }
 
 /** A closed object schema that declares no options at all (`{ type: 'object', properties: {}, additionalProperties: false }`). */

@@ -56,10 +56,22 @@ export class ChoiceBuilder<T, R> {
   }
 }
 
+type Settings = Omit<RouteDefinition, 'from' | 'steps' | 'id'> & { id?: string };
+
+/** The property a literal endpoint URI's `mergeInto=<name>` option (db: queries) puts the result under. */
+export type MergeIntoKey<U extends string> = U extends `${string}mergeInto=${infer K}&${string}` ? K : U extends `${string}mergeInto=${infer K}` ? K : never;
+
+/** The body after `to(uri)`: `R`, or the body with the `mergeInto` property when the URI has one. */
+export type AfterTo<T, U extends string, R> = [MergeIntoKey<U>] extends [never] ? R : Omit<T, MergeIntoKey<U>> & { [P in MergeIntoKey<U>]: unknown };
+
 /**
  * The typed fluent route builder. `T` is the body type at this point of the route, `In`
  * the type a fragment starts with. Each step's output type is the next step's input type,
  * so a step that expects another body type does not compile.
+ *
+ * Immutable: every step and setting returns a new builder and leaves this one as it was,
+ * so a shared prefix (`const front = from(...).validate(S)`) can start several routes
+ * (`front.to(a)`, `front.scatterGather(...)`) without one seeing the other's steps.
  */
 export class RouteBuilder<T, In = unknown> {
   /** Phantom members: make the body types part of the builder's structural type. */
@@ -68,11 +80,18 @@ export class RouteBuilder<T, In = unknown> {
   readonly [BRAND] = true;
 
   readonly #from: string | undefined;
-  readonly #steps: StepDefinition[] = [];
-  readonly #settings: Omit<RouteDefinition, 'from' | 'steps' | 'id'> & { id?: string } = {};
+  readonly #steps: readonly StepDefinition[];
+  readonly #settings: Readonly<Settings>;
 
-  constructor(from: string | undefined) {
+  constructor(from: string | undefined, steps: readonly StepDefinition[] = [], settings: Readonly<Settings> = {}) {
     this.#from = from;
+    this.#steps = steps;
+    this.#settings = settings;
+  }
+
+  /** This route with other settings (a new builder). */
+  #with(settings: Partial<Settings>): this {
+    return new RouteBuilder<T, In>(this.#from, this.#steps, { ...this.#settings, ...settings }) as this;
   }
 
   get steps(): readonly StepDefinition[] {
@@ -85,37 +104,31 @@ export class RouteBuilder<T, In = unknown> {
 
   /** Append any registered step kind (plugins); the body type is the caller's to state. */
   step<U = T>(kind: string, args: unknown): RouteBuilder<U, In> {
-    this.#steps.push({ kind, args });
-    return this as unknown as RouteBuilder<U, In>;
+    return new RouteBuilder<U, In>(this.#from, [...this.#steps, { kind, args }], this.#settings);
   }
 
   // ------------------------------------------------------------ route settings
   routeId(id: string): this {
-    this.#settings.id = id;
-    return this;
+    return this.#with({ id });
   }
 
   description(text: string): this {
-    this.#settings.description = text;
-    return this;
+    return this.#with({ description: text });
   }
 
   /** Bound on messages in flight in this route; when full, the source stops taking messages. */
   maxInflight(n: number): this {
     if (!Number.isInteger(n) || n < 1) throw new BusbarError('INVALID_ROUTE', `maxInflight must be a positive integer, got ${n}`);
-    this.#settings.maxInflight = n;
-    return this;
+    return this.#with({ maxInflight: n });
   }
 
   /** Record the steps each message passes, with times, in the `busbar.history` header. */
   history(on = true): this {
-    this.#settings.history = on;
-    return this;
+    return this.#with({ history: on });
   }
 
   errorPolicy(policy: ErrorPolicy): this {
-    this.#settings.errorPolicy = { ...this.#settings.errorPolicy, ...policy };
-    return this;
+    return this.#with({ errorPolicy: { ...this.#settings.errorPolicy, ...policy } });
   }
 
   deadLetter(uri: string): this {
@@ -138,8 +151,8 @@ export class RouteBuilder<T, In = unknown> {
    * (an amqp endpoint is published to and the route goes on). Endpoints whose every call has
    * a response (http, direct) give it and it replaces the body: state its type as `R`.
    */
-  to<R = T>(uri: string): RouteBuilder<R, In> {
-    return this.step<R>('to', { uri });
+  to<R = T, U extends string = string>(uri: U): RouteBuilder<AfterTo<T, U, R>, In> {
+    return this.step<AfterTo<T, U, R>>('to', { uri });
   }
 
   /**
@@ -267,6 +280,9 @@ export class RouteBuilder<T, In = unknown> {
   }
 
   /** Content enricher: ask `uri` for an answer (request-reply, from any source) and merge it into the body. */
+  enrich<K extends string, R = unknown>(uri: string, opts: EnrichOptions<T, never> & { into: K; merge?: never }): RouteBuilder<Omit<T, K> & { [P in K]: R }, In>;
+  /** Content enricher: the body after the step is `U` (the merge function's result, or the merged object). */
+  enrich<U = T>(uri: string, opts?: EnrichOptions<T, U>): RouteBuilder<U, In>;
   enrich<U = T>(uri: string, opts: EnrichOptions<T, U> = {}): RouteBuilder<U, In> {
     const args: EnrichArgs = { uri, into: opts.into, merge: opts.merge as EnrichArgs['merge'], timeoutMs: opts.timeoutMs };
     if (opts.request) args.request = { fn: opts.request as Computed['fn'] };
@@ -376,8 +392,7 @@ export class RouteBuilder<T, In = unknown> {
 
   /** Route-level contracts: the body the source delivers (`input`) and the body at the end (`output`). */
   contract(contract: RouteContract): this {
-    this.#settings.contract = contract;
-    return this;
+    return this.#with({ contract });
   }
 
   /** Set several headers: constants, or functions of the body. */

@@ -119,6 +119,8 @@ export interface AdapterStats {
   failed: number;
   producers: number;
   sent: number;
+  /** Figures the adapter itself keeps (`Adapter.stats`), e.g. the fn adapter's per-function usage under `functions`. */
+  [figure: string]: unknown;
 }
 
 interface ProducerEntry {
@@ -297,6 +299,11 @@ export class Engine {
 
   routeIds(): string[] {
     return [...this.#routes.keys()];
+  }
+
+  /** The model of every added route with the error policy in force (what `busbar graph` and the console draw). */
+  routeModels(): RouteDefinition[] {
+    return [...this.#routes.values()].map((r) => ({ ...r.definition, errorPolicy: r.errorPolicy }));
   }
 
   #flatten(inputs: readonly RouteInput[]): Array<Exclude<RouteInput, readonly RouteInput[]>> {
@@ -765,6 +772,10 @@ export class Engine {
       a.producers++;
       a.sent += e.sent;
     }
+    for (const name of this.adapters.schemes()) {
+      const own = this.adapters.get(name)?.stats?.(<T>(key: string) => this.#adapterState.get(`${name}\u0000${key}`) as T | undefined);
+      if (own) Object.assign(of(`${name}:`), own);
+    }
     return { state: this.#state, producers: this.#producers.size, routes, adapters };
   }
 
@@ -918,7 +929,9 @@ export class Engine {
         ? undefined
         : list.length === 1
           ? list[0]
-          : {
+          : list.length === 2
+            ? pair(list[0]!, list[1]!)
+            : {
               begin: (route, msg) => list.map((o) => o.begin(route, msg)),
               step: (route, msg, path, kind) => {
                 for (const o of list) o.step(route, msg, path, kind);
@@ -951,9 +964,38 @@ export class Engine {
     return r.process(msg);
   }
 
+  /**
+   * Counters per endpoint for metrics and the console: messages sent to each output known when
+   * routes were built (URIs computed at message time are left out: they would be unbounded),
+   * and per route its source's received count, connection failures and lag where known.
+   */
+  async endpointStats(): Promise<{ outputs: Array<{ uri: string; sent: number }>; sources: Array<{ routeId: string; uri: string; received: number; connectionFailures: number; backlog?: number }> }> {
+    const outputs = [...this.#producers.entries()].filter(([, e]) => !e.dynamic).map(([uri, e]) => ({ uri, sent: e.sent }));
+    const sources = await Promise.all(
+      [...this.#routes.values()].map(async (r) => {
+        const s: { routeId: string; uri: string; received: number; connectionFailures: number; backlog?: number } = { routeId: r.id, uri: r.definition.from, received: r.stats().received, connectionFailures: r.connectionFailures };
+        if (r.state === 'started' && r.consumer?.backlog) {
+          const b = await r.consumer.backlog().catch(() => undefined);
+          if (b !== undefined) s.backlog = b;
+        }
+        return s;
+      }),
+    );
+    return { outputs, sources };
+  }
+
   /** The producer object of an endpoint this engine sends to (undefined when none was created). */
   producerOf(uri: string): Producer | undefined {
     return this.#producers.get(uri)?.producer;
+  }
+
+  /**
+   * busbar's Prometheus metrics (prom-client, loaded now) on your registry or a new one, for an
+   * application that serves its own `/metrics`; the management API serves them too.
+   */
+  async metrics(opts: import('./management/metrics.js').MetricsOptions = {}): Promise<import('./management/metrics.js').BusbarMetrics> {
+    const { createMetrics } = await import('./management/metrics.js');
+    return createMetrics(this, opts);
   }
 
   /** Plug-ins (the console, function deploy) that mount their handlers on every management server this engine starts. */
@@ -982,6 +1024,26 @@ export class Engine {
   adapterState<T>(scheme: string, key: string, init: () => T): T {
     return this.#adapterContext(this.logger, scheme).state(key, init);
   }
+}
+
+/** Two observers (the management API's tracker and its metrics) without a list per exchange. */
+function pair(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
+  return {
+    begin: (route, msg) => [a.begin(route, msg), b.begin(route, msg)],
+    step(route, msg, path, kind) {
+      a.step(route, msg, path, kind);
+      b.step(route, msg, path, kind);
+    },
+    end(route, token, outcome, err) {
+      const t = token as [unknown, unknown];
+      a.end(route, t[0], outcome, err);
+      b.end(route, t[1], outcome, err);
+    },
+    async deadLettered(route, uri, msg, reply) {
+      await a.deadLettered?.(route, uri, msg, reply);
+      await b.deadLettered?.(route, uri, msg, reply);
+    },
+  };
 }
 
 /** Tells the route's observer (when there is one) which step an exchange is at. */

@@ -91,6 +91,13 @@ export const errorCatalogue = {
   P2P_CONFIG: { retryable: false, description: 'The p2p adapter configuration is invalid (no cluster secret, a bad listen or seed address); `details.problems` lists each problem.' },
   P2P_NO_PROVIDER: { retryable: true, description: 'No live peer serves the `direct:`/`queue:` channel of a p2p request.' },
   P2P_PEER_LOST: { retryable: true, description: 'The peer handling a p2p request or delivery died or became unreachable before it answered (the request may or may not have run).' },
+  // --- fn adapter (functions on worker threads)
+  FN_NOT_FOUND: { retryable: false, description: 'A `fn:` endpoint names a function that is not registered (or was removed); `details.fn` names it, `details.known` lists the registered ones.' },
+  FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },
+  FN_FAILED: { retryable: true, description: 'A function threw (or rejected); `details.fn` names it, `details.error` has the name, message and stack from the worker.' },
+  FN_CRASHED: { retryable: false, description: 'A function\'s worker thread died while running it (process.exit, out of memory, a native crash); only that message fails and the worker is replaced.' },
+  // --- graph and console
+  GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;
 
 export type ErrorName = keyof typeof errorCatalogue;

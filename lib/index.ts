@@ -2,8 +2,9 @@ export { Engine, type EngineOptions, type EngineEvent, type EngineState, type En
 export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branch, type Predicate } from './builder.js';
 export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
-export { AdapterRegistry, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type SourceStatus } from './adapter.js';
+export { AdapterRegistry, canReply, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type RequestOptions, type SourceStatus } from './adapter.js';
 export { parseUri, type ParsedUri } from './uri.js';
+export { headerPolicy, isCredentialHeader, isTransportHeader, CREDENTIAL_HEADERS, TRANSPORT_HEADER_PREFIXES, type HeaderPolicy } from './header-policy.js';
 export { ChannelBinder, channelBindingsSchema, type ChannelBindings } from './bindings.js';
 export { Service, type ServiceState } from './service.js';
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
@@ -38,3 +39,5 @@ export { compileContract, contractProblems, withRouteContract, type Contract, ty
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';
 export { expose, proxy, methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEADER, type Remote, type Transport, type ExposeOptions, type RequestReply } from './rpc.js';
 export { connect, type BusClient, type ChannelMap, type ChannelType, type ConnectOptions, type Subscription } from './client/connect.js';
+export { routeGraph, toMermaid, toSvg, layoutGraph, type RouteGraph, type GraphNode, type GraphLink, type GraphNodeKind, type GraphLinkKind, type GraphLayout, type SvgOptions } from './graph/index.js';
+export { useConsole, mountConsole, graphCounters, type ConsoleOptions, type ConsoleSnapshot, type NodeCounters } from './console/index.js';

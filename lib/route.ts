@@ -96,6 +96,7 @@ export class Route {
   #status: SourceStatus = 'idle';
   #statusError: string | undefined;
   #statusSince = Date.now();
+  #connectionFailures = 0;
   readonly #policy: ErrorPolicy;
   readonly #clock: Clock;
   readonly #hooks: RouteHooks;
@@ -108,6 +109,11 @@ export class Route {
     this.#clock = opts.clock;
     this.#policy = { ...opts.policy, ...def.errorPolicy, on: [...(def.errorPolicy?.on ?? []), ...(opts.policy.on ?? [])] };
     this.#hooks = opts.hooks;
+  }
+
+  /** The policy in force: the route's own rules first, then the engine's. */
+  get errorPolicy(): ErrorPolicy {
+    return this.#policy;
   }
 
   get inflight(): number {
@@ -129,8 +135,16 @@ export class Route {
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 
+  /** Times the source went from up to down (disconnected, backing off). */
+  get connectionFailures(): number {
+    return this.#connectionFailures;
+  }
+
   setStatus(status: SourceStatus, error?: unknown): void {
-    if (status !== this.#status) this.#statusSince = Date.now();
+    if (status !== this.#status) {
+      this.#statusSince = Date.now();
+      if ((status === 'disconnected' || status === 'backing-off') && this.#status !== 'disconnected' && this.#status !== 'backing-off') this.#connectionFailures++;
+    }
     this.#status = status;
     this.#statusError = error === undefined ? undefined : error instanceof Error ? error.message : String(error);
   }

@@ -26,8 +26,21 @@ if ! command -v xmllint >/dev/null 2>&1; then
   apt-get install -y -q libxml2-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libxml2-utils >/dev/null; }
 fi
 
+# Prometheus's promtool: the linter the metrics spec runs the /metrics exposition through
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-services.sh: promtool is missing and this is not root: run 'apt-get install -y prometheus'" >&2
+    exit 1
+  fi
+  echo "test-services.sh: installing prometheus (for promtool)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+fi
+
 # one after the other: on a fresh machine both run apt-get, which takes a lock
 bash "$here/rabbitmq.sh" start
 # a second broker on the next port, for the bridge tests (scripts/rabbitmq-second.sh)
 bash "$here/rabbitmq-second.sh" start
 bash "$here/postgres.sh" start
+# the browser of the console tests (Debian's chromium, driven by playwright-core)
+bash "$here/chromium.sh" install

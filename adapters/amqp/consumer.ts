@@ -2,6 +2,7 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
+import type { HeaderPolicy } from '../../lib/header-policy.js';
 import { withHeaders, type Message } from '../../lib/message.js';
 import { deadLetterHeaders } from '../../lib/route.js';
 import type { AmqpClient, ClientStatus } from './client.js';
@@ -22,6 +23,8 @@ export interface ConsumerSettings {
   declareQueue: boolean;
   /** How long `stop` waits for messages already handed to the route. */
   drainTimeoutMs: number;
+  /** Which headers are taken off the wire, and written onto replies (the `headers` allow-list). */
+  headers: HeaderPolicy;
   /** Set when the source is a stream queue: where the first subscription starts reading. */
   stream: { start: StreamStart } | undefined;
 }
@@ -124,6 +127,14 @@ export class AmqpConsumer implements Consumer {
       this.#ctx.setStatus('disconnected', err);
       throw err;
     }
+  }
+
+  /** Ready messages in the queue (consumer lag), read on a metrics scrape. */
+  async backlog(): Promise<number | undefined> {
+    const ch = this.#ch;
+    if (!ch || !this.#queue) return undefined;
+    const q = await ch.checkQueue(this.#queue);
+    return q.messageCount;
   }
 
   async stop(): Promise<void> {
@@ -258,9 +269,9 @@ export class AmqpConsumer implements Consumer {
     this.#streams.get(ch)?.delivered(streamOffsetOf(m));
     let msg: Message;
     try {
-      msg = decode(m, this.#s.bodyType);
+      msg = decode(m, this.#s.bodyType, this.#s.headers);
     } catch (err) {
-      this.#poison(ch, m, decode(m, 'buffer'), err as BusbarError);
+      this.#poison(ch, m, decode(m, 'buffer', this.#s.headers), err as BusbarError);
       return;
     }
     const n = deliveryCount(m);
@@ -389,7 +400,7 @@ export class AmqpConsumer implements Consumer {
     const to = String(m.properties.replyTo);
     try {
       if (reply) {
-        const { content, options } = encode(reply, { persistent: false, mandatory: false });
+        const { content, options } = encode(reply, { persistent: false, mandatory: false, policy: this.#s.headers });
         options.correlationId = m.properties.correlationId;
         options.headers = { ...(options.headers as Record<string, unknown> | undefined), [WIRE.correlation]: reply.correlationId };
         ch.publish('', to, content, options);

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Adapter, AdapterContext, Endpoint } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
+import { headerPolicy } from '../../lib/header-policy.js';
 import { AmqpClient } from './client.js';
 import { amqpConfigSchema, resolveConfig, type AmqpConfig, type ResolvedAmqpConfig } from './config.js';
 import { AmqpConsumer, type StreamStart } from './consumer.js';
@@ -28,6 +29,7 @@ export const amqpOptions = Type.Object(
         description: 'Consumer of a stream queue: where to start reading: `first`, `last`, `next`, an offset, or an ISO time (`2026-11-24T08:00:00Z`). After a reconnection it resumes after the last offset the route finished.',
       }),
     ),
+    headers: Type.Optional(Type.String({ minLength: 1, description: 'Header allow-list (comma-separated, a trailing `*` for a prefix): transport headers of other transports (`http.*`, `soap.*`, `busbar.file.*`...) and credentials (`authorization`, `cookie`, `proxy-authorization`, `set-cookie`) are not published (producer) nor taken off the wire (consumer) unless listed; credentials only when named exactly. See docs/exchange-model.md.' })),
     drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: 'Consumer: on stop, how long to wait for messages already in the route before closing the channel (unacked ones are redelivered).' }),
   },
   { additionalProperties: false },
@@ -88,6 +90,7 @@ export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions>
         bodyType: o.bodyType,
         declareQueue: o.declare && t.kind === 'queue' && !declared,
         drainTimeoutMs: o.drainTimeoutMs,
+        headers: headerPolicy(o.headers),
         stream: o.streamOffset !== undefined || declared?.type === 'stream' ? { start: streamStart(endpoint.uri, o.streamOffset ?? 'next') } : undefined,
       });
     },
@@ -103,6 +106,7 @@ export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions>
         publishTimeoutMs: o.publishTimeoutMs,
         replyTimeoutMs: o.replyTimeoutMs,
         bodyType: o.bodyType,
+        headers: headerPolicy(o.headers),
         declareQueue: o.declare && t.kind === 'queue' && !declaredQueue(c.topology, t.name),
         managedExchange: t.name === '' || t.name.startsWith('amq.') || c.topology.exchanges.some((e) => e.name === t.name),
       });

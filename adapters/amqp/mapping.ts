@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Message as AmqpMessage, Options } from 'amqplib';
 import { BusbarError } from '../../lib/errors.js';
+import { headerPolicy, type HeaderPolicy } from '../../lib/header-policy.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 
 /**
@@ -48,7 +49,14 @@ export interface Encoded {
  * (`amqp.routingKey`, `amqp.redelivered`...) of a consumed message are never re-sent, so
  * a bridged message does not carry its old route along.
  */
-export function encode(msg: Message, opts: { persistent: boolean; mandatory: boolean }): Encoded {
+const DEFAULT_POLICY = headerPolicy();
+
+/**
+ * `policy` decides which message headers go onto the wire (lib/header-policy.ts): by default
+ * no other transport's headers (`http.*`, `soap.*`, `busbar.file.*`...) and no credentials.
+ */
+export function encode(msg: Message, opts: { persistent: boolean; mandatory: boolean; policy?: HeaderPolicy }): Encoded {
+  const policy = opts.policy ?? DEFAULT_POLICY;
   const b = msg.body;
   let content: Buffer;
   let contentType = msg.headers[AMQP_HEADERS.contentType] as string | undefined;
@@ -69,7 +77,7 @@ export function encode(msg: Message, opts: { persistent: boolean; mandatory: boo
   let headers: Record<string, unknown> | undefined;
   for (const k in msg.headers) {
     const v = msg.headers[k];
-    if (v === undefined || SKIP_OUT.has(k) || k.startsWith('amqp.') || k.startsWith('x-busbar-')) continue;
+    if (v === undefined || SKIP_OUT.has(k) || k.startsWith('amqp.') || k.startsWith('x-busbar-') || !policy.outbound(k)) continue;
     (headers ??= {})[k] = v;
   }
   if (msg.causationId !== undefined) (headers ??= {})[WIRE.causation] = msg.causationId;
@@ -120,12 +128,14 @@ export function deliveryCount(m: AmqpMessage): number {
  * headers. The body follows `bodyType`: `auto` gives a string for textual content types
  * (text/*, JSON, XML) and a Buffer otherwise; `json` parses (a PARSE error if it cannot).
  */
-export function decode(m: AmqpMessage, bodyType: BodyType): Message {
+export function decode(m: AmqpMessage, bodyType: BodyType, policy: HeaderPolicy = DEFAULT_POLICY): Message {
   const p = m.properties;
   const raw = (p.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, HeaderValue> = {};
   for (const k in raw) {
-    if (k.startsWith('x-busbar-')) continue;
+    // another transport's headers on the wire (a foreign publisher's `http.request.header.cookie`)
+    // must not steer a later producer of that transport
+    if (k.startsWith('x-busbar-') || !policy.inbound(k)) continue;
     headers[k] = headerValue(raw[k]);
   }
   const contentType = typeof p.contentType === 'string' ? p.contentType : undefined;

@@ -5,6 +5,7 @@ import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
+import type { HeaderPolicy } from '../../lib/header-policy.js';
 import type { AmqpClient, ClientStatus } from './client.js';
 import { decode, encode, WIRE, type BodyType } from './mapping.js';
 import { closeQuietly, ensureQueue, exchangeExists, replyCode } from './topology.js';
@@ -23,6 +24,8 @@ export interface ProducerSettings {
   publishTimeoutMs: number;
   replyTimeoutMs: number;
   bodyType: BodyType;
+  /** Which headers are published, and taken from replies (the `headers` allow-list). */
+  headers: HeaderPolicy;
   /** Create the target queue if the broker does not have it (it is not in the topology). */
   declareQueue: boolean;
   /** The target exchange is declared in the topology (no need to check it exists). */
@@ -131,7 +134,7 @@ export class AmqpProducer implements Producer {
   /** One-way: resolves (with nothing) once the broker confirmed the message. */
   send(msg: Message): Promise<Message | undefined> {
     if (this.#stopping) return Promise.reject(new BusbarError('ENGINE_STATE', `amqp producer ${this.#describe()} is stopping`, { details: { target: this.#s.target } }));
-    const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: this.#s.mandatory });
+    const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: this.#s.mandatory, policy: this.#s.headers });
     return new Promise((resolve, reject) => {
       const p: Pending = {
         exchange: this.#s.target.kind === 'exchange' ? this.#s.target.name : '',
@@ -356,7 +359,7 @@ export class AmqpProducer implements Producer {
     if (this.#stopping) throw new BusbarError('ENGINE_STATE', `amqp producer ${this.#describe()} is stopping`, { details: { target: this.#s.target } });
     const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? Math.ceil(opts.timeoutMs) : this.#s.replyTimeoutMs;
     const ch = await this.#rpcChannel();
-    const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: true });
+    const { content, options } = encode(msg, { persistent: this.#s.persistent, mandatory: true, policy: this.#s.headers });
     const key = randomUUID();
     options.replyTo = DIRECT_REPLY_TO;
     options.correlationId = key;
@@ -402,7 +405,7 @@ export class AmqpProducer implements Producer {
       return;
     }
     try {
-      r.resolve(decode(m, this.#s.bodyType));
+      r.resolve(decode(m, this.#s.bodyType, this.#s.headers));
     } catch (err) {
       r.reject(err);
     }

@@ -4,6 +4,7 @@ import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
 import { sleep } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import type { HeaderValue, Message } from '../../lib/message.js';
+import { headerPolicy } from '../../lib/header-policy.js';
 import { renderTemplate } from '../../lib/template.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
@@ -189,6 +190,8 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
   const auth = origin.username || origin.password ? `Basic ${Buffer.from(`${decodeURIComponent(origin.username)}:${decodeURIComponent(origin.password)}`).toString('base64')}` : undefined;
   const base = `${origin.protocol}//${origin.host}`;
   const formats = new Formats(opts.maxBodyBytes);
+  // received headers (`http.header.*`) stay on this side unless the endpoint forwards them
+  const forward = opts.headers === undefined ? undefined : headerPolicy(opts.headers);
   let agent: Agent | undefined;
 
   const once = async (msg: Message, method: string, url: URL, timeoutMs: number, idemKey: string | undefined): Promise<Message> => {
@@ -196,6 +199,16 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
     const enc = protocol.encode(msg, call);
     const headers: OutgoingHttpHeaders = {};
     const p = HTTP_HEADERS.requestHeader;
+    if (forward) {
+      const inbound = HTTP_HEADERS.header;
+      for (const k in msg.headers) {
+        if (!k.startsWith(inbound) || !forward.allowed(k)) continue;
+        const name = k.slice(inbound.length).toLowerCase();
+        const v = msg.headers[k];
+        if (HOP_BY_HOP.has(name) || v === undefined || v === null) continue;
+        headers[name] = typeof v === 'object' ? [...v] : String(v);
+      }
+    }
     for (const k in msg.headers) {
       if (!k.startsWith(p)) continue;
       const name = k.slice(p.length).toLowerCase();

@@ -7,6 +7,7 @@ import { amqpConfigSchema, createAmqpAdapter, type AmqpConfig } from '../../adap
 import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '../../adapters/db/index.js';
 import { createEventlogAdapter, eventlogConfigSchema, type EventlogConfig } from '../../adapters/eventlog/index.js';
 import { createFileAdapter, fileConfigSchema, type FileConfig } from '../../adapters/file/index.js';
+import { createFnAdapter, fnConfigSchema, type FnConfigInput } from '../../adapters/fn/index.js';
 import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../../adapters/http/index.js';
 
 /**
@@ -31,6 +32,7 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     db: { scheme: 'db', configSchema: dbConfigSchema, create: (c) => createDbAdapter(c as DbConfigInput | undefined) as unknown as Adapter, steps: dbSteps as unknown as StepKind<never>[] },
     http: { scheme: 'http', configSchema: httpConfigSchema, create: (c) => createHttpAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
+    fn: { scheme: 'fn', configSchema: fnConfigSchema, create: (c) => createFnAdapter(c as FnConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
     eventlog: { scheme: 'eventlog', configSchema: eventlogConfigSchema, create: (c) => createEventlogAdapter(c as EventlogConfig | undefined) as unknown as Adapter },
   };

@@ -3,6 +3,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { Adapter } from '../adapter.js';
 import { adapterFactories, channelsOf, namedFromConfig } from './adapter-factories.js';
+import { registerGraphCommand } from './graph.js';
+import { useConsole } from '../console/index.js';
+import { startSummary } from './summary.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
@@ -141,6 +144,7 @@ interface RunOptions {
   stopTimeout: number;
   management?: string;
   managementToken?: string;
+  summary?: number;
 }
 
 async function runCommand(file: string, opts: RunOptions): Promise<void> {
@@ -155,13 +159,15 @@ async function runCommand(file: string, opts: RunOptions): Promise<void> {
     engine = built.engine;
     engine.addRoutes(...(Array.isArray(mod.routes) ? mod.routes : [mod.routes]));
     // before the routes start: /live answers and /ready says 503 while they are starting
-    if (settings) management = await engine.management(settings);
+    if (settings) management = await useConsole(engine).management(settings);
     await engine.start();
+    if (management) process.stdout.write(`busbar console: ${management.url}/console/\n`);
   } catch (e) {
     await management?.close().catch(() => undefined);
     logger.flush?.();
     fail(e);
   }
+  const endSummary = opts.summary === undefined ? undefined : startSummary(engine, opts.summary, (t) => process.stdout.write(t));
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) {
@@ -171,6 +177,7 @@ async function runCommand(file: string, opts: RunOptions): Promise<void> {
     stopping = true;
     logger.info({ reason: why }, 'stopping');
     const report = await engine.stop({ timeoutMs: opts.stopTimeout });
+    endSummary?.();
     await management?.close();
     logger.flush?.();
     // let pino-pretty's worker drain before exiting
@@ -197,6 +204,7 @@ export function buildProgram(): Command {
     .option('--stop-timeout <duration>', 'how long a graceful stop waits for in-flight messages', parseDuration, 10_000)
     .option('--management <host:port>', 'serve the management API (health, metrics, route operations) here, e.g. 127.0.0.1:9464')
     .option('--management-token <token>', 'bearer token of the management API (default: BUSBAR_MANAGEMENT_TOKEN); required off loopback')
+    .option('--summary <duration>', 'print a one-line summary per route this often (e.g. 2s)', parseDuration)
     .action((file: string, opts: RunOptions) => runCommand(file, opts));
   program
     .command('validate')
@@ -210,6 +218,7 @@ export function buildProgram(): Command {
     .argument('<file>', 'routes file with "adapters": { "amqp": { "url", "topology" } }')
     .option('--url <amqp-url>', 'broker to check (default: the file\'s amqp url)')
     .action((file: string, opts: { url?: string }) => topologyPlanCommand(file, opts));
+  registerGraphCommand(program);
   registerOpsCommands(program);
   return program;
 }

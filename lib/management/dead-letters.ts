@@ -73,7 +73,8 @@ function fileStore(root: string): DeadLetterStore {
     }
     const out: string[] = [];
     for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
+      // dot files, and the reason files the file producer writes beside dead letters (<name>.error.json)
+      if (e.name.startsWith('.') || e.name.endsWith('.error.json')) continue;
       const abs = join(dir, e.name);
       if (e.isDirectory()) out.push(...(await walk(abs)));
       else if (e.isFile()) out.push(relative(root, abs).split(sep).join('/'));
@@ -106,6 +107,7 @@ function fileStore(root: string): DeadLetterStore {
     async drop(s) {
       await rm(join(held, s.id), { force: true });
       await rm(reasonOf(s.id), { force: true });
+      await rm(join(root, `${s.id}.error.json`), { force: true });
     },
     async restore(s) {
       await rename(join(held, s.id), join(root, s.id));

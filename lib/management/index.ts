@@ -9,6 +9,7 @@ import type { ManagementOptions, ManagementServer } from './types.js';
 export type { ManagementHandler, ManagementOptions, ManagementServer } from './types.js';
 export { DEFAULT_MANAGEMENT_PORT, isLoopback, readJson, sendError, sendJson } from './server.js';
 export type { InflightExchange, StepCounts } from './inflight.js';
+export { createMetrics, type BusbarMetrics, type MetricsOptions } from './metrics.js';
 export { listDeadLetters, replayDeadLetters, FILE_REASONS_DIR, REPLAYED_HEADER, type DeadLetter, type ReplayResult } from './dead-letters.js';
 
 /** What the built-in handlers share: the engine, the server, the tracker. */
@@ -34,6 +35,16 @@ export async function startManagement(engine: Engine, opts: ManagementOptions = 
   server.onClose(unobserve);
   const ctx: ManagementContext = { engine, server, tracker, startedAt: Date.now() };
   mountCore(ctx, opts);
+  if (opts.metrics !== false) {
+    const { createMetrics } = await import('./metrics.js');
+    const metrics = await createMetrics(engine, opts.metrics === true || opts.metrics === undefined ? {} : opts.metrics);
+    server.onClose(() => metrics.close());
+    server.addRoute('GET', '/metrics', async (_req, res) => {
+      const text = await metrics.text();
+      res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  }
   try {
     for (const plug of engine.managementPlugins) await plug(server);
   } catch (e) {

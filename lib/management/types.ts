@@ -8,6 +8,11 @@ export interface ManagementOptions {
   port?: number;
   /** Bearer token every request but `GET /live` must carry (`Authorization: Bearer <token>`). */
   token?: string;
+  /**
+   * Prometheus metrics at `GET /metrics` (default on): `false` turns them off (nothing is
+   * observed, prom-client is not loaded), or metrics options (your own registry).
+   */
+  metrics?: boolean | import('./metrics.js').MetricsOptions;
   /** Interval of the `stats` events on `GET /api/v1/events` (default 1000 ms). */
   eventsIntervalMs?: number;
 }

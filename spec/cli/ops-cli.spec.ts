@@ -18,8 +18,9 @@ function cli(hub: Hub, ...args: string[]): Promise<{ code: number | null; stdout
 }
 
 const files = (dir: string): string[] => {
+  // (the file producer's <name>.error.json reason files are not dead letters)
   try {
-    return readdirSync(dir).filter((f) => !f.startsWith('.')).sort();
+    return readdirSync(dir).filter((f) => !f.startsWith('.') && !f.endsWith('.error.json')).sort();
   } catch {
     return [];
   }

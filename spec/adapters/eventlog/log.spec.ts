@@ -1,7 +1,7 @@
 import { closeSync, openSync, readdirSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { createEventlogAdapter, EventLog, PartitionReader, type LogRecord, type RecordInput } from '../../../adapters/eventlog/index.js';
+import { createEventlogAdapter, EventLog, offsetForTime, PartitionReader, seekGroup, type LogRecord, type RecordInput } from '../../../adapters/eventlog/index.js';
 import { Engine, from } from '../../../lib/index.js';
 import { codeOf, rejection, tempDir, testLogger, waitFor } from '../../helpers.js';
 
@@ -161,6 +161,87 @@ describe('eventlog: the embedded log', function () {
     await again.close();
     expect((await reader.read(10)).map((r) => r.offset)).to.deep.equal([2]);
     reader.close();
+  });
+
+  it('retention removes whole closed segments by time and by size, never the active one; readers skip to the first kept record', async () => {
+    const log = EventLog.open(tmp.path, 't', { segmentBytes: 1024, fsync: 'none', retentionBytes: 3000 });
+    for (let i = 0; i < 100; i++) await log.append(0, [rec(i)]);
+    const before = log.segments(0).length;
+    const { deletedSegments } = log.maintain();
+    const after = log.segments(0);
+    expect(deletedSegments).to.be.greaterThan(0);
+    expect(after.length).to.equal(before - deletedSegments);
+    const kept = await readAll(tmp.path, 't', 0, 0);
+    expect(kept[0]!.offset).to.equal(after[0]);
+    expect(kept[kept.length - 1]!.offset).to.equal(99);
+    await log.close();
+    const byTime = EventLog.open(tmp.path, 't', { segmentBytes: 1024, fsync: 'none', retentionMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    byTime.maintain();
+    expect(byTime.segments(0)).to.have.length(1);
+    await byTime.close();
+  });
+
+  it('compaction keeps the latest record per key, keyless ones, and tombstones only while young', async () => {
+    const log = EventLog.open(tmp.path, 't', { segmentBytes: 512, fsync: 'none', compact: true, tombstoneRetentionMs: 60_000 });
+    for (let i = 0; i < 60; i++) await log.append(0, [rec(i, `k${i % 5}`)]);
+    await log.append(0, [{ key: Buffer.from('k0'), value: null, kind: 'buffer', headers: {} }]);
+    for (let i = 0; i < 20; i++) await log.append(0, [rec(100 + i, null)]);
+    log.maintain();
+    const all = await readAll(tmp.path, 't', 0);
+    const active = log.segments(0)[log.segments(0).length - 1]!;
+    const closed = all.filter((r) => r.offset < active);
+    const keys = closed.filter((r) => r.key).map((r) => r.key!.toString());
+    expect(new Set(keys).size, 'one record per key in compacted segments').to.equal(keys.length);
+    // the latest value of k1..k4 survives, k0 is a tombstone (still young)
+    const latest = new Map(all.filter((r) => r.key).map((r) => [r.key!.toString(), r]));
+    expect(latest.get('k0')!.value).to.equal(null);
+    expect(JSON.parse(latest.get('k4')!.value!.toString()).i).to.equal(59);
+    expect(all.filter((r) => r.key === null)).to.have.length(20);
+    // offsets are kept (with gaps), in order
+    for (let i = 1; i < all.length; i++) expect(all[i]!.offset).to.be.greaterThan(all[i - 1]!.offset);
+    // an expired tombstone goes too
+    log.maintain(Date.now() + 120_000);
+    const later = await readAll(tmp.path, 't', 0);
+    if (latest.get('k0')!.offset < active) expect(later.some((r) => r.key?.toString() === 'k0')).to.equal(false);
+    await log.close();
+  });
+
+  it('replay from a timestamp gives exactly the records appended from then on (offsetForTime, seekGroup)', async () => {
+    const log = EventLog.open(tmp.path, 't', { segmentBytes: 2048, indexIntervalBytes: 100, fsync: 'none' });
+    for (let i = 0; i < 50; i++) await log.append(0, [rec(i)]);
+    await new Promise((r) => setTimeout(r, 20));
+    const t = Date.now();
+    for (let i = 50; i < 120; i++) await log.append(0, [rec(i)]);
+    await log.close();
+    const at = offsetForTime(join(tmp.path, 't', '0'), t);
+    expect(at).to.equal(50);
+    const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    const got: number[] = [];
+    engine.addRoutes(
+      from(`eventlog:t?group=replay&start=${new Date(t).toISOString()}&pollMs=5`).process((m) => {
+        got.push(m.headers['eventlog.offset'] as number);
+        return m;
+      }),
+    );
+    await engine.start();
+    await waitFor(() => got.length === 70, 5000, '70 records from the timestamp');
+    await engine.stop();
+    expect(got).to.deep.equal(Array.from({ length: 70 }, (_, i) => 50 + i));
+    // the group committed 120; seekGroup moves it back to the time, and it reads the same again
+    expect(seekGroup({ dir: tmp.path, topic: 't', group: 'replay', to: new Date(t) })).to.deep.equal([50]);
+    got.length = 0;
+    const again = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
+    again.addRoutes(
+      from('eventlog:t?group=replay&pollMs=5').process((m) => {
+        got.push(m.headers['eventlog.offset'] as number);
+        return m;
+      }),
+    );
+    await again.start();
+    await waitFor(() => got.length === 70, 5000, 'the replay');
+    await again.stop();
+    expect(got).to.deep.equal(Array.from({ length: 70 }, (_, i) => 50 + i));
   });
 });
 

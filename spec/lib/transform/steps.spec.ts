@@ -46,10 +46,12 @@ describe('transformation steps', () => {
 
     it('the body type after validate() is derived from the schema', () => {
       const route = from<string>('direct:t').convert('xml', 'json').validate(Order);
-      route.transform((o: Static<typeof Order>) => o.amount * 2);
+      const doubled = route.transform((o: Static<typeof Order>) => o.amount * 2);
       // @ts-expect-error -- `total` is not in the contract, so it is not in the type either
       route.transform((o) => o.total);
-      expect(route.steps.map((s) => s.kind)).to.deep.equal(['convert', 'validate', 'transform', 'transform']);
+      // builders are immutable: the prefix keeps its steps, the continuation has its own
+      expect(route.steps.map((s) => s.kind)).to.deep.equal(['convert', 'validate']);
+      expect(doubled.steps.map((s) => s.kind)).to.deep.equal(['convert', 'validate', 'transform']);
     });
 
     it('a violation lists every problem with its JSON pointer and goes to the dead letter with the reasons', async () => {
