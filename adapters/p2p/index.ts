@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Adapter, AdapterContext, Consumer, ConsumerContext, Endpoint, Producer } from '../../lib/adapter.js';
+import type { Adapter, AdapterContext, Consumer, ConsumerContext, Endpoint, Producer, RequestOptions } from '../../lib/adapter.js';
+import type { Message } from '../../lib/message.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createAjv, toProblems } from '../../lib/schema.js';
 import { P2pNode, type MemberView, type P2pSettings, type P2pStats } from './node.js';
@@ -121,9 +122,18 @@ export function createP2pAdapter(config: P2pConfig): Adapter<P2pOptions> {
             await node().publish(t.name, msg, o.delivery === 'durable');
             return undefined;
           }
-          const inOut = msg.headers['busbar.exchangePattern'] === 'InOut';
-          return node().request(`${t.kind}:${t.name}`, msg, { inOut, idempotent: o.idempotent, timeoutMs: o.timeoutMs ?? settings.requestTimeoutMs });
+          // one-way: request-reply belongs to the step that asks for it (request below)
+          await node().request(`${t.kind}:${t.name}`, msg, { inOut: false, idempotent: o.idempotent, timeoutMs: o.timeoutMs ?? settings.requestTimeoutMs });
+          return undefined;
         },
+        ...(t.kind === 'topic'
+          ? {}
+          : {
+              async request(msg: Message, opts: RequestOptions): Promise<Message> {
+                const reply = await node().request(`${t.kind}:${t.name}`, msg, { inOut: true, idempotent: o.idempotent, timeoutMs: o.timeoutMs ?? opts.timeoutMs ?? settings.requestTimeoutMs });
+                return reply ?? msg;
+              },
+            }),
       };
     },
   };
