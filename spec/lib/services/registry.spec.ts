@@ -4,7 +4,7 @@ import { testLogger, waitFor } from '../../helpers.js';
 
 interface Inventory {
   reserve(req: { sku: string; qty: number }): { sku: string; qty: number; by: string };
-  slow(ms: number): string;
+  slow(ms: number): Promise<string>;
 }
 
 const contract: ServiceContract = {
