@@ -36,6 +36,8 @@ export interface RouteStats {
   redelivered: number;
   inflight: number;
   maxInflight: number;
+  /** Counters of steps that keep some (by step path), e.g. `{ "/steps/1": { "lateArrivals": 2 } }`. */
+  steps?: Record<string, Record<string, number>>;
 }
 
 export type MessageEvent =
@@ -84,6 +86,8 @@ export class Route {
   observer: ExchangeObserver | undefined;
   readonly startHooks: Array<() => Promise<void> | void> = [];
   readonly stopHooks: Array<() => Promise<void> | void> = [];
+  /** Counters steps keep (CompileContext.counters), by step path. */
+  readonly stepCounters = new Map<string, Record<string, number>>();
 
   #inflight = 0;
   #waiters: Array<() => void> = [];
@@ -153,7 +157,7 @@ export class Route {
     const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status, since: new Date(this.#statusSince).toISOString() };
     if (this.#statusError !== undefined) source.error = this.#statusError;
     if (this.consumer?.stats) source.details = this.consumer.stats();
-    return {
+    const s: RouteStats = {
       state: this.state,
       source,
       received: this.#received,
@@ -164,11 +168,14 @@ export class Route {
       inflight: this.#inflight,
       maxInflight: this.maxInflight,
     };
+    if (this.stepCounters.size) s.steps = Object.fromEntries([...this.stepCounters].map(([path, c]) => [path, { ...c }]));
+    return s;
   }
 
   /** Counters back to zero (the management API's reset-stats); in-flight messages stay counted. */
   resetStats(): void {
     this.#received = this.#completed = this.#failed = this.#deadLettered = this.#redelivered = 0;
+    for (const c of this.stepCounters.values()) for (const k of Object.keys(c)) c[k] = 0;
   }
 
   /**

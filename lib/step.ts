@@ -74,6 +74,11 @@ export interface CompileContext {
   state<T>(key: string, init: () => T): T;
   /** The route's bound on messages in flight. */
   readonly maxInflight: number;
+  /**
+   * This step's counters (late arrivals, timed-out recipients...): a record the step
+   * increments, reported in the route's stats under `steps[<path>]`.
+   */
+  counters(): Record<string, number>;
 }
 
 /**

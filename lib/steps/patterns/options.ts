@@ -11,6 +11,7 @@ import type { AggregationStore, ClaimCheckStore, IdempotentRepository } from '..
 import type { AggregateStrategy } from './aggregate.js';
 import type { ReplyStrategy } from './common.js';
 import type { NamedReduce } from './map-reduce.js';
+import type { GatherResult } from './routing.js';
 
 /** The item type of an array, iterable or async iterable body. */
 export type ItemOf<T> = T extends readonly (infer E)[] ? E : T extends AsyncIterable<infer E> ? E : T extends Iterable<infer E> ? E : unknown;
@@ -76,11 +77,20 @@ export interface MulticastOptions<R> {
   shareBody?: boolean;
 }
 
+/**
+ * A scatter-gather strategy: a name, or a function of the replies, the original message
+ * (already carrying the `busbar.scatter.*` headers) and the gather result (each reply with
+ * its recipient and index; the failed and timed-out recipients with their error codes).
+ */
+export type ScatterStrategy<R> = ReplyStrategy | ((replies: Message[], original: Message, gather: GatherResult) => MaybePromise<R>);
+
 export interface ScatterGatherOptions<R> {
   recipients?: string[];
   timeoutMs?: number;
   minReplies?: number;
-  strategy?: Strategy<R>;
+  strategy?: ScatterStrategy<R>;
+  /** Log level of expected partial results (timed-out / failed recipients), default `debug`; they are counted in the route's stats either way. */
+  logPartial?: 'debug' | 'info' | 'warn';
 }
 
 export interface EnrichOptions<T, U> {
