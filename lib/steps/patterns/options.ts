@@ -48,6 +48,16 @@ export interface AggregateOptions<T, A> {
   store?: AggregationStore | string;
   /** Bound on open groups (default 10 000); beyond it the oldest group is completed (`capacity`). */
   maxGroups?: number;
+  /** Complete a group this long after its first message, however busy (`deadline`). */
+  completionDeadlineMs?: number;
+  /**
+   * Close a key when its group completes: later messages with it are late arrivals, counted
+   * in the route stats (`lateArrivals`) and discarded, or sent to `lateArrivals`. Closed keys
+   * are remembered for `ttlMs` (default 5 min), at most `maxKeys` (default 10 000).
+   */
+  close?: boolean | { ttlMs?: number; maxKeys?: number };
+  /** Endpoint late arrivals go to (with `busbar.aggregate.late: true`), instead of being discarded. */
+  lateArrivals?: string;
 }
 
 export interface ResequenceOptions<T> {

@@ -1,21 +1,8 @@
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { from, withBody, type GatherResult, type Message } from '../../../lib/index.js';
 import { FakeClock, settle, testEngine } from '../../../lib/testing.js';
 import { SCATTER_HEADERS } from '../../../lib/steps/patterns/routing.js';
-
-/** A pino logger at debug whose JSON lines are kept, to see what a pattern logs and at which level. */
-function capturedLogger(): { logger: ReturnType<typeof pino>; lines: Array<{ level: number; msg: string }> } {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg: string });
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), lines };
-}
+import { capturedLogger } from '../../helpers.js';
 
 const WARN = 40;
 const DEBUG = 20;
