@@ -6,6 +6,7 @@ import type { CompiledExpression } from './expression.js';
 import type { RequestOptions } from './adapter.js';
 import type { Message } from './message.js';
 import type { JsonSchema, Problem } from './schema.js';
+import type { StepTracing } from './tracing/tracer.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -79,6 +80,8 @@ export interface CompileContext {
    * increments, reported in the route's stats under `steps[<path>]`.
    */
   counters(): Record<string, number>;
+  /** The engine's tracer when it traces (a split part's span); undefined otherwise. */
+  readonly tracing?: StepTracing | undefined;
 }
 
 /**
