@@ -478,6 +478,11 @@ export class Engine {
           onStart: (fn) => route.startHooks.push(fn),
           state: (key, init) => this.stepState(key, init),
           maxInflight: route.maxInflight,
+          counters: () => {
+            let c = route.stepCounters.get(path);
+            if (!c) route.stepCounters.set(path, (c = {}));
+            return c;
+          },
           tracing: this.#tracer,
         };
         let compiled: Next;
