@@ -138,7 +138,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-type OpenMount = (method: string, path: string, handler: ManagementHandler, opts: { open: boolean }) => void;
 
 /**
  * The web console on the engine's management server (`engine.management()`, `busbar run
@@ -166,7 +165,7 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
     return graph;
   };
   const snapshot = (g: RouteGraph): ConsoleSnapshot => ({ at: new Date().toISOString(), engine: engine.state, counters: graphCounters(g, engine, steps), inflight: steps.inflight(), failures: steps.failures() });
-  const open = m.addRoute.bind(m) as unknown as OpenMount;
+  const open = m.addRoute.bind(m);
 
   const serve = (res: ServerResponse, name: string): void => {
     const file = assets.get(name);

@@ -15,6 +15,11 @@ export interface ManagementOptions {
   metrics?: boolean | import('./metrics.js').MetricsOptions;
   /** Interval of the `stats` events on `GET /api/v1/events` (default 1000 ms). */
   eventsIntervalMs?: number;
+  /**
+   * What `POST /api/v1/reload` runs (`busbar run` passes the reload of its routes file, see
+   * `routesFileReloader`); without it the operation answers 400. Its result is the answer.
+   */
+  reload?: () => Promise<unknown>;
 }
 
 /** A handler mounted on the management server; `params` has the path's `:name` parts (and `*` for a prefix mount's rest). */
@@ -26,8 +31,9 @@ export interface ManagementServer {
   /**
    * Mount a handler under the same bind and auth rules: `path` like `/api/v1/graph`,
    * `/api/v1/things/:id`, or a prefix `/console/*`. A handler that throws answers 500 with a
-   * coded error; it never takes the server down.
+   * coded error; it never takes the server down. `open: true` answers without the bearer
+   * token (like `/live`: only for what reveals nothing, e.g. static assets).
    */
-  addRoute(method: string, path: string, handler: ManagementHandler): void;
+  addRoute(method: string, path: string, handler: ManagementHandler, opts?: { open?: boolean }): void;
   close(): Promise<void>;
 }
