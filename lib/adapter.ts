@@ -21,6 +21,11 @@ export interface AdapterContext {
   state<T>(key: string, init: () => T): T;
   /** Send to any endpoint of the same engine (used by adapters that forward or reply). */
   send(uri: string, msg: Message): Promise<Message | undefined>;
+  /**
+   * Whether the engine traces (docs/tracing.md). Adapters that must do extra I/O to carry a
+   * trace context (a file sidecar) do it only then; header-based ones need not ask.
+   */
+  readonly tracing?: boolean;
 }
 
 /** Status a source reports about its connection to the outside (Benthos' typed signals). */

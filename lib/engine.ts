@@ -20,6 +20,7 @@ import type { ManagementOptions, ManagementServer } from './management/types.js'
 import type { Problem } from './schema.js';
 import { downstream, guard, isPromise, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
+import { EngineTracer, type TracingOptions } from './tracing/tracer.js';
 
 export type EngineState = 'new' | 'starting' | 'started' | 'stopping' | 'stopped' | 'failed';
 
@@ -55,6 +56,12 @@ export interface EngineOptions {
    * transport instead (`{ transport: 'amqp' }`), without changing the routes: see docs/topologies.md.
    */
   channels?: ChannelBindings | readonly ChannelBindings[];
+  /**
+   * OpenTelemetry tracing (docs/tracing.md): a span per exchange and per output, W3C trace
+   * context on the transports. `true` uses the globally registered tracer provider; off by
+   * default, and then nothing of it is loaded or run.
+   */
+  tracing?: boolean | TracingOptions;
 }
 
 /** One step of a route's structure (`engine.describeRoute`): what the console draws and the management API shows. */
@@ -193,6 +200,7 @@ export class Engine {
   #reloads: Promise<unknown> = Promise.resolve();
   /** Set while a reload builds routes: their producers are part of the routes, not computed at message time. */
   #deploying = false;
+  readonly #tracer: EngineTracer | undefined;
 
   #events$: Observable<EngineEvent> | undefined;
 
@@ -221,6 +229,12 @@ export class Engine {
     this.#bindings = opts.channels === undefined ? [] : Array.isArray(opts.channels) ? (opts.channels as readonly ChannelBindings[]) : [opts.channels as ChannelBindings];
     for (const b of this.#bindings) new ChannelBinder(b, 'check');
     for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
+    this.#tracer = opts.tracing ? new EngineTracer(opts.tracing === true ? {} : opts.tracing, '0.1.0') : undefined;
+  }
+
+  /** Whether this engine traces (the `tracing` option). */
+  get tracing(): boolean {
+    return this.#tracer !== undefined;
   }
 
   get state(): EngineState {
@@ -595,6 +609,7 @@ export class Engine {
           onStart: (fn) => route.startHooks.push(fn),
           state: (key, init) => this.stepState(key, init),
           maxInflight: route.maxInflight,
+          tracing: this.#tracer,
         };
         let compiled: Next;
         compiling.push(node);
@@ -626,6 +641,13 @@ export class Engine {
       this.#descriptions.set(def.id, rootSteps);
       this.#routeUris.set(def.id, uris);
       route.observer = this.#observer;
+      const tracer = this.#tracer;
+      if (tracer !== undefined) {
+        const from = this.#bound(def.from, 'consumer');
+        const scheme = from.slice(0, from.indexOf(':'));
+        const type = this.adapters.get(scheme)?.type ?? scheme;
+        route.trace = (msg, run) => tracer.exchange(def.id, from, type, msg, run);
+      }
     }
     // consumers do no I/O when created, so a dry run builds one too: its checks count
     const consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
@@ -644,6 +666,7 @@ export class Engine {
         return this.#adapterState.get(k) as T;
       },
       send: (uri, msg) => this.#sender(uri)(msg),
+      tracing: this.#tracer !== undefined,
     };
   }
 
@@ -733,7 +756,8 @@ export class Engine {
    */
   #syncSender(uri: string): (msg: Message) => MaybePromise<Message | undefined> {
     const entry = this.#producerEntry(uri);
-    return (entry.sender ??= (msg) => {
+    if (entry.sender !== undefined) return entry.sender;
+    const send = (msg: Message): MaybePromise<Message | undefined> => {
       if (entry.evicted) return this.#syncSender(uri)(msg);
       entry.sent++;
       if (entry.started) return entry.producer.send(msg);
@@ -741,13 +765,24 @@ export class Engine {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
       }
       return this.#startProducer(entry).then(() => entry.producer.send(msg));
-    });
+    };
+    const t = this.#traced(uri);
+    return (entry.sender = t === undefined ? send : this.#tracer!.sender(t.uri, t.type, send));
+  }
+
+  /** The endpoint a producer's spans describe (the bound URI and its adapter type), when the engine traces. */
+  #traced(uri: string): { uri: string; type: string } | undefined {
+    if (this.#tracer === undefined) return undefined;
+    const bound = this.#bound(uri, 'producer');
+    const scheme = bound.slice(0, bound.indexOf(':'));
+    return { uri: bound, type: this.adapters.get(scheme)?.type ?? scheme };
   }
 
   /** The request-reply call of an endpoint (REPLY_UNSUPPORTED at message time if it cannot answer). */
   #requester(uri: string): (msg: Message, opts?: RequestOptions) => Promise<Message> {
     const entry = this.#producerEntry(uri);
-    return (entry.requester ??= (msg, opts = {}) => {
+    if (entry.requester !== undefined) return entry.requester;
+    const request = (msg: Message, opts: RequestOptions = {}): Promise<Message> => {
       if (entry.evicted) return this.#requester(uri)(msg, opts);
       const p = entry.producer;
       if (!canReply(p)) return Promise.reject(this.#cannotReply(uri));
@@ -757,7 +792,9 @@ export class Engine {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
       }
       return this.#startProducer(entry).then(() => p.request(msg, opts));
-    });
+    };
+    const t = this.#traced(uri);
+    return (entry.requester = t === undefined ? request : this.#tracer!.requester(t.uri, t.type, request));
   }
 
   #cannotReply(uri: string, routeId?: string, step?: string): BusbarError {

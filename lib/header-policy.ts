@@ -10,10 +10,13 @@
  *   prefix) are never written out unless named exactly in the allow-list: a pattern such as
  *   `http.header.*` does not let them through.
  *
+ * - The trace context (`busbar.trace.*`, lib/tracing) is the tracer's: each transport writes
+ *   it in its own W3C place (`traceparent`), never as a plain header, and takes none off a wire.
+ *
  * The allow-list is the endpoint option `headers`: comma-separated names, a trailing `*`
  * for a prefix (`headers=http.header.x-tenant,http.header.x-trace-*`).
  */
-export const TRANSPORT_HEADER_PREFIXES = ['http.', 'soap.', 'amqp.', 'file.', 'db.', 'busbar.file.', 'busbar.db.'] as const;
+export const TRANSPORT_HEADER_PREFIXES = ['http.', 'soap.', 'amqp.', 'file.', 'db.', 'busbar.file.', 'busbar.db.', 'busbar.trace.'] as const;
 
 /** Header names (the last dotted segment, any case) that carry credentials. */
 export const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization', 'set-cookie'] as const;

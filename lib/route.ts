@@ -82,6 +82,8 @@ export class Route {
   pipeline: Next = (m) => m;
   /** Set while the route is observed (see ExchangeObserver). */
   observer: ExchangeObserver | undefined;
+  /** Set when the engine traces (lib/tracing): wraps each exchange in its span. */
+  trace: ((msg: Message, run: (m: Message) => Promise<Message>) => Promise<Message>) | undefined;
   readonly startHooks: Array<() => Promise<void> | void> = [];
   readonly stopHooks: Array<() => Promise<void> | void> = [];
 
@@ -177,7 +179,12 @@ export class Route {
    * A pipeline that completes synchronously costs no extra promise hops.
    */
   process(msg: Message, next: Next = this.pipeline): Promise<Message> {
-    if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.process(msg, next));
+    const t = this.trace;
+    return t === undefined ? this.#process(msg, next) : t(msg, (m) => this.#process(m, next));
+  }
+
+  #process(msg: Message, next: Next): Promise<Message> {
+    if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.#process(msg, next));
     this.#inflight++;
     this.#received++;
     const t0 = this.#hooks.wantsEvents() ? performance.now() : 0;

@@ -6,6 +6,7 @@ import type { CompiledExpression } from './expression.js';
 import type { RequestOptions } from './adapter.js';
 import type { Message } from './message.js';
 import type { JsonSchema, Problem } from './schema.js';
+import type { StepTracing } from './tracing/tracer.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -74,6 +75,8 @@ export interface CompileContext {
   state<T>(key: string, init: () => T): T;
   /** The route's bound on messages in flight. */
   readonly maxInflight: number;
+  /** The engine's tracer when it traces (a split part's span); undefined otherwise. */
+  readonly tracing?: StepTracing | undefined;
 }
 
 /**

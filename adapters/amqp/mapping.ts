@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Message as AmqpMessage, Options } from 'amqplib';
 import { BusbarError } from '../../lib/errors.js';
 import { headerPolicy, type HeaderPolicy } from '../../lib/header-policy.js';
+import { outgoingTrace, W3C } from '../../lib/tracing/context.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 
 /**
@@ -81,6 +82,13 @@ export function encode(msg: Message, opts: { persistent: boolean; mandatory: boo
     (headers ??= {})[k] = v;
   }
   if (msg.causationId !== undefined) (headers ??= {})[WIRE.causation] = msg.causationId;
+  // the trace context as W3C headers (set by the engine's tracer: the publish span), over any stale copy
+  const trace = outgoingTrace(msg);
+  if (trace !== undefined) {
+    (headers ??= {})[W3C.traceparent] = trace.traceparent;
+    if (trace.tracestate !== undefined) headers[W3C.tracestate] = trace.tracestate;
+    else delete headers[W3C.tracestate];
+  }
   // AMQP timestamps are whole seconds; the milliseconds are not worth a headers table on
   // every message (encoding one costs more than the rest of the publish)
   const options: Options.Publish = {

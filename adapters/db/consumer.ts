@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { incomingTraceHeaders, W3C } from '../../lib/tracing/context.js';
 import { hostname } from 'node:os';
 import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import { sleep } from '../../lib/clock.js';
@@ -314,6 +315,8 @@ export class DbPollingConsumer implements Consumer {
     if (this.#table) headers[DB_HEADERS.table] = this.#table;
     const key = this.#keyOf(row);
     if (key !== undefined) headers[DB_HEADERS.key] = key === null ? null : String(key);
+    // a row written with a trace context (a `traceparent` column) continues that trace
+    if (this.#ctx.tracing) Object.assign(headers, incomingTraceHeaders(row[W3C.traceparent], row[W3C.tracestate]));
     return createMessage(row, { headers });
   }
 

@@ -1,4 +1,5 @@
 import type { Producer, ProducerContext } from '../../lib/adapter.js';
+import { outgoingTrace, W3C } from '../../lib/tracing/context.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { serializeMessage, withBody, withHeaders, type Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
@@ -159,8 +160,8 @@ export class DbProducer implements Producer {
       if (this.#query) add(await s.query(this.#query.text, bindValues(this.#query, msg, body)));
       for (const st of this.#statements) add(await s.query(st.text, bindValues(st, msg, body)));
       if (this.#table) {
-        const { text, cols } = this.#tableStatement(body, s.dialect);
-        const row = body as Record<string, unknown>;
+        const row = this.#withTrace(body, msg);
+        const { text, cols } = this.#tableStatement(row, s.dialect);
         add(await s.query(text, cols.map((c) => row[c])));
       }
     }
@@ -171,6 +172,22 @@ export class DbProducer implements Producer {
     }
     if (this.#o.eventlogOffsets !== undefined) await commitEventlogOffset(s, this.#o.eventlogOffsets, msg);
     return this.#reply(msg, result);
+  }
+
+  /**
+   * A row written by insert/upsert gets the message's trace context in the table's
+   * `traceparent` (and `tracestate`) column when the table has one and the body does not
+   * set it: the db consumer of that table continues the trace (docs/tracing.md).
+   */
+  #withTrace(body: unknown, msg: Message): Record<string, unknown> {
+    const row = body as Record<string, unknown>;
+    const op = this.#o.operation;
+    if ((op !== 'insert' && op !== 'upsert') || body === null || typeof body !== 'object' || Array.isArray(body) || !this.#columns?.has(W3C.traceparent)) return row;
+    const trace = outgoingTrace(msg);
+    if (trace === undefined || row[W3C.traceparent] !== undefined) return row;
+    const out: Record<string, unknown> = { ...row, [W3C.traceparent]: trace.traceparent };
+    if (trace.tracestate !== undefined && this.#columns.has(W3C.tracestate) && row[W3C.tracestate] === undefined) out[W3C.tracestate] = trace.tracestate;
+    return out;
   }
 
   #reply(msg: Message, r: QueryResult): Message {

@@ -13,6 +13,8 @@ import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
 import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readdirIfThere, readFd, renameFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
+import { sidecarOf } from './trace-sidecar.js';
+import { parseSidecar } from '../../lib/tracing/context.js';
 import { FILE_HEADERS, claimName, fileExtras, localHost, ownerIsDead, parseClaim, renderName, safeJoin, type Owner } from './paths.js';
 
 /** Files claimed and read concurrently per poll: enough to keep the libuv pool busy, few enough to stay polite. */
@@ -37,6 +39,8 @@ interface Tx {
   marker?: string;
   key?: string;
   stream?: Readable;
+  /** The trace-context sidecar that came with the file (tracing on), removed when the file is settled. */
+  sidecar?: string;
 }
 
 type Outcome = 'ok' | 'failed' | 'dead-lettered';
@@ -458,13 +462,21 @@ export class FileConsumer implements Consumer {
       await closeFd(fd).catch(() => undefined);
       throw e;
     }
-    const headers: Headers = {
+    let headers: Headers = {
       [FILE_HEADERS.name]: tx.c.rel.slice(tx.c.rel.lastIndexOf('/') + 1),
       [FILE_HEADERS.relativePath]: tx.c.rel,
       [FILE_HEADERS.absolutePath]: tx.c.abs,
       [FILE_HEADERS.size]: st.size,
       [FILE_HEADERS.mtime]: Math.floor(st.mtimeMs),
     };
+    if (this.#ctx.tracing) {
+      // a file keeps only its body: the producer's trace context is in a hidden sidecar beside it (docs/tracing.md)
+      const side = sidecarOf(tx.c.abs);
+      const text = await readFile(side, 'utf8').catch(() => undefined);
+      const trace = text === undefined ? undefined : parseSidecar(text);
+      if (text !== undefined) tx.sidecar = side;
+      if (trace) headers = { ...headers, ...trace };
+    }
     return createMessage(body, { headers, timestamp: this.#ctx.clock.now() });
   }
 
@@ -481,6 +493,7 @@ export class FileConsumer implements Consumer {
         const where = await this.#fail(tx, m, err, outcome === 'dead-lettered');
         if (outcome === 'failed') this.#ctx.logger.error({ err, uri: this.#uri, file: rel, movedTo: where }, 'file failed and has no dead-letter endpoint; moved aside with its reason');
       } else {
+        tx.sidecar = undefined; // the file is taken again later, with its context
         await this.#release(tx);
         this.#retryAt.set(rel, this.#ctx.clock.now() + o.delay);
         this.#ctx.logger.warn({ err, uri: this.#uri, file: rel }, 'file failed; left in the inbox to be taken again');
@@ -497,6 +510,7 @@ export class FileConsumer implements Consumer {
       }
     } finally {
       this.#held.delete(rel);
+      if (tx.sidecar !== undefined) await unlinkQuiet(tx.sidecar);
     }
   }
 

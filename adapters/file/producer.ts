@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, unlink } from 'node:fs/promises';
+import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
@@ -7,6 +7,8 @@ import { BusbarError } from '../../lib/errors.js';
 import { withHeaders, type Message } from '../../lib/message.js';
 import { DirCache, errnoOf, ioError, renameFd, writeFileFd } from './fs-util.js';
 import type { FileOptions } from './options.js';
+import { removeSidecar, sidecarOf, writeSidecar } from './trace-sidecar.js';
+import { outgoingTrace } from '../../lib/tracing/context.js';
 import { FILE_HEADERS, fileExtras, renderName, safeJoin } from './paths.js';
 
 const MAX_UNIQUE = 10_000;
@@ -46,6 +48,9 @@ export class FileProducer implements Producer {
     const dir = dirname(target);
     if (this.#o.autoCreate) await this.#dirs.ensure(dir);
     let written: string | undefined;
+    // the trace context (tracing on) goes first into a hidden sidecar, so it is there when the file appears
+    const trace = this.#ctx.tracing ? outgoingTrace(msg) : undefined;
+    const side = trace === undefined ? undefined : await writeSidecar(target, trace);
     if (this.#o.fileExist === 'append') {
       await this.#write(target, msg.body, 'a');
       written = target;
@@ -56,8 +61,13 @@ export class FileProducer implements Producer {
         written = await this.#publish(tmp, target, where);
       } catch (e) {
         await unlink(tmp).catch(() => undefined);
+        if (side !== undefined) await removeSidecar(side);
         throw e;
       }
+    }
+    if (side !== undefined && written !== target) {
+      if (written === undefined) await removeSidecar(side);
+      else await rename(side, sidecarOf(written)).catch(() => undefined);
     }
     if (written === undefined) {
       this.#ctx.logger.debug({ file: name }, 'target exists; message ignored (fileExist=ignore)');

@@ -5,6 +5,7 @@ import { sleep } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import type { HeaderValue, Message } from '../../lib/message.js';
 import { headerPolicy } from '../../lib/header-policy.js';
+import { outgoingTrace } from '../../lib/tracing/context.js';
 import { renderTemplate } from '../../lib/template.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
@@ -219,6 +220,13 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
     if (auth && headers.authorization === undefined) headers.authorization = auth;
     if (idemKey !== undefined) headers[opts.idempotencyHeader.toLowerCase()] = idemKey;
     if (headers['x-correlation-id'] === undefined) headers['x-correlation-id'] = msg.correlationId;
+    // W3C trace context of the call's span (set by the engine's tracer), over any forwarded copy
+    const trace = outgoingTrace(msg);
+    if (trace !== undefined) {
+      headers.traceparent = trace.traceparent;
+      if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate;
+      else delete headers.tracestate;
+    }
     Object.assign(headers, enc.headers);
     if (enc.contentType && headers['content-type'] === undefined) headers['content-type'] = enc.contentType;
     if (enc.data !== undefined) headers['content-length'] = Buffer.byteLength(enc.data);

@@ -4,7 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '../engine.js';
 import { routeGraph, type RouteGraph } from '../graph/graph.js';
-import type { ManagementHandler, ManagementServer } from '../management/types.js';
+import { sendJson } from '../management/server.js';
+import { openEventStream } from '../management/sse.js';
+import type { ManagementServer } from '../management/types.js';
 import type { RouteState } from '../route.js';
 import { StepCounters, type OpenExchange, type RecentFailure } from './step-counters.js';
 
@@ -132,12 +134,6 @@ export function graphCounters(graph: RouteGraph, engine: Engine, steps: StepCoun
   return out;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
 
 /**
  * The web console on the engine's management server (`engine.management()`, `busbar run
@@ -165,7 +161,6 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
     return graph;
   };
   const snapshot = (g: RouteGraph): ConsoleSnapshot => ({ at: new Date().toISOString(), engine: engine.state, counters: graphCounters(g, engine, steps), inflight: steps.inflight(), failures: steps.failures() });
-  const open = m.addRoute.bind(m);
 
   const serve = (res: ServerResponse, name: string): void => {
     const file = assets.get(name);
@@ -176,13 +171,13 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
     res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:" });
     res.end(file.body);
   };
-  open('GET', '/console', (req, res) => {
+  m.addRoute('GET', '/console', (req, res) => {
     // `/console/` and `/console` are one path to the router: only the slash-less one is sent on
     if ((req.url ?? '').split('?')[0]!.endsWith('/')) return serve(res, 'index.html');
     res.writeHead(302, { location: '/console/' });
     res.end();
   }, { open: true });
-  open('GET', '/console/*', (_req, res, p) => serve(res, p['*'] || 'index.html'), { open: true });
+  m.addRoute('GET', '/console/*', (_req, res, p) => serve(res, p['*'] || 'index.html'), { open: true });
 
   m.addRoute('GET', '/api/v1/graph', async (req: IncomingMessage, res) => {
     const format = new URL(req.url ?? '/', 'http://x').searchParams.get('format') ?? 'json';
@@ -213,32 +208,18 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
   });
 
   m.addRoute('GET', '/api/v1/graph/events', (req, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
     let last = '';
-    const push = (): void => {
-      if (res.writableEnded) return;
-      const s = snapshot(current().graph);
-      // the same figures again are not news: an idle hub sends a comment line to keep the stream open
-      const key = JSON.stringify([s.counters, s.inflight, s.failures.length && s.failures[0]]);
-      if (key === last) {
-        res.write(': idle\n\n');
-        return;
-      }
-      last = key;
-      res.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`);
-    };
-    push();
-    const timer = setInterval(push, Math.max(50, opts.intervalMs ?? 500));
-    timer.unref();
-    let done = false;
-    const end = (): void => {
-      if (done) return;
-      done = true;
-      clearInterval(timer);
-      res.end();
-    };
-    (m as { onClose?: (fn: () => void) => unknown }).onClose?.(end);
-    req.on('close', end);
-    res.on('error', end);
+    openEventStream(m, req, res, {
+      intervalMs: opts.intervalMs ?? 500,
+      tick: (stream) => {
+        const s = snapshot(current().graph);
+        // the same figures again are not news: an idle hub sends a comment line to keep the stream open
+        const key = JSON.stringify([s.counters, s.inflight, s.failures.length && s.failures[0]]);
+        if (key === last) return stream.comment('idle');
+        last = key;
+        stream.event('snapshot', s);
+      },
+    });
   });
+
 }

@@ -4,6 +4,7 @@ import { BusbarError } from '../errors.js';
 import { listDeadLetters, recordReason, replayDeadLetters } from './dead-letters.js';
 import { InflightTracker } from './inflight.js';
 import { ManagementHttpServer, readJson, sendError, sendJson } from './server.js';
+import { openEventStream, type EventStream } from './sse.js';
 import type { ManagementOptions, ManagementServer } from './types.js';
 
 export type { ManagementHandler, ManagementOptions, ManagementServer } from './types.js';
@@ -156,31 +157,14 @@ function mountCore(ctx: ManagementContext, opts: ManagementOptions): void {
 /** Server-sent events: lifecycle and failure events as they happen, `stats` every interval. */
 function events(ctx: ManagementContext, req: IncomingMessage, res: ServerResponse, intervalMs: number): void {
   const { engine, server, tracker } = ctx;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
-  const write = (type: string, data: unknown): void => {
-    if (!res.writableEnded) res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  const stats = (s: EventStream): void => {
+    const st = engine.stats();
+    s.event('stats', { at: new Date().toISOString(), ...st, steps: Object.fromEntries(Object.keys(st.routes).map((id) => [id, tracker.stepCounts(id)])) });
   };
-  const stats = (): void => {
-    const s = engine.stats();
-    write('stats', { at: new Date().toISOString(), ...s, steps: Object.fromEntries(Object.keys(s.routes).map((id) => [id, tracker.stepCounts(id)])) });
-  };
-  stats();
+  let stream: EventStream | undefined;
   // completed messages are summed in `stats`; one event per message would flood the stream
   const sub = engine.events$.subscribe((ev: EngineEvent) => {
-    if (ev.type !== 'message.completed') write(ev.type, ev);
+    if (ev.type !== 'message.completed') stream?.event(ev.type, ev);
   });
-  const timer = setInterval(stats, Math.max(50, intervalMs));
-  timer.unref();
-  let done = false;
-  const end = (): void => {
-    if (done) return;
-    done = true;
-    clearInterval(timer);
-    sub.unsubscribe();
-    unClose();
-    res.end();
-  };
-  const unClose = server.onClose(end);
-  req.on('close', end);
-  res.on('error', end);
+  stream = openEventStream(server, req, res, { intervalMs, tick: stats, onEnd: () => sub.unsubscribe() });
 }

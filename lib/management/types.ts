@@ -31,9 +31,11 @@ export interface ManagementServer {
   /**
    * Mount a handler under the same bind and auth rules: `path` like `/api/v1/graph`,
    * `/api/v1/things/:id`, or a prefix `/console/*`. A handler that throws answers 500 with a
-   * coded error; it never takes the server down. `open: true` answers without the bearer
-   * token (like `/live`: only for what reveals nothing, e.g. static assets).
+   * coded error; it never takes the server down. `open: true` serves it without the token
+   * (only for files that carry no data, like the console's page; the bind rules still hold).
    */
   addRoute(method: string, path: string, handler: ManagementHandler, opts?: { open?: boolean }): void;
+  /** Runs `fn` once when the server closes (open streams end there); the returned function unregisters it. */
+  onClose(fn: () => void): () => void;
   close(): Promise<void>;
 }

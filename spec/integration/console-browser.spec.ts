@@ -112,4 +112,26 @@ describe('the console in a real browser (chromium)', function () {
     await row.locator('button[data-op="resume"]:not([disabled])').click();
     await waitFor(() => engine.stats().routes.audit!.state === 'started', 15_000, 'the audit route to resume');
   });
+
+  it('replays a dead letter from the page: it goes through the route again and leaves the list', async () => {
+    // n=5 and n=15 failed in the odd route and were dead-lettered to mock:odd-dead
+    const dead = engine.mock('mock:odd-dead');
+    await waitFor(() => dead.received.length === 2, 10_000, 'two dead letters');
+    const rows = page.locator('#dead-letters tr[data-dead-letter]');
+    await waitFor(async () => (await rows.count()) === 2, 10_000, 'the page to list both dead letters');
+    expect(await page.locator('#dead-letters').textContent()).to.contain('no multiples of five: 5');
+    // the cause is mended: a replay now succeeds
+    failing.on = false;
+    const before = engine.stats().routes.odd!.completed;
+    const delivered = engine.mock('mock:odd').bodies.length;
+    const first = rows.filter({ hasText: 'no multiples of five: 15' });
+    await first.locator('button[data-replay]').click();
+    await waitFor(() => engine.mock('mock:odd').bodies.length === delivered + 1, 10_000, 'the replayed message to reach mock:odd');
+    expect((engine.mock('mock:odd').bodies.at(-1) as Order).n).to.equal(15);
+    expect(engine.stats().routes.odd!.completed).to.equal(before + 1);
+    expect(dead.received).to.have.length(1);
+    await waitFor(async () => (await rows.count()) === 1, 10_000, 'the replayed dead letter to leave the page');
+    expect(await page.locator('#status').textContent()).to.contain('1 replayed');
+    expect(await page.locator('#dead-letters').textContent()).to.contain('no multiples of five: 5');
+  });
 });

@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../../clock.js';
+import { traceLinks, TRACE_HEADERS } from '../../tracing/context.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
 import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
@@ -155,6 +156,13 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       headers[AGGREGATE_HEADERS.completedBy] = reason;
       headers[AGGREGATE_HEADERS.size] = g.messages.length;
       headers[AGGREGATE_HEADERS.key] = g.key;
+      // traced messages: the aggregate's exchange links every contributing message's span
+      const links = traceLinks(g.messages);
+      if (links !== undefined) {
+        delete headers[TRACE_HEADERS.parent];
+        delete headers[TRACE_HEADERS.state];
+        headers[TRACE_HEADERS.links] = links;
+      }
       ctx.spawn(createMessage(body, { headers, correlationId: first.correlationId, causationId: first.id }), next);
     };
 

@@ -144,7 +144,11 @@ export const splitStep: StepKind<SplitArgs> = {
     const stream = args.stream ? { format: args.stream, path: args.path } : undefined;
 
     // One part: on failure either dead-letter it (and go on) or fail the split with its index.
-    const handle = (p: Message, index: number): MaybePromise<unknown> => {
+    // tracing on: each part is a trace of its own, linked to the split exchange's span (docs/tracing.md)
+    const tracing = ctx.tracing;
+    const handle = (p: Message, index: number): MaybePromise<unknown> =>
+      tracing === undefined ? handlePart(p, index) : tracing.run(p, { name: `split ${ctx.routeId}`, newTrace: true, attributes: { 'busbar.route.id': ctx.routeId, 'busbar.split.index': index } }, (m) => handlePart(m, index) as MaybePromise<Message>);
+    const handlePart = (p: Message, index: number): MaybePromise<unknown> => {
       const fail = (e: unknown): MaybePromise<unknown> => {
         if (!dlq) throw annotate(e, { splitIndex: index }, ctx.routeId, step);
         ctx.logger.warn({ messageId: p.id, splitIndex: index, err: e }, 'split part failed; sent to the part dead-letter endpoint');
