@@ -1,14 +1,14 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { ChannelBinder, type ChannelBindings } from './bindings.js';
 import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
-import { ConfigReader, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
+import { ConfigReader, INVALID_STEP, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
 import { withRouteContract } from './contracts.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
@@ -274,8 +274,9 @@ export class Engine {
 
   /**
    * Check routes without adding them: every problem with its path (`/routes/<i>/...`).
-   * Used by `busbar validate`. Endpoint and compile errors are reported per route (the
-   * first one of each route, since later steps depend on earlier ones).
+   * Used by `busbar validate`. Every problem of a route in one pass: its source, every
+   * endpoint of every step (a bad one is reported and the check goes on) and the steps'
+   * own compile errors.
    */
   check(...inputs: RouteInput[]): Problem[] {
     const { defs, problems } = this.#collect(inputs);
@@ -283,16 +284,19 @@ export class Engine {
     for (const { def, path } of defs) {
       if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
       seen.add(def.id);
-      try {
-        this.#createRoute(def, true);
-      } catch (e) {
+      const toProblem = (e: unknown, where?: string): Problem => {
         const err = e as BusbarError;
         const step = typeof err.details?.step === 'string' ? (err.details.step as string).split(' ')[0] : undefined;
-        const at = step?.startsWith('/') ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' || err.code === 'BUSBAR_ERR_UNSUPPORTED_ENDPOINT' ? `${path}/from` : path;
-        const p: Problem = { path: at, message: err.message };
-        const s = err.details?.suggestion;
+        const at = where !== undefined ? `${path}${where}` : step?.startsWith('/') ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' || err.code === 'BUSBAR_ERR_UNSUPPORTED_ENDPOINT' ? `${path}/from` : path;
+        const p: Problem = { path: at, message: err?.message ?? String(e) };
+        const s = err?.details?.suggestion;
         if (typeof s === 'string') p.suggestion = s;
-        problems.push(p);
+        return p;
+      };
+      try {
+        this.#createRoute(def, true, (e, where) => problems.push(toProblem(e, where)));
+      } catch (e) {
+        problems.push(toProblem(e));
       }
     }
     return problems;
@@ -520,7 +524,8 @@ export class Engine {
     return defs.map((d) => d.def);
   }
 
-  #createRoute(def: RouteDefinition, dryRun = false): Route {
+  /** `collect` (dry runs of `check`): report a problem and go on, so one pass finds them all. */
+  #createRoute(def: RouteDefinition, dryRun = false, collect?: (err: unknown, where?: string) => void): Route {
     const logger = this.logger.child({ route: def.id });
     const route: Route = new Route(def, {
       maxInflight: this.#maxInflight,
@@ -538,12 +543,35 @@ export class Engine {
         },
       },
     });
-    const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
+    let source: ReturnType<AdapterRegistry['resolve']> | undefined;
+    try {
+      source = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
+    } catch (e) {
+      if (!collect) throw e;
+      collect(e, '/from');
+    }
     const policy = { ...this.#policy, ...def.errorPolicy };
     for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
-      if (uri) this.#producerEntry(uri, def.id, dryRun);
+      if (!uri) continue;
+      try {
+        this.#producerEntry(uri, def.id, dryRun);
+      } catch (e) {
+        if (!collect) throw e;
+        collect(e, '/errorPolicy');
+      }
     }
     const exprs = new Map<string, CompiledExpression>();
+    // collecting: a bad endpoint is reported where it is used and the step compiles on without it
+    const checked = (uri: string, at: string): boolean => {
+      if (!collect) return true;
+      try {
+        this.#producerEntry(uri, def.id, dryRun);
+        return true;
+      } catch (e) {
+        collect(e, at);
+        return false;
+      }
+    };
     // the route's structure, recorded while compiling (nested lists hang under the step compiling them)
     let rootSteps: StepDescription[] = [];
     const compiling: StepDescription[] = [];
@@ -560,6 +588,8 @@ export class Engine {
         const path = `${base}/${i}`;
         const node: StepDescription = { path, kind: step.kind, endpoints: [], children: {} };
         described[i] = node;
+        // a config step that already has its problems reported (only check() builds with one)
+        if (step.kind === INVALID_STEP) continue;
         const kind = this.steps.get(step.kind);
         if (!kind) {
           throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path}: unknown step kind "${step.kind}"`, { details: { routeId: def.id, step: path } });
@@ -571,6 +601,7 @@ export class Engine {
           clock: this.clock,
           codecs: this.codecs,
           producer: (uri) => {
+            if (!checked(uri, path)) return async () => undefined;
             this.#producerEntry(uri, def.id, dryRun);
             // endpoints computed at message time are not part of the structure
             if (building) {
@@ -580,6 +611,7 @@ export class Engine {
             return dryRun ? async () => undefined : this.#sender(uri);
           },
           sender: (uri) => {
+            if (!checked(uri, path)) return () => undefined;
             this.#producerEntry(uri, def.id, dryRun);
             if (building) {
               if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
@@ -588,8 +620,14 @@ export class Engine {
             return dryRun ? () => undefined : this.#syncSender(uri);
           },
           requester: (uri, defaults) => {
+            if (!checked(uri, path)) return async (m) => m;
             const entry = this.#producerEntry(uri, def.id, dryRun);
-            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (!canReply(entry.producer)) {
+              const err = this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+              if (!collect) throw err;
+              collect(err, path);
+              return async (m) => m;
+            }
             if (building) {
               if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
               uris.add(uri);
@@ -609,6 +647,11 @@ export class Engine {
           onStart: (fn) => route.startHooks.push(fn),
           state: (key, init) => this.stepState(key, init),
           maxInflight: route.maxInflight,
+          counters: () => {
+            let c = route.stepCounters.get(path);
+            if (!c) route.stepCounters.set(path, (c = {}));
+            return c;
+          },
           tracing: this.#tracer,
         };
         let compiled: Next;
@@ -618,6 +661,11 @@ export class Engine {
         try {
           compiled = kind.compile(step.args as never, rest.next, ctx);
         } catch (e) {
+          if (collect) {
+            collect(e, path);
+            n = rest.next;
+            continue;
+          }
           if (isBusbarError(e)) {
             e.details.routeId ??= def.id;
             e.details.step ??= `${path} (${step.kind})`;
@@ -650,7 +698,15 @@ export class Engine {
       }
     }
     // consumers do no I/O when created, so a dry run builds one too: its checks count
-    const consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
+    if (!source) return route;
+    let consumer: Consumer;
+    try {
+      consumer = source.adapter.createConsumer!(source.endpoint, this.#consumerContext(route));
+    } catch (e) {
+      if (!collect) throw e;
+      collect(e, '/from');
+      return route;
+    }
     if (!dryRun) route.consumer = consumer;
     return route;
   }

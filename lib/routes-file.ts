@@ -65,6 +65,10 @@ export async function loadRoutesFile(file: string, opts: { fresh?: boolean } = {
       // tsx compiles TypeScript on import, so a routes file runs without a build step
       const { register } = await import('tsx/esm/api');
       register();
+      // in a "type": "commonjs" project (npm init's default) tsx compiles a .ts file to CommonJS
+      // and require()s it; without its CJS hook Node fails with "Cannot require() ES Module ... in a cycle"
+      const cjs = await import('tsx/cjs/api');
+      cjs.register();
       tsxRegistered = true;
     }
     try {
@@ -81,6 +85,11 @@ export async function loadRoutesFile(file: string, opts: { fresh?: boolean } = {
       throw new BusbarError('ROUTES_FILE', `cannot load routes file ${file}: ${(e as Error).message}`, { cause: e, details: { file } });
     }
     raw = mod.default ?? (mod.routes !== undefined ? { ...mod } : undefined);
+    // a .ts file compiled to CommonJS arrives as its module.exports: { default, routes, ... }
+    if (raw && typeof raw === 'object' && !('routes' in raw) && !('from' in raw) && !Array.isArray(raw) && !isRouteBuilder(raw)) {
+      const exportsObj = raw as Record<string, unknown>;
+      if (exportsObj.default !== undefined) raw = exportsObj.default;
+    }
     if (typeof raw === 'function') raw = await (raw as () => unknown)();
   } else {
     throw new BusbarError('ROUTES_FILE', `routes file ${file}: unsupported extension "${ext}" (use .ts, .js, .mjs or .json)`, { details: { file } });

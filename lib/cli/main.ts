@@ -247,6 +247,16 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The config of the first amqp adapter instance in a routes module's `adapters: [...]` (createAmqpAdapter keeps it). */
+function amqpInstanceConfig(mod: RoutesModule): unknown {
+  if (!Array.isArray(mod.adapters)) return undefined;
+  for (const a of mod.adapters) {
+    const config = (a as Adapter & { config?: unknown }).config;
+    if ((a.type ?? a.scheme) === 'amqp' && config && typeof config === 'object') return config;
+  }
+  return undefined;
+}
+
 async function topologyPlanCommand(file: string, opts: { url?: string }): Promise<void> {
   let mod: RoutesModule;
   try {
@@ -254,7 +264,8 @@ async function topologyPlanCommand(file: string, opts: { url?: string }): Promis
   } catch (e) {
     fail(e);
   }
-  const config = amqpWithTopology(mod).amqp;
+  // as config (JSON, or `adapters: { amqp: {...} }`), else from an amqp adapter instance the file passes
+  const config = amqpWithTopology(mod).amqp ?? amqpInstanceConfig(mod);
   if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...} or "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
   try {
     const { planTopology, formatPlan } = await import('../../adapters/amqp/topology.js');
