@@ -48,7 +48,7 @@ describe('grpcs: gRPC over TLS (certificates made by the spec)', function () {
       expect(bad.retryable).to.equal(false);
       const clear = await rejection(plain.request(`grpc://127.0.0.1:${port}/shop.Orders/GetOrder?timeoutMs=3000`, { id: '3' }));
       expect(clear.code).to.match(/BUSBAR_ERR_(GRPC_UNAVAILABLE|TIMEOUT|GRPC_REMOTE_ERROR)/);
-      expect(seen.map((m) => m.body.id)).to.deep.equal(['1']);
+      expect(seen.map((m) => (m.body as { id: string }).id)).to.deep.equal(['1']);
       // grpc-js's own client with the certificate as its root
       const c = shopClient(port, grpc.credentials.createSsl(readFileSync(server.cert)), { 'grpc.ssl_target_name_override': 'localhost' });
       try {
