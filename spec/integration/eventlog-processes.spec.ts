@@ -1,28 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { EventLog, GroupCoordinator } from '../../adapters/eventlog/index.js';
-import { openDatabase } from '../../adapters/db/index.js';
-import { tempDir, waitFor } from '../helpers.js';
+import { openDatabase, type Database } from '../../adapters/db/index.js';
+import { PG_URL, tempDir, waitFor } from '../helpers.js';
+import { startWorker as startProcess, type WorkerProcess as Worker } from '../process-worker.js';
 
-interface Worker {
-  child: ChildProcess;
-  ready: Promise<void>;
-  exited: Promise<number | null>;
-}
-
-function startWorker(env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'spec/adapters/eventlog/worker.ts'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      if (String(d).includes('ready')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-  });
-  ready.catch(() => undefined);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, ready, exited };
-}
+const WORKER = 'spec/adapters/eventlog/worker.ts';
+/** A worker that has loaded and waits for "go": a restart after a kill does not pay the start-up. */
+const spare = (env: Record<string, string>): Worker => startProcess(WORKER, { ...env, EVL_HOLD: '1' });
 
 async function fill(dir: string, partitions: number, n: number): Promise<void> {
   const log = EventLog.open(dir, 't', { partitions, fsync: 'none' });
@@ -68,21 +53,31 @@ const TIMEOUT_MS = Number(process.env.EVL_TIMEOUT_MS ?? 120_000);
 describe('eventlog: consumer processes (kill -9)', function () {
   this.timeout(TIMEOUT_MS);
 
-  for (const mode of ['effectively-once', 'at-least-once'] as const) {
-    it(`${mode}: consumers killed -9 at random moments, restarted; 0 lost${mode === 'effectively-once' ? ', 0 duplicated' : ', duplicates counted'}`, async () => {
+  const cases = [
+    { sink: 'sqlite', mode: 'effectively-once' },
+    { sink: 'sqlite', mode: 'at-least-once' },
+    { sink: 'postgres', mode: 'effectively-once' },
+  ] as const;
+  for (const { sink, mode } of cases) {
+    it(`${mode} into ${sink}: consumers killed -9 at random moments, restarted; 0 lost${mode === 'effectively-once' ? ', 0 duplicated' : ', duplicates counted'}`, async () => {
       const tmp = tempDir('busbar-evl-');
       const db = join(tmp.path, 'out.db');
-      const sql = openDatabase({ engine: 'sqlite', file: db });
-    await sql.open();
+      const suffix = `${process.pid}_${Date.now()}`;
+      const table = sink === 'postgres' ? `evl_out_${suffix}` : 'out';
+      const offsets = sink === 'postgres' ? `evl_offsets_${suffix}` : 'busbar_eventlog_offsets';
+      const sql: Database = sink === 'postgres' ? openDatabase({ engine: 'postgres', url: PG_URL }) : openDatabase({ engine: 'sqlite', file: db });
+      await sql.open();
       let live: Worker[] = [];
+      let next: Worker | undefined;
       const KILLS = Number(process.env.EVL_KILLS ?? 6);
       const N = Number(process.env.EVL_RECORDS ?? 3000);
       try {
-        await sql.query('CREATE TABLE out (part INTEGER, off INTEGER, worker TEXT)');
+        await sql.query(`CREATE TABLE ${table} (part INTEGER, off INTEGER, worker TEXT)`);
         await fill(tmp.path, 3, N);
-        const env = (w: string): Record<string, string> => ({ EVL_DIR: tmp.path, EVL_DB: db, EVL_WORKER: w, EVL_MODE: mode, EVL_SLOW_MS: '0' });
+        const env = (w: string): Record<string, string> => ({ EVL_DIR: tmp.path, EVL_DB: db, EVL_WORKER: w, EVL_MODE: mode, EVL_SLOW_MS: '0', EVL_TABLE: table, EVL_OFFSETS: offsets, ...(sink === 'postgres' ? { EVL_PG_URL: PG_URL } : {}) });
         let seq = 0;
-        live = [startWorker(env(`w${seq++}`)), startWorker(env(`w${seq++}`))];
+        live = [startProcess(WORKER, env(`w${seq++}`)), startProcess(WORKER, env(`w${seq++}`))];
+        next = spare(env(`w${seq++}`));
         await Promise.all(live.map((w) => w.ready));
         const count = async (q: string): Promise<number> => Number(Object.values((await sql.query(q)).rows[0]!)[0]);
         const t0 = Date.now();
@@ -92,22 +87,26 @@ describe('eventlog: consumer processes (kill -9)', function () {
           const i = Math.floor(Math.random() * live.length);
           live[i]!.child.kill('SIGKILL');
           await live[i]!.exited;
-          const w = startWorker(env(`w${seq++}`));
+          const w = next!;
+          w.child.stdin!.write('go\n');
           live[i] = w;
+          next = spare(env(`w${seq++}`));
           await w.ready;
-          if (k === KILLS - 1) rowsAtLastKill = await count('SELECT COUNT(*) FROM out');
+          if (k === KILLS - 1) rowsAtLastKill = await count(`SELECT COUNT(*) FROM ${table}`);
         }
-        await waitFor(async () => (await count('SELECT COUNT(DISTINCT part || \'-\' || off) FROM out')) === N, TIMEOUT_MS - 30_000, 'every record processed');
+        const distinctQ = `SELECT COUNT(DISTINCT part || '-' || off) FROM ${table}`;
+        await waitFor(async () => (await count(distinctQ)) === N, TIMEOUT_MS - 30_000, 'every record processed');
         for (const w of live) w.child.stdin!.write('stop\n');
         await Promise.all(live.map((w) => w.exited));
-        const rows = await count('SELECT COUNT(*) FROM out');
-        const distinct = await count('SELECT COUNT(DISTINCT part || \'-\' || off) FROM out');
+        const rows = await count(`SELECT COUNT(*) FROM ${table}`);
+        const distinct = await count(distinctQ);
         expect(distinct, 'lost').to.equal(N);
         if (mode === 'effectively-once') expect(rows - distinct, 'duplicated').to.equal(0);
         else expect(rows - distinct, 'duplicates (counted)').to.be.at.least(0);
-        if (process.env.EVL_REPORT) process.stderr.write(`${mode}: ${KILLS} kills, ${N} records, ${N - distinct} lost, ${rows - distinct} duplicates, ${rowsAtLastKill} rows written at the last kill, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+        if (process.env.EVL_REPORT) process.stderr.write(`${mode} into ${sink}: ${KILLS} kills, ${N} records, ${N - distinct} lost, ${rows - distinct} duplicates, ${rowsAtLastKill} rows written at the last kill, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       } finally {
-        for (const w of live) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+        for (const w of [...live, ...(next ? [next] : [])]) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+        if (sink === 'postgres') for (const t of [table, offsets]) await sql.query(`DROP TABLE IF EXISTS ${t}`).catch(() => undefined);
         await sql.close();
         tmp.cleanup();
       }
