@@ -29,7 +29,7 @@ export function startWorker(script: string, env: Record<string, string>): Worker
  * Worker side: start the engine (with `hold`, only after "go" on stdin, so a test pays the
  * process start-up in advance), print "ready", stop on "stop".
  */
-export async function serveWorker(engine: Engine, opts: { hold?: boolean } = {}): Promise<void> {
+export async function serveWorker(engine: Engine, opts: { hold?: boolean; onStop?: () => string } = {}): Promise<void> {
   // the parent is gone (its end of stdin closed): so is this worker
   process.stdin.on('end', () => process.exit(0));
   if (opts.hold) await new Promise<void>((resolve) => process.stdin.on('data', (d) => String(d).includes('go') && resolve()));
@@ -37,7 +37,9 @@ export async function serveWorker(engine: Engine, opts: { hold?: boolean } = {})
   process.stdout.write('ready\n');
   const stop = async (): Promise<void> => {
     await engine.stop();
-    process.exit(0);
+    // what the parent wants to know about the run (one line), then exit once it is written
+    if (opts.onStop) process.stdout.write(`${opts.onStop()}\n`, () => process.exit(0));
+    else process.exit(0);
   };
   setTimeout(() => void stop(), 120_000).unref();
   process.stdin.on('data', (d) => {

@@ -18,7 +18,7 @@ const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapt
 const eo = EVL_MODE === 'effectively-once';
 const insert = encodeURIComponent(`INSERT INTO ${table} (part, off, worker) VALUES (:body.p, :body.o, :body.w)`);
 engine.addRoutes(
-  from(`eventlog:t?group=g&delivery=${EVL_MODE}&heartbeatMs=50&sessionTimeoutMs=1000&commitIntervalMs=50&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
+  from(`eventlog:t?group=g&delivery=${EVL_MODE}&heartbeatMs=50&sessionTimeoutMs=${process.env.EVL_SESSION_MS ?? 1000}&commitIntervalMs=50&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
     .process(async (m) => {
       if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
       return withBody(m, { p: m.headers['eventlog.partition'], o: m.headers['eventlog.offset'], w: EVL_WORKER });
@@ -26,4 +26,8 @@ engine.addRoutes(
     .to(`${db}?statement=${insert}${eo ? `&eventlogOffsets=${offsets}` : ''}`),
 );
 // EVL_HOLD: load now, start on "go" (a spare that replaces a killed worker at once)
-await serveWorker(engine, { hold: Boolean(process.env.EVL_HOLD) });
+await serveWorker(engine, {
+  hold: Boolean(process.env.EVL_HOLD),
+  // commits this member made that were refused because its partitions had moved on (fenced)
+  onStop: () => `fenced=${Object.values(engine.stats().routes).reduce((n, r) => n + Number((r.source.details as { fencedCommits?: number } | undefined)?.fencedCommits ?? 0), 0)}`,
+});
