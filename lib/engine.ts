@@ -14,6 +14,7 @@ import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { createMessage, withHeaders, type Headers, type Message } from './message.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
+import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
@@ -99,6 +100,18 @@ export interface EndpointHealth {
 /** A route given to `addRoutes`: a builder, config data, or a list of them. */
 export type RouteInput = RouteBuilder<unknown, never> | RouteConfig | RoutesConfig | readonly RouteInput[];
 
+/** What `engine.reload` did, by route id. */
+export interface ReloadReport {
+  /** New ids: created and started. */
+  added: string[];
+  /** Gone from the new routes: drained and stopped. */
+  removed: string[];
+  /** Their model changed: drained, then the new version started. */
+  changed: string[];
+  /** Same model: left running, untouched. */
+  unchanged: string[];
+}
+
 export interface StopReport {
   timedOut: boolean;
   /** Messages still in flight per route when stop gave up waiting. */
@@ -183,6 +196,10 @@ export class Engine {
   readonly #mounters: Array<(m: ManagementServer) => void | Promise<void>> = [];
   #observer: ExchangeObserver | undefined;
   readonly #observers: ExchangeObserver[] = [];
+  /** Reloads run one at a time. */
+  #reloads: Promise<unknown> = Promise.resolve();
+  /** Set while a reload builds routes: their producers are part of the routes, not computed at message time. */
+  #deploying = false;
   readonly #tracer: EngineTracer | undefined;
 
   #events$: Observable<EngineEvent> | undefined;
@@ -313,6 +330,158 @@ export class Engine {
       i += grouped ? read.routes.length : 1;
     }
     return { defs, problems };
+  }
+
+  /**
+   * Hot reload: replace the routes by `inputs` (the new version of a routes file). Everything
+   * is validated first; then only routes whose model changed are redeployed (the old version
+   * drains its in-flight messages, then the new one starts), new ids start and ids that are
+   * gone stop. When validation or a start fails, the running version stays (routes swapped
+   * before the failure are swapped back) and a RELOAD_FAILED error says why. A route an
+   * operator had stopped or suspended keeps that: its new version is deployed stopped.
+   */
+  reload(inputs: readonly RouteInput[], opts: { timeoutMs?: number; functions?: Record<string, NamedFunction> } = {}): Promise<ReloadReport> {
+    const run = this.#reloads.then(() => this.#reload(inputs, opts));
+    this.#reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(inputs: readonly RouteInput[], opts: { timeoutMs?: number; functions?: Record<string, NamedFunction> }): Promise<ReloadReport> {
+    if (this.#state === 'starting' || this.#state === 'stopping') throw new BusbarError('ENGINE_STATE', `cannot reload while the engine is ${this.#state}`, { details: { state: this.#state } });
+    const oldFns = new Map(this.functions);
+    const restoreFns = (): void => {
+      this.functions.clear();
+      for (const [k, f] of oldFns) this.functions.set(k, f);
+    };
+    for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
+    // 1. validate everything before touching a running route
+    const { defs, problems } = this.#collect(inputs);
+    const seen = new Set<string>();
+    for (const { def, path } of defs) {
+      if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
+      seen.add(def.id);
+      try {
+        this.#createRoute(def, true);
+      } catch (e) {
+        problems.push({ path, message: (e as Error).message });
+      }
+    }
+    if (problems.length) {
+      restoreFns();
+      const lines = problems.map((p) => `  ${p.path || '/'}: ${p.message}${p.suggestion ? ` (${p.suggestion})` : ''}`);
+      throw new BusbarError('RELOAD_FAILED', `reload refused, the running routes stay: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${lines.join('\n')}`, { details: { phase: 'validate', problems } });
+    }
+    // 2. what changed
+    const report: ReloadReport = { added: [], removed: [], changed: [], unchanged: [] };
+    const next = new Map(defs.map(({ def }) => [def.id, def]));
+    for (const [id, def] of next) {
+      const old = this.#routes.get(id);
+      if (!old) report.added.push(id);
+      else if (routeFingerprint(old.definition) === routeFingerprint(def)) report.unchanged.push(id);
+      else report.changed.push(id);
+    }
+    for (const id of this.#routes.keys()) if (!next.has(id)) report.removed.push(id);
+    const forget = (id: string): void => {
+      this.#routes.delete(id);
+      this.#descriptions.delete(id);
+      this.#routeUris.delete(id);
+    };
+    if (this.#state !== 'started') {
+      // nothing runs: swap the models
+      for (const id of report.removed) forget(id);
+      for (const id of [...report.changed, ...report.added]) this.#routes.set(id, this.#createRoute(next.get(id)!));
+      this.logger.info(report, 'routes reloaded');
+      return report;
+    }
+    // 3. build the new versions (compiling cannot touch the running ones), start their producers
+    const saved = new Map<string, { route: Route; steps: StepDescription[] | undefined; uris: Set<string> | undefined }>();
+    for (const id of report.changed) saved.set(id, { route: this.#routes.get(id)!, steps: this.#descriptions.get(id), uris: this.#routeUris.get(id) });
+    const restoreModel = (id: string): void => {
+      const s = saved.get(id);
+      if (!s) {
+        forget(id);
+        return;
+      }
+      this.#routes.set(id, s.route);
+      if (s.steps) this.#descriptions.set(id, s.steps);
+      if (s.uris) this.#routeUris.set(id, s.uris);
+    };
+    const built = new Map<string, Route>();
+    const models = new Map<string, { steps: StepDescription[] | undefined; uris: Set<string> | undefined }>();
+    const fail = (phase: string, id: string, e: unknown): BusbarError => {
+      restoreFns();
+      return new BusbarError('RELOAD_FAILED', `reload refused, the running routes stay: route "${id}" ${phase === 'build' ? 'cannot be built' : 'failed to start'}: ${(e as Error).message}`, { cause: e, details: { phase: 'start', routeId: id } });
+    };
+    this.#deploying = true;
+    try {
+      for (const id of [...report.changed, ...report.added]) {
+        try {
+          const route = this.#createRoute(next.get(id)!);
+          built.set(id, route);
+          // #createRoute recorded the new structure; the old one stays in force until the swap
+          const s = saved.get(id);
+          const steps = this.#descriptions.get(id);
+          const uris = this.#routeUris.get(id);
+          if (s) {
+            if (s.steps) this.#descriptions.set(id, s.steps);
+            if (s.uris) this.#routeUris.set(id, s.uris);
+          }
+          models.set(id, { steps, uris });
+          for (const uri of uris ?? []) {
+            const entry = this.#producers.get(uri);
+            if (entry) await this.#startProducer(entry);
+          }
+        } catch (e) {
+          for (const done of built.keys()) if (!saved.has(done)) forget(done);
+          if (!saved.has(id)) forget(id);
+          throw fail('build', id, e);
+        }
+      }
+    } finally {
+      this.#deploying = false;
+    }
+    // 4. swap: drain the old version, start the new one; on a failure swap everything back
+    const swapped: string[] = [];
+    const stoppedOld = new Set<string>();
+    const install = (id: string): Route => {
+      const route = built.get(id)!;
+      const m = models.get(id);
+      this.#routes.set(id, route);
+      if (m?.steps) this.#descriptions.set(id, m.steps);
+      if (m?.uris) this.#routeUris.set(id, m.uris);
+      return route;
+    };
+    try {
+      for (const id of [...report.changed, ...report.added]) {
+        const old = saved.get(id)?.route;
+        const wasRunning = old === undefined || old.state === 'started';
+        if (old && (old.state === 'started' || old.state === 'suspended')) {
+          await this.stopRoute(id, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+          if (wasRunning) stoppedOld.add(id);
+        }
+        const route = install(id);
+        swapped.push(id);
+        if (wasRunning) await this.#startOne(route);
+      }
+    } catch (e) {
+      const id = swapped[swapped.length - 1]!;
+      for (const back of swapped.reverse()) {
+        const neu = this.#routes.get(back)!;
+        if (neu.state === 'started' || neu.state === 'suspended') await this.stopRoute(back).catch(() => undefined);
+        restoreModel(back);
+        const old = saved.get(back)?.route;
+        if (old && stoppedOld.has(back)) await this.#startOne(old).catch((err: unknown) => this.logger.error({ err, route: back }, 'reload: the old version did not start again'));
+      }
+      throw fail('start', id, e);
+    }
+    // 5. routes gone from the file
+    for (const id of report.removed) {
+      const r = this.#routes.get(id)!;
+      if (r.state === 'started' || r.state === 'suspended') await this.stopRoute(id, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }).catch((err: unknown) => this.logger.error({ err, route: id }, 'reload: stopping a removed route failed'));
+      forget(id);
+    }
+    this.logger.info(report, 'routes reloaded');
+    return report;
   }
 
   routeIds(): string[] {
@@ -592,7 +761,7 @@ export class Engine {
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
-    if (this.#state === 'started') {
+    if (this.#state === 'started' && !this.#deploying) {
       entry.dynamic = true;
       this.#dynamic.push(uri);
       if (this.#dynamic.length > MAX_DYNAMIC_PRODUCERS) this.#evict(this.#dynamic.shift()!);
@@ -839,10 +1008,10 @@ export class Engine {
     }
   }
 
-  #counts(): Record<string, { received: number; completed: number; failed: number }> {
+  #counts(): Record<string, { received: number; completed: number; failed: number; deadLettered: number; redelivered: number }> {
     return Object.fromEntries([...this.#routes.values()].map((r) => {
       const s = r.stats();
-      return [r.id, { received: s.received, completed: s.completed, failed: s.failed }];
+      return [r.id, { received: s.received, completed: s.completed, failed: s.failed, deadLettered: s.deadLettered, redelivered: s.redelivered }];
     }));
   }
 
@@ -918,7 +1087,10 @@ export class Engine {
     r.state = 'stopping';
     if (!wasSuspended) await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
-    const drained = await Promise.race([r.whenDrained().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), timeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    // the timer is cleared once drained: a reload stops routes often, and each timer would hold its route until it fired
+    const drained = await Promise.race([r.whenDrained().then(() => true), new Promise<false>((res) => (timer = setTimeout(() => res(false), timeoutMs)).unref())]);
+    clearTimeout(timer);
     for (const h of r.stopHooks) await Promise.resolve(h()).catch((err: unknown) => r.logger.error({ err }, 'stop hook failed'));
     r.state = 'stopped';
     this.#events?.next({ type: 'route.stopped', routeId: r.id });

@@ -87,6 +87,7 @@ export const errorCatalogue = {
   MANAGEMENT_CONFIG: { retryable: false, description: 'The management API cannot start as configured: a non-loopback address without a token, a bad address or port, the port in use.' },
   UNAUTHORIZED: { retryable: false, description: 'A management request had no bearer token or the wrong one (HTTP 401).' },
   MANAGEMENT_REQUEST: { retryable: false, description: 'A management request is malformed (bad JSON body, unknown parameter, wrong method); the message says what (HTTP 400/405).' },
+  RELOAD_FAILED: { retryable: false, description: 'A hot reload was refused: the new routes did not validate or a changed route did not start; the running version stays (`details.phase`: validate or start; `details.problems` or `details.routeId`). HTTP 422.' },
   // --- p2p (peer-to-peer bus)
   P2P_CONFIG: { retryable: false, description: 'The p2p adapter configuration is invalid (no cluster secret, a bad listen or seed address); `details.problems` lists each problem.' },
   P2P_NO_PROVIDER: { retryable: true, description: 'No live peer serves the `direct:`/`queue:` channel of a p2p request.' },
@@ -103,6 +104,10 @@ export const errorCatalogue = {
   FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },
   FN_FAILED: { retryable: true, description: 'A function threw (or rejected); `details.fn` names it, `details.error` has the name, message and stack from the worker.' },
   FN_CRASHED: { retryable: false, description: 'A function\'s worker thread died while running it (process.exit, out of memory, a native crash); only that message fails and the worker is replaced.' },
+  // --- grpc adapter
+  GRPC_CONFIG: { retryable: false, description: 'A `grpc:` endpoint cannot be set up: its `.proto` file does not load, it names a service or method the protos do not declare, or its server cannot listen (port in use); the message names the file, service or address.' },
+  GRPC_UNAVAILABLE: { retryable: true, description: 'A gRPC call could not reach its server or the connection broke (status UNAVAILABLE): refused, reset, TLS handshake failed (then not retryable).' },
+  GRPC_REMOTE_ERROR: { retryable: false, description: 'A gRPC call failed with a status that has no busbar code of its own; `details.grpcCode` / `details.grpcStatus` carry it (retryable for ABORTED).' },
   // --- graph and console
   GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;

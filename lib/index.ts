@@ -1,4 +1,4 @@
-export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport } from './engine.js';
+export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport, type ReloadReport } from './engine.js';
 export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branch, type Predicate } from './builder.js';
 export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';

@@ -35,9 +35,14 @@ export function defineRoutes(m: RoutesModule): RoutesModule {
 }
 
 let tsxRegistered = false;
+let reloadSeq = 0;
 
-/** Load a routes file (.ts, .mts, .js, .mjs, .json). TypeScript needs no build step. */
-export async function loadRoutesFile(file: string): Promise<RoutesModule> {
+/**
+ * Load a routes file (.ts, .mts, .js, .mjs, .json). TypeScript needs no build step.
+ * `fresh` (hot reload): read the file's current version as a module that can be collected
+ * again (see lib/fresh-module.ts), not the one Node's module cache holds.
+ */
+export async function loadRoutesFile(file: string, opts: { fresh?: boolean } = {}): Promise<RoutesModule> {
   const abs = resolve(file);
   const ext = extname(abs);
   let raw: unknown;
@@ -73,7 +78,9 @@ export async function loadRoutesFile(file: string): Promise<RoutesModule> {
     }
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+      const fresh = opts.fresh ? await (await import('./fresh-module.js')).importFresh(abs) : undefined;
+      // without `fresh` (or when the file needs real ESM: top-level await), an import; reloaded with a new URL
+      mod = fresh ?? ((await import(opts.fresh ? `${pathToFileURL(abs).href}?reload=${Date.now()}-${++reloadSeq}` : pathToFileURL(abs).href)) as Record<string, unknown>);
     } catch (e) {
       throw new BusbarError('ROUTES_FILE', `cannot load routes file ${file}: ${(e as Error).message}`, { cause: e, details: { file } });
     }

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Adapter, AdapterContext, Consumer, ConsumerContext, Endpoint, Producer, RequestOptions } from '../../lib/adapter.js';
+import type { Logger } from 'pino';
 import type { Message } from '../../lib/message.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createAjv, toProblems } from '../../lib/schema.js';
@@ -22,7 +23,8 @@ export const p2pConfigSchema = Type.Object(
     requestTimeoutMs: Type.Integer({ minimum: 1, default: 10000, description: 'Default time limit of a request or a delivery to a peer.' }),
     durableTimeoutMs: Type.Integer({ minimum: 1, default: 30000, description: 'Durable publishing: how long a delivery to a peer that is down is retried.' }),
     maxFrameBytes: Type.Integer({ minimum: 1024, default: 16777216, description: 'Largest frame a peer accepts.' }),
-    relay: Type.Boolean({ default: false, description: 'Super-peer: forward frames for peers that cannot reach each other.' }),
+    relay: Type.Boolean({ default: false, description: 'Super-peer: forward frames for peers that cannot reach each other (a peer that cannot dial another goes through a live relay it can reach).' }),
+    advertise: Type.Boolean({ default: true, description: 'Announce this peer\'s listen addresses. `false` for a peer others cannot dial (behind NAT or a firewall): it dials out to its seeds, and the others reach it through a relay.' }),
   },
   { additionalProperties: false },
 );
@@ -63,6 +65,7 @@ function resolve(config: P2pConfig): P2pSettings {
     durableTimeoutMs: v.durableTimeoutMs,
     maxFrameBytes: v.maxFrameBytes,
     relay: v.relay,
+    advertise: v.advertise,
   };
 }
 
@@ -142,6 +145,24 @@ export function createP2pAdapter(config: P2pConfig): Adapter<P2pOptions> {
 /** The peer of an engine (membership view, stats), once one of its p2p endpoints started. */
 export function p2pPeer(engine: { adapterState<T>(scheme: string, key: string, init: () => T): T }, scheme = 'p2p'): P2pNode | undefined {
   return engine.adapterState<Holder>(scheme, 'holder', () => ({})).node;
+}
+
+/**
+ * The p2p adapter of a routes file that does not configure one (`busbar run` registers every
+ * configurable adapter): it exists so `p2p:` URIs are known, and each endpoint fails with
+ * P2P_CONFIG saying what to configure, because a peer cannot run without the cluster secret.
+ */
+export function unconfiguredP2pAdapter(): Adapter<P2pOptions> {
+  const fail = (endpoint: Endpoint<P2pOptions>): never => {
+    throw new BusbarError('P2P_CONFIG', `endpoint "${endpoint.uri}": the p2p adapter is not configured; give "adapters": { "p2p": { "secret": "...", "seeds": [...] } } in the routes file`, { details: { uri: endpoint.uri } });
+  };
+  return { scheme: 'p2p', description: 'Peer-to-peer bus (not configured: needs a cluster secret)', optionsSchema: p2pOptions, createConsumer: fail, createProducer: fail };
+}
+
+/** A peer without an engine (the `connect('p2p://...')` client): the same settings, checked the same way. */
+export function createP2pNode(config: P2pConfig, logger: Logger): P2pNode {
+  const settings = resolve(config);
+  return new P2pNode(settings, logger.child({ adapter: 'p2p', peer: settings.name }));
 }
 
 export { P2pNode };
