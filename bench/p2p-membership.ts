@@ -75,6 +75,7 @@ const converged = await poll(async () => {
   return all.every((s) => aliveIn(s) === TOTAL - 1);
 }, 60_000, 50);
 const convergeMs = Date.now() - started;
+process.stdout.write(`  converged: ${converged} after ${convergeMs} ms\n`);
 
 // failure detection: kill the victim, wait until every live peer says dead
 const victim = procs.find((p) => p.names[0] === 'victim')!;
@@ -99,7 +100,7 @@ for (const n of live) deathsBefore.set(n, (await stats(n))?.stats.deaths ?? 0);
 const ourDeathsBefore = node.stats().deaths;
 const blocker = procs[0]!.names;
 for (let i = 0; i < 10; i++) {
-  await local.request(`p2p:direct:block.${blocker[0]}`, { ms: 200 });
+  await local.request(`p2p:direct:block.${blocker[0]}`, { ms: 200 }).catch((e: Error) => process.stdout.write(`  block ${i}: ${e.message}\n`));
   await sleep(300);
 }
 await sleep(2500);
