@@ -963,6 +963,7 @@ export class Engine {
         this.logger.error({ err: e }, 'start failed; stopping what already started');
         for (const r of started.reverse()) {
           await r.consumer!.stop().catch(() => undefined);
+          await this.#runStopHooks(r);
           r.state = 'stopped';
         }
         await this.#stopProducers();
@@ -1148,12 +1149,18 @@ export class Engine {
     await this.#startOne(r);
   }
 
+  async #runStopHooks(r: Route): Promise<void> {
+    for (const h of r.stopHooks) await Promise.resolve(h()).catch((err: unknown) => r.logger.error({ err }, 'stop hook failed'));
+  }
+
   async #startOne(route: Route): Promise<void> {
     route.state = 'starting';
     try {
       for (const h of route.startHooks) await h();
       await route.consumer!.start();
     } catch (e) {
+      // what the start hooks opened (a step's own listener, timers) closes again
+      await this.#runStopHooks(route);
       route.state = 'stopped';
       const err = new BusbarError('ROUTE_START_FAILED', `route "${route.id}" failed to start: ${(e as Error).message}`, { cause: e, details: { routeId: route.id, uri: route.definition.from } });
       this.#events?.next({ type: 'route.failed', routeId: route.id, error: err.message, code: err.code });

@@ -151,13 +151,14 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
   const steps = new StepCounters();
   const unobserve = engine.observe(steps);
   (m as { onClose?: (fn: () => void) => unknown }).onClose?.(unobserve);
-  let graph: { ids: string; graph: RouteGraph } | undefined;
-  let svg: { ids: string; text: Promise<string> } | undefined;
+  let graph: { version: number; keys: unknown[]; graph: RouteGraph } | undefined;
+  let svg: { version: number; text: Promise<string> } | undefined;
   // routes can be reloaded while the server runs: the graph follows the engine's models
-  const current = (): { ids: string; graph: RouteGraph } => {
+  const current = (): { version: number; graph: RouteGraph } => {
     const models = engine.routeModels();
-    const ids = JSON.stringify(models.map((d) => [d.id, d.from, d.steps.length]));
-    if (graph?.ids !== ids) graph = { ids, graph: routeGraph(models) };
+    // a reloaded route has a new model (new steps list); an unchanged one keeps its own
+    const keys = models.flatMap((d) => [d.id, d.from, d.steps, d.errorPolicy]);
+    if (!graph || keys.length !== graph.keys.length || keys.some((k, i) => k !== graph!.keys[i])) graph = { version: (graph?.version ?? 0) + 1, keys, graph: routeGraph(models) };
     return graph;
   };
   const snapshot = (g: RouteGraph): ConsoleSnapshot => ({ at: new Date().toISOString(), engine: engine.state, counters: graphCounters(g, engine, steps), inflight: steps.inflight(), failures: steps.failures() });
@@ -183,9 +184,9 @@ export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleO
     const format = new URL(req.url ?? '/', 'http://x').searchParams.get('format') ?? 'json';
     const g = current();
     if (format === 'svg') {
-      if (svg?.ids !== g.ids) {
+      if (svg?.version !== g.version) {
         const { toSvg } = await import('../graph/svg.js');
-        svg = { ids: g.ids, text: toSvg(g.graph, { counters: true }) };
+        svg = { version: g.version, text: toSvg(g.graph, { counters: true }) };
         svg.text.catch(() => (svg = undefined));
       }
       const text = await svg.text;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createMessage, Engine, from } from '../../../lib/index.js';
+import { createMessage, Engine, from, type Adapter } from '../../../lib/index.js';
 import { FakeClock, settle, testEngine } from '../../../lib/testing.js';
 import { AWAIT_REPLY_HEADERS } from '../../../lib/steps/patterns/await-reply.js';
 import { rejection, testLogger } from '../../helpers.js';
@@ -58,5 +58,28 @@ describe('patterns: awaitReply (return address / correlation), in-memory channel
     expect(await asked).to.equal('the answer');
     expect(engine.routeStats('ask').steps!['/steps/1']).to.deep.include({ matched: 1, lateReplies: 2 });
     await engine.stop();
+  });
+
+  it('a route whose source fails to start closes the reply listener its awaitReply step opened', async () => {
+    const listener = { started: 0, stopped: 0 };
+    const probe: Adapter = {
+      scheme: 'probe',
+      description: 'a reply endpoint that records its consumer starting and stopping',
+      optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+      createConsumer: () => ({ start: async () => void listener.started++, stop: async () => void listener.stopped++ }),
+      createProducer: () => ({ send: () => undefined }),
+    };
+    const broken: Adapter = {
+      scheme: 'broken',
+      description: 'a source that cannot start',
+      optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+      createConsumer: () => ({ start: async () => { throw new Error('no such broker'); }, stop: async () => undefined }),
+    };
+    const engine = new Engine({ logger: testLogger(), adapters: [probe, broken] });
+    engine.addRoutes(from('broken:in').routeId('ask').awaitReply('probe:answers', { send: 'mock:work', timeoutMs: 1000 }));
+    const err = await rejection(engine.start());
+    expect(err.code).to.equal('BUSBAR_ERR_ROUTE_START_FAILED');
+    expect(listener.started, 'the step opened its listener').to.equal(1);
+    expect(listener.stopped, 'and closed it when the route failed to start').to.equal(1);
   });
 });
