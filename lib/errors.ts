@@ -91,6 +91,13 @@ export const errorCatalogue = {
   P2P_CONFIG: { retryable: false, description: 'The p2p adapter configuration is invalid (no cluster secret, a bad listen or seed address); `details.problems` lists each problem.' },
   P2P_NO_PROVIDER: { retryable: true, description: 'No live peer serves the `direct:`/`queue:` channel of a p2p request.' },
   P2P_PEER_LOST: { retryable: true, description: 'The peer handling a p2p request or delivery died or became unreachable before it answered (the request may or may not have run).' },
+  // --- service registry and API gateway
+  SERVICE_UNAVAILABLE: { retryable: true, description: 'No passing instance of the named service is in the registry view (none registered, all unhealthy, draining, expired, or their circuits open); HTTP 503 at the gateway.' },
+  SERVICE_INSTANCE_LOST: { retryable: true, description: 'The service instance handling a call left the registry (its heartbeats stopped or it deregistered) before it answered; the call may or may not have run (idempotent methods are retried on another instance); HTTP 502 at the gateway.' },
+  GATEWAY_NOT_FOUND: { retryable: false, description: 'An API gateway request names a path, service or method that is not on the gateway\'s allow-list (HTTP 404).' },
+  GATEWAY_RATE_LIMITED: { retryable: true, description: 'An API gateway route\'s rate limit is used up; `details.retryAfterMs` says when to try again (HTTP 429 with Retry-After).' },
+  GATEWAY_FORBIDDEN: { retryable: false, description: 'The API gateway\'s auth hook refused the request (HTTP 401 without credentials, 403 with wrong ones).' },
+  GATEWAY_BAD_REQUEST: { retryable: false, description: 'An API gateway request is malformed: not JSON, too large, or a wrong method (HTTP 400/405/413).' },
   // --- fn adapter (functions on worker threads)
   FN_NOT_FOUND: { retryable: false, description: 'A `fn:` endpoint names a function that is not registered (or was removed); `details.fn` names it, `details.known` lists the registered ones.' },
   FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },

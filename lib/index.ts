@@ -43,3 +43,4 @@ export { routeGraph, toMermaid, toSvg, layoutGraph, type RouteGraph, type GraphN
 export { useConsole, mountConsole, graphCounters, type ConsoleOptions, type ConsoleSnapshot, type NodeCounters } from './console/index.js';
 export { TRACE_HEADERS, parseTraceparent, formatTraceparent, type ParsedTraceparent } from './tracing/context.js';
 export type { TracingOptions, StepTracing } from './tracing/tracer.js';
+export { ServiceRegistry, startGateway, type RegistryOptions, type RegisterOptions, type ServiceInstance, type InstanceView, type InstanceHealth, type InstanceStatus, type MethodContract, type ServiceContract, type ServiceProxy, type ServiceProxyOptions, type Gateway, type GatewayOptions, type GatewayRoute, type GatewayRequest, type GatewayAuthHook, type GatewayStats } from './services/index.js';

@@ -1,21 +1,20 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 import { GroupCoordinator, type Membership } from './group.js';
-import type { Hub } from './hub.js';
+import type { LogBackend, PartitionSource } from './backend.js';
 import { EVENTLOG_HEADERS as H, type EventlogOptions } from './options.js';
-import { earliestOffset, latestOffset, offsetForTime, PartitionReader } from './reader.js';
 import type { LogRecord } from './record.js';
 import { decodeValue } from './codec.js';
 
 export interface ConsumerSettings {
   topic: string;
+  /** Where the group files live (the topic's directory; for RabbitMQ, `<dir>/<topic>` too). */
   topicDir: string;
   partitions: number;
-  hub: Hub;
+  backend: LogBackend;
   o: EventlogOptions;
 }
 
@@ -55,7 +54,7 @@ interface Work {
   p: number;
   epoch: number;
   stopped: boolean;
-  reader: PartitionReader | undefined;
+  reader: PartitionSource | undefined;
   progress: Progress;
   committed: number;
   inflight: number;
@@ -116,7 +115,7 @@ export class EventlogConsumer implements Consumer {
   async start(): Promise<void> {
     this.#stopping = false;
     this.#ctx.setStatus('connecting');
-    this.#unwake = this.#s.hub.onAppend(this.#s.topicDir, (p) => this.#work.get(p)?.wake?.());
+    this.#unwake = this.#s.backend.onAppend((p) => this.#work.get(p)?.wake?.());
     if (this.#o.delivery === 'effectively-once') await this.#ensureOffsetsTable();
     if (this.#o.group) {
       this.#coordinator = new GroupCoordinator(this.#s.topicDir, this.#o.group, this.#s.partitions, { sessionTimeoutMs: this.#o.sessionTimeoutMs, memberId: this.#memberId });
@@ -173,22 +172,17 @@ export class EventlogConsumer implements Consumer {
     void this.#run(w, committed);
   }
 
-  #resolveStart(p: number): number {
-    const dir = join(this.#s.topicDir, String(p));
-    const s = this.#o.start;
-    if (s === 'earliest') return earliestOffset(dir);
-    if (s === 'latest') return latestOffset(dir);
-    if (/^[0-9]+$/.test(s)) return Number(s);
-    return offsetForTime(dir, Date.parse(s));
+  #resolveStart(p: number): Promise<number> {
+    return this.#s.backend.resolveStart(p, this.#o.start);
   }
 
   async #run(w: Work, committed: number | undefined): Promise<void> {
     try {
       let next: number | undefined;
       if (this.#o.delivery === 'effectively-once') next = await this.#claim(w);
-      else next = committed ?? this.#resolveStart(w.p);
+      else next = committed ?? (await this.#resolveStart(w.p));
       if (next === undefined || w.stopped) return;
-      w.reader = new PartitionReader(this.#s.topicDir, w.p, next);
+      w.reader = this.#s.backend.reader(w.p, next);
       w.progress = new Progress(next);
       w.committed = next;
       w.expected = next;
@@ -393,7 +387,7 @@ export class EventlogConsumer implements Consumer {
    */
   async #claim(w: Work): Promise<number | undefined> {
     const t = this.#o.offsetsTable;
-    const body = { ...this.#key(w), start: this.#resolveStart(w.p), gen: w.epoch };
+    const body = { ...this.#key(w), start: await this.#resolveStart(w.p), gen: w.epoch };
     await this.#ctx.send(
       this.#dbUri('statement', `INSERT INTO ${t} (grp, topic, part, next_offset, gen) VALUES (:body.grp, :body.topic, :body.part, :body.start, :body.gen) ON CONFLICT (grp, topic, part) DO UPDATE SET gen = excluded.gen WHERE ${t}.gen < excluded.gen`),
       createMessage(body),
@@ -456,6 +450,7 @@ export class EventlogConsumer implements Consumer {
       this.#ctx.logger.warn({ err }, 'event log consumer: final commit or leave failed');
     }
     for (const w of works) this.#stopPartition(w, 'stop');
+    await this.#s.backend.close();
     this.#ctx.setStatus('idle');
   }
 
@@ -463,7 +458,7 @@ export class EventlogConsumer implements Consumer {
   stats(): Record<string, unknown> {
     const partitions: Record<string, { position: number; committed: number; end: number; lag: number; epoch: number }> = {};
     for (const w of this.#work.values()) {
-      const end = latestOffset(join(this.#s.topicDir, String(w.p)));
+      const end = this.#s.backend.end(w.p);
       const committed = this.#o.delivery === 'effectively-once' ? w.expected : this.#o.delivery === 'at-most-once' ? w.committed : this.#coordinator ? w.committed : w.progress.done;
       partitions[w.p] = { position: w.reader?.position ?? committed, committed, end, lag: Math.max(0, end - committed), epoch: w.epoch };
     }

@@ -7,7 +7,9 @@ import { seekGroupOffsets, readGroup, groupPaths } from './group.js';
 import { Hub } from './hub.js';
 import { readTopicMeta } from './log.js';
 import { eventlogOptions, type EventlogConfig, type EventlogOptions } from './options.js';
-import { EventlogProducer } from './producer.js';
+import { EventlogProducer, RabbitEventlogProducer } from './producer.js';
+import { FileBackend } from './backend.js';
+import { RabbitAppender, RabbitBackend, streamArguments, type RabbitSettings } from './rabbitmq.js';
 import { earliestOffset, latestOffset, offsetForTime } from './reader.js';
 import { writeFileDurable } from './segment.js';
 
@@ -16,7 +18,9 @@ export { EventLog, DEFAULT_LOG_SETTINGS, type LogSettings, type FsyncPolicy } fr
 export { PartitionReader, earliestOffset, latestOffset, offsetForTime } from './reader.js';
 export { GroupCoordinator, type GroupState } from './group.js';
 export { encodeBatch, parseRecord, partitionOf, type LogRecord, type RecordInput } from './record.js';
-export { EventlogProducer } from './producer.js';
+export { EventlogProducer, RabbitEventlogProducer } from './producer.js';
+export { FileBackend, type LogBackend, type PartitionSource } from './backend.js';
+export { RabbitBackend, streamName, type RabbitSettings } from './rabbitmq.js';
 export { EventlogConsumer } from './consumer.js';
 
 const DEFAULT_DIR = './data/eventlog';
@@ -27,6 +31,10 @@ function topicOf(endpoint: Endpoint<EventlogOptions>): string {
     throw new BusbarError('INVALID_URI', `endpoint "${endpoint.uri}": an eventlog endpoint is eventlog:<topic>, the topic made of letters, digits, ".", "_" and "-"`, { details: { uri: endpoint.uri, path: t } });
   }
   return t;
+}
+
+function noCompaction(endpoint: Endpoint<EventlogOptions>): void {
+  if (endpoint.options.compact) throw new BusbarError('EVENTLOG_CONFIG', `endpoint "${endpoint.uri}": compact=true is not available on the RabbitMQ backend (streams have no compaction); retention by time and size is`, { details: { uri: endpoint.uri, option: 'compact' } });
 }
 
 function hub(ctx: AdapterContext): Hub {
@@ -40,6 +48,8 @@ function hub(ctx: AdapterContext): Hub {
  */
 export function createEventlogAdapter(config: EventlogConfig = {}): Adapter<EventlogOptions> {
   const rootOf = (o: EventlogOptions): string => resolve(o.dir ?? config.dir ?? DEFAULT_DIR);
+  const rabbit: RabbitSettings | undefined = config.rabbitmq ? { url: config.rabbitmq.url, prefix: config.rabbitmq.prefix ?? 'eventlog.' } : undefined;
+  const rabbitPrefetch = config.rabbitmq?.prefetch ?? 1000;
   return {
     scheme: 'eventlog',
     description: 'Replayable event log (embedded, no server): partitioned segment files with offset and time indexes, CRC per record, consumer groups with fenced partition ownership, at-most/at-least/effectively-once per route, retention and compaction.',
@@ -49,6 +59,11 @@ export function createEventlogAdapter(config: EventlogConfig = {}): Adapter<Even
       const topic = topicOf(endpoint);
       const root = rootOf(o);
       const topicDir = join(root, topic);
+      if (rabbit) {
+        noCompaction(endpoint);
+        const backend = new RabbitBackend({ s: rabbit, topic, prefetch: rabbitPrefetch, args: streamArguments(o), logger: ctx.logger });
+        return new EventlogConsumer({ topic, topicDir, partitions: o.partitions ?? 1, backend, o }, ctx);
+      }
       let meta = readTopicMeta(topicDir);
       if (!meta) {
         // the consumer may start before any producer: it creates the topic (same partition count rule)
@@ -62,10 +77,16 @@ export function createEventlogAdapter(config: EventlogConfig = {}): Adapter<Even
       } else if (o.partitions !== undefined && o.partitions !== meta.partitions) {
         throw new BusbarError('EVENTLOG_CONFIG', `endpoint "${endpoint.uri}": topic "${topic}" has ${meta.partitions} partitions; the endpoint asks for ${o.partitions}`, { details: { uri: endpoint.uri, partitions: meta.partitions, asked: o.partitions } });
       }
-      return new EventlogConsumer({ topic, topicDir, partitions: meta.partitions, hub: hub(ctx), o }, ctx);
+      return new EventlogConsumer({ topic, topicDir, partitions: meta.partitions, backend: new FileBackend(topicDir, hub(ctx)), o }, ctx);
     },
     createProducer(endpoint, ctx) {
       const o = endpoint.options;
+      if (rabbit) {
+        noCompaction(endpoint);
+        const topic = topicOf(endpoint);
+        const appender = new RabbitAppender({ s: rabbit, topic, partitions: o.partitions ?? 1, args: streamArguments(o), logger: ctx.logger });
+        return new RabbitEventlogProducer(appender, topic, o);
+      }
       return new EventlogProducer(hub(ctx), rootOf(o), topicOf(endpoint), o, ctx);
     },
   };

@@ -46,10 +46,26 @@ export type EventlogOptions = Static<typeof eventlogOptions>;
 
 /** Adapter-level configuration (`"adapters": { "eventlog": { "dir": "./data/log" } }` in a routes file). */
 export const eventlogConfigSchema = Type.Object(
-  { dir: Type.Optional(Type.String({ minLength: 1, description: 'Directory of the topics (default `./data/eventlog`).' })) },
+  {
+    dir: Type.Optional(Type.String({ minLength: 1, description: 'Directory of the topics (default `./data/eventlog`); with `rabbitmq`, of the consumer groups\' files.' })),
+    rabbitmq: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^amqps?://', description: 'The RabbitMQ to keep the topics on (`amqp://user:pass@host:5672/vhost`): a topic of N partitions is N stream queues.' }),
+          prefix: Type.String({ default: 'eventlog.', description: 'Prepended to `<topic>.<partition>` to name the stream queues.' }),
+          prefetch: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'Consumer prefetch per partition (a stream consumer must have one).' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
   { additionalProperties: false },
 );
-export type EventlogConfig = Static<typeof eventlogConfigSchema>;
+/** The adapter's configuration as given (defaults filled in by the adapter). */
+export interface EventlogConfig {
+  dir?: string;
+  rabbitmq?: { url: string; prefix?: string; prefetch?: number };
+}
 
 /** Headers a consumed record carries. */
 export const EVENTLOG_HEADERS = {

@@ -5,6 +5,7 @@ import { toRecord } from './codec.js';
 import type { Hub } from './hub.js';
 import type { EventLog, LogSettings } from './log.js';
 import { EVENTLOG_HEADERS as H, type EventlogOptions } from './options.js';
+import type { RabbitAppender } from './rabbitmq.js';
 
 /**
  * Appends each message as a record (key from the `key` template), to the partition of its
@@ -65,5 +66,38 @@ export class EventlogProducer implements Producer {
     const partition = log.partitionFor(rec.key);
     const offset = await log.append(partition, [rec]);
     return withHeaders(msg, { [H.topic]: this.#topic, [H.partition]: partition, [H.offset]: offset });
+  }
+}
+
+/**
+ * The RabbitMQ backend's producer: each message is published to its partition's stream queue
+ * with publisher confirms; a send resolves once RabbitMQ confirmed it. The reply carries the
+ * partition (a stream assigns the offset; AMQP 0-9-1 does not tell the publisher).
+ */
+export class RabbitEventlogProducer implements Producer {
+  readonly #appender: RabbitAppender;
+  readonly #topic: string;
+  readonly #o: EventlogOptions;
+
+  constructor(appender: RabbitAppender, topic: string, o: EventlogOptions) {
+    this.#appender = appender;
+    this.#topic = topic;
+    this.#o = o;
+  }
+
+  async start(): Promise<void> {
+    // connects on the first send (and again after a lost connection)
+  }
+
+  async stop(): Promise<void> {
+    await this.#appender.close();
+  }
+
+  async send(msg: Message): Promise<Message | undefined> {
+    const key = this.#o.key === undefined ? undefined : renderTemplate(this.#o.key, msg);
+    const rec = toRecord(msg, key);
+    const partition = this.#appender.partitionFor(rec.key);
+    await this.#appender.append(partition, rec, Date.now());
+    return withHeaders(msg, { [H.topic]: this.#topic, [H.partition]: partition });
   }
 }

@@ -1,0 +1,2 @@
+export { ServiceRegistry, type RegistryOptions, type RegisterOptions, type ServiceInstance, type InstanceView, type InstanceHealth, type InstanceStatus, type MethodContract, type ServiceContract, type ServiceProxy, type ServiceProxyOptions } from './registry.js';
+export { startGateway, type Gateway, type GatewayOptions, type GatewayRoute, type GatewayRequest, type GatewayAuthHook, type GatewayStats } from './gateway.js';
