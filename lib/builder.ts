@@ -270,7 +270,8 @@ export class RouteBuilder<T, In = unknown> {
       branches: opts.branches?.map((b) => branchSteps(b)),
       timeoutMs: opts.timeoutMs,
       minReplies: opts.minReplies,
-      strategy: opts.strategy as Combiner | undefined,
+      strategy: opts.strategy as ScatterGatherArgs['strategy'],
+      logPartial: opts.logPartial,
     } satisfies ScatterGatherArgs);
   }
 

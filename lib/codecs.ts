@@ -3,6 +3,7 @@
  * live in `lib/codecs/*`; this is the entry everything imports.
  */
 import { BusbarError } from './errors.js';
+import { didYouMean } from './schema.js';
 import { bytesCodec, textCodec, type Codec } from './codecs/base.js';
 import { csvCodec } from './codecs/csv.js';
 import { jsonCodec } from './codecs/json.js';
@@ -75,7 +76,10 @@ export class CodecRegistry {
   }
   require(nameOrType: string): Codec {
     const c = this.get(nameOrType);
-    if (!c) throw new BusbarError('INVALID_ROUTE', `unknown format "${nameOrType}" (known: ${this.names().join(', ')})`, { details: { format: nameOrType } });
+    if (!c) {
+      const hint = didYouMean(nameOrType, this.names());
+      throw new BusbarError('INVALID_ROUTE', `unknown format "${nameOrType}" (known: ${this.names().join(', ')})${hint ? `; ${hint}` : ''}`, { details: { format: nameOrType, ...(hint ? { suggestion: hint } : {}) } });
+    }
     return c;
   }
   clone(): CodecRegistry {

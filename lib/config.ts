@@ -99,6 +99,9 @@ function sharedConfigSchemas(): SchemaCache {
   return (configSchemas ??= new SchemaCache(() => createAjv()));
 }
 
+/** The kind of a placeholder for a config step that has problems (only `Engine.check` sees one, and skips it). */
+export const INVALID_STEP = '#invalid';
+
 export class ConfigReader {
   readonly #schemas = sharedConfigSchemas();
   readonly #routeValidator: ValidateFunction;
@@ -145,6 +148,14 @@ export class ConfigReader {
     const value = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as object) } : raw;
     if (!this.#routeValidator(value)) {
       problems.push(...toProblems(this.#routeValidator.errors, routeConfigSchema, path, 'route key'));
+      // the steps' own problems in the same pass (a wrong route key says nothing about them)
+      const given = value as { id?: unknown; from?: unknown; steps?: unknown } | null;
+      const steps = Array.isArray(given?.steps) ? this.steps(given.steps, `${path}/steps`, problems) : undefined;
+      // its source and steps still go to Engine.check (endpoints, codecs): a definition with
+      // problems is never added (the problems fail addRoutes first)
+      if (steps && typeof given?.from === 'string') {
+        return { routes: [{ id: typeof given.id === 'string' ? given.id : `route-${index + 1}`, from: given.from, steps }], problems };
+      }
       return { routes: [], problems };
     }
     const rc = value as RouteConfig;
@@ -166,13 +177,20 @@ export class ConfigReader {
     const out: StepDefinition[] = [];
     value.forEach((step, i) => {
       const p = `${path}/${i}`;
+      // a step with problems keeps its place (as a step `check` skips), so later steps keep their paths
+      const failed = problems.length;
+      const hold = (): void => {
+        if (problems.length > failed && out.length === i) out.push({ kind: INVALID_STEP, args: undefined });
+      };
       if (!step || typeof step !== 'object' || Array.isArray(step)) {
         problems.push({ path: p, message: 'a step is an object with one key naming its kind, e.g. { "to": "log:out" }' });
+        hold();
         return;
       }
       const keys = Object.keys(step);
       if (keys.length !== 1) {
         problems.push({ path: p, message: `a step must have exactly one key naming its kind, got ${keys.length ? keys.map((k) => `"${k}"`).join(', ') : 'none'}` });
+        hold();
         return;
       }
       const name = keys[0]!;
@@ -180,6 +198,7 @@ export class ConfigReader {
       if (!kind) {
         const hint = didYouMean(name, this.#opts.steps.names());
         problems.push({ path: `${p}/${name}`, message: `unknown step "${name}"`, ...(hint ? { suggestion: hint } : { suggestion: `known steps: ${this.#opts.steps.names().join(', ')}` }) });
+        hold();
         return;
       }
       const arg = (step as Record<string, unknown>)[name];
@@ -187,6 +206,7 @@ export class ConfigReader {
       const copy = arg && typeof arg === 'object' ? structuredClone(arg) : arg;
       if (!validate(copy)) {
         problems.push(...toProblems(validate.errors, kind.configSchema, `${p}/${name}`, `${name} key`));
+        hold();
         return;
       }
       const before = problems.length;
@@ -196,6 +216,7 @@ export class ConfigReader {
       } catch (e) {
         problems.push({ path: `${p}/${name}`, message: isBusbarError(e) || e instanceof Error ? e.message : String(e) });
       }
+      hold();
     });
     return out;
   }

@@ -1,19 +1,20 @@
 import { pino, type Logger } from 'pino';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
-import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
+import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
 import { isRouteBuilder, type RouteBuilder } from './builder.js';
 import { mockEndpoint, type MockEndpoint } from '../adapters/mock/index.js';
 import { ChannelBinder, type ChannelBindings } from './bindings.js';
 import { builtinAdapters } from './builtins.js';
 import { systemClock, type Clock } from './clock.js';
 import { CodecRegistry, type Codec } from './codecs.js';
-import { ConfigReader, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
+import { ConfigReader, INVALID_STEP, problemsError, type RouteConfig, type RoutesConfig } from './config.js';
 import { withRouteContract } from './contracts.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { createMessage, withHeaders, type Headers, type Message } from './message.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
+import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
@@ -99,6 +100,18 @@ export interface EndpointHealth {
 /** A route given to `addRoutes`: a builder, config data, or a list of them. */
 export type RouteInput = RouteBuilder<unknown, never> | RouteConfig | RoutesConfig | readonly RouteInput[];
 
+/** What `engine.reload` did, by route id. */
+export interface ReloadReport {
+  /** New ids: created and started. */
+  added: string[];
+  /** Gone from the new routes: drained and stopped. */
+  removed: string[];
+  /** Their model changed: drained, then the new version started. */
+  changed: string[];
+  /** Same model: left running, untouched. */
+  unchanged: string[];
+}
+
 export interface StopReport {
   timedOut: boolean;
   /** Messages still in flight per route when stop gave up waiting. */
@@ -183,6 +196,10 @@ export class Engine {
   readonly #mounters: Array<(m: ManagementServer) => void | Promise<void>> = [];
   #observer: ExchangeObserver | undefined;
   readonly #observers: ExchangeObserver[] = [];
+  /** Reloads run one at a time. */
+  #reloads: Promise<unknown> = Promise.resolve();
+  /** Set while a reload builds routes: their producers are part of the routes, not computed at message time. */
+  #deploying = false;
   readonly #tracer: EngineTracer | undefined;
 
   #events$: Observable<EngineEvent> | undefined;
@@ -257,8 +274,9 @@ export class Engine {
 
   /**
    * Check routes without adding them: every problem with its path (`/routes/<i>/...`).
-   * Used by `busbar validate`. Endpoint and compile errors are reported per route (the
-   * first one of each route, since later steps depend on earlier ones).
+   * Used by `busbar validate`. Every problem of a route in one pass: its source, every
+   * endpoint of every step (a bad one is reported and the check goes on) and the steps'
+   * own compile errors.
    */
   check(...inputs: RouteInput[]): Problem[] {
     const { defs, problems } = this.#collect(inputs);
@@ -266,16 +284,19 @@ export class Engine {
     for (const { def, path } of defs) {
       if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
       seen.add(def.id);
-      try {
-        this.#createRoute(def, true);
-      } catch (e) {
+      const toProblem = (e: unknown, where?: string): Problem => {
         const err = e as BusbarError;
         const step = typeof err.details?.step === 'string' ? (err.details.step as string).split(' ')[0] : undefined;
-        const at = step?.startsWith('/') ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' || err.code === 'BUSBAR_ERR_UNSUPPORTED_ENDPOINT' ? `${path}/from` : path;
-        const p: Problem = { path: at, message: err.message };
-        const s = err.details?.suggestion;
+        const at = where !== undefined ? `${path}${where}` : step?.startsWith('/') ? `${path}${step}` : err.code === 'BUSBAR_ERR_UNKNOWN_SCHEME' || err.code === 'BUSBAR_ERR_INVALID_OPTION' || err.code === 'BUSBAR_ERR_UNSUPPORTED_ENDPOINT' ? `${path}/from` : path;
+        const p: Problem = { path: at, message: err?.message ?? String(e) };
+        const s = err?.details?.suggestion;
         if (typeof s === 'string') p.suggestion = s;
-        problems.push(p);
+        return p;
+      };
+      try {
+        this.#createRoute(def, true, (e, where) => problems.push(toProblem(e, where)));
+      } catch (e) {
+        problems.push(toProblem(e));
       }
     }
     return problems;
@@ -309,6 +330,158 @@ export class Engine {
       i += grouped ? read.routes.length : 1;
     }
     return { defs, problems };
+  }
+
+  /**
+   * Hot reload: replace the routes by `inputs` (the new version of a routes file). Everything
+   * is validated first; then only routes whose model changed are redeployed (the old version
+   * drains its in-flight messages, then the new one starts), new ids start and ids that are
+   * gone stop. When validation or a start fails, the running version stays (routes swapped
+   * before the failure are swapped back) and a RELOAD_FAILED error says why. A route an
+   * operator had stopped or suspended keeps that: its new version is deployed stopped.
+   */
+  reload(inputs: readonly RouteInput[], opts: { timeoutMs?: number; functions?: Record<string, NamedFunction> } = {}): Promise<ReloadReport> {
+    const run = this.#reloads.then(() => this.#reload(inputs, opts));
+    this.#reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(inputs: readonly RouteInput[], opts: { timeoutMs?: number; functions?: Record<string, NamedFunction> }): Promise<ReloadReport> {
+    if (this.#state === 'starting' || this.#state === 'stopping') throw new BusbarError('ENGINE_STATE', `cannot reload while the engine is ${this.#state}`, { details: { state: this.#state } });
+    const oldFns = new Map(this.functions);
+    const restoreFns = (): void => {
+      this.functions.clear();
+      for (const [k, f] of oldFns) this.functions.set(k, f);
+    };
+    for (const [k, f] of Object.entries(opts.functions ?? {})) this.functions.set(k, f);
+    // 1. validate everything before touching a running route
+    const { defs, problems } = this.#collect(inputs);
+    const seen = new Set<string>();
+    for (const { def, path } of defs) {
+      if (seen.has(def.id)) problems.push({ path: `${path}/id`, message: `duplicate route id "${def.id}"` });
+      seen.add(def.id);
+      try {
+        this.#createRoute(def, true);
+      } catch (e) {
+        problems.push({ path, message: (e as Error).message });
+      }
+    }
+    if (problems.length) {
+      restoreFns();
+      const lines = problems.map((p) => `  ${p.path || '/'}: ${p.message}${p.suggestion ? ` (${p.suggestion})` : ''}`);
+      throw new BusbarError('RELOAD_FAILED', `reload refused, the running routes stay: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${lines.join('\n')}`, { details: { phase: 'validate', problems } });
+    }
+    // 2. what changed
+    const report: ReloadReport = { added: [], removed: [], changed: [], unchanged: [] };
+    const next = new Map(defs.map(({ def }) => [def.id, def]));
+    for (const [id, def] of next) {
+      const old = this.#routes.get(id);
+      if (!old) report.added.push(id);
+      else if (routeFingerprint(old.definition) === routeFingerprint(def)) report.unchanged.push(id);
+      else report.changed.push(id);
+    }
+    for (const id of this.#routes.keys()) if (!next.has(id)) report.removed.push(id);
+    const forget = (id: string): void => {
+      this.#routes.delete(id);
+      this.#descriptions.delete(id);
+      this.#routeUris.delete(id);
+    };
+    if (this.#state !== 'started') {
+      // nothing runs: swap the models
+      for (const id of report.removed) forget(id);
+      for (const id of [...report.changed, ...report.added]) this.#routes.set(id, this.#createRoute(next.get(id)!));
+      this.logger.info(report, 'routes reloaded');
+      return report;
+    }
+    // 3. build the new versions (compiling cannot touch the running ones), start their producers
+    const saved = new Map<string, { route: Route; steps: StepDescription[] | undefined; uris: Set<string> | undefined }>();
+    for (const id of report.changed) saved.set(id, { route: this.#routes.get(id)!, steps: this.#descriptions.get(id), uris: this.#routeUris.get(id) });
+    const restoreModel = (id: string): void => {
+      const s = saved.get(id);
+      if (!s) {
+        forget(id);
+        return;
+      }
+      this.#routes.set(id, s.route);
+      if (s.steps) this.#descriptions.set(id, s.steps);
+      if (s.uris) this.#routeUris.set(id, s.uris);
+    };
+    const built = new Map<string, Route>();
+    const models = new Map<string, { steps: StepDescription[] | undefined; uris: Set<string> | undefined }>();
+    const fail = (phase: string, id: string, e: unknown): BusbarError => {
+      restoreFns();
+      return new BusbarError('RELOAD_FAILED', `reload refused, the running routes stay: route "${id}" ${phase === 'build' ? 'cannot be built' : 'failed to start'}: ${(e as Error).message}`, { cause: e, details: { phase: 'start', routeId: id } });
+    };
+    this.#deploying = true;
+    try {
+      for (const id of [...report.changed, ...report.added]) {
+        try {
+          const route = this.#createRoute(next.get(id)!);
+          built.set(id, route);
+          // #createRoute recorded the new structure; the old one stays in force until the swap
+          const s = saved.get(id);
+          const steps = this.#descriptions.get(id);
+          const uris = this.#routeUris.get(id);
+          if (s) {
+            if (s.steps) this.#descriptions.set(id, s.steps);
+            if (s.uris) this.#routeUris.set(id, s.uris);
+          }
+          models.set(id, { steps, uris });
+          for (const uri of uris ?? []) {
+            const entry = this.#producers.get(uri);
+            if (entry) await this.#startProducer(entry);
+          }
+        } catch (e) {
+          for (const done of built.keys()) if (!saved.has(done)) forget(done);
+          if (!saved.has(id)) forget(id);
+          throw fail('build', id, e);
+        }
+      }
+    } finally {
+      this.#deploying = false;
+    }
+    // 4. swap: drain the old version, start the new one; on a failure swap everything back
+    const swapped: string[] = [];
+    const stoppedOld = new Set<string>();
+    const install = (id: string): Route => {
+      const route = built.get(id)!;
+      const m = models.get(id);
+      this.#routes.set(id, route);
+      if (m?.steps) this.#descriptions.set(id, m.steps);
+      if (m?.uris) this.#routeUris.set(id, m.uris);
+      return route;
+    };
+    try {
+      for (const id of [...report.changed, ...report.added]) {
+        const old = saved.get(id)?.route;
+        const wasRunning = old === undefined || old.state === 'started';
+        if (old && (old.state === 'started' || old.state === 'suspended')) {
+          await this.stopRoute(id, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+          if (wasRunning) stoppedOld.add(id);
+        }
+        const route = install(id);
+        swapped.push(id);
+        if (wasRunning) await this.#startOne(route);
+      }
+    } catch (e) {
+      const id = swapped[swapped.length - 1]!;
+      for (const back of swapped.reverse()) {
+        const neu = this.#routes.get(back)!;
+        if (neu.state === 'started' || neu.state === 'suspended') await this.stopRoute(back).catch(() => undefined);
+        restoreModel(back);
+        const old = saved.get(back)?.route;
+        if (old && stoppedOld.has(back)) await this.#startOne(old).catch((err: unknown) => this.logger.error({ err, route: back }, 'reload: the old version did not start again'));
+      }
+      throw fail('start', id, e);
+    }
+    // 5. routes gone from the file
+    for (const id of report.removed) {
+      const r = this.#routes.get(id)!;
+      if (r.state === 'started' || r.state === 'suspended') await this.stopRoute(id, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }).catch((err: unknown) => this.logger.error({ err, route: id }, 'reload: stopping a removed route failed'));
+      forget(id);
+    }
+    this.logger.info(report, 'routes reloaded');
+    return report;
   }
 
   routeIds(): string[] {
@@ -351,7 +524,8 @@ export class Engine {
     return defs.map((d) => d.def);
   }
 
-  #createRoute(def: RouteDefinition, dryRun = false): Route {
+  /** `collect` (dry runs of `check`): report a problem and go on, so one pass finds them all. */
+  #createRoute(def: RouteDefinition, dryRun = false, collect?: (err: unknown, where?: string) => void): Route {
     const logger = this.logger.child({ route: def.id });
     const route: Route = new Route(def, {
       maxInflight: this.#maxInflight,
@@ -369,12 +543,35 @@ export class Engine {
         },
       },
     });
-    const { adapter, endpoint } = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
+    let source: ReturnType<AdapterRegistry['resolve']> | undefined;
+    try {
+      source = this.adapters.resolve(this.#bound(def.from, 'consumer'), 'consumer', { routeId: def.id });
+    } catch (e) {
+      if (!collect) throw e;
+      collect(e, '/from');
+    }
     const policy = { ...this.#policy, ...def.errorPolicy };
     for (const uri of [policy.deadLetter, ...(policy.on ?? []).map((r) => r.deadLetter)]) {
-      if (uri) this.#producerEntry(uri, def.id, dryRun);
+      if (!uri) continue;
+      try {
+        this.#producerEntry(uri, def.id, dryRun);
+      } catch (e) {
+        if (!collect) throw e;
+        collect(e, '/errorPolicy');
+      }
     }
     const exprs = new Map<string, CompiledExpression>();
+    // collecting: a bad endpoint is reported where it is used and the step compiles on without it
+    const checked = (uri: string, at: string): boolean => {
+      if (!collect) return true;
+      try {
+        this.#producerEntry(uri, def.id, dryRun);
+        return true;
+      } catch (e) {
+        collect(e, at);
+        return false;
+      }
+    };
     // the route's structure, recorded while compiling (nested lists hang under the step compiling them)
     let rootSteps: StepDescription[] = [];
     const compiling: StepDescription[] = [];
@@ -391,6 +588,8 @@ export class Engine {
         const path = `${base}/${i}`;
         const node: StepDescription = { path, kind: step.kind, endpoints: [], children: {} };
         described[i] = node;
+        // a config step that already has its problems reported (only check() builds with one)
+        if (step.kind === INVALID_STEP) continue;
         const kind = this.steps.get(step.kind);
         if (!kind) {
           throw new BusbarError('INVALID_ROUTE', `route "${def.id}", step ${path}: unknown step kind "${step.kind}"`, { details: { routeId: def.id, step: path } });
@@ -402,6 +601,7 @@ export class Engine {
           clock: this.clock,
           codecs: this.codecs,
           producer: (uri) => {
+            if (!checked(uri, path)) return async () => undefined;
             this.#producerEntry(uri, def.id, dryRun);
             // endpoints computed at message time are not part of the structure
             if (building) {
@@ -411,6 +611,7 @@ export class Engine {
             return dryRun ? async () => undefined : this.#sender(uri);
           },
           sender: (uri) => {
+            if (!checked(uri, path)) return () => undefined;
             this.#producerEntry(uri, def.id, dryRun);
             if (building) {
               if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
@@ -419,8 +620,14 @@ export class Engine {
             return dryRun ? () => undefined : this.#syncSender(uri);
           },
           requester: (uri, defaults) => {
+            if (!checked(uri, path)) return async (m) => m;
             const entry = this.#producerEntry(uri, def.id, dryRun);
-            if (!canReply(entry.producer)) throw this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+            if (!canReply(entry.producer)) {
+              const err = this.#cannotReply(uri, def.id, `${path} (${step.kind})`);
+              if (!collect) throw err;
+              collect(err, path);
+              return async (m) => m;
+            }
             if (building) {
               if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
               uris.add(uri);
@@ -440,6 +647,11 @@ export class Engine {
           onStart: (fn) => route.startHooks.push(fn),
           state: (key, init) => this.stepState(key, init),
           maxInflight: route.maxInflight,
+          counters: () => {
+            let c = route.stepCounters.get(path);
+            if (!c) route.stepCounters.set(path, (c = {}));
+            return c;
+          },
           tracing: this.#tracer,
         };
         let compiled: Next;
@@ -449,6 +661,11 @@ export class Engine {
         try {
           compiled = kind.compile(step.args as never, rest.next, ctx);
         } catch (e) {
+          if (collect) {
+            collect(e, path);
+            n = rest.next;
+            continue;
+          }
           if (isBusbarError(e)) {
             e.details.routeId ??= def.id;
             e.details.step ??= `${path} (${step.kind})`;
@@ -481,7 +698,15 @@ export class Engine {
       }
     }
     // consumers do no I/O when created, so a dry run builds one too: its checks count
-    const consumer = adapter.createConsumer!(endpoint, this.#consumerContext(route));
+    if (!source) return route;
+    let consumer: Consumer;
+    try {
+      consumer = source.adapter.createConsumer!(source.endpoint, this.#consumerContext(route));
+    } catch (e) {
+      if (!collect) throw e;
+      collect(e, '/from');
+      return route;
+    }
     if (!dryRun) route.consumer = consumer;
     return route;
   }
@@ -536,7 +761,7 @@ export class Engine {
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
     entry = { producer, started: !producer.start, starting: undefined, sent: 0 };
     if (dryRun) return entry;
-    if (this.#state === 'started') {
+    if (this.#state === 'started' && !this.#deploying) {
       entry.dynamic = true;
       this.#dynamic.push(uri);
       if (this.#dynamic.length > MAX_DYNAMIC_PRODUCERS) this.#evict(this.#dynamic.shift()!);
@@ -783,10 +1008,10 @@ export class Engine {
     }
   }
 
-  #counts(): Record<string, { received: number; completed: number; failed: number }> {
+  #counts(): Record<string, { received: number; completed: number; failed: number; deadLettered: number; redelivered: number }> {
     return Object.fromEntries([...this.#routes.values()].map((r) => {
       const s = r.stats();
-      return [r.id, { received: s.received, completed: s.completed, failed: s.failed }];
+      return [r.id, { received: s.received, completed: s.completed, failed: s.failed, deadLettered: s.deadLettered, redelivered: s.redelivered }];
     }));
   }
 
@@ -862,7 +1087,10 @@ export class Engine {
     r.state = 'stopping';
     if (!wasSuspended) await r.consumer!.stop().catch((err: unknown) => r.logger.error({ err }, 'consumer stop failed'));
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
-    const drained = await Promise.race([r.whenDrained().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), timeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    // the timer is cleared once drained: a reload stops routes often, and each timer would hold its route until it fired
+    const drained = await Promise.race([r.whenDrained().then(() => true), new Promise<false>((res) => (timer = setTimeout(() => res(false), timeoutMs)).unref())]);
+    clearTimeout(timer);
     for (const h of r.stopHooks) await Promise.resolve(h()).catch((err: unknown) => r.logger.error({ err }, 'stop hook failed'));
     r.state = 'stopped';
     this.#events?.next({ type: 'route.stopped', routeId: r.id });

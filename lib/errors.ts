@@ -87,6 +87,7 @@ export const errorCatalogue = {
   MANAGEMENT_CONFIG: { retryable: false, description: 'The management API cannot start as configured: a non-loopback address without a token, a bad address or port, the port in use.' },
   UNAUTHORIZED: { retryable: false, description: 'A management request had no bearer token or the wrong one (HTTP 401).' },
   MANAGEMENT_REQUEST: { retryable: false, description: 'A management request is malformed (bad JSON body, unknown parameter, wrong method); the message says what (HTTP 400/405).' },
+  RELOAD_FAILED: { retryable: false, description: 'A hot reload was refused: the new routes did not validate or a changed route did not start; the running version stays (`details.phase`: validate or start; `details.problems` or `details.routeId`). HTTP 422.' },
   // --- p2p (peer-to-peer bus)
   P2P_CONFIG: { retryable: false, description: 'The p2p adapter configuration is invalid (no cluster secret, a bad listen or seed address); `details.problems` lists each problem.' },
   P2P_NO_PROVIDER: { retryable: true, description: 'No live peer serves the `direct:`/`queue:` channel of a p2p request.' },

@@ -1,4 +1,4 @@
-export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport } from './engine.js';
+export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport, type ReloadReport } from './engine.js';
 export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branch, type Predicate } from './builder.js';
 export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
@@ -29,11 +29,12 @@ export { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '.
 export { patternState, SPLIT_HEADERS, AGGREGATE_HEADERS, type PatternState, type ReplyStrategy } from './steps/patterns/common.js';
 export { RESEQUENCE_LATE_HEADER, type AggregateStrategy, type CompletionReason } from './steps/patterns/aggregate.js';
 export { SCATTER_HEADERS, WIRE_TAP_HEADER, ROUTING_SLIP_HEADER, DYNAMIC_ROUTER_HOP_HEADER, LOAD_BALANCER_TARGET_HEADER } from './steps/patterns/routing.js';
+export type { GatheredReply, MissingReply, GatherResult } from './steps/patterns/routing.js';
 export { CLAIM_CHECK_HEADER, DUPLICATE_HEADER } from './steps/patterns/content.js';
 export { CIRCUIT_HEADER } from './steps/patterns/resilience.js';
 export { tokenizeChunks } from './steps/patterns/split.js';
 export { patternSteps } from './steps/patterns/index.js';
-export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, RecipientListOptions, MulticastOptions, ScatterGatherOptions, EnrichOptions, ClaimCheckOptions, IdempotentOptions, LoadBalanceOptions, RetryOptions, CircuitBreakerStepOptions, MapReduceOptions } from './steps/patterns/options.js';
+export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, RecipientListOptions, MulticastOptions, ScatterGatherOptions, ScatterStrategy, EnrichOptions, ClaimCheckOptions, IdempotentOptions, LoadBalanceOptions, RetryOptions, CircuitBreakerStepOptions, MapReduceOptions } from './steps/patterns/options.js';
 export { xmlElements, csvRows, jsonArrayItems, textLines, type ByteSource, type XmlElementsOptions, type JsonItemsOptions, type TextLinesOptions } from './streaming.js';
 export { compileContract, contractProblems, withRouteContract, type Contract, type ContractOptions, type ContractProblem, type RouteContract } from './contracts.js';
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';

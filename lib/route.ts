@@ -36,6 +36,8 @@ export interface RouteStats {
   redelivered: number;
   inflight: number;
   maxInflight: number;
+  /** Counters of steps that keep some (by step path), e.g. `{ "/steps/1": { "lateArrivals": 2 } }`. */
+  steps?: Record<string, Record<string, number>>;
 }
 
 export type MessageEvent =
@@ -86,6 +88,8 @@ export class Route {
   trace: ((msg: Message, run: (m: Message) => Promise<Message>) => Promise<Message>) | undefined;
   readonly startHooks: Array<() => Promise<void> | void> = [];
   readonly stopHooks: Array<() => Promise<void> | void> = [];
+  /** Counters steps keep (CompileContext.counters), by step path. */
+  readonly stepCounters = new Map<string, Record<string, number>>();
 
   #inflight = 0;
   #waiters: Array<() => void> = [];
@@ -155,7 +159,7 @@ export class Route {
     const source: RouteStats['source'] = { uri: this.definition.from, status: this.#status, since: new Date(this.#statusSince).toISOString() };
     if (this.#statusError !== undefined) source.error = this.#statusError;
     if (this.consumer?.stats) source.details = this.consumer.stats();
-    return {
+    const s: RouteStats = {
       state: this.state,
       source,
       received: this.#received,
@@ -166,11 +170,14 @@ export class Route {
       inflight: this.#inflight,
       maxInflight: this.maxInflight,
     };
+    if (this.stepCounters.size) s.steps = Object.fromEntries([...this.stepCounters].map(([path, c]) => [path, { ...c }]));
+    return s;
   }
 
   /** Counters back to zero (the management API's reset-stats); in-flight messages stay counted. */
   resetStats(): void {
     this.#received = this.#completed = this.#failed = this.#deadLettered = this.#redelivered = 0;
+    for (const c of this.stepCounters.values()) for (const k of Object.keys(c)) c[k] = 0;
   }
 
   /**

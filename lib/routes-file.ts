@@ -35,9 +35,14 @@ export function defineRoutes(m: RoutesModule): RoutesModule {
 }
 
 let tsxRegistered = false;
+let reloadSeq = 0;
 
-/** Load a routes file (.ts, .mts, .js, .mjs, .json). TypeScript needs no build step. */
-export async function loadRoutesFile(file: string): Promise<RoutesModule> {
+/**
+ * Load a routes file (.ts, .mts, .js, .mjs, .json). TypeScript needs no build step.
+ * `fresh` (hot reload): read the file's current version as a module that can be collected
+ * again (see lib/fresh-module.ts), not the one Node's module cache holds.
+ */
+export async function loadRoutesFile(file: string, opts: { fresh?: boolean } = {}): Promise<RoutesModule> {
   const abs = resolve(file);
   const ext = extname(abs);
   let raw: unknown;
@@ -60,6 +65,10 @@ export async function loadRoutesFile(file: string): Promise<RoutesModule> {
       // tsx compiles TypeScript on import, so a routes file runs without a build step
       const { register } = await import('tsx/esm/api');
       register();
+      // in a "type": "commonjs" project (npm init's default) tsx compiles a .ts file to CommonJS
+      // and require()s it; without its CJS hook Node fails with "Cannot require() ES Module ... in a cycle"
+      const cjs = await import('tsx/cjs/api');
+      cjs.register();
       tsxRegistered = true;
     }
     try {
@@ -69,11 +78,18 @@ export async function loadRoutesFile(file: string): Promise<RoutesModule> {
     }
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+      const fresh = opts.fresh ? await (await import('./fresh-module.js')).importFresh(abs) : undefined;
+      // without `fresh` (or when the file needs real ESM: top-level await), an import; reloaded with a new URL
+      mod = fresh ?? ((await import(opts.fresh ? `${pathToFileURL(abs).href}?reload=${Date.now()}-${++reloadSeq}` : pathToFileURL(abs).href)) as Record<string, unknown>);
     } catch (e) {
       throw new BusbarError('ROUTES_FILE', `cannot load routes file ${file}: ${(e as Error).message}`, { cause: e, details: { file } });
     }
     raw = mod.default ?? (mod.routes !== undefined ? { ...mod } : undefined);
+    // a .ts file compiled to CommonJS arrives as its module.exports: { default, routes, ... }
+    if (raw && typeof raw === 'object' && !('routes' in raw) && !('from' in raw) && !Array.isArray(raw) && !isRouteBuilder(raw)) {
+      const exportsObj = raw as Record<string, unknown>;
+      if (exportsObj.default !== undefined) raw = exportsObj.default;
+    }
     if (typeof raw === 'function') raw = await (raw as () => unknown)();
   } else {
     throw new BusbarError('ROUTES_FILE', `routes file ${file}: unsupported extension "${ext}" (use .ts, .js, .mjs or .json)`, { details: { file } });

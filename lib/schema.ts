@@ -63,7 +63,8 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
 
 /** A fresh ajv configured the way busbar validates: all errors, defaults applied, strings coerced. */
 export function createAjv(opts: { coerceTypes?: boolean } = {}): Ajv {
-  return new (ajvLib().Ajv)({ allErrors: true, useDefaults: true, coerceTypes: opts.coerceTypes ?? false, strict: false });
+  // verbose: errors carry the offending value, so a problem can say what it got
+  return new (ajvLib().Ajv)({ allErrors: true, useDefaults: true, coerceTypes: opts.coerceTypes ?? false, strict: false, verbose: true });
 }
 
 function propertiesOf(schema: JsonSchema | undefined, pointer: string): string[] {
@@ -78,9 +79,42 @@ function propertiesOf(schema: JsonSchema | undefined, pointer: string): string[]
 }
 
 /** Turn ajv's errors into one readable Problem each, paths prefixed with `base`. */
+/**
+ * ajv reports every branch of a failed `oneOf`/`anyOf`. Keep what explains the value: a union
+ * of constants becomes one "must be one of" error; otherwise the branches whose type does not
+ * even fit the value (a string branch for an object) are dropped, and the summary with them.
+ */
+function pruneAlternatives(errors: readonly ErrorObject[]): ErrorObject[] {
+  let list = [...errors];
+  const alts = list.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').sort((a, b) => b.schemaPath.length - a.schemaPath.length);
+  for (const alt of alts) {
+    const prefix = `${alt.schemaPath}/`;
+    const subs = list.filter((e) => e.schemaPath.startsWith(prefix));
+    if (!subs.length) continue;
+    const here = (e: ErrorObject): boolean => e.instancePath === alt.instancePath;
+    if (subs.every((e) => here(e) && e.keyword === 'const')) {
+      const allowedValues = subs.map((e) => (e.params as { allowedValue: unknown }).allowedValue);
+      const merged: ErrorObject = { ...alt, keyword: 'enum', params: { allowedValues }, message: 'must be equal to one of the allowed values' };
+      list = list.filter((e) => !subs.includes(e)).map((e) => (e === alt ? merged : e));
+      continue;
+    }
+    const branches = new Map<string, ErrorObject[]>();
+    for (const e of subs) {
+      const b = e.schemaPath.slice(prefix.length).split('/')[0]!;
+      branches.set(b, [...(branches.get(b) ?? []), e]);
+    }
+    const misfit = (es: ErrorObject[]): boolean => es.some((e) => here(e) && (e.keyword === 'type' || e.keyword === 'const' || e.keyword === 'enum'));
+    const fitting = [...branches.values()].filter((es) => !misfit(es));
+    if (fitting.length === 0) continue;
+    const keep = new Set(fitting.flat());
+    list = list.filter((e) => e !== alt && (!subs.includes(e) || keep.has(e)));
+  }
+  return list;
+}
+
 export function toProblems(errors: readonly ErrorObject[] | null | undefined, schema: JsonSchema | undefined, base = '', what = 'value'): Problem[] {
   const out: Problem[] = [];
-  for (const e of errors ?? []) {
+  for (const e of pruneAlternatives(errors ?? [])) {
     const at = base + e.instancePath;
     switch (e.keyword) {
       case 'additionalProperties': {
@@ -94,7 +128,7 @@ export function toProblems(errors: readonly ErrorObject[] | null | undefined, sc
       }
       case 'enum': {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
-        const p: Problem = { path: at, message: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(e.data)}` };
+        const p: Problem = { path: at, message: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}${e.data === undefined ? '' : `, got ${JSON.stringify(e.data)}`}` };
         const s = typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined;
         if (s) p.suggestion = s;
         out.push(p);

@@ -75,6 +75,11 @@ export interface CompileContext {
   state<T>(key: string, init: () => T): T;
   /** The route's bound on messages in flight. */
   readonly maxInflight: number;
+  /**
+   * This step's counters (late arrivals, timed-out recipients...): a record the step
+   * increments, reported in the route's stats under `steps[<path>]`.
+   */
+  counters(): Record<string, number>;
   /** The engine's tracer when it traces (a split part's span); undefined otherwise. */
   readonly tracing?: StepTracing | undefined;
 }

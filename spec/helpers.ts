@@ -1,12 +1,25 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { BusbarError } from '../lib/errors.js';
 
 /** A logger for tests: silent unless BUSBAR_TEST_LOG=level. */
 export function testLogger(): Logger {
   return pino({ level: process.env.BUSBAR_TEST_LOG ?? 'silent' });
+}
+
+/** A pino logger (default level debug) whose JSON lines are kept: to see what busbar logs, and at which level. */
+export function capturedLogger(level = 'debug'): { logger: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
+  const lines: Array<{ level: number; msg: string; [k: string]: unknown }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg: string });
+      cb();
+    },
+  });
+  return { logger: pino({ level }, sink) as unknown as Logger, lines };
 }
 
 /** A fresh temp dir; removed by the returned cleanup. */

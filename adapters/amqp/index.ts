@@ -61,16 +61,22 @@ function client(ctx: AdapterContext, config: ResolvedAmqpConfig, role: 'consumer
   return ctx.state(`client:${role}`, () => new AmqpClient(config, role, ctx.logger.child({ adapter: 'amqp', role }), ctx.clock));
 }
 
+/** The amqp adapter; `config` is what it was created with, so `busbar topology plan` can plan it from a routes file. */
+export interface AmqpAdapter extends Adapter<AmqpOptions> {
+  readonly config: AmqpConfig;
+}
+
 /**
  * `amqp:` adapter for RabbitMQ with the given connection and topology. The topology is
  * asserted when the first endpoint starts and after every reconnection; a declaration
  * that conflicts with the broker fails the start with AMQP_TOPOLOGY_CONFLICT. The config
  * is validated now (AMQP_CONFIG); nothing connects until a route or producer starts.
  */
-export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions> {
+export function createAmqpAdapter(config: AmqpConfig = {}): AmqpAdapter {
   const c = resolveConfig(config);
   return {
     scheme: 'amqp',
+    config,
     description: 'RabbitMQ (AMQP 0-9-1): queues and exchanges, publisher confirms, ack after the route, poison-message handling, reconnection, request-reply over direct reply-to.',
     optionsSchema: amqpOptions,
     createConsumer(endpoint, ctx) {
@@ -115,6 +121,6 @@ export function createAmqpAdapter(config: AmqpConfig = {}): Adapter<AmqpOptions>
 }
 
 /** The adapter with the default configuration: RabbitMQ at amqp://guest:guest@127.0.0.1:5672, no topology. */
-export const amqpAdapter: Adapter<AmqpOptions> = createAmqpAdapter();
+export const amqpAdapter: AmqpAdapter = createAmqpAdapter();
 
 export default amqpAdapter;

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Adapter, AdapterContext, Consumer, ConsumerContext, Endpoint, Producer, RequestOptions } from '../../lib/adapter.js';
+import type { Logger } from 'pino';
 import type { Message } from '../../lib/message.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createAjv, toProblems } from '../../lib/schema.js';
@@ -142,6 +143,24 @@ export function createP2pAdapter(config: P2pConfig): Adapter<P2pOptions> {
 /** The peer of an engine (membership view, stats), once one of its p2p endpoints started. */
 export function p2pPeer(engine: { adapterState<T>(scheme: string, key: string, init: () => T): T }, scheme = 'p2p'): P2pNode | undefined {
   return engine.adapterState<Holder>(scheme, 'holder', () => ({})).node;
+}
+
+/**
+ * The p2p adapter of a routes file that does not configure one (`busbar run` registers every
+ * configurable adapter): it exists so `p2p:` URIs are known, and each endpoint fails with
+ * P2P_CONFIG saying what to configure, because a peer cannot run without the cluster secret.
+ */
+export function unconfiguredP2pAdapter(): Adapter<P2pOptions> {
+  const fail = (endpoint: Endpoint<P2pOptions>): never => {
+    throw new BusbarError('P2P_CONFIG', `endpoint "${endpoint.uri}": the p2p adapter is not configured; give "adapters": { "p2p": { "secret": "...", "seeds": [...] } } in the routes file`, { details: { uri: endpoint.uri } });
+  };
+  return { scheme: 'p2p', description: 'Peer-to-peer bus (not configured: needs a cluster secret)', optionsSchema: p2pOptions, createConsumer: fail, createProducer: fail };
+}
+
+/** A peer without an engine (the `connect('p2p://...')` client): the same settings, checked the same way. */
+export function createP2pNode(config: P2pConfig, logger: Logger): P2pNode {
+  const settings = resolve(config);
+  return new P2pNode(settings, logger.child({ adapter: 'p2p', peer: settings.name }));
 }
 
 export { P2pNode };

@@ -8,6 +8,7 @@ import { createDbAdapter, dbConfigSchema, dbSteps, type DbConfigInput } from '..
 import { createEventlogAdapter, eventlogConfigSchema, type EventlogConfig } from '../../adapters/eventlog/index.js';
 import { createFileAdapter, fileConfigSchema, type FileConfig } from '../../adapters/file/index.js';
 import { createFnAdapter, fnConfigSchema, type FnConfigInput } from '../../adapters/fn/index.js';
+import { createP2pAdapter, p2pConfigSchema, unconfiguredP2pAdapter, type P2pConfig } from '../../adapters/p2p/index.js';
 import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../../adapters/http/index.js';
 
 /**
@@ -34,6 +35,7 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     fn: { scheme: 'fn', configSchema: fnConfigSchema, create: (c) => createFnAdapter(c as FnConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
+    p2p: { scheme: 'p2p', configSchema: p2pConfigSchema, create: (c) => (c === undefined ? unconfiguredP2pAdapter() : createP2pAdapter(c as P2pConfig)) as unknown as Adapter },
     eventlog: { scheme: 'eventlog', configSchema: eventlogConfigSchema, create: (c) => createEventlogAdapter(c as EventlogConfig | undefined) as unknown as Adapter },
   };
 }

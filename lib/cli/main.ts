@@ -5,7 +5,9 @@ import type { Adapter } from '../adapter.js';
 import { adapterFactories, channelsOf, namedFromConfig } from './adapter-factories.js';
 import { registerGraphCommand } from './graph.js';
 import { useConsole } from '../console/index.js';
-import { startSummary } from './summary.js';
+import { DEFAULT_SUMMARY_INTERVAL, drainProgress, startSummary } from './summary.js';
+import { watchFile } from './watch.js';
+import { routesFileReloader, type FileReloadReport } from '../management/reload.js';
 import { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { loadRoutesFile, type RoutesModule } from '../routes-file.js';
@@ -145,18 +147,24 @@ interface RunOptions {
   management?: string;
   managementToken?: string;
   summary?: number;
+  summaryInterval?: number;
+  quiet?: boolean;
+  watch?: boolean;
 }
 
 async function runCommand(file: string, opts: RunOptions): Promise<void> {
   const logger = makeLogger(opts.logLevel, opts.pretty);
   let engine: Engine;
   let management: ManagementServer | undefined;
+  let reload: (() => Promise<FileReloadReport>) | undefined;
   try {
-    const mod = await loadRoutesFile(file);
+    const mod = await loadRoutesFile(file, { fresh: opts.watch === true });
     const settings = managementSettings(opts.management, opts.managementToken, mod.management);
     const built = engineFromModule(mod, logger);
     if (built.problems.length) throw new BusbarError('ROUTES_FILE', `${file}:\n${built.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
     engine = built.engine;
+    reload = routesFileReloader(engine, file, { first: mod, timeoutMs: opts.stopTimeout });
+    if (settings) settings.reload = reload;
     engine.addRoutes(...(Array.isArray(mod.routes) ? mod.routes : [mod.routes]));
     // before the routes start: /live answers and /ready says 503 while they are starting
     if (settings) management = await useConsole(engine).management(settings);
@@ -167,7 +175,17 @@ async function runCommand(file: string, opts: RunOptions): Promise<void> {
     logger.flush?.();
     fail(e);
   }
-  const endSummary = opts.summary === undefined ? undefined : startSummary(engine, opts.summary, (t) => process.stdout.write(t));
+  const every = opts.summaryInterval ?? opts.summary ?? DEFAULT_SUMMARY_INTERVAL;
+  const endSummary = opts.quiet ? undefined : startSummary(engine, every, (t) => process.stdout.write(t));
+  const unwatch = opts.watch ? watchFile(file, async () => {
+    try {
+      const r = await reload!();
+      if (!opts.quiet) process.stdout.write(`reloaded ${file}: changed ${r.changed.join(', ') || '-'}; added ${r.added.join(', ') || '-'}; removed ${r.removed.join(', ') || '-'}; unchanged ${r.unchanged.length}\n`);
+    } catch (e) {
+      // the running version stays; the error was logged with its code
+      process.stderr.write(`busbar: ${(e as Error).message}\n  code: ${(e as { code?: string }).code ?? '-'}\n`);
+    }
+  }) : undefined;
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) {
@@ -175,8 +193,11 @@ async function runCommand(file: string, opts: RunOptions): Promise<void> {
       process.exit(130);
     }
     stopping = true;
+    unwatch?.();
     logger.info({ reason: why }, 'stopping');
+    const endProgress = opts.quiet ? undefined : drainProgress(engine, (t) => process.stderr.write(t));
     const report = await engine.stop({ timeoutMs: opts.stopTimeout });
+    endProgress?.();
     endSummary?.();
     await management?.close();
     logger.flush?.();
@@ -204,7 +225,10 @@ export function buildProgram(): Command {
     .option('--stop-timeout <duration>', 'how long a graceful stop waits for in-flight messages', parseDuration, 10_000)
     .option('--management <host:port>', 'serve the management API (health, metrics, route operations) here, e.g. 127.0.0.1:9464')
     .option('--management-token <token>', 'bearer token of the management API (default: BUSBAR_MANAGEMENT_TOKEN); required off loopback')
-    .option('--summary <duration>', 'print a one-line summary per route this often (e.g. 2s)', parseDuration)
+    .option('--summary-interval <duration>', `print a one-line summary per route this often (default ${DEFAULT_SUMMARY_INTERVAL / 1000}s; a final one at stop)`, parseDuration)
+    .option('--summary <duration>', 'the same as --summary-interval', parseDuration)
+    .option('--quiet', 'no periodic summary, no final stats line, no progress (logs only)')
+    .option('--watch', 'reload the routes file when it changes: only changed routes are redeployed; a file that fails to validate or start leaves the running version')
     .action((file: string, opts: RunOptions) => runCommand(file, opts));
   program
     .command('validate')
@@ -223,6 +247,16 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The config of the first amqp adapter instance in a routes module's `adapters: [...]` (createAmqpAdapter keeps it). */
+function amqpInstanceConfig(mod: RoutesModule): unknown {
+  if (!Array.isArray(mod.adapters)) return undefined;
+  for (const a of mod.adapters) {
+    const config = (a as Adapter & { config?: unknown }).config;
+    if ((a.type ?? a.scheme) === 'amqp' && config && typeof config === 'object') return config;
+  }
+  return undefined;
+}
+
 async function topologyPlanCommand(file: string, opts: { url?: string }): Promise<void> {
   let mod: RoutesModule;
   try {
@@ -230,7 +264,8 @@ async function topologyPlanCommand(file: string, opts: { url?: string }): Promis
   } catch (e) {
     fail(e);
   }
-  const config = amqpWithTopology(mod).amqp;
+  // as config (JSON, or `adapters: { amqp: {...} }`), else from an amqp adapter instance the file passes
+  const config = amqpWithTopology(mod).amqp ?? amqpInstanceConfig(mod);
   if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...} or "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
   try {
     const { planTopology, formatPlan } = await import('../../adapters/amqp/topology.js');

@@ -163,6 +163,19 @@ export function registerOpsCommands(program: Command): void {
     }
   });
 
+  withClient(program.command('reload').description('reload the routes file of a running hub: validated first, only changed routes redeployed; on a failure the running version stays (exit 1)')).action(async (o: ClientOptions) => {
+    try {
+      const r = await new HubClient(o).ok<{ file: string; changed: string[]; added: string[]; removed: string[]; unchanged: string[]; restartNeeded?: string[] }>('POST', '/api/v1/reload', {});
+      out(o, r, () => {
+        const list = (xs: string[]): string => (xs.length ? xs.join(', ') : '-');
+        const restart = r.restartNeeded?.length ? `\nneeds a restart to apply: ${r.restartNeeded.join(', ')}` : '';
+        return `reloaded ${r.file}: changed ${list(r.changed)}; added ${list(r.added)}; removed ${list(r.removed)}; unchanged ${list(r.unchanged)}${restart}`;
+      });
+    } catch (e) {
+      failed(e);
+    }
+  });
+
   withClient(program.command('inflight').description('exchanges in flight on a running hub: message id, age, step').option('--route <id>', 'only this route')).action(async (o: ClientOptions & { route?: string }) => {
     try {
       const q = o.route ? `?route=${encodeURIComponent(o.route)}` : '';

@@ -57,9 +57,10 @@ const transports: Record<string, (url: string, config: Record<string, unknown>) 
 
 export async function connect<C extends ChannelMap = ChannelMap>(url: string, opts: ConnectOptions = {}): Promise<BusClient<C>> {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(url)?.[1];
+  if (scheme === 'p2p') return (await import('./p2p-client.js')).connectP2p<C>(url, opts.config ?? {}, opts.logger ?? pino({ level: 'silent' }));
   const make = scheme ? transports[scheme] : undefined;
   if (!make) {
-    throw new BusbarError('INVALID_URI', `connect(): "${url.replace(/\/\/[^/@]*@/, '//***@')}" is not a transport URL busbar can connect to (known: ${Object.keys(transports).map((s) => `${s}://`).join(', ')})`, { details: { scheme } });
+    throw new BusbarError('INVALID_URI', `connect(): "${url.replace(/\/\/[^/@]*@/, '//***@')}" is not a transport URL busbar can connect to (known: ${[...Object.keys(transports), 'p2p'].map((s) => `${s}://`).join(', ')})`, { details: { scheme } });
   }
   const logger = opts.logger ?? pino({ level: 'silent' });
   const transport = scheme === 'amqps' ? 'amqp' : scheme!;

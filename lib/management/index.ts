@@ -11,6 +11,7 @@ export type { ManagementHandler, ManagementOptions, ManagementServer } from './t
 export { DEFAULT_MANAGEMENT_PORT, isLoopback, readJson, sendError, sendJson } from './server.js';
 export type { InflightExchange, StepCounts } from './inflight.js';
 export { createMetrics, type BusbarMetrics, type MetricsOptions } from './metrics.js';
+export { routesFileReloader, type FileReloadReport } from './reload.js';
 export { listDeadLetters, replayDeadLetters, FILE_REASONS_DIR, REPLAYED_HEADER, type DeadLetter, type ReplayResult } from './dead-letters.js';
 
 /** What the built-in handlers share: the engine, the server, the tracker. */
@@ -144,6 +145,11 @@ function mountCore(ctx: ManagementContext, opts: ManagementOptions): void {
     const route = new URL(req.url ?? '/', 'http://x').searchParams.get('route') ?? '';
     const p = replays.get(route);
     sendJson(res, 200, p ? { route, replay: p } : { route });
+  });
+  server.addRoute('POST', '/api/v1/reload', async (req, res) => {
+    await readJson(req);
+    if (!opts.reload) throw new BusbarError('MANAGEMENT_REQUEST', 'nothing to reload: this management API was started without a routes file (busbar run <file>, or the `reload` option of engine.management)', { details: {} });
+    sendJson(res, 200, await opts.reload());
   });
   server.addRoute('GET', '/api/v1/events', (req, res) => events(ctx, req, res, opts.eventsIntervalMs ?? 1000));
 }

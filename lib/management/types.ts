@@ -15,6 +15,11 @@ export interface ManagementOptions {
   metrics?: boolean | import('./metrics.js').MetricsOptions;
   /** Interval of the `stats` events on `GET /api/v1/events` (default 1000 ms). */
   eventsIntervalMs?: number;
+  /**
+   * What `POST /api/v1/reload` runs (`busbar run` passes the reload of its routes file, see
+   * `routesFileReloader`); without it the operation answers 400. Its result is the answer.
+   */
+  reload?: () => Promise<unknown>;
 }
 
 /** A handler mounted on the management server; `params` has the path's `:name` parts (and `*` for a prefix mount's rest). */

@@ -53,7 +53,7 @@ describe('busbar CLI (the standalone broker process)', function () {
     const lines = jsonLines(r.stdout);
     expect(lines.filter((l) => typeof l.msg === 'string' && /^(even|odd) tick \d$/.test(l.msg as string)).map((l) => l.msg)).to.deep.equal(['odd tick 1', 'even tick 2', 'odd tick 3']);
     const stopped = lines.find((l) => l.msg === 'engine stopped');
-    expect(stopped?.stats).to.deep.equal({ ticks: { received: 3, completed: 3, failed: 0 } });
+    expect(stopped?.stats).to.deep.equal({ ticks: { received: 3, completed: 3, failed: 0, deadLettered: 0, redelivered: 0 } });
   });
 
   it('runs the TypeScript demo without a build step', () => {

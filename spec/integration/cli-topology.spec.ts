@@ -58,6 +58,14 @@ describe('busbar topology plan (against the real RabbitMQ)', function () {
     expect(r.out).to.match(new RegExp(`= queue +${existing} +unchanged`));
   });
 
+  it('plans the README example, whose amqp adapter is passed as an instance (examples/amqp-bridge/routes.ts)', () => {
+    const r = spawnSync(process.execPath, ['bin/busbar.js', 'topology', 'plan', 'examples/amqp-bridge/routes.ts'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BUSBAR_AMQP_URL: AMQP_URL } });
+    const out = r.stdout + r.stderr;
+    expect(out).not.to.contain('declares no amqp topology');
+    expect(r.status, out).to.equal(0);
+    expect(out).to.match(/exchange +orders /).and.match(/queue +orders\.in /).and.match(/binding +orders -> queue orders\.all \[orders\.#\]/);
+  });
+
   it('reads a top-level "topology" of the routes file as the amqp topology', () => {
     const r = plan([{ name: existing, messageTtlMs: 5000 }], true);
     expect(r.code, r.out).to.equal(1);

@@ -69,7 +69,9 @@ describe('routes as plain data (config form)', () => {
     expect(byPath['/routes/2/steps/2']?.message).to.contain('exactly one key');
     expect(byPath['/routes/2/steps/3/choice/when/0/steps/0/too']?.suggestion).to.equal('did you mean "to"?');
     expect(byPath['/routes/0/from']?.suggestion).to.equal('did you mean "size"?');
-    expect(problems).to.have.length(8);
+    // the same route's second bad endpoint too: one pass finds every problem
+    expect(byPath['/routes/0/steps/1']?.message).to.contain('did you mean "mock"?');
+    expect(problems).to.have.length(9);
   });
 
   it('checks endpoints of otherwise valid routes, naming the option and the nearest name', () => {

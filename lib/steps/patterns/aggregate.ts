@@ -8,7 +8,10 @@ import { then, type CompileContext, type ConfigContext, type MaybePromise, type 
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { AGGREGATE_HEADERS, keyOf, namedStore, patternStateOf, SPLIT_HEADERS } from './common.js';
 
-export type CompletionReason = 'size' | 'split' | 'predicate' | 'timeout' | 'interval' | 'stop' | 'capacity';
+export type CompletionReason = 'size' | 'split' | 'predicate' | 'timeout' | 'deadline' | 'interval' | 'stop' | 'capacity';
+
+/** Header a late arrival (a message for a closed correlation key) carries on its way to `lateArrivals`. */
+export const AGGREGATE_LATE_HEADER = 'busbar.aggregate.late';
 
 export type AggregateStrategy = 'array' | 'concat' | 'sum' | 'count' | 'merge' | 'first' | 'last';
 
@@ -35,6 +38,17 @@ export interface AggregateArgs {
   store?: AggregationStore | string | undefined;
   /** Bound on open groups (default 10 000): a new group beyond it completes the oldest (`capacity`). */
   maxGroups?: number | undefined;
+  /** Complete a group this long after its first message, however busy it is (`deadline`). */
+  completionDeadlineMs?: number | undefined;
+  /**
+   * Close a key when its group completes: later messages with that key are late arrivals
+   * (counted in the route stats as `lateArrivals`, discarded or sent to `lateArrivals`).
+   * Closed keys are remembered for `ttlMs` (default 300 000) and at most `maxKeys` of them
+   * (default 10 000, oldest forgotten first).
+   */
+  close?: boolean | { ttlMs?: number | undefined; maxKeys?: number | undefined } | undefined;
+  /** Endpoint late arrivals go to (with `busbar.aggregate.late: true`) instead of being discarded. */
+  lateArrivals?: string | undefined;
 }
 
 function isComputed(v: unknown): v is Computed {
@@ -93,6 +107,21 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       completeOnStop: { type: 'boolean', default: true, description: 'complete open groups when the route stops' },
       store: { type: 'string', minLength: 1, description: 'name of an aggregation store registered on the engine (default: memory)' },
       maxGroups: { type: 'integer', minimum: 1, default: 10000, description: 'bound on open groups; beyond it the oldest group is completed' },
+      completionDeadlineMs: { type: 'number', exclusiveMinimum: 0, description: 'complete a group this long after its first message (completedBy deadline)' },
+      close: {
+        oneOf: [
+          { type: 'boolean', description: 'close a key when its group completes: later messages with it are late arrivals' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              ttlMs: { type: 'number', exclusiveMinimum: 0, default: 300000, description: 'how long a closed key is remembered' },
+              maxKeys: { type: 'integer', minimum: 1, default: 10000, description: 'at most this many closed keys are remembered (oldest forgotten first)' },
+            },
+          },
+        ],
+      },
+      lateArrivals: { type: 'string', minLength: 1, description: 'endpoint late arrivals (messages for a closed key) go to; default: discarded and counted' },
     },
   },
   fromConfig(value, ctx: ConfigContext) {
@@ -106,18 +135,22 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       completeOnStop: v.completeOnStop as boolean | undefined,
       store: v.store as string | undefined,
       maxGroups: v.maxGroups as number | undefined,
+      completionDeadlineMs: v.completionDeadlineMs as number | undefined,
+      close: v.close as AggregateArgs['close'],
+      lateArrivals: v.lateArrivals as string | undefined,
     };
+    if (args.lateArrivals !== undefined && !args.close) ctx.problem({ path: `${ctx.path}/lateArrivals`, message: 'lateArrivals needs close: late arrivals are messages for a key closed on completion' });
     if (v.correlate !== undefined) args.correlate = computedFromConfig(v.correlate, ctx, `${ctx.path}/correlate`);
     if (v.combine !== undefined) args.combine = computedFromConfig(v.combine, ctx, `${ctx.path}/combine`);
     if (v.predicate !== undefined) args.predicate = computedFromConfig(v.predicate, ctx, `${ctx.path}/predicate`);
-    if (args.size === undefined && !args.fromSplit && v.predicate === undefined && args.timeoutMs === undefined && args.intervalMs === undefined) {
-      ctx.problem({ path: ctx.path, message: 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs or intervalMs' });
+    if (args.size === undefined && !args.fromSplit && v.predicate === undefined && args.timeoutMs === undefined && args.intervalMs === undefined && args.completionDeadlineMs === undefined) {
+      ctx.problem({ path: ctx.path, message: 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs, completionDeadlineMs or intervalMs' });
     }
     return args;
   },
   compile(args, next, ctx) {
-    if (args.size === undefined && !args.fromSplit && !args.predicate && args.timeoutMs === undefined && args.intervalMs === undefined) {
-      throw new BusbarError('INVALID_ROUTE', 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs or intervalMs', { details: { routeId: ctx.routeId, step: ctx.path } });
+    if (args.size === undefined && !args.fromSplit && !args.predicate && args.timeoutMs === undefined && args.intervalMs === undefined && args.completionDeadlineMs === undefined) {
+      throw new BusbarError('INVALID_ROUTE', 'an aggregator needs a completion rule: size, fromSplit, predicate, timeoutMs, completionDeadlineMs or intervalMs', { details: { routeId: ctx.routeId, step: ctx.path } });
     }
     const state = patternStateOf(ctx);
     const store: AggregationStore =
@@ -128,6 +161,37 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     const combine = args.combine ? overBodies(args.combine) : ((f) => (msgs: Message[]) => f(msgs.map((m) => m.body)))(strategyFn(args.strategy ?? 'array'));
     const predicate = args.predicate ? overBodies<boolean>(args.predicate) : undefined;
     const timers = new Map<string, TimerHandle>();
+    /** Deadline timers, armed by a group's first message and never pushed back. */
+    const deadlines = new Map<string, TimerHandle>();
+    // closed keys, oldest first, with when they closed: bounded in time and count
+    const closing = args.close ? (typeof args.close === 'object' ? args.close : {}) : undefined;
+    const closedTtl = closing?.ttlMs ?? 300_000;
+    const closedMax = closing?.maxKeys ?? 10_000;
+    const closed = new Map<string, number>();
+    const counters = ctx.counters();
+    if (closing) {
+      counters.lateArrivals = 0;
+      counters.closedKeys = 0;
+    }
+    const sendLate = args.lateArrivals === undefined ? undefined : ctx.producer(args.lateArrivals);
+    if (args.lateArrivals !== undefined && !closing) throw new BusbarError('INVALID_ROUTE', 'lateArrivals needs close: late arrivals are messages for a key closed on completion');
+    const forgetExpired = (now: number): void => {
+      for (const [k, at] of closed) {
+        if (now - at < closedTtl && closed.size <= closedMax) break;
+        closed.delete(k);
+      }
+      counters.closedKeys = closed.size;
+    };
+    const isClosed = (key: string): boolean => {
+      if (!closing || !closed.size) return false;
+      forgetExpired(ctx.clock.now());
+      return closed.has(key);
+    };
+    const late = (key: string, msg: Message): MaybePromise<Message> => {
+      counters.lateArrivals!++;
+      ctx.logger.debug({ messageId: msg.id, key }, sendLate ? 'aggregator: late arrival for a closed key, sent to lateArrivals' : 'aggregator: late arrival for a closed key, discarded');
+      return sendLate ? sendLate(withHeaders(msg, { [AGGREGATE_LATE_HEADER]: true, [AGGREGATE_HEADERS.key]: key })).then(() => msg) : msg;
+    };
     /** Parts expected per group, learned from split headers (in process; rebuilt from the group after a restart). */
     const expected = new Map<string, number>();
     let interval: TimerHandle | undefined;
@@ -172,6 +236,17 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         ctx.clock.clearTimeout(t);
         timers.delete(key);
       }
+      const d = deadlines.get(key);
+      if (d !== undefined) {
+        ctx.clock.clearTimeout(d);
+        deadlines.delete(key);
+      }
+      // closed before the group is taken: a message arriving meanwhile is already late
+      if (closing && reason !== 'stop') {
+        closed.delete(key);
+        closed.set(key, ctx.clock.now());
+        forgetExpired(ctx.clock.now());
+      }
       expected.delete(key);
       open.delete(key);
       const g = await store.take(scope, key);
@@ -192,6 +267,17 @@ export const aggregateStep: StepKind<AggregateArgs> = {
           timers.delete(key);
           complete(key, 'timeout').catch((err: unknown) => ctx.logger.error({ err, key }, 'aggregator timeout completion failed'));
         }, Math.max(0, idleFor)),
+      );
+    };
+
+    const armDeadline = (key: string, dueIn: number): void => {
+      if (args.completionDeadlineMs === undefined || stopping || deadlines.has(key)) return;
+      deadlines.set(
+        key,
+        ctx.clock.setTimeout(() => {
+          deadlines.delete(key);
+          complete(key, 'deadline').catch((err: unknown) => ctx.logger.error({ err, key }, 'aggregator deadline completion failed'));
+        }, Math.max(0, dueIn)),
       );
     };
 
@@ -224,6 +310,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       for (const g of left) {
         open.add(g.key);
         if (args.timeoutMs !== undefined) arm(g.key, g.updatedAt + args.timeoutMs - ctx.clock.now());
+        if (args.completionDeadlineMs !== undefined) armDeadline(g.key, g.createdAt + args.completionDeadlineMs - ctx.clock.now());
       }
     });
     ctx.onStop(async () => {
@@ -232,12 +319,15 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       interval = undefined;
       for (const t of timers.values()) ctx.clock.clearTimeout(t);
       timers.clear();
+      for (const t of deadlines.values()) ctx.clock.clearTimeout(t);
+      deadlines.clear();
       if (args.completeOnStop !== false) await completeAll('stop');
     });
 
     const done = (key: string, reason: CompletionReason | undefined, msg: Message): MaybePromise<Message> => (reason ? complete(key, reason).then(() => msg) : msg);
     const onAppended = (key: string, g: AggregationGroup, msg: Message): MaybePromise<Message> => {
       arm(key, args.timeoutMs ?? 0);
+      if (g.messages.length === 1) armDeadline(key, args.completionDeadlineMs ?? 0);
       if (args.size !== undefined && g.messages.length >= args.size) return done(key, 'size', msg);
       if (args.fromSplit && splitDone(key, g, msg)) return done(key, 'split', msg);
       if (!predicate) return msg;
@@ -253,6 +343,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       then(correlate(msg), (k) => {
         const key = keyOf(k, 'correlation', ctx.routeId, step);
         if (open.has(key)) return append(key, msg);
+        if (isClosed(key)) return late(key, msg);
         open.add(key);
         // memory stays bounded however many keys come in: the oldest group goes out first
         if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg));

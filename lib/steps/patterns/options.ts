@@ -11,6 +11,7 @@ import type { AggregationStore, ClaimCheckStore, IdempotentRepository } from '..
 import type { AggregateStrategy } from './aggregate.js';
 import type { ReplyStrategy } from './common.js';
 import type { NamedReduce } from './map-reduce.js';
+import type { GatherResult } from './routing.js';
 
 /** The item type of an array, iterable or async iterable body. */
 export type ItemOf<T> = T extends readonly (infer E)[] ? E : T extends AsyncIterable<infer E> ? E : T extends Iterable<infer E> ? E : unknown;
@@ -47,6 +48,16 @@ export interface AggregateOptions<T, A> {
   store?: AggregationStore | string;
   /** Bound on open groups (default 10 000); beyond it the oldest group is completed (`capacity`). */
   maxGroups?: number;
+  /** Complete a group this long after its first message, however busy (`deadline`). */
+  completionDeadlineMs?: number;
+  /**
+   * Close a key when its group completes: later messages with it are late arrivals, counted
+   * in the route stats (`lateArrivals`) and discarded, or sent to `lateArrivals`. Closed keys
+   * are remembered for `ttlMs` (default 5 min), at most `maxKeys` (default 10 000).
+   */
+  close?: boolean | { ttlMs?: number; maxKeys?: number };
+  /** Endpoint late arrivals go to (with `busbar.aggregate.late: true`), instead of being discarded. */
+  lateArrivals?: string;
 }
 
 export interface ResequenceOptions<T> {
@@ -76,11 +87,20 @@ export interface MulticastOptions<R> {
   shareBody?: boolean;
 }
 
+/**
+ * A scatter-gather strategy: a name, or a function of the replies, the original message
+ * (already carrying the `busbar.scatter.*` headers) and the gather result (each reply with
+ * its recipient and index; the failed and timed-out recipients with their error codes).
+ */
+export type ScatterStrategy<R> = ReplyStrategy | ((replies: Message[], original: Message, gather: GatherResult) => MaybePromise<R>);
+
 export interface ScatterGatherOptions<R> {
   recipients?: string[];
   timeoutMs?: number;
   minReplies?: number;
-  strategy?: Strategy<R>;
+  strategy?: ScatterStrategy<R>;
+  /** Log level of expected partial results (timed-out / failed recipients), default `debug`; they are counted in the route's stats either way. */
+  logPartial?: 'debug' | 'info' | 'warn';
 }
 
 export interface EnrichOptions<T, U> {

@@ -3,7 +3,7 @@ import { BusbarError, wrapStepError } from '../../errors.js';
 import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
 import { isPromise, then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
-import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, type Combiner } from './common.js';
+import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, type Combiner, type ReplyStrategy } from './common.js';
 
 const identity: Next = (m) => m;
 
@@ -189,6 +189,35 @@ export const multicastStep: StepKind<MulticastArgs> = {
 };
 
 // ---------------------------------------------------------------- scatter-gather
+/** One reply a scatter-gather got: from which recipient (its URI, or `branches/<i>`) and its index among the targets. */
+export interface GatheredReply {
+  /** Position among the targets: recipients first (in order), then branches. */
+  readonly index: number;
+  /** The recipient's endpoint URI, or `branches/<i>` for a branch of steps. */
+  readonly recipient: string;
+  readonly message: Message;
+}
+
+/** A recipient that gave no reply: it failed (its error code) or did not answer in time (`BUSBAR_ERR_TIMEOUT`). */
+export interface MissingReply {
+  readonly index: number;
+  readonly recipient: string;
+  readonly code: string;
+  /** The error's message (for failed recipients). */
+  readonly error?: string;
+}
+
+/** What a scatter-gather strategy gets besides the replies: who answered, who failed, who timed out. */
+export interface GatherResult {
+  /** Replies in target order (the same messages as the strategy's first argument). */
+  readonly replies: readonly GatheredReply[];
+  readonly failed: readonly MissingReply[];
+  readonly timedOut: readonly MissingReply[];
+}
+
+/** A scatter-gather strategy: a name, or a function of the replies, the original (with `busbar.scatter.*` headers) and the gather result. */
+export type ScatterCombiner = ReplyStrategy | ((replies: Message[], original: Message, gather: GatherResult) => unknown);
+
 export interface ScatterGatherArgs {
   /** Endpoints to ask; and/or `branches` of steps. */
   recipients?: string[] | undefined;
@@ -197,7 +226,12 @@ export interface ScatterGatherArgs {
   timeoutMs?: number | undefined;
   /** Fewer replies than this is a failure (`BUSBAR_ERR_NO_REPLIES`); default 1. */
   minReplies?: number | undefined;
-  strategy?: Combiner | undefined;
+  strategy?: ScatterCombiner | undefined;
+  /**
+   * Log level of expected partial results (a recipient timing out, a branch failing while
+   * enough replies came): `debug` by default, as they are counted in the route's stats.
+   */
+  logPartial?: 'debug' | 'info' | 'warn' | undefined;
 }
 
 export const SCATTER_HEADERS = {
@@ -218,75 +252,111 @@ export const scatterGatherStep: StepKind<ScatterGatherArgs> = {
       branches: { type: 'array', items: { type: 'array' }, description: 'lists of steps, one per branch' },
       timeoutMs: { type: 'number', exclusiveMinimum: 0, default: 5000, description: 'how long to wait for replies' },
       minReplies: { type: 'integer', minimum: 0, default: 1, description: 'fewer replies than this fails the message' },
-      strategy: { ...combinerSchema, description: 'how replies become the body (default array)' },
+      strategy: { ...combinerSchema, description: 'how replies become the body (default array); a function gets (reply bodies, original message, gather result)' },
+      logPartial: { enum: ['debug', 'info', 'warn'], default: 'debug', description: 'log level of expected partial results (timed-out or failed recipients); they are counted in the route stats' },
     },
   },
   fromConfig(value, ctx) {
-    const v = value as { recipients?: string[]; branches?: unknown[]; timeoutMs?: number; minReplies?: number; strategy?: unknown };
+    const v = value as { recipients?: string[]; branches?: unknown[]; timeoutMs?: number; minReplies?: number; strategy?: unknown; logPartial?: ScatterGatherArgs['logPartial'] };
     if (!v.recipients?.length && !v.branches?.length) ctx.problem({ path: ctx.path, message: 'a scatter-gather needs recipients or branches' });
+    let strategy: ScatterCombiner | undefined;
+    if (typeof v.strategy === 'string') strategy = v.strategy as ReplyStrategy;
+    else if (v.strategy !== undefined) {
+      const f = ctx.fn((v.strategy as { fn: string }).fn, `${ctx.path}/strategy/fn`) as ((bodies: unknown, original: Message, gather: GatherResult) => unknown) | undefined;
+      if (f) strategy = (replies, original, gather) => f(replies.map((r) => r.body), original, gather);
+    }
     return {
       recipients: v.recipients,
       branches: v.branches?.map((b, i) => ctx.steps(b, `${ctx.path}/branches/${i}`)),
       timeoutMs: v.timeoutMs,
       minReplies: v.minReplies,
-      strategy: combinerFromConfig(v.strategy, ctx, `${ctx.path}/strategy`),
+      strategy,
+      logPartial: v.logPartial,
     };
   },
   compile(args, next, ctx) {
-    const targets: Array<(m: Message) => MaybePromise<Message>> = [];
+    const targets: Array<{ recipient: string; call: (m: Message) => MaybePromise<Message> }> = [];
     const timeoutMs = args.timeoutMs ?? 5000;
+    const step = `${ctx.path} (scatterGather)`;
     // each recipient is asked for an answer, which it has as long as the gather waits
-    for (const uri of args.recipients ?? []) targets.push(ctx.requester(uri, { timeoutMs }));
-    (args.branches ?? []).forEach((b, i) => targets.push(ctx.compile(b, identity, `${ctx.path}/branches/${i}`)));
+    for (const uri of args.recipients ?? []) targets.push({ recipient: uri, call: ctx.requester(uri, { timeoutMs }) });
+    (args.branches ?? []).forEach((b, i) => targets.push({ recipient: `branches/${i}`, call: ctx.compile(b, identity, `${ctx.path}/branches/${i}`) }));
     if (!targets.length) throw new BusbarError('INVALID_ROUTE', 'a scatter-gather needs recipients or branches');
     const minReplies = args.minReplies ?? 1;
     const strategy = args.strategy ?? 'array';
+    const level = args.logPartial ?? 'debug';
+    // expected partial results are figures, not alarms: counted here, logged at `level`
+    const counters = ctx.counters();
+    counters.timedOutRecipients = 0;
+    counters.failedRecipients = 0;
+    counters.partialGathers = 0;
+    const combine = (got: Message[], original: Message, gather: GatherResult): MaybePromise<unknown> =>
+      typeof strategy === 'function' ? strategy(got, original, gather) : combineReplies(strategy, got, original);
     return (msg) =>
       new Promise<Message>((resolve, reject) => {
         const replies: Array<Message | undefined> = new Array(targets.length).fill(undefined);
-        const errors: string[] = [];
+        const failures: MissingReply[] = [];
         let settled = 0;
         let done = false;
         const finish = (timedOut: boolean): void => {
           if (done) return;
           done = true;
           ctx.clock.clearTimeout(timer);
-          const got = replies.filter((r): r is Message => r !== undefined);
+          const answered: GatheredReply[] = [];
+          replies.forEach((r, index) => {
+            if (r !== undefined) answered.push({ index, recipient: targets[index]!.recipient, message: r });
+          });
+          const failedAt = new Set(failures.map((f) => f.index));
+          const late: MissingReply[] = [];
+          targets.forEach((t, index) => {
+            if (replies[index] === undefined && !failedAt.has(index)) late.push({ index, recipient: t.recipient, code: 'BUSBAR_ERR_TIMEOUT' });
+          });
+          const failed = [...failures].sort((a, b) => a.index - b.index);
+          const errors = failed.map((f) => f.code);
+          if (late.length || failed.length) {
+            counters.timedOutRecipients! += late.length;
+            counters.failedRecipients! += failed.length;
+            counters.partialGathers!++;
+            ctx.logger[level]({ messageId: msg.id, replies: answered.length, of: targets.length, timedOut: late.map((l) => l.recipient), failed: failed.map((f) => `${f.recipient} (${f.code})`) }, 'scatter-gather: partial replies');
+          }
+          const got = answered.map((a) => a.message);
           if (got.length < minReplies) {
-            reject(new BusbarError('NO_REPLIES', `route "${ctx.routeId}", step ${ctx.path} (scatterGather): ${got.length} of ${targets.length} replies${timedOut ? ` within ${timeoutMs} ms` : ''}, at least ${minReplies} needed${errors.length ? ` (errors: ${errors.join(', ')})` : ''}`, {
-              details: { routeId: ctx.routeId, step: ctx.path, replies: got.length, failed: errors.length, timedOut, errors },
+            reject(new BusbarError('NO_REPLIES', `route "${ctx.routeId}", step ${step}: ${got.length} of ${targets.length} replies${timedOut ? ` within ${timeoutMs} ms` : ''}, at least ${minReplies} needed${errors.length ? ` (errors: ${errors.join(', ')})` : ''}`, {
+              details: { routeId: ctx.routeId, step: ctx.path, replies: got.length, failed: errors.length, timedOut, errors, missing: [...failed, ...late].map((m) => m.recipient) },
             }));
             return;
           }
+          // the facts are on the message before the strategy runs, so it can read them too
           const withFacts = withHeaders(msg, {
             [SCATTER_HEADERS.replies]: got.length,
             [SCATTER_HEADERS.failed]: errors.length,
             [SCATTER_HEADERS.timedOut]: timedOut,
             [SCATTER_HEADERS.errors]: errors,
           });
+          const gather: GatherResult = { replies: answered, failed, timedOut: late };
           // runs in a timer or a settled branch's callback, outside the route's chain: a
           // strategy that throws must fail this message, never escape to the process
           try {
-            Promise.resolve(then(combineReplies(strategy, got, withFacts), (body) => next(withBody(withFacts, body)))).then(resolve, (e: unknown) => reject(wrapStepError(e, ctx.routeId, `${ctx.path} (scatterGather)`)));
+            Promise.resolve(then(combine(got, withFacts, gather), (body) => next(withBody(withFacts, body)))).then(resolve, (e: unknown) => reject(wrapStepError(e, ctx.routeId, step)));
           } catch (e) {
-            reject(wrapStepError(e, ctx.routeId, `${ctx.path} (scatterGather)`));
+            reject(wrapStepError(e, ctx.routeId, step));
           }
         };
-        const timer = ctx.clock.setTimeout(() => {
-          if (!done) ctx.logger.warn({ messageId: msg.id, replies: replies.filter(Boolean).length, of: targets.length }, 'scatter-gather timed out; going on with partial replies');
-          finish(true);
-        }, timeoutMs);
+        const timer = ctx.clock.setTimeout(() => finish(true), timeoutMs);
         targets.forEach((t, i) => {
           Promise.resolve()
-            .then(() => t(withBody(msg, copyBody(msg.body))))
+            .then(() => t.call(withBody(msg, copyBody(msg.body))))
             .then(
               (r) => {
                 if (!done) replies[i] = r;
               },
               (e: unknown) => {
-                const code = (e as { code?: unknown })?.code;
-                errors.push(typeof code === 'string' ? code : 'BUSBAR_ERR_STEP_FAILED');
-                ctx.logger.warn({ messageId: msg.id, branch: i, err: e }, 'scatter-gather branch failed');
+                if (done) return;
+                const err = e as { code?: unknown; message?: unknown };
+                const f: { index: number; recipient: string; code: string; error?: string } = { index: i, recipient: t.recipient, code: typeof err?.code === 'string' ? err.code : 'BUSBAR_ERR_STEP_FAILED' };
+                if (typeof err?.message === 'string') f.error = err.message;
+                failures.push(f);
+                ctx.logger[level]({ messageId: msg.id, branch: i, recipient: t.recipient, err: e }, 'scatter-gather recipient failed');
               },
             )
             .finally(() => {

@@ -5,12 +5,8 @@ import { createFileAdapter } from '../../../adapters/file/index.js';
 import { from } from '../../../lib/builder.js';
 import { Engine } from '../../../lib/engine.js';
 import type { ManagementServer } from '../../../lib/management/types.js';
-import { tempDir, testLogger } from '../../helpers.js';
-
-async function call(m: ManagementServer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${m.url}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
+import { tempDir } from '../../helpers.js';
+import { call, managementFixture } from './fixture.js';
 
 interface DL {
   id: string;
@@ -26,14 +22,10 @@ interface DL {
 describe('management API: dead letters', () => {
   let engine: Engine;
   let m: ManagementServer | undefined;
-  afterEach(async () => {
-    await m?.close();
-    m = undefined;
-    await engine?.stop();
-  });
+  const fx = managementFixture();
 
   it('lists in-memory dead letters with their busbar.error.* reason and replays them into the route; one that fails again is dead-lettered again, counted', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     const broken = new Set(['a', 'b', 'c']);
     engine.addRoutes(
       from<{ k: string }>('direct:in')
@@ -46,7 +38,7 @@ describe('management API: dead letters', () => {
         .to('mock:done'),
     );
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     for (const k of ['a', 'b', 'c', 'ok']) await engine.send('direct:in', { k }).catch(() => undefined);
     const list = await call(m, 'GET', '/api/v1/dead-letters?route=orders');
     const dls = list.body.deadLetters as DL[];
@@ -71,7 +63,7 @@ describe('management API: dead letters', () => {
   it('reads a file folder dead-letter endpoint (reasons kept beside it) and replays one by id or all to a named endpoint; nothing is lost', async () => {
     const dir = tempDir('busbar-dlq-');
     try {
-      engine = new Engine({ logger: testLogger(), adapters: [createFileAdapter({ baseDir: dir.path })] });
+      engine = fx.engine({ adapters: [createFileAdapter({ baseDir: dir.path })] });
       let fail = true;
       engine.addRoutes(
         from<string>('direct:in')
@@ -84,7 +76,7 @@ describe('management API: dead letters', () => {
           .to('mock:ok'),
       );
       await engine.start();
-      m = await engine.management({ port: 0 });
+      m = await fx.serve(engine);
       for (const b of ['x1', 'x2', 'x3']) await engine.send('direct:in', b).catch(() => undefined);
       expect(readdirSync(join(dir.path, 'dead')).filter((f) => !f.startsWith('.') && !f.endsWith('.error.json')).sort()).to.have.length(3);
       const dls = (await call(m, 'GET', '/api/v1/dead-letters?route=files')).body.deadLetters as DL[];
@@ -114,10 +106,10 @@ describe('management API: dead letters', () => {
   });
 
   it('says which dead-letter endpoints it cannot read, and refuses a bad replay request with a coded error', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(from('direct:q').routeId('q').deadLetter('queue:dead').to('mock:x'));
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     const l = await call(m, 'GET', '/api/v1/dead-letters');
     expect(l.body.unreadable).to.deep.equal([{ routeId: 'q', endpoint: 'queue:dead' }]);
     const bad = await call(m, 'POST', '/api/v1/dead-letters/replay', {});

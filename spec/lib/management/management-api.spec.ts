@@ -1,52 +1,21 @@
 import { expect } from 'chai';
-import type { Adapter, ConsumerContext } from '../../../lib/adapter.js';
 import { from } from '../../../lib/builder.js';
 import { Engine } from '../../../lib/engine.js';
 import { createMessage } from '../../../lib/message.js';
 import { startManagement } from '../../../lib/management/index.js';
 import type { ManagementServer } from '../../../lib/management/types.js';
-import { rejection, testLogger, waitFor } from '../../helpers.js';
-
-/** A source whose connection status the test sets, and that hands messages in when told. */
-function remoteAdapter(): { adapter: Adapter; ctx: () => ConsumerContext } {
-  let ctx: ConsumerContext | undefined;
-  const adapter: Adapter = {
-    scheme: 'remote',
-    description: 'test source',
-    optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
-    createConsumer(_e, c) {
-      ctx = c;
-      return { async start() {}, async stop() {} };
-    },
-  };
-  return { adapter, ctx: () => ctx! };
-}
-
-async function get(url: string, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
-
-async function post(url: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const r = await fetch(url, { method: 'POST', headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
+import { rejection, waitFor } from '../../helpers.js';
+import { get, post, managementFixture, remoteAdapter } from './fixture.js';
 
 describe('management API (real sockets on 127.0.0.1)', () => {
   let engine: Engine;
   let m: ManagementServer | undefined;
-  afterEach(async () => {
-    await m?.close();
-    m = undefined;
-    await engine?.stop();
-  });
+  const fx = managementFixture();
 
   it('binds 127.0.0.1 by default and refuses any other address without a token', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     expect(m.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
     const err = await rejection(startManagement(engine, { host: '0.0.0.0', port: 0 }));
     expect(err.code).to.equal('BUSBAR_ERR_MANAGEMENT_CONFIG');
@@ -63,10 +32,10 @@ describe('management API (real sockets on 127.0.0.1)', () => {
   });
 
   it('needs the bearer token on everything but /live, and compares it exactly', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(from('direct:a').routeId('a').to('mock:out'));
     await engine.start();
-    m = await engine.management({ port: 0, token: 'tok-123' });
+    m = await fx.serve(engine, { token: 'tok-123' });
     expect((await get(`${m.url}/live`)).status).to.equal(200);
     const none = await get(`${m.url}/api/v1/routes`);
     expect(none.status).to.equal(401);
@@ -81,10 +50,10 @@ describe('management API (real sockets on 127.0.0.1)', () => {
 
   it('/ready is 503 with the per-route, per-endpoint breakdown while a source is down, 200 when it is back', async () => {
     const remote = remoteAdapter();
-    engine = new Engine({ logger: testLogger(), adapters: [remote.adapter] });
+    engine = fx.engine({ adapters: [remote.adapter] });
     engine.addRoutes(from('remote:x').routeId('upstream').to('mock:out'), from('direct:b').routeId('local').to('mock:b'));
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     expect((await get(`${m.url}/ready`)).status).to.equal(200);
     const before = Date.now();
     remote.ctx().setStatus('disconnected', new Error('connection refused'));
@@ -105,7 +74,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
   });
 
   it('lists routes with state and stats, and shows a route\'s structure: steps, kinds, endpoint URIs of branches', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(
       from<{ n: number }>('direct:orders')
         .routeId('orders')
@@ -114,7 +83,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
         .to('mock:audit'),
     );
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     await engine.send('direct:orders', { n: 2 });
     const list = await get(`${m.url}/api/v1/routes`);
     const r0 = (list.body.routes as Array<{ id: string; state: string; stats: { completed: number } }>)[0]!;
@@ -138,10 +107,10 @@ describe('management API (real sockets on 127.0.0.1)', () => {
   });
 
   it('answers coded errors: unknown path 404, wrong method 405, bad JSON 400, wrong state 409', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(from('direct:a').routeId('a').to('mock:out'));
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     expect((await get(`${m.url}/api/v1/nothing`)).status).to.equal(404);
     const wrong = await fetch(`${m.url}/api/v1/routes/a/stop`);
     expect(wrong.status).to.equal(405);
@@ -156,7 +125,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
   });
 
   it('mounts plug-ins registered with engine.onManagement under the same auth; a throwing handler answers 500 and the server goes on', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.onManagement((s) => {
       s.addRoute('GET', '/api/v1/graph', (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -171,7 +140,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
       });
     });
     await engine.start();
-    m = await engine.management({ port: 0, token: 't' });
+    m = await fx.serve(engine, { token: 't' });
     expect((await fetch(`${m.url}/api/v1/graph`)).status).to.equal(401);
     expect(await get(`${m.url}/api/v1/graph`, 't')).to.deep.equal({ status: 200, body: { graph: true } });
     const asset = await fetch(`${m.url}/console/js/app.js`, { headers: { authorization: 'Bearer t' } });
@@ -183,7 +152,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
   });
 
   it('lists exchanges in flight with message id, age and the step each is at', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
     engine.addRoutes(
@@ -196,7 +165,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
         }),
     );
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     const msg = createMessage({ x: 1 });
     const done = engine.sendMessage('direct:slow', msg);
     await waitFor(async () => ((await get(`${m!.url}/api/v1/inflight`)).body.inflight as unknown[]).length === 1, 3000, 'one exchange in flight');

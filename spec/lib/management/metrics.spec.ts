@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { from } from '../../../lib/builder.js';
 import { Engine } from '../../../lib/engine.js';
 import type { ManagementServer } from '../../../lib/management/types.js';
-import { testLogger } from '../../helpers.js';
+import { managementFixture } from './fixture.js';
 
 /** Prometheus's own linter over an exposition; its complaints (none expected). */
 function promtool(text: string): { status: number | null; out: string } {
@@ -21,14 +21,10 @@ function value(text: string, series: string): number | undefined {
 describe('management API: Prometheus metrics', () => {
   let engine: Engine;
   let m: ManagementServer | undefined;
-  afterEach(async () => {
-    await m?.close();
-    m = undefined;
-    await engine?.stop();
-  });
+  const fx = managementFixture();
 
   it('serves the issue\'s metrics at /metrics with route, endpoint and outcome labels, and promtool finds nothing to complain about', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(
       from<{ n: number }>('direct:orders')
         .routeId('orders')
@@ -42,7 +38,7 @@ describe('management API: Prometheus metrics', () => {
       from('direct:plain').routeId('plain').to('direct:nobody'),
     );
     await engine.start();
-    m = await engine.management({ port: 0 });
+    m = await fx.serve(engine);
     for (const n of [1, 2, 3, -1]) await engine.send('direct:orders', { n }).catch(() => undefined);
     await engine.send('direct:plain', 'x').catch(() => undefined);
     const res = await fetch(`${m.url}/metrics`);
@@ -69,7 +65,7 @@ describe('management API: Prometheus metrics', () => {
   });
 
   it('registers on the user\'s own prom-client registry, and a management API with metrics off observes nothing', async () => {
-    engine = new Engine({ logger: testLogger() });
+    engine = fx.engine();
     engine.addRoutes(from('direct:a').routeId('a').to('mock:out'));
     await engine.start();
     const registry = new Registry();
@@ -79,7 +75,7 @@ describe('management API: Prometheus metrics', () => {
     expect(value(text, 'busbar_route_messages_total{route="a",outcome="completed"}')).to.equal(1);
     expect(text, 'no process metrics on a registry that is not ours unless asked').not.to.contain('process_cpu_seconds_total');
     metrics.close();
-    m = await engine.management({ port: 0, metrics: false });
+    m = await fx.serve(engine, { metrics: false });
     expect((await fetch(`${m.url}/metrics`)).status).to.equal(404);
   });
 });

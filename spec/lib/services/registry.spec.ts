@@ -29,7 +29,7 @@ class Impl implements Inventory {
   }
   async slow(ms: number) {
     this.calls++;
-    await new Promise((r) => setTimeout(r, this.broken ? ms * 4 : ms));
+    await new Promise((r) => setTimeout(r, this.broken ? ms * 10 : ms));
     return this.name;
   }
 }
@@ -81,7 +81,7 @@ describe('service registry (in memory)', function () {
       for (let i = 0; i < 8; i++) await inv.slow(20);
     }));
     expect(a.calls + b.calls).to.equal(32);
-    expect(a.calls).to.be.greaterThan(b.calls * 2);
+    expect(a.calls).to.be.greaterThan(b.calls * 1.5);
   });
 
   it('checks the contract on the instance: a bad argument is VALIDATION_FAILED with the pointer', async () => {

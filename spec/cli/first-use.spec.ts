@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tempDir } from '../helpers.js';
+
+/** A project as `npm init -y` makes it ("type": "commonjs"), with busbar linked into node_modules. */
+function userProject(dir: string, extra: Record<string, string> = {}): void {
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'my-app', version: '1.0.0', main: 'index.js', license: 'ISC', type: 'commonjs' }, null, 2));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(resolve('.'), join(dir, 'node_modules', 'busbar'));
+  for (const [name, target] of Object.entries(extra)) symlinkSync(target, join(dir, 'node_modules', name));
+}
+
+function busbarIn(dir: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(dir, 'node_modules', 'busbar', 'bin', 'busbar.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const ROUTES_TS = [
+  "import { defineRoutes, from } from 'busbar';",
+  'interface Order { id: string; amount: number }',
+  'export default defineRoutes({',
+  '  routes: [',
+  "    from<Order>('timer:tick?period=100&repeatCount=1')",
+  "      .routeId('orders')",
+  "      .setBody<Order>({ id: 'o-1', amount: 21 })",
+  '      .transform((o: Order) => ({ ...o, total: o.amount * 2 }))',
+  "      .to('log:priced?showBody=true'),",
+  '  ],',
+  '});',
+  '',
+].join('\n');
+
+describe('busbar CLI in a fresh `npm init -y` project', function () {
+  this.timeout(90_000);
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    dir = tempDir('busbar-first-use-');
+  });
+  afterEach(() => dir.cleanup());
+
+  it('validates and runs a .ts routes file in a "type": "commonjs" project', () => {
+    userProject(dir.path);
+    writeFileSync(join(dir.path, 'routes.ts'), ROUTES_TS);
+    const v = busbarIn(dir.path, ['validate', 'routes.ts']);
+    expect(v.stderr).not.to.contain('Cannot require() ES Module');
+    expect(v.code, v.stderr).to.equal(0);
+    expect(v.stdout).to.contain('routes.ts: ok');
+    const r = busbarIn(dir.path, ['run', 'routes.ts', '--for', '1s', '--no-pretty']);
+    expect(r.code, r.stderr).to.equal(0);
+    // the route ran: the log endpoint printed the transformed body
+    expect(r.stdout).to.contain('"total":42');
+  });
+});

@@ -1,0 +1,108 @@
+import { expect } from 'chai';
+import { createP2pAdapter, p2pPeer } from '../../adapters/p2p/index.js';
+import { engineFromModule } from '../../lib/cli/main.js';
+import { connect, defineRoutes, Engine, from, ServiceRegistry, type BusbarError } from '../../lib/index.js';
+import { routes, type AcceptedOrder, type Channels } from '../../examples/topologies/routes.js';
+import { testLogger, waitFor } from '../helpers.js';
+
+const SECRET = 'p2p-services-spec-secret-0123';
+
+describe('p2p in routes files and connect(\'p2p://...\')', function () {
+  this.timeout(60_000);
+  let hub: Engine;
+  let seed: string;
+  before(async () => {
+    // the topologies example's routes, as a routes file would give them: the p2p adapter configured by data
+    const mod = defineRoutes({ routes, adapters: { p2p: { secret: SECRET, name: 'hub', probeIntervalMs: 100 } }, channels: { transport: 'p2p' } });
+    const built = engineFromModule(mod, testLogger());
+    expect(built.problems).to.deep.equal([]);
+    hub = built.engine;
+    hub.addRoutes(...routes);
+    await hub.start();
+    seed = p2pPeer(hub)!.address;
+  });
+  after(() => hub?.stop({ timeoutMs: 2000 }));
+
+  it('a routes file\'s p2p settings are schema-checked, each problem with its path', () => {
+    const { problems } = engineFromModule(defineRoutes({ routes: [], adapters: { p2p: { name: 'x', seed: ['127.0.0.1:1'] } } }), testLogger());
+    const paths = problems.map((p) => p.path);
+    expect(paths).to.include('/adapters/p2p/seed');
+    expect(problems.find((p) => p.path === '/adapters/p2p/seed')?.suggestion).to.match(/seeds/);
+    expect(problems.some((p) => /secret/.test(p.message) || /secret/.test(p.path))).to.equal(true);
+    // a routes file without p2p settings: no problem until a p2p: endpoint is used, then a coded one
+    const plain = engineFromModule(defineRoutes({ routes: [] }), testLogger());
+    expect(plain.problems).to.deep.equal([]);
+    expect(() => plain.engine.addRoutes(from('p2p:direct:x').to('log:x'))).to.throw(/not configured/);
+  });
+
+  it('a thin client calls, sends and subscribes on the hub\'s channels over the p2p bus', async () => {
+    const bus = await connect<Channels>(`p2p://${seed}`, { config: { secret: SECRET, name: 'spoke' } });
+    try {
+      const got: AcceptedOrder[] = [];
+      const sub = await bus.subscribe('topic:orders.accepted', (o) => {
+        got.push(o);
+      });
+      // the hub learns about the subscription through the membership gossip
+      await waitFor(() => p2pPeer(hub)!.members().some((m) => m.name === 'spoke' && m.subs.includes('orders.accepted')), 10_000, 'the hub to see the subscription');
+      const quote = await bus.request('direct:quote', { sku: 'apple', qty: 4 });
+      expect(quote.total).to.equal(2);
+      for (let i = 0; i < 5; i++) await bus.send('queue:orders', { id: `o-${i}`, sku: 'pear', qty: 2 });
+      await waitFor(() => got.length === 5, 10_000, 'five accepted orders');
+      expect(got.map((o) => o.id).sort()).to.deep.equal(['o-0', 'o-1', 'o-2', 'o-3', 'o-4']);
+      expect(got[0]!.total).to.equal(1.5);
+      await sub.close();
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it('a client with the wrong secret cannot join: its calls fail with a coded error, never hang', async () => {
+    const bus = await connect<Channels>(`p2p://${seed}`, { config: { secret: 'not-the-cluster-secret-000', name: 'intruder', joinTimeoutMs: 800 } });
+    try {
+      const err = (await bus.request('direct:quote', { sku: 'apple', qty: 1 }).catch((e: unknown) => e)) as BusbarError;
+      expect(err.code).to.equal('BUSBAR_ERR_P2P_NO_PROVIDER');
+      expect(p2pPeer(hub)!.members().some((m) => m.name === 'intruder')).to.equal(false);
+    } finally {
+      await bus.close();
+    }
+  });
+});
+
+describe('service registry over the p2p bus (three peers)', function () {
+  this.timeout(60_000);
+  const engines: Engine[] = [];
+  const registries: ServiceRegistry[] = [];
+  const ids: string[] = [];
+  before(async () => {
+    for (let i = 0; i < 3; i++) {
+      const seeds = i === 0 ? [] : [p2pPeer(engines[0]!)!.address];
+      const e = new Engine({ name: `peer${i}`, logger: testLogger(), adapters: [createP2pAdapter({ secret: SECRET, name: `svc-peer-${i}`, seeds, probeIntervalMs: 100 })] });
+      const r = new ServiceRegistry(e, { transport: 'p2p', heartbeatMs: 100, ttlMs: 1500, drainGraceMs: 200 });
+      if (i > 0) ids.push(r.register('inventory', { reserve: (q: { sku: string }) => ({ ...q, by: `peer${i}` }) }, { version: '1.0.0', contract: { methods: { reserve: { idempotent: true } } } }));
+      await e.start();
+      engines.push(e);
+      registries.push(r);
+    }
+  });
+  after(async () => {
+    for (const e of engines.reverse()) await e.stop({ timeoutMs: 2000 });
+  });
+
+  it('every peer\'s view has both instances; calls by name spread over them; a graceful stop drains, then deregisters', async () => {
+    const view = registries[0]!;
+    await waitFor(() => view.instances('inventory').filter((i) => i.passing).length === 2, 15_000, 'both instances in the view of peer 0');
+    await waitFor(() => registries[2]!.instances('inventory').filter((i) => i.passing).length === 2, 15_000, 'both instances in the view of peer 2');
+    const inv = view.proxy<{ reserve(q: { sku: string }): { sku: string; by: string } }>('inventory');
+    const by = new Set<string>();
+    for (let i = 0; i < 30; i++) by.add((await inv.reserve({ sku: `s${i}` })).by);
+    expect([...by].sort()).to.deep.equal(['peer1', 'peer2']);
+    const seen: string[] = [];
+    view.onChange((i, c) => {
+      if (i.id === ids[1]) seen.push(`${c}:${i.status}`);
+    });
+    await registries[2]!.stop();
+    await waitFor(() => seen.includes('gone:down'), 10_000, 'the deregistration');
+    expect(seen).to.deep.equal(['changed:draining', 'gone:down']);
+    for (let i = 0; i < 10; i++) expect((await inv.reserve({ sku: 'x' })).by).to.equal('peer1');
+  });
+});
