@@ -104,6 +104,10 @@ export const errorCatalogue = {
   FN_LOAD: { retryable: false, description: 'A function module could not be loaded in its worker (missing file, syntax error, no exported handler); `details.module` names it.' },
   FN_FAILED: { retryable: true, description: 'A function threw (or rejected); `details.fn` names it, `details.error` has the name, message and stack from the worker.' },
   FN_CRASHED: { retryable: false, description: 'A function\'s worker thread died while running it (process.exit, out of memory, a native crash); only that message fails and the worker is replaced.' },
+  // --- grpc adapter
+  GRPC_CONFIG: { retryable: false, description: 'A `grpc:` endpoint cannot be set up: its `.proto` file does not load, it names a service or method the protos do not declare, or its server cannot listen (port in use); the message names the file, service or address.' },
+  GRPC_UNAVAILABLE: { retryable: true, description: 'A gRPC call could not reach its server or the connection broke (status UNAVAILABLE): refused, reset, TLS handshake failed (then not retryable).' },
+  GRPC_REMOTE_ERROR: { retryable: false, description: 'A gRPC call failed with a status that has no busbar code of its own; `details.grpcCode` / `details.grpcStatus` carry it (retryable for ABORTED).' },
   // --- graph and console
   GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;

@@ -2,7 +2,7 @@
  * Header propagation policy (Camel's HeaderFilterStrategy is the model): headers stay on
  * their side of a transport.
  *
- * - Transport headers (`http.*`, `soap.*`, `amqp.*`, `busbar.file.*`, `busbar.db.*`, and
+ * - Transport headers (`http.*`, `soap.*`, `amqp.*`, `grpc.*`, `busbar.file.*`, `busbar.db.*`, and
  *   `file.*` / `db.*`) describe how a message arrived or how a call went. A producer of a
  *   transport does not write them onto its wire, and a consumer does not take another
  *   transport's headers off its wire, unless they are allow-listed.
@@ -16,7 +16,7 @@
  * The allow-list is the endpoint option `headers`: comma-separated names, a trailing `*`
  * for a prefix (`headers=http.header.x-tenant,http.header.x-trace-*`).
  */
-export const TRANSPORT_HEADER_PREFIXES = ['http.', 'soap.', 'amqp.', 'file.', 'db.', 'busbar.file.', 'busbar.db.', 'busbar.trace.'] as const;
+export const TRANSPORT_HEADER_PREFIXES = ['http.', 'soap.', 'amqp.', 'file.', 'db.', 'grpc.', 'busbar.file.', 'busbar.db.', 'busbar.trace.'] as const;
 
 /** Header names (the last dotted segment, any case) that carry credentials. */
 export const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization', 'set-cookie'] as const;

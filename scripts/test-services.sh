@@ -37,6 +37,9 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
 fi
 
+# Python's grpcio: the independent gRPC peer of the grpc specs
+bash "$here/grpc-python.sh"
+
 # one after the other: on a fresh machine both run apt-get, which takes a lock
 bash "$here/rabbitmq.sh" start
 # a second broker on the next port, for the bridge tests (scripts/rabbitmq-second.sh)

@@ -86,6 +86,7 @@ function jsonValues(text: string): Array<{ value: unknown; offset: number } | { 
 const DOCS_ADAPTERS = {
   db: { connections: { main: { engine: 'postgres', url: 'postgres://127.0.0.1/docs' }, local: { engine: 'sqlite', file: 'docs.db' } } },
   https: { tls: { cert: 'spec/fixtures/tls/server.pem', key: 'spec/fixtures/tls/server-key.pem' } },
+  grpcs: { tls: { cert: 'spec/fixtures/tls/server.pem', key: 'spec/fixtures/tls/server-key.pem' } },
 };
 
 function docsEngine(adapters: Record<string, unknown> = DOCS_ADAPTERS): { check: (doc: unknown) => Problem[] } {
@@ -99,7 +100,7 @@ function docsEngine(adapters: Record<string, unknown> = DOCS_ADAPTERS): { check:
   return { check: (doc) => engine.check(doc as never) };
 }
 
-const ENDPOINT = /^(file|db|http|https|amqp|direct|mock|topic|queue|log|timer):/;
+const ENDPOINT = /^(file|db|http|https|grpc|grpcs|amqp|direct|mock|topic|queue|log|timer):/;
 
 /**
  * String literals of a TS/JS block that are endpoint URIs (not a URL meant for a browser, an

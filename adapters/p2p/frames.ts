@@ -36,7 +36,9 @@ export type Frame =
   | { t: 'pub'; id: number; topic: string; msg: WireMessage }
   | { t: 'req'; id: number; channel: string; msg: WireMessage; inOut: boolean }
   | { t: 'rep'; id: number; msg?: WireMessage; err?: { code: string; message: string; retryable: boolean } }
-  | { t: 'relay'; to: string; frame: Frame };
+  | { t: 'relay'; to: string; frame: Frame }
+  /** What a super-peer hands on: `from` is the peer it got the frame from (authenticated by its own connection). */
+  | { t: 'relayed'; from: string; frame: Frame };
 
 export function toWire(msg: Message): WireMessage {
   const b = msg.body;

@@ -23,7 +23,8 @@ export const p2pConfigSchema = Type.Object(
     requestTimeoutMs: Type.Integer({ minimum: 1, default: 10000, description: 'Default time limit of a request or a delivery to a peer.' }),
     durableTimeoutMs: Type.Integer({ minimum: 1, default: 30000, description: 'Durable publishing: how long a delivery to a peer that is down is retried.' }),
     maxFrameBytes: Type.Integer({ minimum: 1024, default: 16777216, description: 'Largest frame a peer accepts.' }),
-    relay: Type.Boolean({ default: false, description: 'Super-peer: forward frames for peers that cannot reach each other.' }),
+    relay: Type.Boolean({ default: false, description: 'Super-peer: forward frames for peers that cannot reach each other (a peer that cannot dial another goes through a live relay it can reach).' }),
+    advertise: Type.Boolean({ default: true, description: 'Announce this peer\'s listen addresses. `false` for a peer others cannot dial (behind NAT or a firewall): it dials out to its seeds, and the others reach it through a relay.' }),
   },
   { additionalProperties: false },
 );
@@ -64,6 +65,7 @@ function resolve(config: P2pConfig): P2pSettings {
     durableTimeoutMs: v.durableTimeoutMs,
     maxFrameBytes: v.maxFrameBytes,
     relay: v.relay,
+    advertise: v.advertise,
   };
 }
 

@@ -20,6 +20,7 @@ export interface P2pSettings {
   durableTimeoutMs: number;
   maxFrameBytes: number;
   relay: boolean;
+  advertise: boolean;
 }
 
 export interface P2pStats {
@@ -37,6 +38,10 @@ export interface P2pStats {
   redelivered: number;
   requests: number;
   failovers: number;
+  /** Frames this peer forwarded for others (a super-peer). */
+  relayed: number;
+  /** Links to peers it could not dial, going through a super-peer. */
+  viaRelay: number;
 }
 
 export interface MemberView {
@@ -135,7 +140,7 @@ export class P2pNode {
   #running = false;
   #starting: Promise<void> | undefined;
   #users = 0;
-  readonly #stats: Omit<P2pStats, 'peer' | 'name' | 'members' | 'localHealth'> = { suspicions: 0, deaths: 0, refutations: 0, published: 0, delivered: 0, dropped: 0, redelivered: 0, requests: 0, failovers: 0 };
+  readonly #stats: Omit<P2pStats, 'peer' | 'name' | 'members' | 'localHealth'> = { suspicions: 0, deaths: 0, refutations: 0, published: 0, delivered: 0, dropped: 0, redelivered: 0, requests: 0, failovers: 0, relayed: 0, viaRelay: 0 };
 
   constructor(settings: P2pSettings, logger: Logger) {
     this.settings = settings;
@@ -148,7 +153,7 @@ export class P2pNode {
 
   /** `host:port` this peer listens on (the bound port when configured with 0): what others use as a seed. */
   get address(): string {
-    const m = /\/ip4\/([0-9.]+)\/tcp\/([0-9]+)/.exec(this.#self?.addrs[0] ?? '');
+    const m = /\/ip4\/([0-9.]+)\/tcp\/([0-9]+)/.exec(this.#lib?.getMultiaddrs()[0]?.toString() ?? '');
     return m ? `${m[1]}:${m[2]}` : '';
   }
 
@@ -195,7 +200,8 @@ export class P2pNode {
     this.#self = {
       id: lib.peerId.toString(),
       name: s.name,
-      addrs: lib.getMultiaddrs().map((a) => a.toString()),
+      // a peer that others cannot dial announces no address: they reach it through a super-peer
+      addrs: s.advertise ? lib.getMultiaddrs().map((a) => a.toString()) : [],
       state: 'alive',
       // higher than any incarnation of an earlier run of this peer
       incarnation: Date.now(),
@@ -279,10 +285,51 @@ export class P2pNode {
     if (have && !have.closed) return have;
     let p = this.#dialing.get(id);
     if (!p) {
-      p = this.#dialTo(id).finally(() => this.#dialing.delete(id));
+      p = this.#dialTo(id)
+        .catch((e: unknown) => this.#viaRelay(id, e))
+        .finally(() => this.#dialing.delete(id));
       this.#dialing.set(id, p);
     }
     return p;
+  }
+
+  /**
+   * A link to a peer we cannot dial, through a live super-peer we can reach (directly): frames
+   * go out wrapped in `relay`, and the super-peer hands them on as `relayed`.
+   */
+  async #viaRelay(id: string, err: unknown): Promise<Link> {
+    const relays = [...this.#members.values()].filter((m) => m.relay && m.state === 'alive' && m.id !== id);
+    for (const r of relays) {
+      try {
+        const have = this.#links.get(r.id);
+        const rl = have && !have.closed ? have : await this.#dialTo(r.id);
+        const v = this.#relayedLink(id, rl);
+        this.#stats.viaRelay++;
+        return v;
+      } catch {
+        // try the next super-peer
+      }
+    }
+    throw err;
+  }
+
+  #relayedLink(to: string, via: Link): Link {
+    let closed = false;
+    const link: Link = {
+      get closed() {
+        return closed || via.closed;
+      },
+      set closed(v: boolean) {
+        closed = v;
+      },
+      send: (f) => via.send({ t: 'relay', to, frame: f }),
+      close: () => {
+        closed = true;
+      },
+    };
+    const old = this.#links.get(to);
+    if (!old || old.closed) this.#links.set(to, link);
+    return link;
   }
 
   async #dialTo(id: string): Promise<Link> {
@@ -400,8 +447,21 @@ export class P2pNode {
       }
       case 'relay':
         // a super-peer forwards for peers that cannot reach each other; replies come back the same way
-        if (this.settings.relay) void this.#link(f.to).then((l) => l.send(f.frame), () => undefined);
+        if (!this.settings.relay || f.to === this.#self.id) return;
+        this.#stats.relayed++;
+        void this.#link(f.to).then(
+          (l) => this.#safeSend(l, { t: 'relayed', from: remote, frame: f.frame }),
+          () => undefined,
+        );
         return;
+      case 'relayed': {
+        // from a peer that cannot reach us directly: answer back through the same super-peer
+        if (!f.frame || f.frame.t === 'relay' || f.frame.t === 'relayed') return;
+        const have = this.#links.get(f.from);
+        const back = have && !have.closed ? have : this.#relayedLink(f.from, link);
+        this.#onFrame(f.frame, back, f.from);
+        return;
+      }
     }
   }
 

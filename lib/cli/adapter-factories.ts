@@ -10,6 +10,7 @@ import { createFileAdapter, fileConfigSchema, type FileConfig } from '../../adap
 import { createFnAdapter, fnConfigSchema, type FnConfigInput } from '../../adapters/fn/index.js';
 import { createP2pAdapter, p2pConfigSchema, unconfiguredP2pAdapter, type P2pConfig } from '../../adapters/p2p/index.js';
 import { createHttpAdapter, createHttpsAdapter, httpConfigSchema, type HttpConfigInput } from '../../adapters/http/index.js';
+import { createGrpcAdapter, createGrpcsAdapter, grpcConfigSchema, type GrpcConfigInput } from '../../adapters/grpc/index.js';
 
 /**
  * Adapters that a routes file configures with data (`"adapters": { "<scheme>": {...} }`).
@@ -33,6 +34,8 @@ export function adapterFactories(): Record<string, AdapterFactory> {
     db: { scheme: 'db', configSchema: dbConfigSchema, create: (c) => createDbAdapter(c as DbConfigInput | undefined) as unknown as Adapter, steps: dbSteps as unknown as StepKind<never>[] },
     http: { scheme: 'http', configSchema: httpConfigSchema, create: (c) => createHttpAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
     https: { scheme: 'https', configSchema: httpConfigSchema, create: (c) => createHttpsAdapter(c as HttpConfigInput | undefined) as unknown as Adapter },
+    grpc: { scheme: 'grpc', configSchema: grpcConfigSchema, create: (c) => createGrpcAdapter(c as GrpcConfigInput | undefined) as unknown as Adapter },
+    grpcs: { scheme: 'grpcs', configSchema: grpcConfigSchema, create: (c) => createGrpcsAdapter(c as GrpcConfigInput | undefined) as unknown as Adapter },
     fn: { scheme: 'fn', configSchema: fnConfigSchema, create: (c) => createFnAdapter(c as FnConfigInput | undefined) as unknown as Adapter },
     amqp: { scheme: 'amqp', configSchema: amqpConfigSchema, create: (c) => createAmqpAdapter(c as AmqpConfig | undefined) as unknown as Adapter },
     p2p: { scheme: 'p2p', configSchema: p2pConfigSchema, create: (c) => (c === undefined ? unconfiguredP2pAdapter() : createP2pAdapter(c as P2pConfig)) as unknown as Adapter },

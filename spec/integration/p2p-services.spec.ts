@@ -106,3 +106,43 @@ describe('service registry over the p2p bus (three peers)', function () {
     for (let i = 0; i < 10; i++) expect((await inv.reserve({ sku: 'x' })).by).to.equal('peer1');
   });
 });
+
+describe('p2p super-peers: two peers that cannot dial each other talk through a relay', function () {
+  this.timeout(60_000);
+  const engines: Engine[] = [];
+  const got: unknown[] = [];
+  const start = async (name: string, opts: { relay?: boolean; advertise?: boolean; seeds?: string[] }, routes: Array<ReturnType<typeof from>> = []): Promise<Engine> => {
+    const e = new Engine({ name, logger: testLogger(), adapters: [createP2pAdapter({ secret: SECRET, name, probeIntervalMs: 100, ...opts })] });
+    if (routes.length) e.addRoutes(...routes);
+    else e.addRoutes(from(`p2p:direct:noop.${name}`).to('log:noop?level=debug'));
+    await e.start();
+    engines.push(e);
+    return e;
+  };
+  after(async () => {
+    for (const e of engines.reverse()) await e.stop({ timeoutMs: 2000 });
+  });
+
+  it('requests and publishes between two unadvertised peers go through the super-peer; membership sees both alive', async () => {
+    const relay = await start('relay-1', { relay: true });
+    const seeds = [p2pPeer(relay)!.address];
+    // neither announces an address: they only know (and can only dial) the relay
+    const a = await start('hidden-a', { advertise: false, seeds });
+    await start('hidden-b', { advertise: false, seeds }, [
+      from('p2p:direct:echo').transform((b) => ({ echoed: b, by: 'hidden-b' })),
+      from('p2p:topic:news.*').process((m) => (got.push(m.body), m)),
+    ]);
+    const pa = p2pPeer(a)!;
+    await waitFor(() => pa.members().some((m) => m.name === 'hidden-b' && m.state === 'alive' && m.services.includes('direct:echo')), 15_000, 'a to see b');
+    const reply = await a.request<{ echoed: unknown; by: string }>('p2p:direct:echo', { n: 1 });
+    expect(reply).to.deep.equal({ echoed: { n: 1 }, by: 'hidden-b' });
+    await a.send('p2p:topic:news.today', { headline: 'relayed' });
+    await waitFor(() => got.length === 1, 5000, 'the publication at b');
+    expect(p2pPeer(relay)!.stats().relayed).to.be.greaterThan(0);
+    expect(pa.stats().viaRelay).to.be.greaterThan(0);
+    // probes go through the relay too: b stays alive in a's view (no false death) for a few rounds
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(pa.members().find((m) => m.name === 'hidden-b')?.state).to.equal('alive');
+    expect(pa.stats().deaths).to.equal(0);
+  });
+});
