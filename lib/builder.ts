@@ -7,10 +7,11 @@ import type { AggregateArgs, ResequenceArgs } from './steps/patterns/aggregate.j
 import type { Combiner } from './steps/patterns/common.js';
 import type { ClaimCheckArgs, EnrichArgs, IdempotentArgs } from './steps/patterns/content.js';
 import type { MapReduceArgs } from './steps/patterns/map-reduce.js';
-import type { AggregateOptions, BodyFunction, CircuitBreakerStepOptions, ClaimCheckOptions, EnrichOptions, IdempotentOptions, ItemOf, LoadBalanceOptions, MapReduceOptions, MulticastOptions, RecipientListOptions, ResequenceOptions, RetryOptions, ScatterGatherOptions, SplitOptions } from './steps/patterns/options.js';
+import type { AggregateOptions, AwaitReplyOptions, BodyFunction, CircuitBreakerStepOptions, ClaimCheckOptions, EnrichOptions, IdempotentOptions, ItemOf, LoadBalanceOptions, MapReduceOptions, MulticastOptions, RecipientListOptions, ResequenceOptions, RetryOptions, ScatterGatherOptions, SplitOptions } from './steps/patterns/options.js';
 import type { CircuitBreakerArgs, RetryArgs, TimeoutArgs } from './steps/patterns/resilience.js';
 import type { DelayArgs, DynamicRouterArgs, LoadBalanceArgs, MulticastArgs, RecipientListArgs, RoutingSlipArgs, ScatterGatherArgs, ThrottleArgs } from './steps/patterns/routing.js';
 import type { SplitArgs } from './steps/patterns/split.js';
+import type { AwaitReplyArgs } from './steps/patterns/await-reply.js';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { SoapVersion } from './codecs/soap.js';
 import type { ContractOptions, RouteContract } from './contracts.js';
@@ -273,6 +274,18 @@ export class RouteBuilder<T, In = unknown> {
       strategy: opts.strategy as ScatterGatherArgs['strategy'],
       logPartial: opts.logPartial,
     } satisfies ScatterGatherArgs);
+  }
+
+  /**
+   * Return address / correlation: wait (up to `timeoutMs`) for the message correlated with
+   * this one to arrive on `uri` (consumed while the route runs), and go on with its body
+   * (state its type as `R`). For routes fed by a request-reply source (http, SOAP, JSON-RPC,
+   * amqp RPC) whose answer comes back on another channel.
+   */
+  awaitReply<R = unknown>(uri: string, opts: AwaitReplyOptions<T> = {}): RouteBuilder<R, In> {
+    const key = (c: AwaitReplyOptions<T>['correlate'] | AwaitReplyOptions<unknown>['replyCorrelate']): AwaitReplyArgs['correlate'] =>
+      c === undefined ? undefined : typeof c === 'function' ? { fn: c as Computed['fn'] } : { header: c.header };
+    return this.step<R>('awaitReply', { uri, correlate: key(opts.correlate), replyCorrelate: key(opts.replyCorrelate), timeoutMs: opts.timeoutMs, send: opts.send, lateReplies: opts.lateReplies } satisfies AwaitReplyArgs);
   }
 
   /** Wire tap: a copy goes to `uri` as its own exchange; the main flow does not wait for it. */

@@ -653,6 +653,13 @@ export class Engine {
             return c;
           },
           tracing: this.#tracer,
+          listen: (uri, handle) => {
+            if (building) {
+              if (!node.endpoints.includes(uri)) node.endpoints.push(uri);
+              uris.add(uri);
+            }
+            this.#listen(route, uri, handle, dryRun);
+          },
         };
         let compiled: Next;
         compiling.push(node);
@@ -736,6 +743,41 @@ export class Engine {
       if (bound !== undefined) return bound;
     }
     return uri;
+  }
+
+  /**
+   * A consumer of `uri` feeding `handle` instead of a route (CompileContext.listen): it
+   * starts with `route` (before its source) and stops after the route drained. Its messages
+   * count against nothing: `handle` only hands them over.
+   */
+  #listen(route: Route, uri: string, handle: (msg: Message) => Promise<unknown>, dryRun: boolean): void {
+    const bound = this.#bound(uri, 'consumer');
+    const { adapter, endpoint } = this.adapters.resolve(bound, 'consumer', { routeId: route.id });
+    const scheme = bound.slice(0, bound.indexOf(':'));
+    const logger = route.logger.child({ listening: uri });
+    const consumer = adapter.createConsumer!(endpoint, {
+      ...this.#adapterContext(logger, scheme),
+      routeId: route.id,
+      maxInflight: route.maxInflight,
+      process: (msg) => handle(msg).then(() => msg),
+      available: () => route.maxInflight,
+      whenAvailable: () => Promise.resolve(),
+      setStatus: (status, error) => {
+        if (status === 'disconnected' || status === 'backing-off') logger.warn({ status, err: error }, 'reply listener source is down');
+      },
+      reject: (msg, err) => route.reject(msg, err),
+    });
+    if (dryRun) return;
+    let running = false;
+    route.startHooks.push(async () => {
+      await consumer.start();
+      running = true;
+    });
+    route.stopHooks.push(async () => {
+      if (!running) return;
+      running = false;
+      await consumer.stop();
+    });
   }
 
   #consumerContext(route: Route): ConsumerContext {

@@ -30,11 +30,12 @@ export { patternState, SPLIT_HEADERS, AGGREGATE_HEADERS, type PatternState, type
 export { RESEQUENCE_LATE_HEADER, type AggregateStrategy, type CompletionReason } from './steps/patterns/aggregate.js';
 export { SCATTER_HEADERS, WIRE_TAP_HEADER, ROUTING_SLIP_HEADER, DYNAMIC_ROUTER_HOP_HEADER, LOAD_BALANCER_TARGET_HEADER } from './steps/patterns/routing.js';
 export type { GatheredReply, MissingReply, GatherResult } from './steps/patterns/routing.js';
+export { AWAIT_REPLY_HEADERS } from './steps/patterns/await-reply.js';
 export { CLAIM_CHECK_HEADER, DUPLICATE_HEADER } from './steps/patterns/content.js';
 export { CIRCUIT_HEADER } from './steps/patterns/resilience.js';
 export { tokenizeChunks } from './steps/patterns/split.js';
 export { patternSteps } from './steps/patterns/index.js';
-export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, RecipientListOptions, MulticastOptions, ScatterGatherOptions, ScatterStrategy, EnrichOptions, ClaimCheckOptions, IdempotentOptions, LoadBalanceOptions, RetryOptions, CircuitBreakerStepOptions, MapReduceOptions } from './steps/patterns/options.js';
+export type { ItemOf, SplitOptions, AggregateOptions, ResequenceOptions, RecipientListOptions, MulticastOptions, ScatterGatherOptions, ScatterStrategy, AwaitReplyOptions, CorrelationKey, EnrichOptions, ClaimCheckOptions, IdempotentOptions, LoadBalanceOptions, RetryOptions, CircuitBreakerStepOptions, MapReduceOptions } from './steps/patterns/options.js';
 export { xmlElements, csvRows, jsonArrayItems, textLines, type ByteSource, type XmlElementsOptions, type JsonItemsOptions, type TextLinesOptions } from './streaming.js';
 export { compileContract, contractProblems, withRouteContract, type Contract, type ContractOptions, type ContractProblem, type RouteContract } from './contracts.js';
 export { SOAP_FAULT_HEADER, type ConvertArgs, type FormatArgs, type HeaderSpec, type ValidateArgs } from './steps/transform.js';

@@ -52,19 +52,27 @@ export const ERROR_HEADERS = {
   routeId: 'busbar.error.routeId',
   attempts: 'busbar.error.attempts',
   failedAt: 'busbar.error.failedAt',
+  /** Only when the failure was in another route (called through `direct:`): the route whose error policy dead-lettered the message. */
+  handledBy: 'busbar.error.handledBy',
 } as const;
 export const ATTEMPT_HEADER = 'busbar.attempt';
 
 /** The headers a dead-lettered message carries: why, where and when it failed. */
 export function deadLetterHeaders(err: BusbarError, routeId: string, attempts: number, now: number): Record<string, HeaderValue> {
-  return {
+  // the step and the route it belongs to come together: a failure inside a route called through
+  // direct: is reported with that route's id, and the route whose policy dead-lettered it as handledBy
+  const step = err.details.step as HeaderValue | undefined;
+  const failedIn = step !== undefined && typeof err.details.routeId === 'string' ? err.details.routeId : routeId;
+  const headers: Record<string, HeaderValue> = {
     [ERROR_HEADERS.code]: err.code,
     [ERROR_HEADERS.message]: err.message,
-    [ERROR_HEADERS.step]: (err.details.step as HeaderValue) ?? 'route',
-    [ERROR_HEADERS.routeId]: routeId,
+    [ERROR_HEADERS.step]: step ?? 'route',
+    [ERROR_HEADERS.routeId]: failedIn,
     [ERROR_HEADERS.attempts]: attempts,
     [ERROR_HEADERS.failedAt]: new Date(now).toISOString(),
   };
+  if (failedIn !== routeId) headers[ERROR_HEADERS.handledBy] = routeId;
+  return headers;
 }
 
 interface RouteHooks {

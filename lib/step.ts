@@ -80,6 +80,13 @@ export interface CompileContext {
    * increments, reported in the route's stats under `steps[<path>]`.
    */
   counters(): Record<string, number>;
+  /**
+   * Consume `uri` while the route runs (started before the route's source, stopped after
+   * its messages drained): each message is handed to `handle`, and its source acknowledged
+   * when `handle` resolves (nacked when it rejects). What a step that waits for messages
+   * arriving on another channel (`awaitReply`) listens with.
+   */
+  listen(uri: string, handle: (msg: Message) => Promise<unknown>): void;
   /** The engine's tracer when it traces (a split part's span); undefined otherwise. */
   readonly tracing?: StepTracing | undefined;
 }

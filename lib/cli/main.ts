@@ -17,6 +17,7 @@ import type { StepKind } from '../step.js';
 import type { ManagementServer } from '../management/types.js';
 import { managementSettings } from './management-flag.js';
 import { registerOpsCommands } from './ops.js';
+import { typeCheckRoutesFile } from './typecheck.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -106,13 +107,28 @@ export function engineFromModule(mod: RoutesModule, logger: Logger): { engine: E
   return { engine, problems };
 }
 
-function fail(err: unknown): never {
-  if (isBusbarError(err)) {
-    process.stderr.write(`busbar: ${err.message}\n  code: ${err.code}\n`);
-    if (err.cause instanceof Error && !err.message.includes(err.cause.message)) process.stderr.write(`  cause: ${err.cause.message}\n`);
-  } else {
-    process.stderr.write(`busbar: ${(err as Error)?.stack ?? String(err)}\n`);
+/**
+ * What `busbar` prints for an error it stops on: the message, its code, and the code of each
+ * cause (a route that failed to start because its driver is missing says ROUTE_START_FAILED
+ * and, under it, DB_DRIVER: the code docs/db.md tells the user to look for).
+ */
+export function formatFailure(err: unknown): string {
+  if (!isBusbarError(err)) return `busbar: ${(err as Error)?.stack ?? String(err)}\n`;
+  let out = `busbar: ${err.message}\n  code: ${err.code}\n`;
+  let said = err.message;
+  let cause: unknown = err.cause;
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
+    const code = isBusbarError(cause) ? cause.code : (cause as { code?: unknown }).code;
+    const text = said.includes(cause.message) ? '' : cause.message;
+    if (typeof code === 'string' || text) out += `  cause: ${[typeof code === 'string' ? code : '', text].filter(Boolean).join(': ')}\n`;
+    said += cause.message;
+    cause = cause.cause;
   }
+  return out;
+}
+
+function fail(err: unknown): never {
+  process.stderr.write(formatFailure(err));
   process.exit(2);
 }
 
@@ -131,12 +147,21 @@ async function validateCommand(file: string): Promise<void> {
   const { engine, problems } = engineFromModule(mod, pino({ level: 'silent' }));
   const inputs = Array.isArray(mod.routes) ? mod.routes : [mod.routes];
   problems.push(...engine.check(...inputs));
+  // tsx runs a .ts file with type errors as if it had none: the project's compiler checks it
+  let typed = '';
+  if (/\.[mc]?ts$/.test(file)) {
+    const tc = typeCheckRoutesFile(file);
+    if (tc.checked) {
+      problems.push(...tc.problems);
+      typed = ` (type-checked with TypeScript ${tc.version})`;
+    } else process.stderr.write(`${file}: ${tc.reason}\n`);
+  }
   if (problems.length) {
     process.stderr.write(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
     for (const p of problems) process.stderr.write(`  ${formatProblem(p)}\n`);
     process.exit(1);
   }
-  process.stdout.write(`${file}: ok\n`);
+  process.stdout.write(`${file}: ok${typed}\n`);
 }
 
 interface RunOptions {

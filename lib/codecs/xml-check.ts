@@ -1,4 +1,5 @@
 import { BusbarError } from '../errors.js';
+import { tooDeep } from './base.js';
 
 /** Bounds of one document: what a hostile one can cost is fixed before the mapping allocates anything. */
 export interface XmlScanLimits {
@@ -304,4 +305,65 @@ export function scanXml(text: string, limits: XmlScanLimits, codec = 'xml'): Xml
   }
   if (!rootSeen) fail(n, 'root', 'no root element');
   return { reservedNames };
+}
+
+/**
+ * The limits alone, for `strict: false`: one cheap pass that counts elements, attributes per
+ * element and depth without judging well-formedness, so a lenient codec is as bounded as a
+ * strict one (900k attributes would otherwise reach the mapping: seconds of blocked event
+ * loop and a gigabyte). Skips comments, CDATA, processing instructions and declarations;
+ * quoted attribute values may contain `>` and `=`.
+ */
+export function countXml(text: string, limits: XmlScanLimits, codec = 'xml'): void {
+  const n = text.length;
+  let nodes = 0;
+  let depth = 0;
+  let i = text.indexOf('<');
+  while (i !== -1 && i < n) {
+    const c = text.charCodeAt(i + 1);
+    if (c === 33 /* ! */) {
+      // <!-- ... -->, <![CDATA[ ... ]]>, <!DOCTYPE ...>
+      const end = text.startsWith('<!--', i) ? text.indexOf('-->', i + 4) : text.startsWith('<![CDATA[', i) ? text.indexOf(']]>', i + 9) : text.indexOf('>', i + 2);
+      if (end === -1) return;
+      i = text.indexOf('<', end + 1);
+      continue;
+    }
+    if (c === 63 /* ? */) {
+      const end = text.indexOf('?>', i + 2);
+      if (end === -1) return;
+      i = text.indexOf('<', end + 2);
+      continue;
+    }
+    if (c === 47 /* / */) {
+      depth = Math.max(0, depth - 1);
+      i = text.indexOf('<', i + 2);
+      continue;
+    }
+    if (!isNameStart(c)) {
+      i = text.indexOf('<', i + 1);
+      continue;
+    }
+    if (++nodes > limits.maxNodes) {
+      throw new BusbarError('LIMIT_EXCEEDED', `${codec}: the document has more than ${limits.maxNodes} elements (maxNodes)`, { details: { codec, maxNodes: limits.maxNodes, limit: 'maxNodes' } });
+    }
+    // to the end of the start tag, counting `=` outside quotes (one per attribute)
+    let j = i + 2;
+    let attrs = 0;
+    let quote = 0;
+    for (; j < n; j++) {
+      const d = text.charCodeAt(j);
+      if (quote) {
+        if (d === quote) quote = 0;
+      } else if (d === 34 || d === 39) quote = d;
+      else if (d === 61 /* = */) {
+        if (++attrs > limits.maxAttributes) {
+          throw new BusbarError('LIMIT_EXCEEDED', `${codec}: an element has more than ${limits.maxAttributes} attributes (maxAttributes)`, { details: { codec, maxAttributes: limits.maxAttributes, limit: 'maxAttributes' } });
+        }
+      } else if (d === 62 /* > */) break;
+    }
+    if (text.charCodeAt(j - 1) !== 47 /* self-closing */ && ++depth > limits.maxDepth) {
+      throw tooDeep(codec, limits.maxDepth);
+    }
+    i = text.indexOf('<', j + 1);
+  }
 }

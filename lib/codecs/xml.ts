@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { XMLBuilder, XMLParser, type X2jOptions, type XmlBuilderOptions } from 'fast-xml-parser';
 import { BusbarError, isBusbarError } from '../errors.js';
 import { checkSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, decodeInput, isPlainObject, limitsSchema, tooDeep, type Codec, type CodecLimits } from './base.js';
-import { RESERVED_NAMES, scanXml } from './xml-check.js';
+import { countXml, RESERVED_NAMES, scanXml } from './xml-check.js';
 
 /** Default bound on the elements of one document (larger documents: split them with `xmlElements`). */
 export const DEFAULT_MAX_NODES = 200_000;
@@ -38,12 +38,12 @@ export interface XmlOptions extends CodecLimits {
   /**
    * Check well-formedness before mapping (default true): balanced tags, one root, attribute
    * syntax, defined entities only, legal characters, valid UTF-8 bytes, a DOCTYPE only in the
-   * prolog; and the `maxNodes` / `maxAttributes` limits.
+   * prolog. The limits (`maxNodes`, `maxAttributes`, `maxDepth`, `maxBytes`) apply either way.
    */
   strict?: boolean;
-  /** Most elements in one document (default 200,000; strict mode). */
+  /** Most elements in one document (default 200,000; applies with `strict: false` too). */
   maxNodes?: number;
-  /** Most attributes on one element (default 256; strict mode). */
+  /** Most attributes on one element (default 256; applies with `strict: false` too). */
   maxAttributes?: number;
   /** Encode: start with `<?xml version="1.0" encoding="UTF-8"?>` (default true). */
   declaration?: boolean;
@@ -64,8 +64,8 @@ export const xmlOptionsSchema = {
     parseNumbers: { type: 'boolean', description: 'turn numeric-looking values into numbers (default false: values stay strings)' },
     trimValues: { type: 'boolean', description: 'trim whitespace around text (default true)' },
     strict: { type: 'boolean', description: 'check well-formedness (XML 1.0: tags, attributes, entities, characters, UTF-8) before mapping (default true)' },
-    maxNodes: { type: 'integer', minimum: 1, description: `most elements in one document (default ${200_000}; strict mode)` },
-    maxAttributes: { type: 'integer', minimum: 1, description: `most attributes on one element (default ${256}; strict mode)` },
+    maxNodes: { type: 'integer', minimum: 1, description: `most elements in one document (default ${200_000}; also with strict: false)` },
+    maxAttributes: { type: 'integer', minimum: 1, description: `most attributes on one element (default ${256}; also with strict: false)` },
     declaration: { type: 'boolean', description: 'encode: write the <?xml ...?> declaration (default true)' },
     indent: { type: 'integer', minimum: 0, maximum: 8, description: 'encode: spaces of indentation (default 0: one line)' },
   },
@@ -282,9 +282,14 @@ export class XmlMapper {
     const text = decodeInput(input, codec, this.#maxBytes);
     checkProlog(text, codec);
     // the scan replaces a second validation pass: the mapping below is lenient
-    const reserved = this.#strict
-      ? scanXml(text, { maxDepth: this.#maxDepth, maxNodes: this.options.maxNodes ?? DEFAULT_MAX_NODES, maxAttributes: this.options.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES }, codec).reservedNames
-      : RESERVED_RE.test(text);
+    const limits = { maxDepth: this.#maxDepth, maxNodes: this.options.maxNodes ?? DEFAULT_MAX_NODES, maxAttributes: this.options.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES };
+    let reserved: boolean;
+    if (this.#strict) reserved = scanXml(text, limits, codec).reservedNames;
+    else {
+      // lenient about well-formedness, never about cost: the same limits, counted in one cheap pass
+      countXml(text, limits, codec);
+      reserved = RESERVED_RE.test(text);
+    }
     let value: unknown;
     try {
       value = reserved ? restoreReserved(this.#reservedNamesParser().parse(text)) : this.#parser.parse(text);

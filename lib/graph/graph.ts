@@ -67,7 +67,7 @@ export interface RouteGraph {
 }
 
 const CATEGORY: Record<string, PatternCategory> = {
-  to: 'endpoint', wireTap: 'endpoint', enrich: 'endpoint', outbox: 'endpoint', log: 'endpoint',
+  to: 'endpoint', wireTap: 'endpoint', enrich: 'endpoint', awaitReply: 'endpoint', outbox: 'endpoint', log: 'endpoint',
   choice: 'routing', filter: 'routing', multicast: 'routing', recipientList: 'routing', scatterGather: 'routing', routingSlip: 'routing',
   dynamicRouter: 'routing', loadBalance: 'routing', throttle: 'routing', delay: 'routing', idempotent: 'routing',
   transform: 'transformation', process: 'transformation', setHeader: 'transformation', setHeaders: 'transformation', removeHeaders: 'transformation',

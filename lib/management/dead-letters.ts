@@ -168,7 +168,7 @@ export async function listDeadLetters(engine: Engine, routeId?: string, limit = 
       }
       // an endpoint shared by several routes holds their dead letters together: keep each route's own
       for (const s of await store.list()) {
-        const owner = s.msg.headers[ERROR_HEADERS.routeId];
+        const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
         if (owner !== undefined && owner !== id) continue;
         if (deadLetters.length < limit) deadLetters.push(toDeadLetter(id, uri, s));
       }
@@ -217,7 +217,7 @@ export async function replayDeadLetters(
     const store = storeFor(engine, uri);
     if (!store) throw new BusbarError('MANAGEMENT_REQUEST', `dead letters of "${uri}" cannot be read by busbar (readable: mock:, file:)`, { details: { routeId: opts.route, endpoint: uri } });
     for (const s of await store.list()) {
-      const owner = s.msg.headers[ERROR_HEADERS.routeId];
+      const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
       if (owner !== undefined && owner !== opts.route) continue;
       if (opts.ids && !opts.ids.includes(s.id) && !opts.ids.includes(s.msg.id)) continue;
       work.push({ store, s });

@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { formatFailure } from '../../lib/cli/main.js';
+import { BusbarError } from '../../lib/errors.js';
 import { tempDir } from '../helpers.js';
 
 /** A project as `npm init -y` makes it ("type": "commonjs"), with busbar linked into node_modules. */
@@ -47,9 +49,33 @@ describe('busbar CLI in a fresh `npm init -y` project', function () {
     expect(v.stderr).not.to.contain('Cannot require() ES Module');
     expect(v.code, v.stderr).to.equal(0);
     expect(v.stdout).to.contain('routes.ts: ok');
+    // no typescript in this project: validate says it could not type-check, and why
+    expect(v.stderr).to.contain('not type-checked').and.contain('npm install -D typescript');
     const r = busbarIn(dir.path, ['run', 'routes.ts', '--for', '1s', '--no-pretty']);
     expect(r.code, r.stderr).to.equal(0);
     // the route ran: the log endpoint printed the transformed body
     expect(r.stdout).to.contain('"total":42');
+  });
+
+  it('validate type-checks a .ts routes file with the project\'s typescript and reports the error with its place', () => {
+    userProject(dir.path, { typescript: resolve('node_modules/typescript') });
+    writeFileSync(join(dir.path, 'routes.ts'), ROUTES_TS.replace('total: o.amount * 2', 'total: o.amont * 2'));
+    const v = busbarIn(dir.path, ['validate', 'routes.ts']);
+    expect(v.code, v.stdout + v.stderr).to.equal(1);
+    expect(v.stderr).to.match(/routes\.ts:8:\d+: TS2551: Property 'amont' does not exist on type 'Order'/);
+    writeFileSync(join(dir.path, 'routes.ts'), ROUTES_TS);
+    const ok = busbarIn(dir.path, ['validate', 'routes.ts']);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/routes\.ts: ok \(type-checked with TypeScript \d+\.\d+/);
+  });
+
+  it('prints the code of a failure\'s cause (ROUTE_START_FAILED caused by DB_DRIVER, as docs/db.md says)', () => {
+    const err = new BusbarError('ROUTE_START_FAILED', 'route "rows" failed to start: the db: adapter needs the "pg" package: npm install pg', {
+      cause: new BusbarError('DB_DRIVER', 'the db: adapter needs the "pg" package: npm install pg', { cause: Object.assign(new Error("Cannot find package 'pg'"), { code: 'ERR_MODULE_NOT_FOUND' }) }),
+    });
+    const text = formatFailure(err);
+    expect(text).to.contain('code: BUSBAR_ERR_ROUTE_START_FAILED');
+    expect(text).to.contain('cause: BUSBAR_ERR_DB_DRIVER\n');
+    expect(text).to.contain("cause: ERR_MODULE_NOT_FOUND: Cannot find package 'pg'");
   });
 });

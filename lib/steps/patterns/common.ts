@@ -157,12 +157,14 @@ export function annotate(err: unknown, facts: Record<string, unknown>, routeId: 
 
 /** The error headers a part or branch sent to a side dead-letter endpoint carries. */
 export function errorHeaders(msg: Message, err: unknown, routeId: string, step: string, now: number): Message {
-  const e = err as { code?: unknown; message?: unknown; details?: { step?: unknown } };
+  const e = err as { code?: unknown; message?: unknown; details?: { step?: unknown; routeId?: unknown } };
+  const inner = typeof e?.details?.step === 'string';
   return withHeaders(msg, {
     'busbar.error.code': typeof e?.code === 'string' ? e.code : 'BUSBAR_ERR_STEP_FAILED',
     'busbar.error.message': typeof e?.message === 'string' ? e.message : String(err),
-    'busbar.error.step': (typeof e?.details?.step === 'string' ? e.details.step : step) as HeaderValue,
-    'busbar.error.routeId': routeId,
+    'busbar.error.step': (inner ? e.details!.step : step) as HeaderValue,
+    // the route of that step (another one when the part went through direct:)
+    'busbar.error.routeId': inner && typeof e.details!.routeId === 'string' ? e.details!.routeId : routeId,
     'busbar.error.attempts': 1,
     'busbar.error.failedAt': new Date(now).toISOString(),
   });

@@ -113,6 +113,22 @@ export interface EnrichOptions<T, U> {
   merge?: 'merge' | 'replace' | ((original: T, reply: unknown, msg: Message) => MaybePromise<U>);
 }
 
+/** A correlation key: a function of the body and message, or a header's value. */
+export type CorrelationKey<T> = BodyFunction<T, string | number> | { header: string };
+
+export interface AwaitReplyOptions<T> {
+  /** The waiting message's key (default: its correlation id). */
+  correlate?: CorrelationKey<T>;
+  /** The key of a message arriving on the reply endpoint (default: read like `correlate`). */
+  replyCorrelate?: CorrelationKey<unknown>;
+  /** How long to wait (default 30 000 ms); then BUSBAR_ERR_TIMEOUT (retryable), handled by the error policy. */
+  timeoutMs?: number;
+  /** Send the message here (one-way) once its wait is registered, so even an instant answer is caught. */
+  send?: string;
+  /** Replies nobody waits for go here (with `busbar.awaitReply.late: true`); default: counted and discarded. */
+  lateReplies?: string;
+}
+
 export interface ClaimCheckOptions<T> {
   key?: BodyFunction<T, string>;
   store?: ClaimCheckStore | string;

@@ -68,6 +68,25 @@ describe('xml codec: strict means XML 1.0 well-formed', () => {
     expect(createXmlCodec({ maxNodes: 301 }).decode(many)).to.have.nested.property('a.b');
   });
 
+  it('applies maxNodes, maxAttributes and depth with strict: false too', () => {
+    const lenient = (o: Parameters<typeof createXmlCodec>[0] = {}) => createXmlCodec({ strict: false, ...o });
+    const many = `<a><!-- <c/><c/> --><![CDATA[<c/><c/>]]>${'<b/>'.repeat(300)}</a>`;
+    const nodes = failure(() => lenient({ maxNodes: 100 }).decode(many));
+    expect(nodes.code).to.equal('BUSBAR_ERR_LIMIT_EXCEEDED');
+    expect(nodes.details?.limit).to.equal('maxNodes');
+    // comments and CDATA hold no elements: exactly 301 fit in 301
+    expect(lenient({ maxNodes: 301 }).decode(many)).to.have.nested.property('a.b');
+    const attrs = `<a ${Array.from({ length: 300 }, (_, k) => `x${k}="v=>1"`).join(' ')}/>`;
+    const a = failure(() => lenient().decode(attrs));
+    expect(a.code).to.equal('BUSBAR_ERR_LIMIT_EXCEEDED');
+    expect(a.details?.limit).to.equal('maxAttributes');
+    expect(lenient({ maxAttributes: 300 }).decode(attrs)).to.have.nested.property('a.@x299', 'v=>1');
+    const huge = `<a>${'<b x="1"/>'.repeat(200_001)}</a>`;
+    expect(failure(() => lenient().decode(huge)).code).to.equal('BUSBAR_ERR_LIMIT_EXCEEDED');
+    expect(failure(() => lenient({ maxDepth: 20 }).decode(`${'<a>'.repeat(30)}${'</a>'.repeat(30)}`)).code).to.equal('BUSBAR_ERR_INPUT_TOO_DEEP');
+    expect(lenient({ maxDepth: 30 }).decode(`${'<a><e/>'.repeat(30)}${'</a>'.repeat(30)}`)).to.have.property('a');
+  });
+
   it('writes parse errors an operator can read: line and column, no raw dumps, a truncated document points at its end', () => {
     const trunc = failure(() => xml.decode('<order>\n  <id>1</id>\n  <line>'));
     expect(trunc.message).to.match(/end of the document \(line 3, column 9\)/);

@@ -42,6 +42,7 @@ const samples: Record<string, unknown> = {
   timeout: { ms: 100, steps: [{ to: 'mock:a' }] },
   circuitBreaker: { steps: [{ to: 'mock:a' }] },
   mapReduce: { tokenize: '\n', map: { fn: 'f' }, reduce: 'sum' },
+  awaitReply: { uri: 'queue:answers', send: 'mock:a', timeoutMs: 1000 },
 };
 
 describe('patterns: builder types and config forms', () => {
