@@ -43,4 +43,6 @@ export { expose, proxy, methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEAD
 export { connect, type BusClient, type ChannelMap, type ChannelType, type ConnectOptions, type Subscription } from './client/connect.js';
 export { routeGraph, toMermaid, toSvg, layoutGraph, type RouteGraph, type GraphNode, type GraphLink, type GraphNodeKind, type GraphLinkKind, type GraphLayout, type SvgOptions } from './graph/index.js';
 export { useConsole, mountConsole, graphCounters, type ConsoleOptions, type ConsoleSnapshot, type NodeCounters } from './console/index.js';
+export { TRACE_HEADERS, parseTraceparent, formatTraceparent, type ParsedTraceparent } from './tracing/context.js';
+export type { TracingOptions, StepTracing } from './tracing/tracer.js';
 export { ServiceRegistry, startGateway, type RegistryOptions, type RegisterOptions, type ServiceInstance, type InstanceView, type InstanceHealth, type InstanceStatus, type MethodContract, type ServiceContract, type ServiceProxy, type ServiceProxyOptions, type Gateway, type GatewayOptions, type GatewayRoute, type GatewayRequest, type GatewayAuthHook, type GatewayStats } from './services/index.js';

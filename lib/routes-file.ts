@@ -20,7 +20,7 @@ export interface RoutesModule {
   /** Adapter instances (from a `.ts` file), or per-scheme adapter config (JSON: `{ "amqp": { "url": ... } }`). */
   adapters?: Adapter[] | Record<string, unknown>;
   /** Engine settings. */
-  engine?: Pick<EngineOptions, 'maxInflight' | 'errorPolicy' | 'stopTimeoutMs' | 'name'>;
+  engine?: Pick<EngineOptions, 'maxInflight' | 'errorPolicy' | 'stopTimeoutMs' | 'name' | 'tracing'>;
   /** Broker topology (read by adapters that declare it, e.g. amqp). */
   topology?: unknown;
   /** Carry the routes' in-memory channels over a transport (`{ "transport": "amqp" }`): docs/topologies.md. */

@@ -80,7 +80,10 @@ describe('the built package', function () {
       const other = new Engine({ logger: pino({ level: 'silent' }) });
       other.addRoutes(from('direct:b').to('mock:out'));
       const validated = packages();
-      console.log(JSON.stringify({ reply, plain, observed, validated }));
+      // tracing loads the OpenTelemetry API only in an engine that traces
+      new Engine({ logger: pino({ level: 'silent' }), tracing: true });
+      const traced = packages();
+      console.log(JSON.stringify({ reply, plain, observed, validated, traced }));
     `;
     let run;
     try {
@@ -89,13 +92,15 @@ describe('the built package', function () {
       dir.cleanup();
     }
     expect(run.status, run.stderr).to.equal(0);
-    const r = JSON.parse(run.stdout.trim()) as { reply: number; plain: string[]; observed: string[]; validated: string[] };
+    const r = JSON.parse(run.stdout.trim()) as { reply: number; plain: string[]; observed: string[]; validated: string[]; traced: string[] };
     expect(r.reply).to.equal(2);
     // the hook sees the packages it should (so an empty answer is not a pass)
     expect(r.plain).to.include.members(['pino', 'fast-xml-parser']);
-    for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv', 'ajv-formats', '@grpc/grpc-js', '@grpc/proto-loader']) expect(r.plain, lazy).not.to.include(lazy);
+    for (const lazy of ['@sinclair/typebox', 'rxjs', 'jsonata', 'csv-parse', 'csv-stringify', 'ajv', 'ajv-formats', '@grpc/grpc-js', '@grpc/proto-loader', '@opentelemetry/api']) expect(r.plain, lazy).not.to.include(lazy);
     expect(r.observed).to.include('rxjs');
     expect(r.validated).to.include('ajv');
+    expect(r.validated).not.to.include('@opentelemetry/api');
+    expect(r.traced).to.include('@opentelemetry/api');
   });
 });
 

@@ -11,6 +11,7 @@ import { createFileAdapter } from '../../../adapters/file/index.js';
 import { httpAdapter } from '../../../adapters/http/index.js';
 import { AMQP_URL, tempDir, testLogger, waitFor } from '../../helpers.js';
 import { call, portOf } from '../../adapters/http/helpers.js';
+import { engineFromModule } from '../../../lib/cli/main.js';
 
 // span kinds of @opentelemetry/api
 const SERVER = 1;
@@ -56,7 +57,7 @@ describe('tracing (OpenTelemetry)', function () {
     hub.addRoutes(
       from('http:/orders?port=0&method=POST').routeId('intake').to(`amqp:queue:${queue}`).transform(() => ({ accepted: true })),
       from(`amqp:queue:${queue}?bodyType=json`).routeId('relay').to(`file:${dir.path}/inbox?fileName={id}.json`),
-      from(`file:${dir.path}/inbox?delay=20&include=*.json&bodyType=string`).routeId('booking').transform((text) => JSON.parse(text as string) as unknown).to(`http://127.0.0.1:${portOf(rpc)}/rpc?protocol=jsonrpc&rpcMethod=orders.book`),
+      from(`file:${dir.path}/inbox?delay=20&readLock=rename&include=*.json&bodyType=string`).routeId('booking').transform((text) => JSON.parse(text as string) as unknown).to(`http://127.0.0.1:${portOf(rpc)}/rpc?protocol=jsonrpc&rpcMethod=orders.book`),
     );
     await hub.start();
     try {
@@ -145,6 +146,96 @@ describe('tracing (OpenTelemetry)', function () {
       await on.stop();
       await off.stop();
       rec.server.close();
+    }
+  });
+
+  it('SOAP: the client span\'s context goes in the HTTP headers and the SOAP server continues it', async () => {
+    const { exporter, provider } = tracing();
+    const NS = 'urn:busbar:trace';
+    const server = new Engine({ logger: testLogger(), adapters: [httpAdapter], tracing: { tracerProvider: provider } });
+    server.addRoutes(from(`http:/ws/orders?port=0&protocol=soap&operation=GetOrder&namespace=${NS}`).routeId('soap-server').transform(() => ({ id: '7', total: '1.00' })));
+    await server.start();
+    const client = new Engine({ logger: testLogger(), adapters: [httpAdapter], tracing: { tracerProvider: provider } });
+    client.addRoutes(from('direct:soap').routeId('soap-client').to(`http://127.0.0.1:${portOf(server)}/ws/orders?protocol=soap&operation=GetOrder&namespace=${encodeURIComponent(NS)}`));
+    await client.start();
+    try {
+      expect(await client.request('direct:soap', { id: '7' })).to.deep.equal({ id: '7', total: '1.00' });
+      await waitFor(() => exporter.getFinishedSpans().some((s) => s.attributes['busbar.route.id'] === 'soap-client'), 5000, 'client span');
+      const spans = exporter.getFinishedSpans();
+      const call = spans.find((s) => s.kind === CLIENT)!;
+      expect(call.name).to.equal('GetOrder');
+      expect(call.attributes).to.include({ 'rpc.system': 'soap', 'rpc.method': 'GetOrder' });
+      const served = spans.find((s) => s.attributes['busbar.route.id'] === 'soap-server')!;
+      expect(served.kind).to.equal(SERVER);
+      expect(served.attributes).to.include({ 'rpc.system': 'soap', 'rpc.method': 'GetOrder' });
+      expect(served.spanContext().traceId).to.equal(call.spanContext().traceId);
+      expect(parentOf(served)).to.equal(call.spanContext().spanId);
+    } finally {
+      await client.stop();
+      await server.stop();
+    }
+  });
+
+  it('amqp: the context comes from the W3C header only; a busbar.trace.* header on the wire is not taken', async () => {
+    const { exporter, provider } = tracing();
+    const queue = `busbar.spec.trace.${randomUUID()}`;
+    const engine = new Engine({ logger: testLogger(), adapters: [createAmqpAdapter({ url: AMQP_URL })], tracing: { tracerProvider: provider } });
+    engine.addRoutes(from(`amqp:queue:${queue}`).routeId('in').to('mock:got'));
+    await engine.start();
+    const amqp = await import('amqplib');
+    const conn = await amqp.connect(AMQP_URL);
+    const ch = await conn.createChannel();
+    try {
+      ch.sendToQueue(queue, Buffer.from('a'), { headers: { 'busbar.trace.parent': '00-55555555555555555555555555555555-6666666666666666-01' } });
+      ch.sendToQueue(queue, Buffer.from('b'), { headers: { traceparent: '00-77777777777777777777777777777777-8888888888888888-01' } });
+      await waitFor(() => exporter.getFinishedSpans().filter((s) => s.attributes['busbar.route.id'] === 'in').length === 2, 5000, 'both consumed');
+      const spans = exporter.getFinishedSpans().filter((s) => s.attributes['busbar.route.id'] === 'in');
+      const a = spans.find((s) => s.spanContext().traceId !== '77777777777777777777777777777777')!;
+      const b = spans.find((s) => s.spanContext().traceId === '77777777777777777777777777777777')!;
+      expect(a.spanContext().traceId).to.not.equal('55555555555555555555555555555555');
+      expect(parentOf(a)).to.equal(undefined);
+      expect(parentOf(b)).to.equal('8888888888888888');
+    } finally {
+      await engine.stop({ timeoutMs: 2000 });
+      await ch.deleteQueue(queue);
+      await conn.close();
+    }
+  });
+
+  it('is an option of config files too (engine.tracing), using the registered provider', () => {
+    const { engine } = engineFromModule({ routes: [], engine: { tracing: true } }, testLogger());
+    expect(engine.tracing).to.equal(true);
+    expect(new Engine({ logger: testLogger() }).tracing).to.equal(false);
+  });
+
+  it('tracing: true uses the registered SDK (sdk-trace-node), and user code sees the exchange\'s span as the active one', async () => {
+    const api = await import('@opentelemetry/api');
+    const { NodeTracerProvider } = await import('@opentelemetry/sdk-trace-node');
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    provider.register();
+    const engine = new Engine({ logger: testLogger(), tracing: true });
+    let active: string | undefined;
+    engine.addRoutes(
+      from('direct:active')
+        .routeId('active')
+        .process(async (m) => {
+          await new Promise((r) => setTimeout(r, 5));
+          active = api.trace.getActiveSpan()?.spanContext().spanId;
+          return m;
+        }),
+    );
+    await engine.start();
+    try {
+      await engine.send('direct:active', 1);
+      const route = exporter.getFinishedSpans().find((s) => s.attributes['busbar.route.id'] === 'active')!;
+      expect(active).to.equal(route.spanContext().spanId);
+    } finally {
+      await engine.stop();
+      await provider.shutdown();
+      api.trace.disable();
+      api.context.disable();
+      api.propagation.disable();
     }
   });
 
@@ -241,6 +332,10 @@ describe('tracing (OpenTelemetry)', function () {
       expect(row.traceparent).to.equal(`00-33333333333333333333333333333333-${insert.spanContext().spanId}-01`);
       expect(row.tracestate).to.equal('k=v');
       expect(plain).to.deep.equal({ id: 1, item: 'pen' });
+      // the second output is a child of the exchange too, not of the first output (whose answer the route went on with)
+      const save = spans.find((s) => s.attributes['busbar.route.id'] === 'save')!;
+      expect(parentOf(insert)).to.equal(save.spanContext().spanId);
+      expect(parentOf(byName(spans, 'INSERT plain'))).to.equal(save.spanContext().spanId);
       const work = spans.find((s) => s.attributes['busbar.route.id'] === 'work')!;
       expect(work.kind).to.equal(CONSUMER);
       expect(parentOf(work)).to.equal(insert.spanContext().spanId);
