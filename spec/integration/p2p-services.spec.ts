@@ -128,7 +128,7 @@ describe('p2p super-peers: two peers that cannot dial each other talk through a 
     const seeds = [p2pPeer(relay)!.address];
     // neither announces an address: they only know (and can only dial) the relay
     const a = await start('hidden-a', { advertise: false, seeds });
-    await start('hidden-b', { advertise: false, seeds }, [
+    const b = await start('hidden-b', { advertise: false, seeds }, [
       from('p2p:direct:echo').transform((b) => ({ echoed: b, by: 'hidden-b' })),
       from('p2p:topic:news.*').process((m) => (got.push(m.body), m)),
     ]);
@@ -139,7 +139,8 @@ describe('p2p super-peers: two peers that cannot dial each other talk through a 
     await a.send('p2p:topic:news.today', { headline: 'relayed' });
     await waitFor(() => got.length === 1, 5000, 'the publication at b');
     expect(p2pPeer(relay)!.stats().relayed).to.be.greaterThan(0);
-    expect(pa.stats().viaRelay).to.be.greaterThan(0);
+    // whichever hidden peer opened the link first made it through the relay (the other took it over from the relay's frames)
+    expect(pa.stats().viaRelay + p2pPeer(b)!.stats().viaRelay).to.be.greaterThan(0);
     // probes go through the relay too: b stays alive in a's view (no false death) for a few rounds
     await new Promise((r) => setTimeout(r, 1500));
     expect(pa.members().find((m) => m.name === 'hidden-b')?.state).to.equal('alive');

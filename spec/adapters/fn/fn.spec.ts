@@ -117,7 +117,8 @@ describe('fn adapter: functions on worker threads', function () {
     // 5 x 40 ms of the thread's own CPU, plus the loop's last check and the meter's reads
     expect(burn.cpuMs).to.be.within(200, 225);
     expect(burn.lastCpuMs).to.be.within(40, 45);
-    expect(burn.wallMs).to.be.at.least(burn.cpuMs);
+    // wall and thread CPU are read by different clocks at slightly different points: wall covers the burned time
+    expect(burn.wallMs).to.be.at.least(200);
     const sleep = statsOf(e, 'sleep');
     expect(sleep).to.include({ invocations: 3, completed: 3 });
     expect(sleep.wallMs).to.be.at.least(180);
