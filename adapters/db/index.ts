@@ -24,7 +24,7 @@ export function resolveDatabase(path: string, config: DbConfig, uri = path): Dat
         details: { uri, connection: name, known },
       });
     }
-    return c.engine === 'postgres' ? { engine: 'postgres', name, url: c.url, poolSize: c.poolSize, connectTimeoutMs: c.connectTimeoutMs } : { engine: 'sqlite', file: c.file, busyTimeoutMs: c.busyTimeoutMs };
+    return c.engine === 'postgres' ? { engine: 'postgres', name, url: c.url, poolSize: c.poolSize, connectTimeoutMs: c.connectTimeoutMs, ...(c.int64 ? { int64: c.int64 } : {}) } : { engine: 'sqlite', file: c.file, busyTimeoutMs: c.busyTimeoutMs };
   };
   if (path.startsWith('sqlite:')) {
     const file = path.slice('sqlite:'.length);
