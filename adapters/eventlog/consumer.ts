@@ -119,13 +119,25 @@ export class EventlogConsumer implements Consumer {
     if (this.#o.delivery === 'effectively-once') await this.#ensureOffsetsTable();
     if (this.#o.group) {
       this.#coordinator = new GroupCoordinator(this.#s.topicDir, this.#o.group, this.#s.partitions, { sessionTimeoutMs: this.#o.sessionTimeoutMs, memberId: this.#memberId });
-      this.#apply(this.#coordinator.heartbeat());
+      this.#apply(await this.#firstHeartbeat(this.#coordinator));
       this.#every(this.#o.heartbeatMs, () => this.#heartbeat());
       if (this.#o.delivery === 'at-least-once') this.#every(this.#o.commitIntervalMs, () => this.#commit());
     } else {
       for (let p = 0; p < this.#s.partitions; p++) this.#startPartition(p, this.#soloEpoch, undefined);
     }
     this.#ctx.setStatus('connected');
+  }
+
+  /** Joining waits out a group lock held for a while by another member (each attempt waits up to 1 s). */
+  async #firstHeartbeat(c: GroupCoordinator): Promise<Membership> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return c.heartbeat();
+      } catch (err) {
+        if (attempt >= 10 || !(err instanceof BusbarError) || err.code !== 'BUSBAR_ERR_EVENTLOG_IO') throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
   }
 
   #every(ms: number, fn: () => void): void {

@@ -58,7 +58,8 @@ export function readGroup(file: string): GroupState | undefined {
 /** Run `fn` holding the group's lock file (held for well under a millisecond; a dead holder's lock is taken over). */
 export function withGroupLock<T>(lock: string, fn: () => T): T {
   mkdirSync(join(lock, '..'), { recursive: true });
-  const deadline = Date.now() + 10_000;
+  // not longer: the wait blocks this thread; a busy lock fails the operation, which is retried at the next tick
+  const deadline = Date.now() + 1000;
   for (;;) {
     try {
       const fd = openSync(lock, 'wx');
@@ -71,7 +72,12 @@ export function withGroupLock<T>(lock: string, fn: () => T): T {
     let stale = false;
     try {
       const [host, pid] = readFileSync(lock, 'utf8').split(' ');
-      stale = (host === HOST && pid !== undefined && Number(pid) !== process.pid && !pidAlive(Number(pid))) || Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
+      // A holder on this machine is waited for while its process lives, however long it takes:
+      // one paused (SIGSTOP, swapped out) inside the lock would, once taken over, write back the
+      // state it read before the pause and move committed offsets back. Only a holder elsewhere
+      // (a shared directory) is judged by the lock's age.
+      if (host === HOST && pid !== undefined && Number(pid) !== process.pid) stale = !pidAlive(Number(pid));
+      else stale = Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
     } catch {
       // released meanwhile
     }
@@ -83,7 +89,7 @@ export function withGroupLock<T>(lock: string, fn: () => T): T {
       }
       continue;
     }
-    if (Date.now() > deadline) throw new BusbarError('EVENTLOG_IO', `event log: ${lock} held for more than 10 s`, { details: { path: lock } });
+    if (Date.now() > deadline) throw new BusbarError('EVENTLOG_IO', `event log: ${lock} held by another member for more than 1 s`, { details: { path: lock } });
     Atomics.wait(sleeper, 0, 0, 1);
   }
   try {

@@ -1,20 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startWorker as startProcess, type WorkerProcess } from '../process-worker.js';
 import { expect } from 'chai';
 import { createJobs, dbFixture, insertJobs, type Dialect } from '../adapters/db/suite.js';
 
 const ROWS = 20_000;
 
-function startWorker(env: Record<string, string>): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'spec/adapters/db/worker.ts'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      if (String(d).includes('ready')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, ready, exited };
-}
+const startWorker = (env: Record<string, string>): WorkerProcess => startProcess('spec/adapters/db/worker.ts', env);
 
 for (const dialect of ['postgres', 'sqlite'] as Dialect[]) {
   describe(`db adapter: 3 competing processes on ${dialect}`, function () {

@@ -1,10 +1,10 @@
 // A busbar process competing for one jobs table (spawned by spec/integration/db-competing.spec.ts):
 // polls the table and records which worker processed each row (group commits: one fsync per
-// group of rows, not per row). Prints "ready" once polling,
-// stops on "stop" from stdin (or after 120 s, so a lost parent never leaves it behind).
+// group of rows, not per row). Started and stopped through spec/process-worker.ts.
 import { createDbAdapter, type DbConfigInput } from '../../../adapters/db/index.js';
 import { Engine, from } from '../../../lib/index.js';
 import { testLogger } from '../../helpers.js';
+import { serveWorker } from '../../process-worker.js';
 
 const [config, jobs, processed, worker] = [JSON.parse(process.env.DB_CONFIG!) as DbConfigInput, process.env.DB_JOBS!, process.env.DB_PROCESSED!, process.env.DB_WORKER!];
 const engine = new Engine({ logger: testLogger(), adapters: [createDbAdapter(config)] });
@@ -20,15 +20,5 @@ engine.addRoutes(
     })
     .to(`db:w?statement=${encodeURIComponent(`INSERT INTO ${processed} (id, worker) VALUES (:body.id, :header.worker)`)}&groupCommit=true&batchSize=100`),
 );
-// DB_HOLD: load now, start polling on "go" (so a test pays the process start-up in advance)
-if (process.env.DB_HOLD) await new Promise<void>((resolve) => process.stdin.on('data', (d) => String(d).includes('go') && resolve()));
-await engine.start();
-process.stdout.write('ready\n');
-const stop = async (): Promise<void> => {
-  await engine.stop();
-  process.exit(0);
-};
-setTimeout(() => void stop(), 120_000).unref();
-process.stdin.on('data', (d) => {
-  if (String(d).includes('stop')) void stop();
-});
+// DB_HOLD: load now, start polling on "go"
+await serveWorker(engine, { hold: Boolean(process.env.DB_HOLD) });
