@@ -441,8 +441,8 @@ export class RouteBuilder<T, In = unknown> {
    * Server/Receiver otherwise, the busbar code in the detail) instead of failing the exchange.
    * `auto` answers in the version of the request.
    */
-  soapFaultOnError(version: SoapVersion | 'auto' = 'auto'): RouteBuilder<T, In> {
-    return this.step<T>('soapFaultOnError', { version } satisfies SoapFaultOnErrorArgs);
+  soapFaultOnError(version: SoapVersion | 'auto' = 'auto', opts: { reason?: string } = {}): RouteBuilder<T, In> {
+    return this.step<T>('soapFaultOnError', { version, reason: opts.reason } satisfies SoapFaultOnErrorArgs);
   }
 
 

@@ -42,6 +42,12 @@ export const httpOptions = Type.Object(
     batch: Type.Boolean({ default: false, description: '(jsonrpc client) The body is a list of calls `{ method, params?, notify? }` sent as one batch; the reply is the list of `{ result }` or `{ error }` in the same order.' }),
     maxBatch: Type.Integer({ minimum: 1, default: 100, description: '(jsonrpc server) Largest batch accepted.' }),
     soapVersion: Type.Union([Type.Literal('1.1'), Type.Literal('1.2')], { default: '1.1', description: '(soap client) SOAP version of the requests; (soap server) version of faults for requests that are not SOAP at all (replies use the request\'s version).' }),
+    faultReason: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: '(soap server) Reason (faultstring / Reason text) of the Faults this route\'s failures are answered with, instead of the error\'s text (which never names route ids or steps); the busbar code stays in the detail, the whole error in the logs.',
+      }),
+    ),
     soapUnderstood: Type.Optional(
       Type.String({
         description: '(soap server) Header blocks this route processes, comma-separated: `{namespace}Name`, or `Name` in any namespace. A request with a `mustUnderstand` header block addressed to it that is not listed gets a MustUnderstand fault (HTTP 500) and never reaches the route, as SOAP requires.',

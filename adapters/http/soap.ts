@@ -179,8 +179,9 @@ class SoapDispatcher {
       xml = replyEnvelope(reply.body, env, route.namespace ?? env.namespace);
     } catch (err) {
       const status = faultStatus(env.version, err);
-      if (status >= 500) ep.ctx.logger.warn({ err, messageId: msg.id }, 'SOAP request failed');
-      return sendXml(r, status, env.version, buildSoapFault(err, { version: env.version }));
+      // the whole error (route, step, cause) stays here; the client gets a fault without them
+      ep.ctx.logger[status >= 500 ? 'warn' : 'info']({ err, messageId: msg.id, status }, 'SOAP request failed; answered with a Fault');
+      return sendXml(r, status, env.version, buildSoapFault(err, { version: env.version, reason: ep.opts.faultReason }));
     }
     r.res.setHeader('X-Correlation-Id', msg.correlationId);
     sendXml(r, 200, env.version, xml);

@@ -392,7 +392,24 @@ export function soapBody(operation: string, payload: unknown, namespace?: string
  * flag and validation problems go into the detail so `soapFaultToError` can restore them.
  * A received fault (`BUSBAR_ERR_SOAP_FAULT`) is passed on as it was.
  */
-export function errorToSoapFault(err: unknown, version: SoapVersion = '1.1'): SoapFault {
+/**
+ * An error's text as an external client may see it: without the route ids and step paths
+ * busbar's messages name (`route "billing", step /steps/2 (transform): ...`), which say how the
+ * integration is built and stay in the logs.
+ */
+export function publicErrorText(text: string): string {
+  return text
+    .replace(/route "[^"]*", step \S+(?: \([^)]*\))?: /g, '')
+    .replace(/,? ?(?:at |in )?step \/steps\/[^\s:,)]*(?: \([^)]*\))?:?/g, '')
+    .replace(/route "[^"]*"/g, 'the service')
+    .trim();
+}
+
+/**
+ * `reason` replaces the error's text as the fault reason; without it the reason is the
+ * error's text with route ids and step paths removed (`publicErrorText`).
+ */
+export function errorToSoapFault(err: unknown, version: SoapVersion = '1.1', opts: { reason?: string | undefined } = {}): SoapFault {
   if (isBusbarError(err, 'SOAP_FAULT') && isPlainObject(err.details.fault)) {
     return { ...(err.details.fault as unknown as SoapFault), version };
   }
@@ -400,7 +417,7 @@ export function errorToSoapFault(err: unknown, version: SoapVersion = '1.1'): So
   const clientSide = busbar ? !busbar.retryable : false;
   let code = version === '1.1' ? (clientSide ? 'Client' : 'Server') : clientSide ? 'Sender' : 'Receiver';
   if (busbar?.code === 'BUSBAR_ERR_SOAP_ENVELOPE' && busbar.details.reason === 'version') code = 'VersionMismatch';
-  const reason = err instanceof Error ? err.message : String(err);
+  const reason = opts.reason ?? publicErrorText(err instanceof Error ? err.message : String(err));
   const detail: Record<string, unknown> = { code: busbar?.code ?? 'BUSBAR_ERR_STEP_FAILED', retryable: String(busbar?.retryable ?? true) };
   const problems = busbar?.details.problems;
   if (Array.isArray(problems) && problems.length) detail.problems = problems;
@@ -422,10 +439,10 @@ function faultDetailXml(detail: unknown, attr: string): Record<string, unknown> 
 }
 
 /** A Fault envelope from a `SoapFault` or from any error (see `errorToSoapFault`). */
-export function buildSoapFault(faultOrError: SoapFault | unknown, options: Omit<BuildEnvelopeOptions, 'header'> & { header?: Record<string, unknown> } = {}): string {
+export function buildSoapFault(faultOrError: SoapFault | unknown, options: Omit<BuildEnvelopeOptions, 'header'> & { header?: Record<string, unknown>; reason?: string | undefined } = {}): string {
   const asFault = isPlainObject(faultOrError) && typeof faultOrError.code === 'string' && typeof faultOrError.reason === 'string' && !(faultOrError instanceof Error);
   const version = options.version ?? (asFault ? ((faultOrError as unknown as SoapFault).version ?? '1.1') : '1.1');
-  const fault: SoapFault = asFault ? { ...(faultOrError as unknown as SoapFault), version } : errorToSoapFault(faultOrError, version);
+  const fault: SoapFault = asFault ? { ...(faultOrError as unknown as SoapFault), version } : errorToSoapFault(faultOrError, version, { reason: options.reason });
   const p = options.prefix ?? 'soap';
   const attr = mapperFor(options.xml).attributePrefix;
   const detail = faultDetailXml(fault.detail, attr);

@@ -330,6 +330,8 @@ export const setBodyStep: StepKind<SetBodyArgs> = {
 export interface SoapFaultOnErrorArgs {
   /** `auto`: the version of the request (its envelope namespace), 1.1 when it cannot tell. */
   version: SoapVersion | 'auto';
+  /** The fault reason sent instead of the error's text (which never names route ids or steps). */
+  reason?: string | undefined;
 }
 
 const SOAP12_NS = 'http://www.w3.org/2003/05/soap-envelope';
@@ -349,15 +351,23 @@ export const soapFaultOnErrorStep: StepKind<SoapFaultOnErrorArgs> = {
   configSchema: {
     oneOf: [
       { enum: ['1.1', '1.2', 'auto'] },
-      { type: 'object', additionalProperties: false, properties: { version: { enum: ['1.1', '1.2', 'auto'], default: 'auto' } } },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          version: { enum: ['1.1', '1.2', 'auto'], default: 'auto' },
+          reason: { type: 'string', minLength: 1, description: 'fault reason sent instead of the error\'s text (which never names route ids or steps)' },
+        },
+      },
     ],
   },
-  fromConfig: (value) => (typeof value === 'string' ? { version: value as SoapVersion } : { version: (value as { version?: SoapVersion }).version ?? 'auto' }),
-  compile({ version: fixed }, next, ctx) {
+  fromConfig: (value) =>
+    typeof value === 'string' ? { version: value as SoapVersion } : { version: (value as { version?: SoapVersion }).version ?? 'auto', reason: (value as { reason?: string }).reason },
+  compile({ version: fixed, reason }, next, ctx) {
     const reply = (msg: Message, err: unknown): Message => {
       const version = fixed === 'auto' ? requestVersion(msg.body) : fixed;
       ctx.logger.warn({ messageId: msg.id, code: (err as BusbarError).code, err }, 'replying with a SOAP fault');
-      return withHeaders(withBody(msg, buildSoapFault(err, { version })), { 'content-type': SOAP_CONTENT_TYPES[version], [SOAP_FAULT_HEADER]: true });
+      return withHeaders(withBody(msg, buildSoapFault(err, { version, reason })), { 'content-type': SOAP_CONTENT_TYPES[version], [SOAP_FAULT_HEADER]: true });
     };
     return (msg) => {
       try {
