@@ -106,6 +106,64 @@ export class AmqpProducer implements Producer {
     (this.#sweep as { unref?: () => void }).unref?.();
   }
 
+  /**
+   * Read this queue as a dead-letter store (the management API lists and replays from it).
+   * `list` takes every message off the queue unacknowledged on a channel of its own; each is
+   * then acknowledged (`drop`: replayed or dead-lettered again) or put back (`restore`), and
+   * `close` puts back whatever is left, so listing changes nothing and nothing is lost.
+   */
+  deadLetterStore(limit = 10_000): { list(): Promise<Array<{ id: string; msg: Message }>>; hold(s: { id: string }): Promise<void>; drop(s: { id: string }): Promise<void>; restore(s: { id: string }): Promise<void>; close(): Promise<void> } | undefined {
+    if (this.#s.target.kind !== 'queue') return undefined;
+    const queue = this.#s.target.name;
+    let ch: Channel | undefined;
+    const held = new Map<string, AmqpMessage>();
+    const client = this.#client;
+    let acquired = false;
+    return {
+      list: async () => {
+        const conn = await client.acquire();
+        acquired = true;
+        ch = await conn.createChannel();
+        const out: Array<{ id: string; msg: Message }> = [];
+        while (out.length < limit) {
+          const m = await ch.get(queue, { noAck: false });
+          if (m === false) break;
+          const id = `${m.fields.deliveryTag}`;
+          held.set(id, m);
+          out.push({ id: String(m.properties.messageId ?? id), msg: decode(m, this.#s.bodyType, this.#s.headers) });
+          // the store refers to it by the id it showed
+          if (out[out.length - 1]!.id !== id) {
+            held.delete(id);
+            held.set(out[out.length - 1]!.id, m);
+          }
+        }
+        return out;
+      },
+      hold: async () => {},
+      drop: async (s) => {
+        const m = held.get(s.id);
+        if (m && ch) ch.ack(m);
+        held.delete(s.id);
+      },
+      restore: async (s) => {
+        const m = held.get(s.id);
+        if (m && ch) ch.nack(m, false, true);
+        held.delete(s.id);
+      },
+      close: async () => {
+        if (ch) {
+          // put back what was only looked at, in one go
+          if (held.size) ch.nackAll(true);
+          held.clear();
+          await closeQuietly(ch);
+          ch = undefined;
+        }
+        if (acquired) await client.release();
+        acquired = false;
+      },
+    };
+  }
+
   /** The connection's status while started (readiness). */
   status(): { status: ClientStatus; error?: string; since?: number } {
     if (!this.#started) return { status: 'idle' };

@@ -9,7 +9,7 @@ import { grpcJs, ProtoCache } from './protos.js';
 import { createGrpcConsumer, hubOf, type ServerRuntime } from './server.js';
 
 export { grpcOptions, grpcConfigSchema, GRPC_HEADERS, type GrpcOptions, type GrpcConfig, type GrpcConfigInput } from './options.js';
-export { GRPC_STATUS, TO_STATUS, FROM_STATUS, ERROR_TRAILERS, toStatus, fromStatus, statusName, type GrpcStatusName } from './status.js';
+export { GRPC_STATUS, TO_STATUS, FROM_STATUS, HTTP_TO_STATUS, ERROR_TRAILERS, toStatus, fromStatus, statusName, type GrpcStatusName } from './status.js';
 export { RPC_METHOD, rpcProtoFile } from './protos.js';
 
 let validator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;

@@ -58,7 +58,31 @@ export const TO_STATUS: Partial<Record<ErrorName, GrpcStatusName>> = {
   UNAUTHORIZED: 'UNAUTHENTICATED',
   NO_MATCH: 'FAILED_PRECONDITION',
   GRPC_REMOTE_ERROR: 'UNKNOWN',
+  SOAP_FAULT: 'UNKNOWN',
+  RPC_REMOTE_ERROR: 'UNKNOWN',
+  AMQP_REMOTE_ERROR: 'UNKNOWN',
+  HTTP_CLIENT_ERROR: 'FAILED_PRECONDITION',
+  HTTP_SERVER_ERROR: 'UNAVAILABLE',
 };
+
+/**
+ * A backend's HTTP status behind a gateway route (HTTP_CLIENT_ERROR / HTTP_SERVER_ERROR with
+ * `details.status`), as google.rpc.Code maps them; other statuses take the code's row above.
+ */
+export const HTTP_TO_STATUS: Readonly<Record<number, GrpcStatusName>> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'ABORTED',
+  422: 'INVALID_ARGUMENT',
+  429: 'RESOURCE_EXHAUSTED',
+  501: 'UNIMPLEMENTED',
+  504: 'DEADLINE_EXCEEDED',
+};
+
+/** Codes under which another transport carries a remote busbar code (`details.remoteCode`). */
+const REMOTE_WRAPPERS = new Set<ErrorName>(['SOAP_FAULT', 'RPC_REMOTE_ERROR', 'AMQP_REMOTE_ERROR']);
 
 /**
  * gRPC status -> busbar code of a failed client call, when the server sent no
@@ -94,7 +118,10 @@ export function toStatus(err: unknown): { code: number; details: string; busbarC
   const name = err.code.slice('BUSBAR_ERR_'.length) as ErrorName;
   // a failure that came from another gRPC server keeps its status
   const passed = name === 'GRPC_REMOTE_ERROR' && typeof err.details.grpcCode === 'number' ? err.details.grpcCode : undefined;
-  const code = passed ?? GRPC_STATUS[TO_STATUS[name] ?? 'INTERNAL'];
+  // a backend's fault that carries its busbar code (a busbar SOAP/JSON-RPC/AMQP backend) answers by that code
+  const remote = REMOTE_WRAPPERS.has(name) && typeof err.details.remoteCode === 'string' ? TO_STATUS[err.details.remoteCode.slice('BUSBAR_ERR_'.length) as ErrorName] : undefined;
+  const http = (name === 'HTTP_CLIENT_ERROR' || name === 'HTTP_SERVER_ERROR') && typeof err.details.status === 'number' ? HTTP_TO_STATUS[err.details.status] : undefined;
+  const code = passed ?? GRPC_STATUS[remote ?? http ?? TO_STATUS[name] ?? 'INTERNAL'];
   return { code, details: err.message, busbarCode: err.code, retryable: err.retryable };
 }
 

@@ -27,6 +27,8 @@ const STATUS: Partial<Record<ErrorName, number>> = {
   ENGINE_STATE: 503,
   HTTP_SERVER_ERROR: 502,
   HTTP_NETWORK: 502,
+  GRPC_UNAVAILABLE: 502,
+  GRPC_REMOTE_ERROR: 502,
 };
 
 /** A backend's 4xx that means the same to our caller is passed on; others are our fault (502). */

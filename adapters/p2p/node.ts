@@ -681,7 +681,8 @@ export class P2pNode {
       const iseq = ++this.#seq;
       const iwait = this.#awaitAck(iseq, t * 2);
       for (const h of picked) {
-        void this.#link(h).then((l) => l.send({ t: 'ping-req', seq: iseq, target: id, updates: this.#piggyback() }), () => undefined);
+        // (a link that closed in between must not throw out of the callback: an unhandled rejection would end the process)
+        void this.#link(h).then((l) => this.#safeSend(l, { t: 'ping-req', seq: iseq, target: id, updates: this.#piggyback() }), () => undefined);
       }
       const r = await iwait;
       // someone else reached it and we did not: the problem may be on our side

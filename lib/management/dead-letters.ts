@@ -41,6 +41,8 @@ interface DeadLetterStore {
   drop(s: Stored): Promise<void>;
   /** Replay failed: put the original back. */
   restore(s: Stored): Promise<void>;
+  /** Done with the store: what was listed and not dropped stays (an amqp queue gets it back). */
+  close?(): Promise<void>;
 }
 
 function mockStore(engine: Engine, uri: string): DeadLetterStore {
@@ -123,6 +125,9 @@ function storeFor(engine: Engine, uri: string): DeadLetterStore | undefined {
     const root = (engine.producerOf(uri) as { root?: unknown } | undefined)?.root;
     if (typeof root === 'string') return fileStore(root);
   }
+  // an adapter whose producer can read its destination back (amqp queues)
+  const p = engine.producerOf(uri) as { deadLetterStore?: () => DeadLetterStore | undefined } | undefined;
+  if (typeof p?.deadLetterStore === 'function') return p.deadLetterStore();
   return undefined;
 }
 
@@ -167,10 +172,14 @@ export async function listDeadLetters(engine: Engine, routeId?: string, limit = 
         continue;
       }
       // an endpoint shared by several routes holds their dead letters together: keep each route's own
-      for (const s of await store.list()) {
-        const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
-        if (owner !== undefined && owner !== id) continue;
-        if (deadLetters.length < limit) deadLetters.push(toDeadLetter(id, uri, s));
+      try {
+        for (const s of await store.list()) {
+          const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
+          if (owner !== undefined && owner !== id) continue;
+          if (deadLetters.length < limit) deadLetters.push(toDeadLetter(id, uri, s));
+        }
+      } finally {
+        await store.close?.();
       }
     }
   }
@@ -213,9 +222,26 @@ export async function replayDeadLetters(
     throw new BusbarError('MANAGEMENT_REQUEST', `"${opts.endpoint}" is not a dead-letter endpoint of route "${opts.route}" (its dead letters: ${d.deadLetters.join(', ') || 'none'})`, { details: { routeId: opts.route, endpoint: opts.endpoint } });
   }
   const work: Array<{ store: DeadLetterStore; s: Stored }> = [];
+  const stores: DeadLetterStore[] = [];
+  try {
+    return await replayFrom(engine, opts, endpoints, work, stores, progress);
+  } finally {
+    for (const st of stores) await st.close?.();
+  }
+}
+
+async function replayFrom(
+  engine: Engine,
+  opts: { route: string; ids?: readonly string[]; to?: string; endpoint?: string },
+  endpoints: readonly string[],
+  work: Array<{ store: DeadLetterStore; s: Stored }>,
+  stores: DeadLetterStore[],
+  progress: (done: number, total: number) => void,
+): Promise<ReplayResult> {
   for (const uri of endpoints) {
     const store = storeFor(engine, uri);
-    if (!store) throw new BusbarError('MANAGEMENT_REQUEST', `dead letters of "${uri}" cannot be read by busbar (readable: mock:, file:)`, { details: { routeId: opts.route, endpoint: uri } });
+    if (!store) throw new BusbarError('MANAGEMENT_REQUEST', `dead letters of "${uri}" cannot be read by busbar (readable: mock:, file:, amqp:queue:)`, { details: { routeId: opts.route, endpoint: uri } });
+    stores.push(store);
     for (const s of await store.list()) {
       const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
       if (owner !== undefined && owner !== opts.route) continue;

@@ -18,6 +18,8 @@ interface Rec {
   started: number;
   step: string | undefined;
   kind: string | undefined;
+  /** Another exchange of the same message id in flight before this one (rare: a replay, a duplicate). */
+  prev: Rec | undefined;
 }
 
 /** Per-step counters of a route: exchanges that reached each step. */
@@ -28,8 +30,8 @@ export type StepCounts = Record<string, number>;
  * many reached each step. Installed only while a management server runs.
  */
 export class InflightTracker implements ExchangeObserver {
-  /** In flight per route, by message id (a message id can be in flight twice: count them). */
-  readonly #byRoute = new Map<string, Map<string, Rec[]>>();
+  /** In flight per route, by message id: the newest exchange of that id, older ones chained behind it. */
+  readonly #byRoute = new Map<string, Map<string, Rec>>();
   readonly #steps = new Map<string, Map<string, number>>();
   readonly #onDeadLetter: ((route: Route, uri: string, msg: Message, reply: Message | undefined) => Promise<void>) | undefined;
 
@@ -41,24 +43,22 @@ export class InflightTracker implements ExchangeObserver {
     await this.#onDeadLetter?.(route, uri, msg, reply);
   }
 
+  // per exchange: one object and two map operations (no list per message id: this runs for every message)
   begin(route: Route, msg: Message): Rec {
     let m = this.#byRoute.get(route.id);
-    if (!m) this.#byRoute.set(route.id, (m = new Map()));
-    const rec: Rec = { routeId: route.id, messageId: msg.id, started: Date.now(), step: undefined, kind: undefined };
-    const list = m.get(msg.id);
-    if (list) list.push(rec);
-    else m.set(msg.id, [rec]);
+    if (m === undefined) this.#byRoute.set(route.id, (m = new Map()));
+    const rec: Rec = { routeId: route.id, messageId: msg.id, started: Date.now(), step: undefined, kind: undefined, prev: m.get(msg.id) };
+    m.set(msg.id, rec);
     return rec;
   }
 
   step(route: Route, msg: Message, path: string, kind: string): void {
     let counts = this.#steps.get(route.id);
-    if (!counts) this.#steps.set(route.id, (counts = new Map()));
+    if (counts === undefined) this.#steps.set(route.id, (counts = new Map()));
     counts.set(path, (counts.get(path) ?? 0) + 1);
     // parts of a split carry their own ids: their parent stays at the splitting step
-    const list = this.#byRoute.get(route.id)?.get(msg.id);
-    if (list) {
-      const rec = list[list.length - 1]!;
+    const rec = this.#byRoute.get(route.id)?.get(msg.id);
+    if (rec !== undefined) {
       rec.step = path;
       rec.kind = kind;
     }
@@ -67,19 +67,27 @@ export class InflightTracker implements ExchangeObserver {
   end(route: Route, token: unknown, _outcome: ExchangeOutcome): void {
     const rec = token as Rec;
     const m = this.#byRoute.get(route.id);
-    const list = m?.get(rec.messageId);
-    if (!m || !list) return;
-    const i = list.indexOf(rec);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) m.delete(rec.messageId);
+    if (m === undefined) return;
+    const head = m.get(rec.messageId);
+    if (head === rec) {
+      if (rec.prev === undefined) m.delete(rec.messageId);
+      else m.set(rec.messageId, rec.prev);
+      return;
+    }
+    for (let r = head; r !== undefined; r = r.prev) {
+      if (r.prev === rec) {
+        r.prev = rec.prev;
+        return;
+      }
+    }
   }
 
   list(routeId?: string, now = Date.now()): InflightExchange[] {
     const out: InflightExchange[] = [];
     for (const [id, m] of this.#byRoute) {
       if (routeId !== undefined && id !== routeId) continue;
-      for (const list of m.values()) {
-        for (const r of list) {
+      for (const head of m.values()) {
+        for (let r: Rec | undefined = head; r !== undefined; r = r.prev) {
           const x: InflightExchange = { routeId: r.routeId, messageId: r.messageId, startedAt: new Date(r.started).toISOString(), ageMs: now - r.started };
           if (r.step !== undefined) x.step = r.step;
           if (r.kind !== undefined) x.kind = r.kind;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { BusbarError, errorCatalogue } from '../../../lib/index.js';
-import { FROM_STATUS, fromStatus, GRPC_STATUS, statusName, TO_STATUS, toStatus, type GrpcStatusName } from '../../../adapters/grpc/index.js';
+import { FROM_STATUS, fromStatus, GRPC_STATUS, HTTP_TO_STATUS, statusName, TO_STATUS, toStatus, type GrpcStatusName } from '../../../adapters/grpc/index.js';
 
 /** The rows of the markdown table between `<!-- name -->` and `<!-- /name -->` in docs/grpc.md. */
 function table(name: string): string[][] {
@@ -46,6 +46,19 @@ describe('grpc: the status table (docs/grpc.md) is the one both sides use', () =
       expect(err.details.grpcCode).to.equal(num);
     }
     expect([...documented.keys()].filter((k) => k !== 'any' && k !== 'ABORTED').sort()).to.deep.equal(Object.keys(FROM_STATUS).sort());
+  });
+
+  it('a gateway answers by the backend: its HTTP status by the documented table, a remote busbar code by its row', () => {
+    const rows = table('grpc-http-status');
+    expect(rows.length).to.equal(Object.keys(HTTP_TO_STATUS).length);
+    for (const [status, grpcStatus] of rows) {
+      const n = Number(status);
+      const err = new BusbarError(n >= 500 ? 'HTTP_SERVER_ERROR' : 'HTTP_CLIENT_ERROR', 'x', { details: { status: n } });
+      expect(statusName(toStatus(err).code), status).to.equal(grpcStatus!.split(' ')[0]);
+    }
+    expect(statusName(toStatus(new BusbarError('HTTP_CLIENT_ERROR', 'x', { details: { status: 418 } })).code)).to.equal('FAILED_PRECONDITION');
+    expect(statusName(toStatus(new BusbarError('SOAP_FAULT', 'x', { details: { remoteCode: 'BUSBAR_ERR_NOT_FOUND' } })).code)).to.equal('NOT_FOUND');
+    expect(statusName(toStatus(new BusbarError('SOAP_FAULT', 'x', { details: {} })).code)).to.equal('UNKNOWN');
   });
 
   it('busbar trailers win over the table, and the retryable flag travels', () => {
