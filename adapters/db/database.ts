@@ -47,6 +47,8 @@ export interface PostgresSpec {
   url: string;
   poolSize?: number;
   connectTimeoutMs?: number;
+  /** How bigint/int8 columns (and count(*)) arrive: 'number' (default; beyond 2^53 the query fails), 'bigint' or 'string'. */
+  int64?: 'number' | 'bigint' | 'string';
 }
 
 export type DatabaseSpec = SqliteSpec | PostgresSpec;
@@ -281,7 +283,22 @@ interface PgPool {
   end(): Promise<void>;
   on(ev: 'error', fn: (err: Error) => void): unknown;
 }
-type PgModule = { Pool: new (cfg: Record<string, unknown>) => PgPool };
+type PgModule = { Pool: new (cfg: Record<string, unknown>) => PgPool; types: { getTypeParser(oid: number, format?: string): unknown } };
+
+/** The oid of int8 (bigint, count(*), sum of integers is numeric, not this). */
+const INT8_OID = 20;
+
+/** Rows of an int64: 'number' query: a value beyond 2^53 came as a bigint and fails the query rather than lose digits. */
+function unsafeInt64(rows: readonly Row[], label: string, sql: string): BusbarError | undefined {
+  for (const row of rows) {
+    for (const [column, v] of Object.entries(row)) {
+      if (typeof v === 'bigint') {
+        return new BusbarError('DB_QUERY', `${label}: column "${column}" holds ${v}, beyond Number.MAX_SAFE_INTEGER: set the connection's int64 to 'bigint' or 'string'`, { details: { database: label, column, sql } });
+      }
+    }
+  }
+  return undefined;
+}
 
 function pgValue(v: unknown): unknown {
   if (v === undefined) return null;
@@ -308,11 +325,15 @@ export class PostgresDatabase implements Database {
     if (this.#pool) return Promise.resolve();
     this.#opening ??= (async () => {
       const pg = await loadDriver<PgModule>('pg');
+      const int64 = this.#spec.int64 ?? 'number';
+      // pg gives int8 as a string; per pool (not pg's global type table) so connections differ
+      const int8 = int64 === 'bigint' ? (v: string) => BigInt(v) : int64 === 'number' ? (v: string) => (Math.abs(Number(v)) <= Number.MAX_SAFE_INTEGER ? Number(v) : BigInt(v)) : undefined;
       const pool = new pg.Pool({
         connectionString: this.#spec.url,
         max: this.#spec.poolSize ?? 10,
         connectionTimeoutMillis: this.#spec.connectTimeoutMs ?? 5000,
         application_name: 'busbar',
+        ...(int8 ? { types: { getTypeParser: (oid: number, format?: string) => (oid === INT8_OID && format !== 'binary' ? int8 : pg.types.getTypeParser(oid, format)) } } : {}),
       });
       // An idle client whose server went away emits 'error'; unhandled, that would kill the process.
       pool.on('error', (err) => this.#logger.warn({ database: this.label, err: { message: err.message } }, 'idle database connection lost'));
@@ -332,8 +353,11 @@ export class PostgresDatabase implements Database {
     await this.open();
     try {
       const r = await this.#pool_().query(sql, params.map(pgValue));
+      const unsafe = (this.#spec.int64 ?? 'number') === 'number' ? unsafeInt64(r.rows, this.label, sql) : undefined;
+      if (unsafe) throw unsafe;
       return { rows: r.rows, rowCount: r.rowCount ?? r.rows.length };
     } catch (err) {
+      if (err instanceof BusbarError) throw err;
       throw dbError(err, this.label, sql);
     }
   }

@@ -24,7 +24,7 @@ export function resolveDatabase(path: string, config: DbConfig, uri = path): Dat
         details: { uri, connection: name, known },
       });
     }
-    return c.engine === 'postgres' ? { engine: 'postgres', name, url: c.url, poolSize: c.poolSize, connectTimeoutMs: c.connectTimeoutMs } : { engine: 'sqlite', file: c.file, busyTimeoutMs: c.busyTimeoutMs };
+    return c.engine === 'postgres' ? { engine: 'postgres', name, url: c.url, poolSize: c.poolSize, connectTimeoutMs: c.connectTimeoutMs, ...(c.int64 ? { int64: c.int64 } : {}) } : { engine: 'sqlite', file: c.file, busyTimeoutMs: c.busyTimeoutMs };
   };
   if (path.startsWith('sqlite:')) {
     const file = path.slice('sqlite:'.length);
@@ -52,7 +52,30 @@ function validateConfig(input: DbConfigInput | undefined): DbConfig {
   return config as unknown as DbConfig;
 }
 
+/** Options of a db: URI that hold SQL. */
+const SQL_OPTIONS = ['statement', 'query', 'onSuccess', 'onFailure'];
+
+/**
+ * In a URI query `+` means a space, so `statement=UPDATE t SET n = n + 1` runs as
+ * `n = n   1` (a syntax error at best, another statement at worst). Refuse a raw `+` in SQL
+ * options when the route is created (`busbar validate` reports it): write `%2B`.
+ */
+function checkSqlInUri(uri: string): void {
+  const q = uri.indexOf('?');
+  if (q === -1) return;
+  for (const pair of uri.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    if (eq !== -1 && SQL_OPTIONS.includes(name) && pair.includes('+', eq)) {
+      throw new BusbarError('DB_CONFIG', `endpoint "${uri}": option ${name}: a "+" in a URI query is read as a space, so the SQL would change ("n + 1" becomes "n   1"); write "%2B" for a plus sign and spaces as they are`, {
+        details: { uri, option: name },
+      });
+    }
+  }
+}
+
 function plan(endpoint: Endpoint<DbOptions>, ctx: AdapterContext, config: DbConfig): ConsumerPlan {
+  checkSqlInUri(endpoint.uri);
   const spec = resolveDatabase(endpoint.path, config, endpoint.uri);
   const registry = (): DatabaseRegistry => ctx.state('databases', () => new DatabaseRegistry());
   return {

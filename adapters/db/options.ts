@@ -74,6 +74,11 @@ const postgresConnection = Type.Object(
     url: Type.String({ minLength: 1, description: 'postgres://user:password@host:port/database (never logged).' }),
     poolSize: Type.Optional(Type.Integer({ minimum: 1, description: 'Most connections of the pool (default 10).' })),
     connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Give up a connection attempt after this many milliseconds (default 5000).' })),
+    int64: Type.Optional(
+      Type.Union([Type.Literal('number'), Type.Literal('bigint'), Type.Literal('string')], {
+        description: "64-bit integers (bigint, count(*)): 'number' (default; a value beyond Number.MAX_SAFE_INTEGER fails the query with DB_QUERY), 'bigint', or 'string' (pg's own default).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
