@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
+import { SOAP_FAULT_HEADER } from '../../lib/steps/transform.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
 import type { HttpRuntime, HttpOptions } from './options.js';
@@ -244,7 +245,8 @@ function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
   const statusHeader = reply.headers[HTTP_HEADERS.replyStatus];
   const explicitType = reply.headers[HTTP_HEADERS.replyHeader + 'content-type'];
   const enc = ep.formats.encode(body, format, typeof explicitType === 'string' ? explicitType : undefined);
-  const status = statusHeader !== undefined ? Number(statusHeader) : enc ? 200 : 204;
+  // a SOAP Fault reply (soapFaultOnError) goes out as 500, as SOAP over HTTP says
+  const status = statusHeader !== undefined ? Number(statusHeader) : reply.headers[SOAP_FAULT_HEADER] === true ? 500 : enc ? 200 : 204;
   if (!enc) {
     res.writeHead(status);
     res.end();
