@@ -52,7 +52,10 @@ describe('management API: /ready while RabbitMQ goes down and comes back (own br
     engine.addRoutes(from(`amqp:queue:${src}`).routeId('orders').to(`amqp:queue:${out}`), from('direct:local').routeId('local').to('mock:local'));
     await engine.start();
     const m = await fx.serve(engine, { token: 'r3ady' });
-    const ready = (): Promise<{ status: number; body: ReadyBody }> => call(m, 'GET', '/ready', undefined, 'r3ady') as Promise<{ status: number; body: ReadyBody }>;
+    const ready = async (): Promise<{ status: number; body: ReadyBody }> => {
+      const r = await call(m, 'GET', '/ready', undefined, 'r3ady');
+      return { status: r.status, body: r.body as unknown as ReadyBody };
+    };
     await waitFor(async () => (await ready()).status === 200, 20_000, '/ready 200 at start');
     expect((await call(m, 'GET', '/ready')).status, 'the token is asked for').to.equal(401);
 
