@@ -181,6 +181,8 @@ export class Engine {
   readonly #producers = new Map<string, ProducerEntry>();
   readonly #dynamic: string[] = [];
   readonly #adapterState = new Map<string, unknown>();
+  /** Each source's backlog as last read (engine.stats() is synchronous; reading it is not). */
+  readonly #backlogs = new Map<string, { n: number; at: string }>();
   /** Created on the first `events$` read: rxjs is loaded only by engines someone observes. */
   #events: Subject<EngineEvent> | undefined;
   readonly #maxInflight: number;
@@ -385,6 +387,7 @@ export class Engine {
       this.#routes.delete(id);
       this.#descriptions.delete(id);
       this.#routeUris.delete(id);
+      this.#backlogs.delete(id);
     };
     if (this.#state !== 'started') {
       // nothing runs: swap the models
@@ -1060,6 +1063,10 @@ export class Engine {
 
   stats(): EngineStats {
     const routes = Object.fromEntries([...this.#routes.values()].map((r) => [r.id, r.stats()]));
+    for (const [id, b] of this.#backlogs) {
+      const s = routes[id];
+      if (s) Object.assign(s.source, { backlog: b.n, backlogAt: b.at });
+    }
     const adapters: Record<string, AdapterStats> = {};
     const of = (uri: string): AdapterStats => {
       const scheme = uri.slice(0, uri.indexOf(':'));
@@ -1290,7 +1297,10 @@ export class Engine {
         const s: { routeId: string; uri: string; received: number; connectionFailures: number; backlog?: number } = { routeId: r.id, uri: r.definition.from, received: r.stats().received, connectionFailures: r.connectionFailures };
         if (r.state === 'started' && r.consumer?.backlog) {
           const b = await r.consumer.backlog().catch(() => undefined);
-          if (b !== undefined) s.backlog = b;
+          if (b !== undefined) {
+            s.backlog = b;
+            this.#backlogs.set(r.id, { n: b, at: new Date().toISOString() });
+          }
         }
         return s;
       }),

@@ -28,7 +28,8 @@ export interface ExchangeObserver {
 
 export interface RouteStats {
   state: RouteState;
-  source: { uri: string; status: SourceStatus; error?: string; since?: string; details?: Record<string, unknown> };
+  /** `backlog`: messages waiting at the source as last read (a metrics scrape, `engine.endpointStats()`), at `backlogAt`. */
+  source: { uri: string; status: SourceStatus; error?: string; since?: string; details?: Record<string, unknown>; backlog?: number; backlogAt?: string };
   received: number;
   completed: number;
   failed: number;

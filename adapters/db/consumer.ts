@@ -78,6 +78,8 @@ export class DbPollingConsumer implements Consumer {
   #loop: Promise<void> | undefined;
   readonly #batches = new Set<Promise<void>>();
   readonly #openTx = new Set<Transaction>();
+  /** Rows held under this consumer's open lock-mode transactions (taken off its backlog). */
+  #locked = 0;
 
   constructor(o: DbOptions, ctx: ConsumerContext, plan: ConsumerPlan, uri: string) {
     this.#o = o;
@@ -241,13 +243,38 @@ export class DbPollingConsumer implements Consumer {
     }
   }
 
-  #pollSql(p: Params, limit: number): string {
+  /** What makes a row pending: the source's own condition, not done or failed for good. */
+  #pendingConds(p: Params): string[] {
     const o = this.#o;
-    const t = this.#table!;
     const conds: string[] = [];
     if (o.where) conds.push(`(${o.where})`);
     if (this.#onConsume === 'mark' || this.#onFailed === 'mark') conds.push(`(${o.statusColumn} IS NULL OR ${o.statusColumn} NOT IN (${p.add(o.doneValue)}, ${p.add(o.failedValue)}))`);
     if (this.#onFailed === 'retry') conds.push(`COALESCE(${o.retryColumn}, 0) < ${p.add(o.maxRetries)}`);
+    return conds;
+  }
+
+  /**
+   * Consumer lag: rows pending that no consumer holds now (read on a metrics scrape). Rows a
+   * claim=update consumer claimed are not counted; with claim=lock, rows locked by this
+   * consumer are taken off (rows another process has locked still count: they are pending to
+   * whoever reads the table). Unknown for query= sources.
+   */
+  async backlog(): Promise<number | undefined> {
+    const db = this.#db;
+    if (!db || this.#query || !this.#table) return undefined;
+    const o = this.#o;
+    const p = new Params(db.dialect);
+    const conds = this.#pendingConds(p);
+    if (this.#claim === 'update') conds.push(`(${o.claimColumn} IS NULL OR ${o.claimExpiresColumn} < ${p.add(this.#ctx.clock.now())})`);
+    const r = await db.query(`SELECT COUNT(*) AS n FROM ${this.#table}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}`, p.values);
+    const n = Number(r.rows[0]?.n ?? 0);
+    return Math.max(0, n - (this.#claim === 'lock' ? this.#locked : 0));
+  }
+
+  #pollSql(p: Params, limit: number): string {
+    const o = this.#o;
+    const t = this.#table!;
+    const conds = this.#pendingConds(p);
     const order = o.orderBy ?? this.#key;
     if (this.#claim === 'update') {
       const now = this.#ctx.clock.now();
@@ -285,6 +312,7 @@ export class DbPollingConsumer implements Consumer {
           return 0;
         }
         this.#openTx.add(tx);
+        this.#locked += rows.length;
       } else {
         rows = (await db.query(sql, p.values)).rows;
         if (this.#claim === 'update' && rows.length > 1 && orderIsKey(this.#o)) rows.sort((a, b) => compareKeys(this.#keyOf(a), this.#keyOf(b)));
@@ -293,7 +321,10 @@ export class DbPollingConsumer implements Consumer {
     if (!rows.length) return 0;
     const batch = this.#handle(rows, tx).finally(() => {
       this.#batches.delete(batch);
-      if (tx) this.#openTx.delete(tx);
+      if (tx) {
+        this.#openTx.delete(tx);
+        this.#locked -= rows.length;
+      }
     });
     this.#batches.add(batch);
     // without claims the next poll would see these rows again: wait for their acknowledgement

@@ -249,6 +249,36 @@ export class FileConsumer implements Consumer {
   }
 
   // ---------------------------------------------------------------- listing
+  /**
+   * Consumer lag: files waiting in the folder (matching include/exclude, not held by this
+   * consumer, not claimed by another), read on a metrics scrape with a listing of its own.
+   */
+  async backlog(): Promise<number | undefined> {
+    if (!this.#running) return undefined;
+    const o = this.#o;
+    let n = 0;
+    const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
+      const entries = await readdirIfThere(dir);
+      const names = this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
+      for (const e of entries) {
+        const name = e.name;
+        if (name.startsWith('.')) continue;
+        const relPath = rel ? `${rel}/${name}` : name;
+        if (e.isDirectory()) {
+          if (o.recursive && depth < o.maxDepth) await walk(join(dir, name), relPath, depth + 1);
+          continue;
+        }
+        if (!e.isFile() || this.#held.has(relPath) || this.#broken.has(relPath)) continue;
+        if (this.#claim === 'marker' && (name.endsWith(LOCK_SUFFIX) || names!.has(name + LOCK_SUFFIX))) continue;
+        if (this.#include && !this.#include(relPath)) continue;
+        if (this.#exclude && this.#exclude(relPath)) continue;
+        n++;
+      }
+    };
+    await walk(this.#root, '', 0);
+    return n;
+  }
+
   async #list(): Promise<{ list: Candidate[]; truncated: boolean }> {
     const o = this.#o;
     const now = this.#ctx.clock.now();
