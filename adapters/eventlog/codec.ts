@@ -1,5 +1,6 @@
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
+import { wireHeaders } from '../../lib/tracing/context.js';
 import type { RecordInput, ValueKind } from './record.js';
 
 /** Inbound transport headers of other adapters describe how a message arrived: they are not written to the log. */
@@ -8,8 +9,10 @@ const TRANSPORT = /^(eventlog|http|https|amqp|file|db|soap|grpc|p2p)\./;
 /** A message as a record: the body as it was (Buffer, string or JSON), null/undefined as a tombstone. */
 export function toRecord(msg: Message, key: string | undefined): RecordInput {
   const headers: Record<string, unknown> = {};
-  for (const k in msg.headers) {
-    const v = msg.headers[k];
+  // the trace context as W3C record headers (the engine's busbar.trace.* stays in the engine)
+  const h = wireHeaders(msg);
+  for (const k in h) {
+    const v = h[k];
     if (v !== undefined && !TRANSPORT.test(k)) headers[k] = v;
   }
   headers['busbar.id'] = msg.id;

@@ -255,7 +255,8 @@ export class EventlogConsumer implements Consumer {
   #message(w: Work, r: LogRecord): Message {
     const stored = r.headers;
     const headers: Record<string, HeaderValue> = {};
-    for (const k in stored) if (k !== 'busbar.id' && k !== 'busbar.correlationId') headers[k] = stored[k] as HeaderValue;
+    // (a busbar.trace.* record header is not the engine's: the context comes from `traceparent`)
+    for (const k in stored) if (k !== 'busbar.id' && k !== 'busbar.correlationId' && !k.startsWith('busbar.trace.')) headers[k] = stored[k] as HeaderValue;
     headers[H.topic] = this.#s.topic;
     headers[H.partition] = w.p;
     headers[H.offset] = r.offset;

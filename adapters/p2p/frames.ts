@@ -1,4 +1,5 @@
 import { createMessage, type Headers, type Message } from '../../lib/message.js';
+import { wireHeaders, withoutEngineTrace } from '../../lib/tracing/context.js';
 
 /** A message as it travels between peers (JSON; byte bodies as base64). */
 export interface WireMessage {
@@ -42,7 +43,8 @@ export type Frame =
 
 export function toWire(msg: Message): WireMessage {
   const b = msg.body;
-  const w: WireMessage = { id: msg.id, headers: msg.headers, body: b, timestamp: msg.timestamp, correlationId: msg.correlationId };
+  // the trace context travels as W3C traceparent/tracestate, not as the engine's busbar.trace.*
+  const w: WireMessage = { id: msg.id, headers: wireHeaders(msg), body: b, timestamp: msg.timestamp, correlationId: msg.correlationId };
   if (b instanceof Uint8Array) {
     w.body = Buffer.from(b).toString('base64');
     w.b64 = true;
@@ -53,7 +55,7 @@ export function toWire(msg: Message): WireMessage {
 
 export function fromWire(w: WireMessage): Message {
   const body = w.b64 ? Buffer.from(String(w.body), 'base64') : w.body;
-  const init: Parameters<typeof createMessage>[1] = { id: w.id, headers: w.headers ?? {}, timestamp: w.timestamp, correlationId: w.correlationId };
+  const init: Parameters<typeof createMessage>[1] = { id: w.id, headers: withoutEngineTrace(w.headers ?? {}), timestamp: w.timestamp, correlationId: w.correlationId };
   if (w.causationId !== undefined) init.causationId = w.causationId;
   return createMessage(body, init);
 }

@@ -116,3 +116,35 @@ export function traceLinks(msgs: readonly Message[]): string[] | undefined {
   }
   return out;
 }
+
+/**
+ * The headers a transport that carries the message's header map as such (event log records,
+ * p2p frames) writes: without the engine's `busbar.trace.*`, with the message's own context
+ * as W3C `traceparent` / `tracestate` over any stale copy. The same object when the message
+ * carries no trace header at all (tracing off: no copy).
+ */
+export function wireHeaders(msg: Message): Headers {
+  const h = msg.headers;
+  const trace = outgoingTrace(msg);
+  if (trace === undefined && h[TRACE_HEADERS.links] === undefined && h[TRACE_HEADERS.state] === undefined) return h;
+  const out: Record<string, HeaderValue> = {};
+  for (const k in h) if (!k.startsWith('busbar.trace.')) out[k] = h[k]!;
+  if (trace !== undefined) {
+    out[W3C.traceparent] = trace.traceparent;
+    if (trace.tracestate !== undefined) out[W3C.tracestate] = trace.tracestate;
+    else delete out[W3C.tracestate];
+  }
+  return out;
+}
+
+/** Headers read off such a wire: a `busbar.trace.*` header there is not the engine's (the context comes from `traceparent`). */
+export function withoutEngineTrace(h: Headers): Headers {
+  let out: Record<string, HeaderValue> | undefined;
+  for (const k in h) {
+    if (k.startsWith('busbar.trace.')) {
+      out ??= { ...h };
+      delete out[k];
+    }
+  }
+  return out ?? h;
+}
