@@ -14,7 +14,7 @@ import { earliestOffset, latestOffset, offsetForTime } from './reader.js';
 import { writeFileDurable } from './segment.js';
 
 export { eventlogOptions, eventlogConfigSchema, EVENTLOG_HEADERS, type EventlogOptions, type EventlogConfig } from './options.js';
-export { EventLog, DEFAULT_LOG_SETTINGS, type LogSettings, type FsyncPolicy } from './log.js';
+export { EventLog, DEFAULT_LOG_SETTINGS, readTopicMeta, type LogSettings, type FsyncPolicy } from './log.js';
 export { PartitionReader, earliestOffset, latestOffset, offsetForTime } from './reader.js';
 export { GroupCoordinator, type GroupState } from './group.js';
 export { encodeBatch, parseRecord, partitionOf, type LogRecord, type RecordInput } from './record.js';
@@ -22,6 +22,7 @@ export { EventlogProducer, RabbitEventlogProducer } from './producer.js';
 export { FileBackend, type LogBackend, type PartitionSource } from './backend.js';
 export { RabbitBackend, streamName, type RabbitSettings } from './rabbitmq.js';
 export { EventlogConsumer } from './consumer.js';
+export { decodeValue } from './codec.js';
 
 const DEFAULT_DIR = './data/eventlog';
 
@@ -96,7 +97,8 @@ export function createEventlogAdapter(config: EventlogConfig = {}): Adapter<Even
 export const eventlogAdapter: Adapter<EventlogOptions> = createEventlogAdapter();
 export default eventlogAdapter;
 
-export type SeekTarget = 'earliest' | 'latest' | number | Date;
+/** Where `seekGroup` moves a group: the same position in every partition, or one offset per partition. */
+export type SeekTarget = 'earliest' | 'latest' | number | Date | readonly number[];
 
 /**
  * Move a consumer group to a position in every partition (replay for recomputation, or skip
@@ -108,10 +110,13 @@ export function seekGroup(opts: { dir?: string; topic: string; group: string; to
   const meta = readTopicMeta(topicDir);
   if (!meta) throw new BusbarError('EVENTLOG_CONFIG', `event log topic "${opts.topic}" does not exist in ${topicDir}`, { details: { topic: opts.topic } });
   const offsets: number[] = [];
+  if (Array.isArray(opts.to) && opts.to.length !== meta.partitions) {
+    throw new BusbarError('EVENTLOG_CONFIG', `seekGroup: topic "${opts.topic}" has ${meta.partitions} partitions; ${opts.to.length} offsets were given`, { details: { topic: opts.topic, partitions: meta.partitions, given: opts.to.length } });
+  }
   for (let p = 0; p < meta.partitions; p++) {
     const d = join(topicDir, String(p));
     const t = opts.to;
-    offsets.push(t === 'earliest' ? earliestOffset(d) : t === 'latest' ? latestOffset(d) : t instanceof Date ? offsetForTime(d, t.getTime()) : t);
+    offsets.push(t === 'earliest' ? earliestOffset(d) : t === 'latest' ? latestOffset(d) : t instanceof Date ? offsetForTime(d, t.getTime()) : typeof t === 'number' ? t : Number((t as readonly number[])[p]));
   }
   seekGroupOffsets(topicDir, opts.group, offsets);
   return offsets;
