@@ -45,6 +45,8 @@ export const timerAdapter: Adapter<TimerOptions> = {
       const body: TimerTick = { timer: endpoint.path, count, firedAt: new Date(ctx.clock.now()).toISOString() };
       const msg = createMessage(body, { headers: { 'busbar.timer.name': endpoint.path, 'busbar.timer.count': count } });
       await ctx.whenAvailable();
+      // stopped while waiting for a slot: a tick that has not entered the route is not sent (the drain already ran)
+      if (!running) return;
       ctx.process(msg).catch((err: unknown) => {
         if (!shouldAck(err)) ctx.logger.error({ err, messageId: msg.id }, 'timer tick failed');
       });
