@@ -18,7 +18,7 @@ import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { downstream, guard, isPromise, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { guard, isPromise, type GuardSlot, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 import { EngineTracer, type TracingOptions } from './tracing/tracer.js';
 
@@ -577,6 +577,8 @@ export class Engine {
     const compiling: StepDescription[] = [];
     const uris = new Set<string>(policy.deadLetter ? [policy.deadLetter] : []);
     for (const r of policy.on ?? []) if (r.deadLetter) uris.add(r.deadLetter);
+    // shared by the route's guards: the promise the last of them returned
+    const slot: GuardSlot = { last: undefined };
     const compile = (steps: readonly StepDefinition[], next: Next, base: string): Next => {
       let n = next;
       const parent = compiling[compiling.length - 1];
@@ -663,14 +665,11 @@ export class Engine {
         };
         let compiled: Next;
         compiling.push(node);
-        // what the rest of the route returns, seen by the guard (a promise passed through needs no label of this step)
-        const rest = downstream(n);
         try {
-          compiled = kind.compile(step.args as never, rest.next, ctx);
+          compiled = kind.compile(step.args as never, n, ctx);
         } catch (e) {
           if (collect) {
             collect(e, path);
-            n = rest.next;
             continue;
           }
           if (isBusbarError(e)) {
@@ -684,8 +683,8 @@ export class Engine {
           compiling.pop();
         }
         if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
-        n = guard(compiled, def.id, `${path} (${step.kind})`, rest);
-        if (!dryRun) n = probed(n, route, path, step.kind);
+        // one wrapper per step: its errors labelled, the observer told (a promise passed on from the rest of the route needs no label of this step)
+        n = guard(compiled, def.id, `${path} (${step.kind})`, slot, dryRun ? undefined : { route, path, kind: step.kind });
       }
       return n;
     };
@@ -907,7 +906,7 @@ export class Engine {
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
     // resolves with the reply internally; typed void because send is fire-and-confirm
-    return this.sendMessage(uri, createMessage(body, headers ? { headers } : {})) as Promise<unknown> as Promise<void>;
+    return this.sendMessage(uri, createMessage(body, headers ? { headers } : undefined)) as Promise<unknown> as Promise<void>;
   }
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
@@ -1357,15 +1356,6 @@ function pair(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
       await a.deadLettered?.(route, uri, msg, reply);
       await b.deadLettered?.(route, uri, msg, reply);
     },
-  };
-}
-
-/** Tells the route's observer (when there is one) which step an exchange is at. */
-function probed(fn: Next, route: Route, path: string, kind: string): Next {
-  return (msg) => {
-    const o = route.observer;
-    if (o !== undefined) o.step(route, msg, path, kind);
-    return fn(msg);
   };
 }
 

@@ -108,6 +108,7 @@ export const errorCatalogue = {
   GRPC_CONFIG: { retryable: false, description: 'A `grpc:` endpoint cannot be set up: its `.proto` file does not load, it names a service or method the protos do not declare, or its server cannot listen (port in use); the message names the file, service or address.' },
   GRPC_UNAVAILABLE: { retryable: true, description: 'A gRPC call could not reach its server or the connection broke (status UNAVAILABLE): refused, reset, TLS handshake failed (then not retryable).' },
   GRPC_REMOTE_ERROR: { retryable: false, description: 'A gRPC call failed with a status that has no busbar code of its own; `details.grpcCode` / `details.grpcStatus` carry it (retryable for ABORTED).' },
+  GRPC_REPLY_INVALID: { retryable: false, description: 'A gRPC server route\'s reply does not fit the RPC\'s response type (a field of the wrong type, a field the message does not have): the caller gets INTERNAL and `details.problems` names each field; nothing is coerced or dropped silently.' },
   // --- graph and console
   GRAPH_LAYOUT: { retryable: false, description: 'The route graph could not be laid out as SVG (the `elkjs` package is missing or failed); JSON and Mermaid need no layout.' },
 } as const satisfies Record<string, { retryable: boolean; description: string }>;

@@ -27,7 +27,9 @@ export interface MessageInit {
   causationId?: string;
 }
 
-const EMPTY: Headers = Object.freeze({});
+/** The headers of a message that has none (shared: headers are never changed in place). */
+export const EMPTY_HEADERS: Headers = Object.freeze({});
+const EMPTY = EMPTY_HEADERS;
 
 // Ids are a random 96-bit process prefix plus a counter: unique across processes like a
 // UUID, without paying for randomness on every message (the hot path of every route).
@@ -39,7 +41,11 @@ export function newMessageId(): string {
   return `${ID_PREFIX}-${(idSeq++).toString(36)}`;
 }
 
-export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
+export function createMessage<T>(body: T, init?: MessageInit): Message<T> {
+  if (init === undefined) {
+    const id = newMessageId();
+    return { id, headers: EMPTY, body, timestamp: Date.now(), correlationId: id };
+  }
   const id = init.id ?? newMessageId();
   const msg: Message<T> = {
     id,
@@ -63,6 +69,14 @@ export function withBody<T, U>(msg: Message<T>, body: U): Message<U> {
 
 export function withHeaders<T>(msg: Message<T>, headers: Record<string, HeaderValue>): Message<T> {
   return copyOf(msg, { ...msg.headers, ...headers }, msg.body);
+}
+
+/**
+ * The same message with another body and these headers (already the whole set, not merged):
+ * one copy where `withHeaders(withBody(...))` makes two.
+ */
+export function withBodyAndHeaders<T, U>(msg: Message<T>, body: U, headers: Headers): Message<U> {
+  return copyOf(msg, headers, body);
 }
 
 /**

@@ -5,6 +5,7 @@ import { wrapStepError } from './errors.js';
 import type { CompiledExpression } from './expression.js';
 import type { RequestOptions } from './adapter.js';
 import type { Message } from './message.js';
+import type { Route } from './route.js';
 import type { JsonSchema, Problem } from './schema.js';
 import type { StepTracing } from './tracing/tracer.js';
 
@@ -119,53 +120,57 @@ export function then<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): Ma
 }
 
 /**
- * A step's view of the rest of the route: `next` calls it and remembers what it returned,
- * so the step's guard can tell a promise the step merely passed on from one it made.
+ * What the guards of one route share: the promise the guard that returned last handed back.
+ * A guard's promise only ever rejects with an error a guard has labelled, so a step that
+ * returns one unchanged (the rest of the route's, a branch's) needs no `.then` of its own.
  */
-export interface Downstream {
-  readonly next: Next;
+export interface GuardSlot {
   last: unknown;
 }
 
-export function downstream(rest: Next): Downstream {
-  const d: Downstream = {
-    last: undefined,
-    next: (msg) => (d.last = rest(msg)),
-  };
-  return d;
+/** Where a guarded step is, for the route's observer (one property check per step when nobody observes). */
+export interface StepProbe {
+  readonly route: Route;
+  readonly path: string;
+  readonly kind: string;
 }
 
 /**
- * Wrap a compiled step so anything it throws names the route and step (keeping the cause).
- * Errors are caught once per synchronous stretch: a step that returns the rest of the
- * route's promise unchanged (`rest.last`) gets no `.then` of its own, as the failures in it
- * belong to (and were labelled by) later steps; that saves a promise and a microtask per
- * step per message. Only a promise the step made itself (an async call, a send) is wrapped.
+ * Wrap a compiled step so anything it throws names the route and step (keeping the cause),
+ * and, when `observe` is given, tell the route's observer (if any) the exchange reached it.
+ * Errors are caught once per synchronous stretch: a step that returns a promise some guard of
+ * the route returned (the rest of the route's, a choice branch's) gets no `.then` of its own,
+ * as the failures in it belong to (and were labelled by) later steps; that saves a promise
+ * and a microtask per step per message. Only a promise the step made itself (an async call,
+ * a send) is wrapped. The slot is checked right after the step returns, in the same turn, so
+ * only guards that ran inside this step can have set it.
  */
-export function guard(fn: Next, routeId: string, label: string, rest?: Downstream): Next {
+export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot = { last: undefined }, probe?: StepProbe): Next {
   const onError = (e: unknown): never => {
     throw wrapStepError(e, routeId, label);
   };
-  if (!rest) {
-    return (msg) => {
-      try {
-        const r = fn(msg);
-        return isPromise(r) ? r.then(undefined, onError) : r;
-      } catch (e) {
-        return onError(e);
-      }
-    };
-  }
-  return (msg) => {
+  const run = (msg: Message): MaybePromise<Message> => {
+    let r: MaybePromise<Message>;
     try {
-      rest.last = undefined;
-      const r = fn(msg);
-      const last = rest.last;
-      rest.last = undefined; // hold no message past its step
-      return !isPromise(r) || r === last ? r : r.then(undefined, onError);
+      slot.last = undefined;
+      r = fn(msg);
     } catch (e) {
       return onError(e);
     }
+    if (!isPromise(r)) {
+      slot.last = undefined; // hold no message past its step
+      return r;
+    }
+    if (r !== slot.last) r = r.then(undefined, onError);
+    slot.last = r;
+    return r;
+  };
+  if (probe === undefined) return run;
+  const { route, path, kind } = probe;
+  return (msg) => {
+    const o = route.observer;
+    if (o !== undefined) o.step(route, msg, path, kind);
+    return run(msg);
   };
 }
 

@@ -8,6 +8,7 @@ import type { Database, QueryResult, Session } from './database.js';
 import type { DbOptions } from './options.js';
 import { commitEventlogOffset } from './eventlog-offsets.js';
 import { ensureOutboxTable } from './outbox-table.js';
+import { dbDeadLetterStore, type DbDeadLetterStore } from './dead-letters.js';
 import { bindValues, compileStatement, identifier, isIdentifier, splitStatements, type CompiledStatement } from './sql.js';
 
 export const ROW_COUNT_HEADER = 'busbar.db.rowCount';
@@ -97,6 +98,16 @@ export class DbProducer implements Producer {
     this.#db = undefined;
     this.#columns = undefined;
     if (db) await this.#plan.release(db);
+  }
+
+  /**
+   * Read this endpoint's outbox table as a dead-letter store (the management API lists and
+   * replays from it): only `outbox=<table>` keeps the whole message with its `busbar.error.*`
+   * reason; other db destinations keep just what their statements wrote.
+   */
+  deadLetterStore(): DbDeadLetterStore | undefined {
+    if (!this.#outbox || !this.#db) return undefined;
+    return dbDeadLetterStore(this.#db, this.#outbox, () => this.#ctx.clock.now());
   }
 
   /** A statement always has a result (rows, a count): the answer of a request. */

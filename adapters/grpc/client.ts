@@ -3,6 +3,7 @@ import type { Endpoint, Producer, ProducerContext, RequestOptions } from '../../
 import { BusbarError } from '../../lib/errors.js';
 import type { HeaderValue, Message } from '../../lib/message.js';
 import { RPC_HEADERS, TIMEOUT_HEADER } from '../../lib/rpc.js';
+import { fitProblems, problemText } from './fit.js';
 import { forwardPolicy, metadataToHeaders, requestMetadata } from './metadata.js';
 import { GRPC_HEADERS, type GrpcOptions } from './options.js';
 import { callTypeOf, grpcJs, RPC_METHOD, type CallType, type MethodDef, type ProtoCache } from './protos.js';
@@ -94,8 +95,24 @@ export function createGrpcProducer(endpoint: Endpoint<GrpcOptions>, ctx: Produce
     return err;
   };
 
+  /** A request body that protobufjs would coerce or drop silently is refused, before the call. */
+  const fits = (d: MethodDef, body: unknown, streamed: boolean): void => {
+    if (isRpc) return;
+    const type = runtime.cache(ctx).types(d).request;
+    const items = streamed ? (Array.isArray(body) ? body : body === undefined || body === null ? [] : [body]) : [body ?? {}];
+    const problems = items.flatMap((item, i) => fitProblems(type, item).map((p) => (streamed ? { path: `/${i}${p.path === '/' ? '' : p.path}`, message: p.message } : p)));
+    if (problems.length) {
+      throw new BusbarError('VALIDATION_FAILED', `${rpcPath}: the body does not fit ${type.fullName.replace(/^\./, '')}: ${problemText(problems)}`, { details: { ...where, type: type.fullName.replace(/^\./, ''), problems } });
+    }
+  };
+
   const call = (msg: Message, timeoutMs: number): Promise<Message> => {
     const { client: c, def: d } = ensure();
+    try {
+      fits(d, msg.body, type === 'client-stream' || type === 'bidi');
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const md = requestMetadata(msg.headers, msg.correlationId, forward);
     const options = { deadline: Date.now() + timeoutMs };
     const ser = d.requestSerialize as (v: unknown) => Buffer;

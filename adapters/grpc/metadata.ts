@@ -1,6 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { headerPolicy, type HeaderPolicy } from '../../lib/header-policy.js';
 import type { HeaderValue, Headers } from '../../lib/message.js';
+import { TRACE_HEADERS, W3C } from '../../lib/tracing/context.js';
 import { GRPC_HEADERS } from './options.js';
 import { grpcJs } from './protos.js';
 
@@ -35,7 +36,8 @@ function keyOf(name: string): string {
 /**
  * The request metadata a client call carries: every `grpc.request.metadata.<key>` the route
  * set, the headers the endpoint's `headers` allow-list names (received `grpc.metadata.*` or
- * `http.header.*` ones included; credentials only when named exactly), and the correlation id.
+ * `http.header.*` ones included; credentials only when named exactly), the correlation id, and
+ * the W3C trace context while the engine traces.
  */
 export function requestMetadata(headers: Headers, correlationId: string, forward: HeaderPolicy | undefined): Metadata {
   const md = new (grpcJs().Metadata)();
@@ -45,6 +47,14 @@ export function requestMetadata(headers: Headers, correlationId: string, forward
     else if (forward?.allowed(k)) add(md, keyOf(k), headers[k]);
   }
   if (md.get('x-correlation-id').length === 0) md.set('x-correlation-id', correlationId);
+  // the trace context (set by the engine's tracer to this call's span), over any forwarded copy
+  const parent = headers[TRACE_HEADERS.parent];
+  if (typeof parent === 'string') {
+    md.set(W3C.traceparent, parent);
+    const state = headers[TRACE_HEADERS.state];
+    if (typeof state === 'string' && state !== '') md.set(W3C.tracestate, state);
+    else md.remove(W3C.tracestate);
+  }
   return md;
 }
 

@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as GrpcJs from '@grpc/grpc-js';
 import type * as ProtoLoader from '@grpc/proto-loader';
+import type * as Protobuf from 'protobufjs';
 import { BusbarError } from '../../lib/errors.js';
 import { lazy } from '../../lib/lazy.js';
 
 /** grpc-js and proto-loader load when the first gRPC endpoint starts, never with the engine. */
 export const grpcJs = lazy<typeof GrpcJs>('@grpc/grpc-js');
 export const protoLoader = lazy<typeof ProtoLoader>('@grpc/proto-loader');
+/** protobufjs (what proto-loader is built on): its reflection types check a body against its message type (fit.ts). */
+export const protobufjs = lazy<typeof Protobuf>('protobufjs');
 
 export type MethodDef = ProtoLoader.MethodDefinition<object, object>;
 export type CallType = 'unary' | 'server-stream' | 'client-stream' | 'bidi';
@@ -31,6 +34,8 @@ const LOAD_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: t
 /** Loaded protos of one engine (per-engine adapter state), by absolute file name. */
 export class ProtoCache {
   readonly #loaded = new Map<string, ProtoLoader.PackageDefinition>();
+  readonly #roots = new Map<string, Protobuf.Root>();
+  readonly #types = new WeakMap<MethodDef, { request: Protobuf.Type; response: Protobuf.Type }>();
   readonly #includeDirs: string[];
 
   constructor(includeDirs: readonly string[]) {
@@ -49,6 +54,32 @@ export class ProtoCache {
       this.#loaded.set(abs, def);
     }
     return def;
+  }
+
+  /** The message types of a method `method()` returned: what its bodies are checked against. */
+  types(def: MethodDef): { request: Protobuf.Type; response: Protobuf.Type } {
+    const t = this.#types.get(def);
+    if (!t) throw new BusbarError('GRPC_CONFIG', `${def.path}: not a method of this engine's protos`, { details: { method: def.path } });
+    return t;
+  }
+
+  /** The file loaded as protobufjs reflection (the same includes as proto-loader's). */
+  #root(file: string): Protobuf.Root {
+    const abs = isAbsolute(file) ? file : resolve(file);
+    let root = this.#roots.get(abs);
+    if (!root) {
+      const pb = protobufjs();
+      root = new pb.Root();
+      const dirs = this.#includeDirs;
+      root.resolvePath = (origin: string, target: string): string => {
+        if (isAbsolute(target)) return target;
+        for (const d of dirs) if (existsSync(join(d, target))) return join(d, target);
+        return pb.util.path.resolve(origin, target);
+      };
+      root.loadSync(abs, { keepCase: true }).resolveAll();
+      this.#roots.set(abs, root);
+    }
+    return root;
   }
 
   /**
@@ -70,6 +101,11 @@ export class ProtoCache {
       const def = s[method] as MethodDef | undefined;
       if (!def || typeof def.path !== 'string') {
         throw new BusbarError('GRPC_CONFIG', `endpoint "${uri}": service ${service} has no method ${method}; it has: ${Object.keys(s).join(', ')}`, { details: { uri, service, method, methods: Object.keys(s) } });
+      }
+      if (!this.#types.has(def)) {
+        const m = this.#root(f).lookupService(service).methods[method]!;
+        m.resolve();
+        this.#types.set(def, { request: m.resolvedRequestType!, response: m.resolvedResponseType! });
       }
       return def;
     }

@@ -4,6 +4,7 @@ import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 import { RPC_HEADERS } from '../../lib/rpc.js';
+import { fitProblems, problemText } from './fit.js';
 import { metadataToHeaders, replyMetadata } from './metadata.js';
 import { GRPC_HEADERS, type GrpcOptions } from './options.js';
 import { callTypeOf, grpcJs, RPC_METHOD, type CallType, type MethodDef, type ProtoCache } from './protos.js';
@@ -125,10 +126,10 @@ function itemsOf(body: unknown): Iterable<unknown> {
 }
 
 /** Write with backpressure: wait for `drain` when the stream's buffer is full; stop when the client went away. */
-async function writeAll(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, items: Iterable<unknown>): Promise<void> {
+async function writeAll(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, items: Iterable<unknown>, check: (item: unknown) => unknown = (i) => i): Promise<void> {
   for (const item of items) {
     if (call.cancelled || call.destroyed) return;
-    if (!call.write(item)) {
+    if (!call.write(check(item))) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           call.off('drain', done);
@@ -182,7 +183,21 @@ export function createGrpcConsumer(endpoint: Endpoint<GrpcOptions>, ctx: Consume
     return createMessage(body, typeof cid === 'string' && cid ? { headers: h, correlationId: cid } : { headers: h });
   };
 
-  const replyBody = (reply: Message): unknown => (isRpc ? { json: JSON.stringify(reply.body ?? null) } : reply.body);
+  /**
+   * A reply body as sent: refused with GRPC_REPLY_INVALID (status INTERNAL, the field named)
+   * when it does not fit the response type, rather than coerced or cut by protobufjs.
+   */
+  const checked = (body: unknown): unknown => {
+    if (isRpc || !def) return body;
+    const t = runtime.cache(ctx).types(def).response;
+    const problems = fitProblems(t, body ?? {});
+    if (problems.length) {
+      const name = t.fullName.replace(/^\./, '');
+      throw new BusbarError('GRPC_REPLY_INVALID', `route "${ctx.routeId}": its reply to ${path} does not fit ${name}: ${problemText(problems)}`, { details: { routeId: ctx.routeId, method: path, type: name, problems } });
+    }
+    return body;
+  };
+  const replyBody = (reply: Message): unknown => (isRpc ? { json: JSON.stringify(reply.body ?? null) } : checked(reply.body));
 
   /** The route's run, bounded by the endpoint's timeoutMs and the call's own deadline. */
   const run = (call: AnyCall, msg: Message): Promise<Message> => {
@@ -250,7 +265,7 @@ export function createGrpcConsumer(endpoint: Endpoint<GrpcOptions>, ctx: Consume
       const reply = await run(call, message(call, call.request));
       const md = replyMetadata(reply.headers);
       if (md) call.sendMetadata(md);
-      await writeAll(call, itemsOf(reply.body));
+      await writeAll(call, itemsOf(reply.body), checked);
       call.end();
     })().catch((err: unknown) => {
       log(err);
@@ -343,7 +358,7 @@ export function createGrpcConsumer(endpoint: Endpoint<GrpcOptions>, ctx: Consume
         if (failed) return;
         try {
           const reply = await p;
-          await writeAll(call, isRpc ? [replyBody(reply)] : itemsOf(reply.body));
+          await writeAll(call, isRpc ? [replyBody(reply)] : itemsOf(reply.body), checked);
         } catch (e) {
           fail(e);
           return;

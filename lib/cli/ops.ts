@@ -214,11 +214,11 @@ export function registerOpsCommands(program: Command): void {
       }
       if (!route) failed(new BusbarError('MANAGEMENT_REQUEST', 'dead-letters --replay needs the route id'));
       const body: Record<string, unknown> = { route, ...(o.id ? { ids: o.id } : {}), ...(o.to ? { to: o.to } : {}) };
-      const r = await withProgress(c.ok<{ replayed: number; deadLetteredAgain: number; failed: number; remaining: number }>('POST', '/api/v1/dead-letters/replay', body), async () => {
+      const r = await withProgress(c.ok<{ replayed: number; deadLetteredAgain: number; failed: number; skipped?: number; remaining: number }>('POST', '/api/v1/dead-letters/replay', body), async () => {
         const p = await c.ok<{ replay?: { done: number; total: number } }>('GET', `/api/v1/dead-letters/replay?route=${encodeURIComponent(route)}`);
         return p.replay ? `replaying ${route}: ${p.replay.done}/${p.replay.total}` : undefined;
       });
-      out(o, r, () => `${route}: replayed ${r.replayed}, dead-lettered again ${r.deadLetteredAgain}, failed (kept) ${r.failed}, remaining ${r.remaining}`);
+      out(o, r, () => `${route}: replayed ${r.replayed}, dead-lettered again ${r.deadLetteredAgain}, failed (kept) ${r.failed}${r.skipped ? `, skipped (another replay holds them) ${r.skipped}` : ''}, remaining ${r.remaining}`);
       if (r.failed > 0 || r.deadLetteredAgain > 0) process.exitCode = 1;
     } catch (e) {
       failed(e);

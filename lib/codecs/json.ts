@@ -92,7 +92,11 @@ export function jsonErrorOffset(text: string): number {
   return i;
 }
 
-const MAY_OVERFLOW = /[eE]\+?\d{3}|\d{309}/;
+// an exponent of 3+ digits, or a literal of 309+ digits (only in a text that long): tested
+// apart, as one alternation tries the 309-digit branch at every digit of every message
+const BIG_EXPONENT = /[eE]\+?\d{3}/;
+const LONG_DIGITS = /\d{309}/;
+const mayOverflow = (text: string): boolean => BIG_EXPONENT.test(text) || (text.length >= 309 && LONG_DIGITS.test(text));
 
 /** JSON pointer of the first number that parsed as ±Infinity (iterative: depth is bounded but need not be small). */
 function infinityAt(root: unknown): string | undefined {
@@ -141,7 +145,7 @@ export function createJsonCodec(options: JsonOptions = {}): Codec {
       // a depth of d needs at least 2d characters, so short documents skip the walk
       if (text.length > 2 * maxDepth && exceedsDepth(value, maxDepth)) throw tooDeep('json', maxDepth);
       // only a literal with an exponent or 309+ digits can overflow: the walk runs only then
-      if (MAY_OVERFLOW.test(text)) {
+      if (mayOverflow(text)) {
         const at = infinityAt(value);
         if (at !== undefined) throw new BusbarError('PARSE', `json: the number at ${at || '/'} is too large for a double (it would become Infinity)`, { details: { codec: 'json', at: at || '/', reason: 'number-overflow' } });
       }

@@ -35,8 +35,8 @@ interface Stored {
 /** A readable dead-letter endpoint: list what is there, set one aside while it is replayed, then drop or restore it. */
 interface DeadLetterStore {
   list(): Promise<Stored[]>;
-  /** Take it out of the store (so a copy dead-lettered again cannot be confused with it). */
-  hold(s: Stored): Promise<void>;
+  /** Take it out of the store (so a copy dead-lettered again cannot be confused with it); false: another replay holds it (skipped). */
+  hold(s: Stored): Promise<void | boolean>;
   /** Replay settled: forget the held original. */
   drop(s: Stored): Promise<void>;
   /** Replay failed: put the original back. */
@@ -194,6 +194,8 @@ export interface ReplayResult {
   deadLetteredAgain: number;
   /** Failed without being dead-lettered: the original stays where it was. */
   failed: number;
+  /** Held by another replay running at the same time (a db row claimed by it): left to that one. */
+  skipped: number;
   remaining: number;
   errors: Array<{ id: string; code: string; message: string }>;
 }
@@ -240,7 +242,7 @@ async function replayFrom(
 ): Promise<ReplayResult> {
   for (const uri of endpoints) {
     const store = storeFor(engine, uri);
-    if (!store) throw new BusbarError('MANAGEMENT_REQUEST', `dead letters of "${uri}" cannot be read by busbar (readable: mock:, file:, amqp:queue:)`, { details: { routeId: opts.route, endpoint: uri } });
+    if (!store) throw new BusbarError('MANAGEMENT_REQUEST', `dead letters of "${uri}" cannot be read by busbar (readable: mock:, file:, amqp:queue:, db: with outbox=<table>)`, { details: { routeId: opts.route, endpoint: uri } });
     stores.push(store);
     for (const s of await store.list()) {
       const owner = s.msg.headers[ERROR_HEADERS.handledBy] ?? s.msg.headers[ERROR_HEADERS.routeId];
@@ -249,11 +251,15 @@ async function replayFrom(
       work.push({ store, s });
     }
   }
-  const r: ReplayResult = { total: work.length, replayed: 0, deadLetteredAgain: 0, failed: 0, remaining: 0, errors: [] };
+  const r: ReplayResult = { total: work.length, replayed: 0, deadLetteredAgain: 0, failed: 0, skipped: 0, remaining: 0, errors: [] };
   let done = 0;
   progress(0, work.length);
   for (const { store, s } of work) {
-    await store.hold(s);
+    if ((await store.hold(s)) === false) {
+      r.skipped++;
+      progress(++done, work.length);
+      continue;
+    }
     const msg = forReplay(s.msg);
     try {
       if (opts.to) await engine.sendMessage(opts.to, msg);
@@ -273,6 +279,6 @@ async function replayFrom(
     }
     progress(++done, work.length);
   }
-  r.remaining = r.failed + r.deadLetteredAgain;
+  r.remaining = r.failed + r.deadLetteredAgain + r.skipped;
   return r;
 }

@@ -7,7 +7,7 @@ import type { Codec } from '../codecs.js';
 import { buildSoapFault, SOAP_CONTENT_TYPES, type SoapVersion } from '../codecs/soap.js';
 import { compileContract, validating, type Contract, type ContractOptions } from '../contracts.js';
 import { BusbarError } from '../errors.js';
-import { withBody, withHeaders, type HeaderValue, type Message } from '../message.js';
+import { EMPTY_HEADERS, withBody, withBodyAndHeaders, withHeaders, type Headers, type HeaderValue, type Message } from '../message.js';
 import { createAjv, type JsonSchema } from '../schema.js';
 import { isPromise, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../step.js';
 import { renderTemplate, valueAt } from '../template.js';
@@ -93,6 +93,20 @@ function withContentType(msg: Message, type: string): Message {
   return msg.headers['content-type'] === type ? msg : withHeaders(msg, { 'content-type': type });
 }
 
+/**
+ * The encoded message with its content type: one copy of the message, and for a message that
+ * had no headers a headers object shared by every message this step encodes (headers are
+ * never changed in place, so sharing is safe: copy on write).
+ */
+function encodedAs(type: string): (msg: Message, body: unknown) => Message {
+  const alone: Headers = Object.freeze({ 'content-type': type });
+  return (msg, body) => {
+    const h = msg.headers;
+    if (h === EMPTY_HEADERS) return withBodyAndHeaders(msg, body, alone);
+    return withBodyAndHeaders(msg, body, h['content-type'] === type ? h : { ...h, 'content-type': type });
+  };
+}
+
 export const marshalStep: StepKind<FormatArgs> = {
   name: 'marshal',
   description: 'Encode the body with a codec (optionally with options) and set the content-type header; `auto` encodes for the `accept` header, else the content type, else JSON.',
@@ -116,7 +130,8 @@ export const marshalStep: StepKind<FormatArgs> = {
     const type = codec.contentTypes[0] ?? format;
     const typeFor = codec.contentTypeFor?.bind(codec);
     if (typeFor) return (msg) => next(withContentType(withBody(msg, codec.encode(msg.body)), typeFor(msg.body) ?? type));
-    return (msg) => next(withContentType(withBody(msg, codec.encode(msg.body)), type));
+    const encoded = encodedAs(type);
+    return (msg) => next(encoded(msg, codec.encode(msg.body)));
   },
 };
 

@@ -28,10 +28,10 @@ export const W3C = { traceparent: 'traceparent', tracestate: 'tracestate' } as c
 /**
  * Header names, besides `busbar.trace.parent`, under which a consumer may have put an
  * incoming context: AMQP and the db/file consumers use the W3C name, the HTTP server its
- * `http.header.` prefix.
+ * `http.header.` prefix, the gRPC server its `grpc.metadata.` one.
  */
-export const INCOMING_PARENT = ['traceparent', 'http.header.traceparent'] as const;
-export const INCOMING_STATE = ['tracestate', 'http.header.tracestate'] as const;
+export const INCOMING_PARENT = ['traceparent', 'http.header.traceparent', 'grpc.metadata.traceparent'] as const;
+export const INCOMING_STATE = ['tracestate', 'http.header.tracestate', 'grpc.metadata.tracestate'] as const;
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 

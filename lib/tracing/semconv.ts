@@ -27,6 +27,8 @@ export interface EndpointSpan {
 // the http adapter's header names (adapters/http/headers.ts, lib/rpc.ts): the core imports no adapter
 const HTTP_HEADERS_LITE = { method: 'http.method', path: 'http.path', requestMethod: 'http.request.method', responseStatus: 'http.response.status' } as const;
 const RPC_METHOD_HEADER = 'rpc.method';
+// the gRPC client's status header (adapters/grpc/options.ts)
+const GRPC_STATUS_HEADER = 'grpc.response.status';
 
 const IN_MEMORY = new Set(['direct', 'queue', 'topic', 'mock', 'log', 'timer']);
 
@@ -83,6 +85,28 @@ export function producerSpan(uri: string, type: string): EndpointSpan {
     if (fixedKey !== undefined && fixedKey !== '') attrs['messaging.rabbitmq.destination.routing_key'] = fixedKey;
     return { kind: 'PRODUCER', name: () => `publish ${name}`, attributes: attrs, perMessage: messageAttrs };
   }
+  if (type === 'grpc' || type === 'grpcs') {
+    // grpc://host:port/pkg.Service/Method: an RPC client span (rpc conventions)
+    const m = /^\/\/([^/:]+)(?::(\d+))?\/(.+)\/([^/]+)$/.exec(p.path);
+    const attrs: Attributes = { 'rpc.system': 'grpc' };
+    if (m) {
+      attrs['server.address'] = m[1]!;
+      if (m[2]) attrs['server.port'] = Number(m[2]);
+      attrs['rpc.service'] = m[3]!;
+      attrs['rpc.method'] = m[4]!;
+    }
+    const name = m ? `${m[3]}/${m[4]}` : p.path;
+    return {
+      kind: 'CLIENT',
+      name: () => name,
+      attributes: attrs,
+      perMessage: () => ({}),
+      reply: (r): Attributes => {
+        const s = r.headers[GRPC_STATUS_HEADER];
+        return typeof s === 'number' ? { 'rpc.grpc.status_code': s } : {};
+      },
+    };
+  }
   if (type === 'file') {
     return { kind: 'PRODUCER', name: () => `send ${p.path}`, attributes: { 'messaging.system': 'file', 'messaging.destination.name': p.path, 'messaging.operation.type': 'send', 'messaging.operation.name': 'send' }, perMessage: messageAttrs };
   }
@@ -129,6 +153,17 @@ export function consumerSpan(uri: string, type: string, routeId: string): Endpoi
         return a;
       },
     };
+  }
+  if (type === 'grpc' || type === 'grpcs') {
+    // grpc:pkg.Service/Method: an RPC server span
+    const m = /^\/*(.+)\/([^/]+)$/.exec(p.path);
+    const attrs: Attributes = { ...route, 'rpc.system': 'grpc' };
+    if (m) {
+      attrs['rpc.service'] = m[1]!;
+      attrs['rpc.method'] = m[2]!;
+    }
+    const name = m ? `${m[1]}/${m[2]}` : p.path;
+    return { kind: 'SERVER', name: () => name, attributes: attrs, perMessage: () => ({}) };
   }
   let system: string = type;
   let dest = p.path;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Engine, from, type Adapter, type Message } from '../../lib/index.js';
+import { createMessage, Engine, from, type Adapter, type Message } from '../../lib/index.js';
 import type { BusbarError } from '../../lib/errors.js';
 import { testLogger } from '../helpers.js';
 
@@ -137,5 +137,86 @@ describe('step fast path', () => {
     await engine.send('direct:in', body);
     expect(received.map((m) => (m.body as { tags: string[] }).tags)).to.deep.equal([['a'], []]);
     expect(body.tags).to.deep.equal([]);
+  });
+
+  it('sends a recipient list to synchronous producers within the send call, in order, a failing recipient labelled and the rest not sent', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received, (m) => m.body === 'bad' && received.length === 2)] });
+    engine.addRoutes(
+      from<string>('direct:in')
+        .routeId('rl')
+        .choice((c) =>
+          c
+            .when((s) => s.startsWith('x'), (b) => b.recipientList((s) => [`sink:${s}`, 'sink:audit']))
+            .otherwise((b) => b.recipientList(['sink:a', 'sink:b', 'sink:c'])),
+        ),
+    );
+    await engine.start();
+    const sent = engine.send('direct:in', 'x1');
+    // done before anything was awaited: every recipient has it
+    expect(received.map((m) => m.body)).to.deep.equal(['x1', 'x1']);
+    expect(engine.stats().routes.rl!.completed).to.equal(1);
+    await sent;
+    received.length = 0;
+    received.push(createMessage('pad'));
+    let err: BusbarError | undefined;
+    await engine.send('direct:in', 'bad').catch((e: BusbarError) => (err = e));
+    // sink:a took it, sink:b refused it, sink:c never saw it
+    expect(received.slice(1).map((m) => m.body)).to.deep.equal(['bad']);
+    expect(err?.code).to.equal('BUSBAR_ERR_STEP_FAILED');
+    expect(err?.details.step).to.equal('/steps/0/otherwise/0 (recipientList)');
+    expect(err?.details.branch).to.equal(1);
+  });
+
+  it('labels the asynchronous failure of a step in a choice branch with that step, not with the choice or the steps before', async () => {
+    engine = new Engine({ logger: testLogger(), adapters: [asyncSink([], (m) => m.body === 'no'), syncSink([])] });
+    engine.addRoutes(
+      from<string>('direct:in')
+        .routeId('cb')
+        .unmarshal<string>('text')
+        .choice((c) => c.when((s) => s.length > 2, (b) => b.to('sink:long')).otherwise((b) => b.transform((s) => s).to('later:short'))),
+    );
+    await engine.start();
+    let err: BusbarError | undefined;
+    await engine.send('direct:in', 'no').catch((e: BusbarError) => (err = e));
+    expect(err?.code).to.equal('BUSBAR_ERR_STEP_FAILED');
+    expect(err?.details.step).to.equal('/steps/1/otherwise/1 (to)');
+    await engine.send('direct:in', 'ok');
+    await engine.send('direct:in', 'long enough');
+  });
+
+  it('shares the headers a marshal step writes between messages without letting one message change another\'s', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.addRoutes(
+      from<{ n: number }>('direct:in')
+        .routeId('mh')
+        .marshal('json')
+        .choice((c) => c.when((s) => s.includes('2'), (b) => b.setHeader('big', true)).otherwise((b) => b))
+        .to('sink:out'),
+      from<{ n: number }>('direct:mutate')
+        .routeId('mut')
+        .marshal('json')
+        .process((m) => {
+          (m.headers as Record<string, unknown>)['content-type'] = 'text/evil';
+          return m;
+        })
+        .to('sink:out'),
+    );
+    await engine.start();
+    await engine.send('direct:in', { n: 1 });
+    await engine.send('direct:in', { n: 2 });
+    await engine.send('direct:in', { n: 3 });
+    expect(received.map((m) => [m.body, m.headers['content-type'], m.headers.big])).to.deep.equal([
+      ['{"n":1}', 'application/json', undefined],
+      ['{"n":2}', 'application/json', true],
+      ['{"n":3}', 'application/json', undefined],
+    ]);
+    // changing headers in place (not allowed: messages are immutable) fails that message only
+    let err: BusbarError | undefined;
+    await engine.send('direct:mutate', { n: 4 }).catch((e: BusbarError) => (err = e));
+    expect(err?.details.step).to.equal('/steps/1 (process)');
+    await engine.send('direct:in', { n: 5 });
+    expect(received.slice(3).map((m) => m.headers['content-type'])).to.deep.equal(['application/json']);
   });
 });

@@ -84,6 +84,20 @@ export function senderCache(ctx: CompileContext, max = 1000): (uri: string) => (
   };
 }
 
+/** Like `senderCache`, with the senders that may complete synchronously (`CompileContext.sender`): an in-memory sink needs no promise. */
+export function syncSenderCache(ctx: CompileContext, max = 1000): (uri: string) => (msg: Message) => MaybePromise<Message | undefined> {
+  const cache = new Map<string, (msg: Message) => MaybePromise<Message | undefined>>();
+  return (uri) => {
+    let s = cache.get(uri);
+    if (!s) {
+      s = ctx.sender(uri);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(uri, s);
+    }
+    return s;
+  };
+}
+
 /** Like `senderCache`, for request-reply calls (REPLY_UNSUPPORTED when an endpoint cannot answer). */
 export function requesterCache(ctx: CompileContext, max = 1000): (uri: string) => (msg: Message) => Promise<Message> {
   const cache = new Map<string, (msg: Message) => Promise<Message>>();

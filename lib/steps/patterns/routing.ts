@@ -3,7 +3,7 @@ import { BusbarError, wrapStepError } from '../../errors.js';
 import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
 import { isPromise, then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
-import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, type Combiner, type ReplyStrategy } from './common.js';
+import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, syncSenderCache, type Combiner, type ReplyStrategy } from './common.js';
 
 const identity: Next = (m) => m;
 
@@ -109,29 +109,34 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     const requester = strategy === 'original' ? undefined : requesterCache(ctx);
     const send = (msg: Message, uri: string): Promise<Message> => (requester ? requester(uri)(msg) : sender(uri)(msg).then((r) => r ?? msg));
     const finish = (msg: Message, replies: Message[]): MaybePromise<Message> => (strategy === 'original' ? next(msg) : then(combineReplies(strategy, replies, msg), (body) => next(withBody(msg, body))));
-    // the common case (one after another, replies ignored): one promise hop per recipient
-    const inTurn = (msg: Message, uris: readonly string[]): MaybePromise<Message> => {
-      if (!uris.length) return next(msg);
-      let at = 0;
-      let p = sender(uris[0]!)(msg);
-      for (let i = 1; i < uris.length; i++) {
-        p = p.then(() => {
-          at = i;
-          return sender(uris[i]!)(msg);
-        });
+    // the common case (one after another, replies ignored): recipients that are done when
+    // their send returns (in-memory sinks) cost no promise; a send that is not waits its turn
+    const syncSender = strategy === 'original' && !parallel ? syncSenderCache(ctx) : sender;
+    const inTurn = (msg: Message, uris: readonly string[], from = 0): MaybePromise<Message> => {
+      for (let i = from; i < uris.length; i++) {
+        let r: MaybePromise<Message | undefined>;
+        try {
+          r = syncSender(uris[i]!)(msg);
+        } catch (e) {
+          throw annotate(e, { branch: i }, ctx.routeId, step);
+        }
+        if (isPromise(r)) {
+          const at = i;
+          return r.then(
+            () => inTurn(msg, uris, at + 1),
+            (e: unknown) => {
+              throw annotate(e, { branch: at }, ctx.routeId, step);
+            },
+          );
+        }
       }
-      return p.then(
-        () => next(msg),
-        (e: unknown) => {
-          throw annotate(e, { branch: at }, ctx.routeId, step);
-        },
-      );
+      return next(msg);
     };
     const deliver = (msg: Message, uris: readonly string[]): MaybePromise<Message> =>
       strategy === 'original' && !parallel ? inTurn(msg, uris) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     if (args.recipients) {
       const uris = args.recipients;
-      for (const u of uris) (requester ?? sender)(u); // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
+      for (const u of uris) (requester ?? syncSender)(u); // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
       if (!args.compute) return (msg) => deliver(msg, uris);
     }
     if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');

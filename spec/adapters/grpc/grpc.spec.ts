@@ -342,7 +342,7 @@ describe('grpc: busbar to busbar', function () {
         .transform((b) => [b]),
       from(`grpc:shop.Orders/Upload?port=0&${P}`)
         .routeId('pattern')
-        .transform((items) => (items as unknown[])[0])
+        .transform((items) => ({ id: (items as Array<{ sku: string }>)[0]!.sku }))
         .to(`grpc://127.0.0.1:${bp}/shop.Orders/GetOrder?${P}&headers=${encodeURIComponent('grpc.metadata.*')}`)
         .transform(() => ({ count: 1, total: 0 })),
     );
@@ -370,7 +370,7 @@ describe('grpc: busbar to busbar', function () {
 
       await new Promise<void>((resolve, reject) => {
         const w = c.Upload!(md(), (e: grpc.ServiceError | null) => (e ? reject(e) : resolve())) as grpc.ClientWritableStream<unknown>;
-        w.write({ id: '1' });
+        w.write({ sku: '1', qty: 1 });
         w.end();
       });
       expect(seen.at(-1)!.headers['grpc.metadata.x-tenant']).to.equal('acme');
