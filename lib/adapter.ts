@@ -177,11 +177,15 @@ export function named<O>(name: string, adapter: Adapter<O>): Adapter<O> {
   }
   const consumer = adapter.createConsumer;
   const producer = adapter.createProducer;
+  // what the adapter was created with (createAmqpAdapter keeps it), so tools that read it
+  // (`busbar topology plan`) see a named instance as they see the adapter itself
+  const config = (adapter as { readonly config?: unknown }).config;
   return {
     scheme: name,
     type: adapter.type ?? adapter.scheme,
     description: adapter.description,
     optionsSchema: adapter.optionsSchema,
+    ...(config !== undefined ? { config } : {}),
     ...(consumer ? { createConsumer: (e: Endpoint<O>, c: ConsumerContext) => consumer.call(adapter, e, c) } : {}),
     ...(producer ? { createProducer: (e: Endpoint<O>, c: ProducerContext) => producer.call(adapter, e, c) } : {}),
   };

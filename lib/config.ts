@@ -1,5 +1,6 @@
 import type { ValidateFunction } from 'ajv';
 import { routeContractSchema, type RouteContract } from './contracts.js';
+import { endpointsAsUris, type EndpointOptionValue } from './endpoint-options.js';
 import { BusbarError, isBusbarError } from './errors.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
@@ -10,16 +11,29 @@ import type { ConfigContext, NamedFunction, StepDefinition, StepRegistry } from 
 export type StepConfig = { readonly [kind: string]: unknown };
 
 /** A route as plain JSON-compatible data. */
+/**
+ * An endpoint in a config file: its URI, or the URI with options as data
+ * (`{ "uri": "db:main", "options": { "statement": "UPDATE c SET n = n + 1" } }`), whose values
+ * are taken as they are (no URL decoding). Accepted wherever a config file takes an endpoint URI.
+ */
+export type EndpointConfig = string | { uri: string; options?: Readonly<Record<string, EndpointOptionValue>> };
+
+/** An error policy in a config file: dead-letter endpoints may be given as data too. */
+export type ErrorPolicyConfig = Omit<ErrorPolicy, 'deadLetter' | 'on'> & {
+  deadLetter?: EndpointConfig;
+  on?: Array<Omit<NonNullable<ErrorPolicy['on']>[number], 'deadLetter'> & { deadLetter?: EndpointConfig }>;
+};
+
 export interface RouteConfig {
   id?: string;
-  from: string;
+  from: EndpointConfig;
   description?: string;
   maxInflight?: number;
   history?: boolean;
   /** Input/output schema contracts of the route. */
   contract?: RouteContract;
   steps?: StepConfig[];
-  errorPolicy?: ErrorPolicy;
+  errorPolicy?: ErrorPolicyConfig;
 }
 
 export interface RoutesConfig {
@@ -145,7 +159,8 @@ export class ConfigReader {
   }
 
   #one(raw: unknown, path: string, problems: Problem[], index: number): { routes: RouteDefinition[]; problems: Problem[] } {
-    const value = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as object) } : raw;
+    // endpoints written as data ({ "uri", "options" }) become URIs before anything reads them
+    const value = endpointsAsUris(routeConfigSchema, raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as object) } : raw, path, problems);
     if (!this.#routeValidator(value)) {
       problems.push(...toProblems(this.#routeValidator.errors, routeConfigSchema, path, 'route key'));
       // the steps' own problems in the same pass (a wrong route key says nothing about them)
@@ -160,12 +175,13 @@ export class ConfigReader {
     }
     const rc = value as RouteConfig;
     const steps = this.steps(rc.steps ?? [], `${path}/steps`, problems);
-    const def: RouteDefinition = { id: rc.id ?? `route-${index + 1}`, from: rc.from, steps };
+    // endpointsAsUris made every endpoint a URI string
+    const def: RouteDefinition = { id: rc.id ?? `route-${index + 1}`, from: rc.from as string, steps };
     if (rc.description !== undefined) def.description = rc.description;
     if (rc.maxInflight !== undefined) def.maxInflight = rc.maxInflight;
     if (rc.history !== undefined) def.history = rc.history;
     if (rc.contract !== undefined) def.contract = rc.contract;
-    if (rc.errorPolicy !== undefined) def.errorPolicy = rc.errorPolicy;
+    if (rc.errorPolicy !== undefined) def.errorPolicy = rc.errorPolicy as ErrorPolicy;
     return { routes: [def], problems };
   }
 
@@ -203,7 +219,11 @@ export class ConfigReader {
       }
       const arg = (step as Record<string, unknown>)[name];
       const validate = this.#schemas.get(kind.configSchema);
-      const copy = arg && typeof arg === 'object' ? structuredClone(arg) : arg;
+      const copy = endpointsAsUris(kind.configSchema, arg && typeof arg === 'object' ? structuredClone(arg) : arg, `${p}/${name}`, problems);
+      if (problems.length > failed) {
+        hold();
+        return;
+      }
       if (!validate(copy)) {
         problems.push(...toProblems(validate.errors, kind.configSchema, `${p}/${name}`, `${name} key`));
         hold();

@@ -4,12 +4,13 @@ export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, der
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
 export { AdapterRegistry, canReply, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type RequestOptions, type SourceStatus } from './adapter.js';
 export { parseUri, type ParsedUri } from './uri.js';
+export { endpointUri, type EndpointOptionValue } from './endpoint-options.js';
 export { headerPolicy, isCredentialHeader, isTransportHeader, CREDENTIAL_HEADERS, TRANSPORT_HEADER_PREFIXES, type HeaderPolicy } from './header-policy.js';
 export { ChannelBinder, channelBindingsSchema, type ChannelBindings } from './bindings.js';
 export { Service, type ServiceState } from './service.js';
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { CodecRegistry, jsonCodec, textCodec, bytesCodec, type Codec, type Encoded } from './codecs.js';
-export { ConfigReader, routeConfigSchema, type RouteConfig, type RoutesConfig, type StepConfig } from './config.js';
+export { ConfigReader, routeConfigSchema, type RouteConfig, type RoutesConfig, type StepConfig, type EndpointConfig } from './config.js';
 export { compileExpression, type CompiledExpression } from './expression.js';
 export { StepRegistry, type StepKind, type StepDefinition, type CompileContext, type ConfigContext, type Next, type MaybePromise, type NamedFunction } from './step.js';
 export type { RouteDefinition, ErrorPolicy, ErrorRule, RedeliveryPolicy } from './model.js';

@@ -113,6 +113,8 @@ function endpointLiterals(text: string): Array<{ uri: string; source: boolean }>
     if (!ENDPOINT.test(s) || s.includes('...')) continue;
     // the start of a URI built by concatenation (`'db:x?query=' + encodeURIComponent(sql)`)
     if (/^\s*\+/.test(text.slice(m.index + m[0].length))) continue;
+    // the base of a URI whose options are given as data (`endpointUri('db:x', { statement })`)
+    if (/\bendpointUri\(\s*$/.test(text.slice(0, m.index))) continue;
     if (/^https?:\/\//.test(s) && !/[?{]/.test(s) && !/:\d+\//.test(s)) continue;
     if (/^amqps?:\/\//.test(s)) continue;
     // a pattern that matches endpoints (`replaceEndpoints({ 'http:*': ... })`), not one

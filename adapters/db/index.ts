@@ -52,13 +52,14 @@ function validateConfig(input: DbConfigInput | undefined): DbConfig {
   return config as unknown as DbConfig;
 }
 
-/** Options of a db: URI that hold SQL. */
-const SQL_OPTIONS = ['statement', 'query', 'onSuccess', 'onFailure'];
+/** Options of a db: URI that hold SQL (or a piece of it). */
+const SQL_OPTIONS = ['statement', 'query', 'onConsume', 'onConsumeFailed', 'where', 'orderBy'];
 
 /**
  * In a URI query `+` means a space, so `statement=UPDATE t SET n = n + 1` runs as
  * `n = n   1` (a syntax error at best, another statement at worst). Refuse a raw `+` in SQL
- * options when the route is created (`busbar validate` reports it): write `%2B`.
+ * options when the route is created (`busbar validate` reports it), pointing to the forms
+ * that keep the SQL as written: options as data, `endpointUri()`, or `%2B`.
  */
 function checkSqlInUri(uri: string): void {
   const q = uri.indexOf('?');
@@ -67,9 +68,11 @@ function checkSqlInUri(uri: string): void {
     const eq = pair.indexOf('=');
     const name = eq === -1 ? pair : pair.slice(0, eq);
     if (eq !== -1 && SQL_OPTIONS.includes(name) && pair.includes('+', eq)) {
-      throw new BusbarError('DB_CONFIG', `endpoint "${uri}": option ${name}: a "+" in a URI query is read as a space, so the SQL would change ("n + 1" becomes "n   1"); write "%2B" for a plus sign and spaces as they are`, {
-        details: { uri, option: name },
-      });
+      throw new BusbarError(
+        'DB_CONFIG',
+        `endpoint "${uri}": option ${name}: a "+" in a URI query is read as a space, so the SQL would change ("n + 1" becomes "n   1"). Give the SQL as data instead: in a config file { "uri": "${uri.slice(0, q)}", "options": { "${name}": "..." } }, in code endpointUri('${uri.slice(0, q)}', { ${name}: '...' }); or write "%2B" for each plus sign`,
+        { details: { uri, option: name } },
+      );
     }
   }
 }

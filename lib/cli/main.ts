@@ -272,14 +272,28 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** The config of the first amqp adapter instance in a routes module's `adapters: [...]` (createAmqpAdapter keeps it). */
-function amqpInstanceConfig(mod: RoutesModule): unknown {
-  if (!Array.isArray(mod.adapters)) return undefined;
-  for (const a of mod.adapters) {
-    const config = (a as Adapter & { config?: unknown }).config;
-    if ((a.type ?? a.scheme) === 'amqp' && config && typeof config === 'object') return config;
+/**
+ * Every amqp adapter a routes module declares, however it declares it: as config
+ * (`"adapters": { "amqp": {...} }`, a top-level `"topology"`, a named instance
+ * `"amqp-eu": { "type": "amqp", ... }`) or as instances in `adapters: [...]`
+ * (`createAmqpAdapter(config)`, `named('amqp-eu', createAmqpAdapter(config))`: both keep their config).
+ */
+function amqpDeclarations(mod: RoutesModule): Array<{ name: string; config: unknown }> {
+  const out: Array<{ name: string; config: unknown }> = [];
+  for (const [name, given] of Object.entries(amqpWithTopology(mod))) {
+    if (name === 'amqp') out.push({ name, config: given });
+    else if (given && typeof given === 'object' && (given as { type?: unknown }).type === 'amqp') {
+      const { type: _type, ...settings } = given as Record<string, unknown>;
+      out.push({ name, config: settings });
+    }
   }
-  return undefined;
+  if (Array.isArray(mod.adapters)) {
+    for (const a of mod.adapters) {
+      const config = (a as Adapter & { config?: unknown }).config;
+      if ((a.type ?? a.scheme) === 'amqp' && config && typeof config === 'object') out.push({ name: a.scheme, config });
+    }
+  }
+  return out;
 }
 
 async function topologyPlanCommand(file: string, opts: { url?: string }): Promise<void> {
@@ -289,14 +303,19 @@ async function topologyPlanCommand(file: string, opts: { url?: string }): Promis
   } catch (e) {
     fail(e);
   }
-  // as config (JSON, or `adapters: { amqp: {...} }`), else from an amqp adapter instance the file passes
-  const config = amqpWithTopology(mod).amqp ?? amqpInstanceConfig(mod);
-  if (config === undefined) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...} or "adapters": { "amqp": { "topology": {...} } })`, { details: { file } }));
+  const declared = amqpDeclarations(mod);
+  if (declared.length === 0) fail(new BusbarError('ROUTES_FILE', `${file} declares no amqp topology (expected "topology": {...}, "adapters": { "amqp": { "topology": {...} } }, a named instance { "type": "amqp", ... }, or an amqp adapter instance in adapters: [...])`, { details: { file } }));
   try {
     const { planTopology, formatPlan } = await import('../../adapters/amqp/topology.js');
-    const plan = await planTopology(config, opts.url);
-    process.stdout.write(`${formatPlan(plan)}\n`);
-    process.exit(plan.ok ? 0 : 1);
+    let ok = true;
+    for (const { name, config } of declared) {
+      const plan = await planTopology(config, opts.url);
+      ok &&= plan.ok;
+      // which instance a plan is for, when it is not the one plain amqp adapter
+      if (declared.length > 1 || name !== 'amqp') process.stdout.write(`adapter ${name}:\n`);
+      process.stdout.write(`${formatPlan(plan)}\n`);
+    }
+    process.exit(ok ? 0 : 1);
   } catch (e) {
     fail(e);
   }

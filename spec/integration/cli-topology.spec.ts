@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AMQP_URL, tempDir } from '../helpers.js';
 
 describe('busbar topology plan (against the real RabbitMQ)', function () {
@@ -64,6 +64,51 @@ describe('busbar topology plan (against the real RabbitMQ)', function () {
     expect(out).not.to.contain('declares no amqp topology');
     expect(r.status, out).to.equal(0);
     expect(out).to.match(/exchange +orders /).and.match(/queue +orders\.in /).and.match(/binding +orders -> queue orders\.all \[orders\.#\]/);
+  });
+
+  it('plans a named amqp instance of a .ts file (named(\'amqp-eu\', createAmqpAdapter({...})) keeps its config)', () => {
+    const file = join(dir.path, 'named.ts');
+    writeFileSync(
+      file,
+      [
+        `import { createAmqpAdapter } from ${JSON.stringify(resolve('adapters/amqp/index.js'))};`,
+        `import { defineRoutes, from, named } from ${JSON.stringify(resolve('lib/index.js'))};`,
+        'export default defineRoutes({',
+        `  adapters: [named('amqp-eu', createAmqpAdapter({ url: ${JSON.stringify(AMQP_URL)}, topology: { queues: [{ name: ${JSON.stringify(existing)}, messageTtlMs: 1000 }, { name: ${JSON.stringify(fresh)} }] } }))],`,
+        "  routes: [from('amqp-eu:queue:" + existing + "').to('log:in')],",
+        '});',
+        '',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, ['bin/busbar.js', 'topology', 'plan', file], { encoding: 'utf8', timeout: 30_000 });
+    const out = r.stdout + r.stderr;
+    expect(out).not.to.contain('declares no amqp topology');
+    expect(r.status, out).to.equal(0);
+    expect(out).to.contain('adapter amqp-eu:');
+    expect(out).to.match(new RegExp(`= queue +${existing} +unchanged`)).and.match(new RegExp(`\\+ queue +${fresh} +create`));
+  });
+
+  it('plans every amqp instance a JSON file configures, named ones ({ "type": "amqp" }) included', () => {
+    const file = join(dir.path, 'two.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        routes: [],
+        adapters: {
+          amqp: { url: AMQP_URL, topology: { queues: [{ name: existing, messageTtlMs: 1000 }] } },
+          'amqp-eu': { type: 'amqp', url: AMQP_URL, topology: { queues: [{ name: existing, messageTtlMs: 5000 }] } },
+        },
+      }),
+    );
+    const r = spawnSync(process.execPath, ['bin/busbar.js', 'topology', 'plan', file], { encoding: 'utf8', timeout: 30_000 });
+    const out = r.stdout + r.stderr;
+    // the named instance conflicts (its TTL differs from the broker's): exit 1, both planned
+    expect(r.status, out).to.equal(1);
+    expect(out.indexOf('adapter amqp:')).to.be.greaterThan(-1);
+    const eu = out.indexOf('adapter amqp-eu:');
+    expect(eu, out).to.be.greaterThan(out.indexOf('adapter amqp:'));
+    expect(out.slice(0, eu)).to.match(new RegExp(`= queue +${existing} +unchanged`));
+    expect(out.slice(eu)).to.match(new RegExp(`! queue +${existing} +conflict`));
   });
 
   it('reads a top-level "topology" of the routes file as the amqp topology', () => {
