@@ -20,7 +20,7 @@ export interface BenchCase {
   name: string;
   description: string;
   /** Servers the case needs (started by scripts/*.sh before it runs). */
-  requires?: Array<'rabbitmq' | 'postgres'>;
+  requires?: Array<'rabbitmq' | 'rabbitmq2' | 'postgres'>;
   run(opts: { quick: boolean }): Promise<BenchResult>;
 }
 

@@ -41,11 +41,13 @@ let failed = false;
 for (const c of selected) {
   for (const server of c.requires ?? []) {
     if (started.has(server)) continue;
-    if (server === 'rabbitmq' && !ownBroker) continue; // the broker at BUSBAR_AMQP_URL is the caller's
-    const env = server === 'rabbitmq' ? { ...process.env, ...benchRabbit } : process.env;
-    const script = join(here, '..', 'scripts', server === 'rabbitmq' ? 'rabbitmq.sh' : 'postgres.sh');
+    const amqp = server === 'rabbitmq' || server === 'rabbitmq2';
+    if (amqp && !ownBroker) continue; // the brokers at BUSBAR_AMQP_URL (and BUSBAR_AMQP2_URL) are the caller's
+    // rabbitmq2, the second bench broker (two-broker bridges): rabbitmq-second.sh puts it on port + 1, with its own node name and state dir
+    const env = amqp ? { ...process.env, ...benchRabbit } : process.env;
+    const script = join(here, '..', 'scripts', server === 'rabbitmq' ? 'rabbitmq.sh' : server === 'rabbitmq2' ? 'rabbitmq-second.sh' : 'postgres.sh');
     // the bench broker is stopped again at the end if this run started it
-    if (server === 'rabbitmq' && spawnSync('bash', [script, 'status'], { env, stdio: 'ignore' }).status !== 0) {
+    if (amqp && spawnSync('bash', [script, 'status'], { env, stdio: 'ignore' }).status !== 0) {
       process.on('exit', () => spawnSync('bash', [script, 'stop'], { env, stdio: 'ignore' }));
     }
     execFileSync('bash', [script, 'start'], { stdio: ['ignore', 'ignore', 'inherit'], env });

@@ -21,8 +21,8 @@ export function benchQueue(kind: string): string {
   return `busbar-bench.${kind}.${randomBytes(4).toString('hex')}`;
 }
 
-export async function connect(): Promise<ChannelModel> {
-  const c = await amqp.connect(AMQP_URL);
+export async function connect(url = AMQP_URL): Promise<ChannelModel> {
+  const c = await amqp.connect(url);
   c.on('error', () => undefined);
   return c;
 }
@@ -87,8 +87,8 @@ export interface BenchBroker {
   close(): Promise<void>;
 }
 
-export async function benchBroker(): Promise<BenchBroker> {
-  const conn = await connect();
+export async function benchBroker(url = AMQP_URL): Promise<BenchBroker> {
+  const conn = await connect(url);
   const setup = await conn.createConfirmChannel();
   const made = new Set<string>();
   return {
@@ -130,11 +130,13 @@ export function silentEngine(): Engine {
 /**
  * The hand-written bridge: consume A, JSON transform, publish to B with a confirm callback,
  * ack A in it. It carries the message's id, timestamp and content type across, as busbar does.
+ * With `urlB`, B is on another broker (bench bridge-amqp): one connection per broker.
  */
-async function baselineBridge(a: string, b: string, n: number): Promise<number> {
+export async function baselineBridge(a: string, b: string, n: number, urlB?: string): Promise<number> {
   const conn = await connect();
+  const connB = urlB === undefined ? conn : await connect(urlB);
   const cin = await conn.createChannel();
-  const cout = await conn.createConfirmChannel();
+  const cout = await connB.createConfirmChannel();
   await cin.prefetch(PREFETCH);
   let done = 0;
   let finish: () => void = () => undefined;
@@ -156,6 +158,7 @@ async function baselineBridge(a: string, b: string, n: number): Promise<number> 
   const perS = n / (Number(process.hrtime.bigint() - t0) / 1e9);
   await cin.cancel(consumerTag);
   await conn.close();
+  if (connB !== conn) await connB.close();
   return perS;
 }
 
