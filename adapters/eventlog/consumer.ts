@@ -466,6 +466,11 @@ export class EventlogConsumer implements Consumer {
     this.#ctx.setStatus('idle');
   }
 
+  /** Records behind the log's end over the partitions this consumer owns (the `busbar_endpoint_lag_messages` metric). */
+  backlog(): Promise<number | undefined> {
+    return Promise.resolve(this.stats().lag as number);
+  }
+
   /** For `engine.stats()`: the group, and per owned partition the position, committed offset, log end and lag. */
   stats(): Record<string, unknown> {
     const partitions: Record<string, { position: number; committed: number; end: number; lag: number; epoch: number }> = {};

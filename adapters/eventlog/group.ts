@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BusbarError } from '../../lib/errors.js';
@@ -18,6 +19,12 @@ import { BusbarError } from '../../lib/errors.js';
  *
  * Generations start at the creation time in ms and only grow, so epochs stay monotonic even
  * if the group file is deleted and created again (they also fence database-held offsets).
+ *
+ * Committed offsets, written far more often than membership, live next to it in
+ * `<group>.offsets`: two slots overwritten in turn in place (sequence number, length, CRC-32,
+ * the offsets as JSON) and fdatasynced, so a commit costs one write and one sync, no file
+ * creation or rename; a torn write spoils only the slot being written and the other one still
+ * holds the previous commit. The group file's `offsets` is a copy for people reading it.
  */
 export interface GroupState {
   generation: number;
@@ -46,13 +53,93 @@ export function groupPaths(topicDir: string, group: string): { file: string; loc
   return { file: join(dir, `${group}.json`), lock: join(dir, `${group}.lock`) };
 }
 
-export function readGroup(file: string): GroupState | undefined {
+function readGroupFile(file: string): GroupState | undefined {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as GroupState;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new BusbarError('EVENTLOG_IO', `event log group file ${file} is unreadable: ${(err as Error).message}`, { cause: err, details: { path: file } });
   }
+}
+
+/** The group's state; its offsets are the last commit's (from the offsets file when there is one). */
+export function readGroup(file: string): GroupState | undefined {
+  const state = readGroupFile(file);
+  if (!state) return undefined;
+  const slots = withOffsetsFile(offsetsPath(file), false, readSlots);
+  if (slots) state.offsets = slots.offsets;
+  return state;
+}
+
+// ---------------------------------------------------------------- the offsets file: two slots written in turn
+const SLOT_BYTES = 64 * 1024;
+/** magic, sequence number (2 x u32), body length, CRC-32 of sequence number, length and body */
+const SLOT_HEADER = 20;
+const SLOT_MAGIC = 0x45564f31; // "EVO1"
+
+export function offsetsPath(groupFile: string): string {
+  return groupFile.replace(/\.json$/, '.offsets');
+}
+
+function withOffsetsFile<T>(path: string, create: boolean, fn: (fd: number) => T, keepOpen = false): T | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY);
+  } catch (err) {
+    if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BusbarError('EVENTLOG_IO', `event log: cannot open ${path}: ${(err as Error).message}`, { cause: err, details: { path } });
+  }
+  if (keepOpen) return fn(fd);
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The newest whole slot: its sequence number and offsets; undefined when neither slot is whole. */
+function readSlots(fd: number): { seq: number; offsets: Record<string, number> } | undefined {
+  let best: { seq: number; offsets: Record<string, number> } | undefined;
+  const head = Buffer.allocUnsafe(SLOT_HEADER);
+  for (let slot = 0; slot < 2; slot++) {
+    const at = slot * SLOT_BYTES;
+    if (readSync(fd, head, 0, SLOT_HEADER, at) !== SLOT_HEADER || head.readUInt32BE(0) !== SLOT_MAGIC) continue;
+    const seq = head.readUInt32BE(4) * 2 ** 32 + head.readUInt32BE(8);
+    const len = head.readUInt32BE(12);
+    if (len > SLOT_BYTES - SLOT_HEADER || (best && best.seq > seq)) continue;
+    const body = Buffer.allocUnsafe(len);
+    if (readSync(fd, body, 0, len, at + SLOT_HEADER) !== len || crc32(body, crc32(head.subarray(4, 16))) !== head.readUInt32BE(16)) continue;
+    try {
+      best = { seq, offsets: JSON.parse(body.toString('utf8')) as Record<string, number> };
+    } catch {
+      // a slot with a good CRC holds what was written: not reached
+    }
+  }
+  return best;
+}
+
+/** Write commit number `seq` into its slot (the one not holding the previous commit) and sync it. */
+function writeSlot(fd: number, path: string, seq: number, offsets: Record<string, number>): void {
+  const body = Buffer.from(JSON.stringify(offsets));
+  if (body.length > SLOT_BYTES - SLOT_HEADER) throw new BusbarError('EVENTLOG_IO', `event log: committed offsets (${body.length} bytes) do not fit a slot of ${path}`, { details: { path } });
+  const buf = Buffer.allocUnsafe(SLOT_HEADER + body.length);
+  buf.writeUInt32BE(SLOT_MAGIC, 0);
+  buf.writeUInt32BE(Math.floor(seq / 2 ** 32), 4);
+  buf.writeUInt32BE(seq >>> 0, 8);
+  buf.writeUInt32BE(body.length, 12);
+  // the CRC covers the sequence number and length too: a damaged header is a bad slot, not a newer one
+  buf.writeUInt32BE(crc32(body, crc32(buf.subarray(4, 16))), 16);
+  body.copy(buf, SLOT_HEADER);
+  let done = 0;
+  const at = (seq % 2) * SLOT_BYTES;
+  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, at + done);
+  fdatasyncSync(fd);
+}
+
+/** Under the group lock: replace the committed offsets (one slot write and sync). */
+function commitOffsets(file: string, offsets: Record<string, number>): void {
+  const path = offsetsPath(file);
+  withOffsetsFile(path, true, (fd) => writeSlot(fd, path, (readSlots(fd)?.seq ?? 0) + 1, offsets));
 }
 
 /** Run `fn` holding the group's lock file (held for well under a millisecond; a dead holder's lock is taken over). */
@@ -162,6 +249,7 @@ export class GroupCoordinator {
   readonly #lock: string;
   readonly #partitions: number;
   readonly #sessionTimeoutMs: number;
+  #offsetsFd: number | undefined;
 
   constructor(topicDir: string, group: string, partitions: number, opts: { sessionTimeoutMs: number; memberId: string }) {
     const { file, lock } = groupPaths(topicDir, group);
@@ -208,28 +296,37 @@ export class GroupCoordinator {
   commit(entries: ReadonlyArray<readonly [number, number, number]>): number[] {
     if (entries.length === 0) return [];
     return withGroupLock(this.#lock, () => {
-      const state = readGroup(this.#file);
+      // the assignment (who owns what, in which epoch) from the group file; the offsets from theirs
+      const state = readGroupFile(this.#file);
       const fenced: number[] = [];
       if (!state) return entries.map((e) => e[0]);
-      let changed = false;
-      for (const [p, epoch, next] of entries) {
-        const a = state.assignment[p];
-        if (!a || a.member !== this.memberId || a.epoch !== epoch) {
-          fenced.push(p);
-          continue;
+      const path = offsetsPath(this.#file);
+      // the offsets file is written in place, never replaced: its descriptor stays good
+      const fd = (this.#offsetsFd ??= withOffsetsFile(path, true, (d) => d, true)!);
+      {
+        const slots = readSlots(fd);
+        const offsets = slots?.offsets ?? state.offsets;
+        let changed = false;
+        for (const [p, epoch, next] of entries) {
+          const a = state.assignment[p];
+          if (!a || a.member !== this.memberId || a.epoch !== epoch) {
+            fenced.push(p);
+            continue;
+          }
+          if (offsets[p] !== next) {
+            offsets[p] = next;
+            changed = true;
+          }
         }
-        if (state.offsets[p] !== next) {
-          state.offsets[p] = next;
-          changed = true;
-        }
+        if (changed) writeSlot(fd, path, (slots?.seq ?? 0) + 1, offsets);
       }
-      if (changed) writeGroup(this.#file, state);
       return fenced;
     });
   }
 
   /** Leave cleanly: the partitions go to the others at once (not after the session timeout). */
   leave(): void {
+    this.close();
     withGroupLock(this.#lock, () => {
       const state = readGroup(this.#file);
       if (!state || !state.members[this.memberId]) return;
@@ -243,6 +340,13 @@ export class GroupCoordinator {
 
   read(): GroupState | undefined {
     return readGroup(this.#file);
+  }
+
+  /** Let go of the offsets file (leave() does; a commit after it opens it again). */
+  close(): void {
+    if (this.#offsetsFd === undefined) return;
+    closeSync(this.#offsetsFd);
+    this.#offsetsFd = undefined;
   }
 }
 
@@ -258,6 +362,8 @@ export function seekGroupOffsets(topicDir: string, group: string, offsets: reado
     state.generation++;
     offsets.forEach((o, p) => (state.offsets[p] = o));
     for (const a of Object.values(state.assignment)) a.epoch = state.generation;
+    // new epochs first: a member still committing the old positions is fenced from here on
     writeGroup(file, state);
+    commitOffsets(file, state.offsets);
   });
 }

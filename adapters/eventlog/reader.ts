@@ -125,8 +125,10 @@ export class PartitionReader {
       this.#len += n;
       let at = 0;
       let stop = false;
+      const lent = out.length;
       while (out.length < max) {
-        const r = parseRecord(this.#buf, at, this.#len);
+        // records are views of the read buffer (no copy per record); it is handed to them below
+        const r = parseRecord(this.#buf, at, this.#len, true);
         if (r.kind !== 'record') {
           stop = true;
           break;
@@ -141,7 +143,26 @@ export class PartitionReader {
       // have cut them and the writer put other bytes there
       this.#pos += at;
       const partial = this.#len - at;
-      if (!stop) {
+      if (out.length > lent && at < this.#buf.length / 8) {
+        // a few small records (a serial reader takes one at a time): copying them is cheaper
+        // than a fresh buffer
+        for (let i = lent; i < out.length; i++) {
+          const r = out[i]!;
+          if (r.key) r.key = Buffer.from(r.key);
+          if (r.value) r.value = Buffer.from(r.value);
+        }
+      }
+      if (out.length > lent && at >= this.#buf.length / 8) {
+        // the records point into this buffer: the next read goes into a fresh one (what was
+        // read past them moves along)
+        const fresh = Buffer.allocUnsafe(this.#buf.length);
+        if (!stop) this.#buf.copy(fresh, 0, at, this.#len);
+        this.#buf = fresh;
+        if (!stop) {
+          this.#len = partial;
+          break;
+        }
+      } else if (!stop) {
         // stopped at `max`: the rest are whole records or the start of one, kept for the next read
         this.#buf.copy(this.#buf, 0, at, this.#len);
         this.#len = partial;

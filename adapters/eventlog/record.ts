@@ -109,8 +109,12 @@ export type ParseResult =
   /** A record that cannot be: bad length, CRC mismatch, inconsistent fields. */
   | { kind: 'bad'; reason: string };
 
-/** Parse the record starting at `at` in `buf` (bytes up to `end` are valid data). */
-export function parseRecord(buf: Buffer, at: number, end: number): ParseResult {
+/**
+ * Parse the record starting at `at` in `buf` (bytes up to `end` are valid data). Key and value
+ * are copies, unless `share`: then they are views of `buf`, which the caller must not reuse
+ * while the record lives (a reader hands its buffer to the records and takes a fresh one).
+ */
+export function parseRecord(buf: Buffer, at: number, end: number, share = false): ParseResult {
   if (end - at < 8) return { kind: 'partial' };
   const len = buf.readUInt32BE(at);
   if (len < RECORD_OVERHEAD - 4 || len > MAX_RECORD_BYTES) return { kind: 'bad', reason: `record length ${len} out of range` };
@@ -126,11 +130,11 @@ export function parseRecord(buf: Buffer, at: number, end: number): ParseResult {
   p += 17;
   const kl = buf.readUInt32BE(p);
   p += 4;
-  const key = attrs & 1 ? null : Buffer.from(buf.subarray(p, p + kl));
+  const key = attrs & 1 ? null : share ? buf.subarray(p, p + kl) : Buffer.from(buf.subarray(p, p + kl));
   p += kl;
   const vl = buf.readUInt32BE(p);
   p += 4;
-  const value = attrs & 2 ? null : Buffer.from(buf.subarray(p, p + vl));
+  const value = attrs & 2 ? null : share ? buf.subarray(p, p + vl) : Buffer.from(buf.subarray(p, p + vl));
   p += vl;
   const hl = buf.readUInt32BE(p);
   p += 4;

@@ -2,18 +2,16 @@ import { closeSync, fdatasyncSync, mkdirSync, openSync, writeSync } from 'node:f
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { EventLog } from '../../dist/adapters/eventlog/index.js';
-import { tempDir } from '../../spec/helpers.js';
+import { bestRounds, inTempDir, KEY, VALUE } from '../eventlog-fixture.js';
 import { round, type BenchCase } from '../harness.js';
 
 const BATCH = 100;
-const VALUE = Buffer.from(JSON.stringify({ id: 123456, amount: 42.5, country: 'NL', note: 'an order of about a hundred bytes'.padEnd(40, '.') }));
-const KEY = Buffer.from('customer-1234');
 
 /**
  * The hand-written appender: the same record format (length, CRC-32, offset, timestamp,
  * attributes, key, value, headers) into one segment file, a batch per write, fdatasync per batch.
  */
-function baseline(dir: string, n: number): void {
+function baselineAppend(dir: string, n: number): void {
   mkdirSync(dir, { recursive: true });
   const fd = openSync(join(dir, 'seg.log'), 'w');
   const h = Buffer.from('{}');
@@ -51,25 +49,22 @@ const bench: BenchCase = {
   description: 'Append records (~100-byte JSON value, a key) in batches of 100 with fdatasync per batch; busbar EventLog (fsync=batch) vs a hand-written appender of the same segment format',
   async run({ quick }) {
     const n = quick ? 20_000 : 200_000;
-    const tmp = tempDir('busbar-bench-evl-');
-    try {
-      let baselinePerS = 0;
-      let busbarPerS = 0;
-      for (let round_ = 0; round_ < (quick ? 2 : 3); round_++) {
-        const t0 = process.hrtime.bigint();
-        baseline(join(tmp.path, `base-${round_}`), n);
-        baselinePerS = Math.max(baselinePerS, n / (Number(process.hrtime.bigint() - t0) / 1e9));
-        const log = EventLog.open(join(tmp.path, `bb-${round_}`), 't', { fsync: 'batch' });
-        const records = Array.from({ length: BATCH }, () => ({ key: KEY, value: VALUE, kind: 'json' as const, headers: {} }));
-        const t1 = process.hrtime.bigint();
-        for (let off = 0; off < n; off += BATCH) await log.append(0, records);
-        busbarPerS = Math.max(busbarPerS, n / (Number(process.hrtime.bigint() - t1) / 1e9));
-        await log.close();
-      }
-      return { busbar_per_s: round(busbarPerS), baseline_per_s: round(baselinePerS), ratio: round(busbarPerS / baselinePerS, 2), records: n, batch: BATCH };
-    } finally {
-      tmp.cleanup();
-    }
+    return inTempDir(async (dir) => {
+      const records = Array.from({ length: BATCH }, () => ({ key: KEY, value: VALUE, kind: 'json' as const, headers: {} }));
+      const { busbar, baseline } = await bestRounds(quick ? 2 : 3, n, {
+        baseline: (r) => {
+          baselineAppend(join(dir, `base-${r}`), n);
+          return n;
+        },
+        busbar: async (r) => {
+          const log = EventLog.open(join(dir, `bb-${r}`), 't', { fsync: 'batch' });
+          for (let off = 0; off < n; off += BATCH) await log.append(0, records);
+          await log.close();
+          return n;
+        },
+      });
+      return { busbar_per_s: round(busbar), baseline_per_s: round(baseline), ratio: round(busbar / baseline, 2), records: n, batch: BATCH };
+    });
   },
 };
 export default bench;

@@ -236,3 +236,47 @@ describe('eventlog: 3 consumer processes in one group on 6 partitions', function
     }
   });
 });
+
+describe('eventlog: at-most-once consumer process (kill -9)', function () {
+  this.timeout(60_000);
+
+  it('offsets are committed before the route runs: what was in flight at the kill is lost, nothing is repeated', async () => {
+    const tmp = tempDir('busbar-evl-');
+    const db = join(tmp.path, 'out.db');
+    const sql = openDatabase({ engine: 'sqlite', file: db });
+    await sql.open();
+    const N = 600;
+    const env = (w: string): Record<string, string> => ({ EVL_DIR: tmp.path, EVL_DB: db, EVL_WORKER: w, EVL_MODE: 'at-most-once', EVL_SLOW_MS: '20' });
+    const workers: Worker[] = [];
+    const count = async (q: string): Promise<number> => Number(Object.values((await sql.query(q)).rows[0]!)[0]);
+    const committed = (): number => Object.values(new GroupCoordinator(join(tmp.path, 't'), 'g', 3, { sessionTimeoutMs: 1000, memberId: 'observer' }).read()?.offsets ?? {}).reduce((a, b) => a + b, 0);
+    try {
+      await sql.query('CREATE TABLE out (part INTEGER, off INTEGER, worker TEXT)');
+      await fill(tmp.path, 3, N);
+      workers.push(startProcess(WORKER, env('w0')));
+      await workers[0]!.ready;
+      await waitFor(async () => (await count('SELECT COUNT(*) FROM out')) >= 30, 20_000, 'rows from the first worker');
+      workers[0]!.child.kill('SIGKILL');
+      await workers[0]!.exited;
+      const rowsAtKill = await count('SELECT COUNT(*) FROM out');
+      const committedAtKill = committed();
+      // read and committed ahead, never processed: lost
+      expect(committedAtKill, 'committed before processing').to.be.greaterThan(rowsAtKill);
+      workers.push(startProcess(WORKER, env('w1')));
+      await workers[1]!.ready;
+      await waitFor(async () => committed() === N && (await count("SELECT COUNT(*) FROM out WHERE worker = 'w1'")) === N - committedAtKill, 30_000, 'the second worker to finish the rest');
+      workers[1]!.child.stdin!.write('stop\n');
+      await workers[1]!.exited;
+      const rows = await count('SELECT COUNT(*) FROM out');
+      const distinct = await count("SELECT COUNT(DISTINCT part || '-' || off) FROM out");
+      expect(rows - distinct, 'duplicated').to.equal(0);
+      expect(N - distinct, 'lost: exactly what was committed but not processed at the kill').to.equal(committedAtKill - rowsAtKill);
+      // the second worker started where the first had committed: none of its rows is below that
+      expect(await count("SELECT COUNT(*) FROM out WHERE worker = 'w1'")).to.equal(N - committedAtKill);
+    } finally {
+      for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+      await sql.close();
+      tmp.cleanup();
+    }
+  });
+});
