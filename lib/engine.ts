@@ -18,7 +18,7 @@ import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { guard, isPromise, type GuardSlot, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { guard, isPromise, type GuardSlot, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 import { EngineTracer, type TracingOptions } from './tracing/tracer.js';
 
@@ -684,7 +684,9 @@ export class Engine {
         }
         if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
         // one wrapper per step: its errors labelled, the observer told (a promise passed on from the rest of the route needs no label of this step)
-        n = guard(compiled, def.id, `${path} (${step.kind})`, slot, dryRun ? undefined : { route, path, kind: step.kind });
+        let probe: StepProbe | undefined;
+        if (!dryRun) route.probes.push((probe = { route, path, kind: step.kind, hits: 0 }));
+        n = guard(compiled, def.id, `${path} (${step.kind})`, slot, probe);
       }
       return n;
     };
@@ -1221,6 +1223,11 @@ export class Engine {
     return { ready: this.#state === 'started' && routes.every((r) => r.ready), routes };
   }
 
+  /** Exchanges that reached each step of a route while it was observed, by step path ({} for an unknown route). */
+  stepHits(routeId: string): Record<string, number> {
+    return this.#routes.get(routeId)?.stepHits() ?? {};
+  }
+
   /**
    * Watch every route's exchanges (the management API, metrics, tracing). Returns the
    * function that stops watching; with no observer left routes are back to no cost.
@@ -1245,11 +1252,12 @@ export class Engine {
           : list.length === 2
             ? pair(list[0]!, list[1]!)
             : {
-              begin: (route, msg) => list.map((o) => o.begin(route, msg)),
+              begin: (route, msg, at) => list.map((o) => o.begin(route, msg, at)),
               step: (route, msg, path, kind) => {
                 for (const o of list) o.step(route, msg, path, kind);
               },
-              end: (route, token, outcome, err) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err)),
+              pending: (route, token) => list.forEach((o, i) => o.pending?.(route, (token as unknown[])[i])),
+              end: (route, token, outcome, err, began, ended) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err, began, ended)),
               deadLettered: async (route, uri, msg, reply) => {
                 for (const o of list) await o.deadLettered?.(route, uri, msg, reply);
               },
@@ -1339,18 +1347,34 @@ export class Engine {
   }
 }
 
-/** Two observers (the management API's tracker and its metrics) without a list per exchange. */
+/**
+ * Two observers (the management API's tracker and its metrics) without a list per exchange;
+ * when one of them keeps no token (metrics only need the times), the other's token is passed
+ * through as it is: no array per exchange either.
+ */
 function pair(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
+  if (b.stateless === true && a.stateless !== true) return pairStateless(a, b);
+  if (a.stateless === true && b.stateless !== true) return pairStateless(b, a);
+  const pending = a.pending !== undefined || b.pending !== undefined;
   return {
-    begin: (route, msg) => [a.begin(route, msg), b.begin(route, msg)],
+    begin: (route, msg, at) => [a.begin(route, msg, at), b.begin(route, msg, at)],
     step(route, msg, path, kind) {
       a.step(route, msg, path, kind);
       b.step(route, msg, path, kind);
     },
-    end(route, token, outcome, err) {
+    ...(pending
+      ? {
+          pending(route: Route, token: unknown) {
+            const t = token as [unknown, unknown];
+            a.pending?.(route, t[0]);
+            b.pending?.(route, t[1]);
+          },
+        }
+      : {}),
+    end(route, token, outcome, err, began, ended) {
       const t = token as [unknown, unknown];
-      a.end(route, t[0], outcome, err);
-      b.end(route, t[1], outcome, err);
+      a.end(route, t[0], outcome, err, began, ended);
+      b.end(route, t[1], outcome, err, began, ended);
     },
     async deadLettered(route, uri, msg, reply) {
       await a.deadLettered?.(route, uri, msg, reply);
@@ -1364,4 +1388,33 @@ function withHistory(fn: Next, label: string, clock: Clock): Next {
     const prev = (msg.headers['busbar.history'] as readonly string[] | undefined) ?? [];
     return fn(withHeaders(msg, { 'busbar.history': [...prev, `${label} ${new Date(clock.now()).toISOString()}`] }));
   };
+}
+
+/** `a` keeps a token, `b` does not (see `pair`). */
+function pairStateless(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
+  const o: ExchangeObserver = {
+    begin: (route, msg, at) => {
+      b.begin(route, msg, at);
+      return a.begin(route, msg, at);
+    },
+    step(route, msg, path, kind) {
+      a.step(route, msg, path, kind);
+      b.step(route, msg, path, kind);
+    },
+    end(route, token, outcome, err, began, ended) {
+      a.end(route, token, outcome, err, began, ended);
+      b.end(route, undefined, outcome, err, began, ended);
+    },
+    async deadLettered(route, uri, msg, reply) {
+      await a.deadLettered?.(route, uri, msg, reply);
+      await b.deadLettered?.(route, uri, msg, reply);
+    },
+  };
+  if (a.pending !== undefined || b.pending !== undefined) {
+    o.pending = (route, token) => {
+      a.pending?.(route, token);
+      b.pending?.(route, undefined);
+    };
+  }
+  return o;
 }

@@ -4,7 +4,7 @@ import { sleep, type Clock } from './clock.js';
 import { BusbarError, isBusbarError, isRetryable, wrapStepError } from './errors.js';
 import { withHeaders, type HeaderValue, type Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
-import { isPromise, type Next } from './step.js';
+import { isPromise, type Next, type StepProbe } from './step.js';
 
 export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping' | 'suspended';
 
@@ -17,11 +17,23 @@ export type ExchangeOutcome = 'completed' | 'failed' | 'dead_lettered';
  * and per step.
  */
 export interface ExchangeObserver {
-  /** An exchange entered the route; the returned token comes back to `end`. */
-  begin(route: Route, msg: Message): unknown;
+  /**
+   * An exchange entered the route (at `performance.now()` = `at`, read once by the route for
+   * every observer); the returned token comes back to `pending` and `end`.
+   */
+  begin(route: Route, msg: Message, at?: number): unknown;
   /** The exchange reached step `path` (of kind `kind`). */
   step(route: Route, msg: Message, path: string, kind: string): void;
-  end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown): void;
+  /**
+   * The exchange did not finish in the turn it entered (it waits for something
+   * asynchronous): called once, in that turn. Exchanges that finish at once never get it, so
+   * an observer can keep what outlives a turn (an in-flight list) for these only.
+   */
+  pending?(route: Route, token: unknown): void;
+  /** The exchange ended; `began` and `ended` are its `performance.now()` times. */
+  end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown, began?: number, ended?: number): void;
+  /** `begin` returns no token (it only needs the times `end` gets): a combined observer skips it. */
+  readonly stateless?: boolean;
   /** A failed message went to dead-letter endpoint `uri`, which answered `reply` (where it put it). */
   deadLettered?(route: Route, uri: string, msg: Message, reply: Message | undefined): void | Promise<void>;
 }
@@ -98,6 +110,8 @@ export class Route {
   readonly stopHooks: Array<() => Promise<void> | void> = [];
   /** Counters steps keep (CompileContext.counters), by step path. */
   readonly stepCounters = new Map<string, Record<string, number>>();
+  /** Every step of the route with the exchanges that reached it while observed (see StepProbe). */
+  readonly probes: StepProbe[] = [];
 
   #inflight = 0;
   #waiters: Array<() => void> = [];
@@ -186,6 +200,18 @@ export class Route {
   resetStats(): void {
     this.#received = this.#completed = this.#failed = this.#deadLettered = this.#redelivered = 0;
     for (const c of this.stepCounters.values()) for (const k of Object.keys(c)) c[k] = 0;
+    this.resetStepHits();
+  }
+
+  /** Exchanges that reached each step while the route was observed, by step path. */
+  stepHits(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const p of this.probes) if (p.hits > 0) out[p.path] = (out[p.path] ?? 0) + p.hits;
+    return out;
+  }
+
+  resetStepHits(): void {
+    for (const p of this.probes) p.hits = 0;
   }
 
   /**
@@ -193,18 +219,32 @@ export class Route {
    * the error policy, and settles only when the route and all its outputs finished.
    * A pipeline that completes synchronously costs no extra promise hops.
    */
-  process(msg: Message, next: Next = this.pipeline): Promise<Message> {
+  process(msg: Message, next?: Next): Promise<Message> {
     const t = this.trace;
-    return t === undefined ? this.#process(msg, next) : t(msg, (m) => this.#process(m, next));
+    if (t === undefined) return this.#process(msg, next ?? this.pipeline);
+    // the common case (the route's own pipeline) reuses one function instead of a closure per message
+    if (next === undefined || next === this.pipeline) {
+      if (this.#run === undefined || this.#runOf !== this.pipeline) {
+        const pipeline = (this.#runOf = this.pipeline);
+        this.#run = (m) => this.#process(m, pipeline);
+      }
+      return t(msg, this.#run);
+    }
+    return t(msg, (m) => this.#process(m, next));
   }
+
+  #run: ((m: Message) => Promise<Message>) | undefined;
+  #runOf: Next | undefined;
 
   #process(msg: Message, next: Next): Promise<Message> {
     if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.#process(msg, next));
     this.#inflight++;
     this.#received++;
-    const t0 = this.#hooks.wantsEvents() ? performance.now() : 0;
     const obs = this.observer;
-    const token = obs === undefined ? undefined : obs.begin(this, msg);
+    const events = this.#hooks.wantsEvents();
+    // one clock read for every observer and the events (none when nobody watches)
+    const t0 = obs !== undefined || events ? performance.now() : 0;
+    const token = obs === undefined ? undefined : obs.begin(this, msg, t0);
     let r: Message | Promise<Message>;
     try {
       r = next(msg);
@@ -212,18 +252,17 @@ export class Route {
       r = Promise.reject(e);
     }
     if (!isPromise(r)) {
-      this.#succeeded(msg, t0);
-      if (obs !== undefined) obs.end(this, token, 'completed');
+      this.#succeeded(msg, t0, events, obs, token);
       return Promise.resolve(r);
     }
+    if (obs !== undefined && obs.pending !== undefined) obs.pending(this, token);
     const ok = (reply: Message): Message => {
-      this.#succeeded(msg, t0);
-      if (obs !== undefined) obs.end(this, token, 'completed');
+      this.#succeeded(msg, t0, events, obs, token);
       return reply;
     };
     const failed = (err: unknown): never => {
-      if (obs !== undefined) obs.end(this, token, (err as BusbarError).details?.deadLettered === true ? 'dead_lettered' : 'failed', err);
-      return this.#failedWith(msg, t0, err);
+      if (obs !== undefined) obs.end(this, token, (err as BusbarError).details?.deadLettered === true ? 'dead_lettered' : 'failed', err, t0, performance.now());
+      return this.#failedWith(msg, events ? t0 : 0, err);
     };
     return r.then(ok, (e: unknown) => this.#recover(msg, next, e).then(ok, failed));
   }
@@ -236,10 +275,13 @@ export class Route {
     if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
   }
 
-  #succeeded(msg: Message, t0: number): void {
+  #succeeded(msg: Message, t0: number, events: boolean, obs: ExchangeObserver | undefined, token: unknown): void {
     this.#completed++;
     this.#release();
-    if (t0) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: performance.now() - t0 });
+    if (obs === undefined && !events) return;
+    const t1 = performance.now();
+    if (obs !== undefined) obs.end(this, token, 'completed', undefined, t0, t1);
+    if (events) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: t1 - t0 });
   }
 
   #failedWith(msg: Message, t0: number, e: unknown): never {

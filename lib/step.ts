@@ -128,11 +128,16 @@ export interface GuardSlot {
   last: unknown;
 }
 
-/** Where a guarded step is, for the route's observer (one property check per step when nobody observes). */
+/**
+ * Where a guarded step is, for the route's observer (one property check per step when
+ * nobody observes). `hits` counts the exchanges that reached the step while observed: a
+ * counter made when the route is built, so counting costs no lookup per message.
+ */
 export interface StepProbe {
   readonly route: Route;
   readonly path: string;
   readonly kind: string;
+  hits: number;
 }
 
 /**
@@ -169,7 +174,10 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   const { route, path, kind } = probe;
   return (msg) => {
     const o = route.observer;
-    if (o !== undefined) o.step(route, msg, path, kind);
+    if (o !== undefined) {
+      probe.hits++;
+      o.step(route, msg, path, kind);
+    }
     return run(msg);
   };
 }

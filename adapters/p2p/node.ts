@@ -343,13 +343,33 @@ export class P2pNode {
 
   /** Read frames from a stream (either direction) and give back a link that writes to it. */
   #serve(stream: StreamLike, remote: string): Link {
+    // frames sent in one turn of the event loop go out as one write: one Yamux frame and one
+    // Noise encryption for them all instead of one each (16 concurrent calls: ~16x fewer)
+    let queued: Uint8Array[] | undefined;
+    const flush = (): void => {
+      const frames = queued;
+      queued = undefined;
+      if (!frames || link.closed) return;
+      try {
+        stream.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      } catch (err) {
+        this.#log.debug({ err: (err as Error).message, peer: remote }, 'p2p write failed');
+        link.close();
+      }
+    };
     const link: Link = {
       closed: false,
       send: (f) => {
         if (link.closed) throw new BusbarError('P2P_PEER_LOST', `p2p: link to ${remote} is closed`, { details: { peer: remote } });
-        stream.send(encodeFrame(f));
+        const bytes = encodeFrame(f);
+        if (queued) queued.push(bytes);
+        else {
+          queued = [bytes];
+          queueMicrotask(flush);
+        }
       },
       close: () => {
+        if (queued && !link.closed) flush(); // what was sent before the close still goes out
         link.closed = true;
         try {
           stream.abort(new Error('closed'));

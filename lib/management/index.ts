@@ -30,9 +30,12 @@ export interface ManagementContext {
 export async function startManagement(engine: Engine, opts: ManagementOptions = {}): Promise<ManagementServer> {
   const logger = engine.logger.child({ component: 'management' });
   const server = await ManagementHttpServer.listen({ logger, ...opts });
-  const tracker = new InflightTracker((_route, uri, msg, reply) => {
-    return recordReason(engine, uri, msg, reply).catch((err: unknown) => logger.warn({ err, uri, messageId: msg.id }, 'could not record the reason of a dead letter'));
-  });
+  const tracker = new InflightTracker(
+    (_route, uri, msg, reply) => {
+      return recordReason(engine, uri, msg, reply).catch((err: unknown) => logger.warn({ err, uri, messageId: msg.id }, 'could not record the reason of a dead letter'));
+    },
+    (id) => engine.stepHits(id),
+  );
   const unobserve = engine.observe(tracker);
   server.onClose(unobserve);
   const ctx: ManagementContext = { engine, server, tracker, startedAt: Date.now() };

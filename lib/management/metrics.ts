@@ -177,10 +177,13 @@ export async function createMetrics(engine: Engine, opts: MetricsOptions = {}): 
     },
   });
 
+  // no token and no clock of its own: the route reads the time once for every observer
   const observer: ExchangeObserver = {
-    begin: (_route: Route, _msg: Message) => performance.now(),
+    stateless: true,
+    begin: (_route: Route, _msg: Message) => undefined,
     step() {},
-    end: (route: Route, token: unknown, outcome: ExchangeOutcome) => duration.observe(route.id, outcome, (performance.now() - (token as number)) / 1000),
+    end: (route: Route, _token: unknown, outcome: ExchangeOutcome, _err?: unknown, began?: number, ended?: number) =>
+      duration.observe(route.id, outcome, began === undefined || ended === undefined ? 0 : (ended - began) / 1000),
   };
   const unobserve = engine.observe(observer);
   return {

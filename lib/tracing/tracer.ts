@@ -1,6 +1,6 @@
 import type { Context, Link, Span, SpanContext, Tracer, TracerProvider } from '@opentelemetry/api';
 import { isBusbarError } from '../errors.js';
-import { createMessage, type HeaderValue, type Message } from '../message.js';
+import { createMessage, EMPTY_HEADERS, type HeaderValue, type Message } from '../message.js';
 import { lazy } from '../lazy.js';
 import { isPromise, type MaybePromise, type Next } from '../step.js';
 import { formatTraceparent, incomingParent, INCOMING_PARENT, INCOMING_STATE, parseTraceparent, TRACE_HEADERS } from './context.js';
@@ -43,15 +43,37 @@ const STATUS_ERROR = 2;
 export class EngineTracer implements StepTracing {
   readonly #tracer: Tracer;
   readonly #consumers = new Map<string, EndpointSpan>();
+  /** Whether spans go nowhere now: the global provider with no SDK registered behind it. */
+  readonly #noop: () => boolean;
 
   constructor(opts: TracingOptions, version: string) {
     const api = otel();
     const provider = opts.tracerProvider ?? api.trace.getTracerProvider();
-    this.#tracer = provider.getTracer(opts.name ?? 'busbar', version);
+    const name = opts.name ?? 'busbar';
+    this.#tracer = provider.getTracer(name, version);
+    // the API's proxy hands out no-op spans until an SDK registers (which may happen later):
+    // while it has no delegate, a message that carries no trace context needs no span at all
+    // (a no-op span of no parent has an invalid context, which the message would not carry)
+    if (provider instanceof api.ProxyTracerProvider && provider.getDelegateTracer(name, version) === undefined) {
+      const none = provider.getDelegate();
+      this.#noop = () => provider.getDelegate() === none;
+    } else this.#noop = () => false;
+  }
+
+  /** The last headers object found untraced: steps share one between messages (a marshal step's content type). */
+  #lastUntraced: Message['headers'] = EMPTY_HEADERS;
+
+  #untraced(headers: Message['headers']): boolean {
+    // headers are never changed in place: an object found untraced stays so
+    if (headers === this.#lastUntraced) return true;
+    if (!untraced(headers)) return false;
+    this.#lastUntraced = headers;
+    return true;
   }
 
   /** A route exchange: the span starts now and ends when `run`'s promise settles. */
   exchange(routeId: string, from: string, type: string, msg: Message, run: (m: Message) => Promise<Message>): Promise<Message> {
+    if (this.#untraced(msg.headers) && this.#noop()) return run(msg);
     let desc = this.#consumers.get(routeId);
     if (desc === undefined || (desc as { from?: string }).from !== from) {
       desc = consumerSpan(from, type, routeId);
@@ -94,6 +116,11 @@ export class EngineTracer implements StepTracing {
   }
 
   #call<R extends Message | undefined>(desc: EndpointSpan, msg: Message, send: (m: Message) => MaybePromise<R>): MaybePromise<R> {
+    if (this.#untraced(msg.headers) && this.#noop()) {
+      // what the traced path does to a reply of an untraced message: no trace context on it
+      const r = send(msg);
+      return isPromise(r) ? r.then((reply) => restore(reply, msg)) : restore(r, msg);
+    }
     const api = otel();
     const parent = parentContext(msg.headers);
     const links = linksOf(msg.headers[TRACE_HEADERS.links]);
@@ -119,6 +146,7 @@ export class EngineTracer implements StepTracing {
   }
 
   run(msg: Message, s: { name: string; attributes?: Attributes; newTrace?: boolean }, fn: Next): MaybePromise<Message> {
+    if (this.#untraced(msg.headers) && this.#noop()) return fn(msg);
     const api = otel();
     const parent = parentContext(msg.headers);
     const sc = parent === undefined ? undefined : api.trace.getSpanContext(parent);
@@ -143,6 +171,15 @@ export class EngineTracer implements StepTracing {
     }
     return isPromise(r) ? r.then(done, fail) : done(r);
   }
+}
+
+const TRACE_KEYS: readonly string[] = [TRACE_HEADERS.parent, TRACE_HEADERS.state, TRACE_HEADERS.links, ...INCOMING_PARENT, ...INCOMING_STATE];
+
+/** The message carries no trace context of any kind (nothing a span would take off or pass on). */
+function untraced(headers: Message['headers']): boolean {
+  if (headers === EMPTY_HEADERS) return true;
+  for (let i = 0; i < TRACE_KEYS.length; i++) if (headers[TRACE_KEYS[i]!] !== undefined) return false;
+  return true;
 }
 
 /** The context a message arrived with, as an OpenTelemetry context holding a remote span context. */
