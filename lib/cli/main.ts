@@ -17,7 +17,7 @@ import type { StepKind } from '../step.js';
 import type { ManagementServer } from '../management/types.js';
 import { managementSettings } from './management-flag.js';
 import { registerOpsCommands } from './ops.js';
-import { typeCheckRoutesFile } from './typecheck.js';
+import { typeCheckRoutesFiles } from './typecheck.js';
 
 /** busbar's own package.json, found from this file whether it runs from lib/ (tsx) or dist/lib/. */
 function ownVersion(): string {
@@ -132,36 +132,46 @@ function fail(err: unknown): never {
   process.exit(2);
 }
 
-async function validateCommand(file: string): Promise<void> {
-  let mod: RoutesModule;
-  try {
-    mod = await loadRoutesFile(file);
-  } catch (e) {
-    // a file that does not even load is a problem of the file: exit 1 like any other
-    if (isBusbarError(e) && e.code === 'BUSBAR_ERR_ROUTES_FILE') {
-      process.stderr.write(`${file}: 1 problem\n  ${e.message}\n`);
-      process.exit(1);
+async function validateCommand(files: string[]): Promise<void> {
+  const found = new Map<string, Problem[]>();
+  for (const file of files) {
+    let mod: RoutesModule;
+    try {
+      mod = await loadRoutesFile(file);
+    } catch (e) {
+      // a file that does not even load is a problem of the file: exit 1 like any other
+      if (isBusbarError(e) && e.code === 'BUSBAR_ERR_ROUTES_FILE') {
+        found.set(file, [{ path: '', message: e.message }]);
+        continue;
+      }
+      fail(e);
     }
-    fail(e);
+    const { engine, problems } = engineFromModule(mod, pino({ level: 'silent' }));
+    const inputs = Array.isArray(mod.routes) ? mod.routes : [mod.routes];
+    problems.push(...engine.check(...inputs));
+    found.set(file, problems);
   }
-  const { engine, problems } = engineFromModule(mod, pino({ level: 'silent' }));
-  const inputs = Array.isArray(mod.routes) ? mod.routes : [mod.routes];
-  problems.push(...engine.check(...inputs));
-  // tsx runs a .ts file with type errors as if it had none: the project's compiler checks it
-  let typed = '';
-  if (/\.[mc]?ts$/.test(file)) {
-    const tc = typeCheckRoutesFile(file);
-    if (tc.checked) {
-      problems.push(...tc.problems);
-      typed = ` (type-checked with TypeScript ${tc.version})`;
-    } else process.stderr.write(`${file}: ${tc.reason}\n`);
+  // tsx runs a .ts file with type errors as if it had none: the project's compiler checks them
+  // (all in one program: the declarations they share are read once)
+  const typed = new Map<string, string>();
+  const tsFiles = files.filter((f) => /\.[mc]?ts$/.test(f));
+  if (tsFiles.length) {
+    for (const [file, tc] of typeCheckRoutesFiles(tsFiles)) {
+      if (tc.checked) {
+        found.get(file)?.push(...tc.problems);
+        typed.set(file, ` (type-checked with TypeScript ${tc.version})`);
+      } else process.stderr.write(`${file}: ${tc.reason}\n`);
+    }
   }
-  if (problems.length) {
-    process.stderr.write(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
-    for (const p of problems) process.stderr.write(`  ${formatProblem(p)}\n`);
-    process.exit(1);
+  let failed = false;
+  for (const [file, problems] of found) {
+    if (problems.length) {
+      failed = true;
+      process.stderr.write(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
+      for (const p of problems) process.stderr.write(`  ${p.path ? formatProblem(p) : p.message}\n`);
+    } else process.stdout.write(`${file}: ok${typed.get(file) ?? ''}\n`);
   }
-  process.stdout.write(`${file}: ok${typed}\n`);
+  process.exit(failed ? 1 : 0);
 }
 
 interface RunOptions {
@@ -257,9 +267,9 @@ export function buildProgram(): Command {
     .action((file: string, opts: RunOptions) => runCommand(file, opts));
   program
     .command('validate')
-    .description('check a routes file and print every problem with its path; exit 1 if there is any')
-    .argument('<file>', 'routes file')
-    .action((file: string) => validateCommand(file));
+    .description('check routes files and print every problem with its path; exit 1 if there is any')
+    .argument('<file...>', 'routes files (.ts files are type-checked together)')
+    .action((files: string[]) => validateCommand(files));
   const topology = program.command('topology').description('broker topology (RabbitMQ exchanges, queues, bindings) declared in a routes file');
   topology
     .command('plan')
