@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { createEventlogAdapter, GroupCoordinator } from '../../adapters/eventlog/index.js';
 import { Engine, from, type Message } from '../../lib/index.js';
+import { openDatabase } from '../../adapters/db/index.js';
 import { AMQP_URL, codeOf, tempDir, testLogger, waitFor } from '../helpers.js';
+import { startWorker, type WorkerProcess } from '../process-worker.js';
 
 /** A TCP relay on 127.0.0.1 in front of the broker whose connections the test can cut (a lost network). */
 async function relay(): Promise<{ url: string; cut: () => void; close: () => Promise<void>; accepted: () => number }> {
@@ -67,7 +69,7 @@ describe('eventlog on RabbitMQ streams', function () {
     const amqp = await import('amqplib');
     const c = await amqp.connect(AMQP_URL);
     const ch = await c.createChannel();
-    for (const t of ['replay', 'group', 'recon']) for (let p = 0; p < 4; p++) await ch.deleteQueue(`${prefix}${t}.${p}`).catch(() => undefined);
+    for (const t of ['replay', 'group', 'recon', 'procs']) for (let p = 0; p < 6; p++) await ch.deleteQueue(`${prefix}${t}.${p}`).catch(() => undefined);
     await c.close();
   });
 
@@ -159,6 +161,81 @@ describe('eventlog on RabbitMQ streams', function () {
     const total = Object.values(state.offsets).reduce((n, o) => n + o, 0);
     expect(total, 'committed offsets add up to every record').to.equal(340);
     expect(codeOf(() => engine().addRoutes(from('eventlog:group?compact=true').to('mock:x')))).to.equal('BUSBAR_ERR_EVENTLOG_CONFIG');
+  });
+
+  it('3 consumer processes in one group on 6 partitions: kill -9 one, its partitions move to the others in a newer epoch, the others keep theirs and keep flowing; committed offsets never move back; 0 lost', async function () {
+    this.timeout(120_000);
+    const db = join(tmp.path, 'out.db');
+    const sql = openDatabase({ engine: 'sqlite', file: db });
+    await sql.open();
+    await sql.query('CREATE TABLE out (part INTEGER, off INTEGER, worker TEXT)');
+    const prod = engine();
+    await prod.start();
+    const group = new GroupCoordinator(join(tmp.path, 'procs'), 'g', 6, { sessionTimeoutMs: 1000, memberId: 'observer' });
+    const env = (w: string): Record<string, string> => ({ EVL_DIR: tmp.path, EVL_DB: db, EVL_WORKER: w, EVL_MODE: 'at-least-once', EVL_SESSION_MS: '2500', EVL_RABBIT_URL: AMQP_URL, EVL_RABBIT_PREFIX: prefix, EVL_TOPIC: 'procs', EVL_PARTITIONS: '6' });
+    const workers: WorkerProcess[] = [];
+    let appended = 0;
+    let writing = true;
+    const deadline = Date.now() + 60_000;
+    // keyless records take turns over the 6 streams; bounded in count and time
+    const producer = (async () => {
+      while (writing && appended < 20_000 && Date.now() < deadline) {
+        await Promise.all(Array.from({ length: 30 }, (_, j) => prod.send('eventlog:procs?partitions=6', { i: appended + j })));
+        appended += 30;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    let backwards: string | undefined;
+    const last: Record<string, number> = {};
+    const sampler = setInterval(() => {
+      for (const [p, o] of Object.entries(group.read()?.offsets ?? {})) {
+        if (o < (last[p] ?? 0)) backwards ??= `partition ${p}: ${last[p]} -> ${o}`;
+        last[p] = o;
+      }
+    }, 5);
+    const count = async (q: string): Promise<number> => Number(Object.values((await sql.query(q)).rows[0]!)[0]);
+    const ownedBy = (pid: number): number[] => {
+      const s = group.read();
+      return [0, 1, 2, 3, 4, 5].filter((p) => {
+        const m = s?.assignment[p]?.member;
+        return m !== undefined && s!.members[m]?.pid === pid;
+      });
+    };
+    try {
+      for (let i = 0; i < 3; i++) workers.push(startWorker('spec/adapters/eventlog/worker.ts', env(`w${i}`)));
+      await Promise.all(workers.map((w) => w.ready));
+      const pids = workers.map((w) => w.child.pid!);
+      await waitFor(() => pids.every((pid) => ownedBy(pid).length === 2), 30_000, 'two partitions for each of the 3 members');
+      await waitFor(async () => (await count('SELECT COUNT(DISTINCT worker) FROM out')) === 3, 30_000, 'rows from all three');
+      const before = group.read()!;
+      const [victim, y, z] = workers as [WorkerProcess, WorkerProcess, WorkerProcess];
+      const moved = ownedBy(victim.child.pid!);
+      const kept = [...ownedBy(y.child.pid!), ...ownedBy(z.child.pid!)];
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await waitFor(() => ownedBy(y.child.pid!).length === 3 && ownedBy(z.child.pid!).length === 3, 15_000, "the dead member's partitions taken over");
+      const after = group.read()!;
+      for (const p of moved) expect(after.assignment[p]!.epoch, `partition ${p} moved in a newer epoch`).to.be.greaterThan(before.assignment[p]!.epoch);
+      for (const p of kept) expect(after.assignment[p]!.epoch, `partition ${p} stays with its owner`).to.equal(before.assignment[p]!.epoch);
+      const rowsOf = (w: string): Promise<number> => count(`SELECT COUNT(*) FROM out WHERE worker = '${w}'`);
+      const [ry, rz] = [await rowsOf('w1'), await rowsOf('w2')];
+      await waitFor(async () => (await rowsOf('w1')) > ry && (await rowsOf('w2')) > rz, 15_000, 'both survivors keep flowing');
+      await waitFor(async () => (await count(`SELECT COUNT(DISTINCT part) FROM out WHERE worker IN ('w1','w2') AND part IN (${moved.join(',')})`)) === moved.length, 15_000, 'the moved partitions read by their new owners');
+      writing = false;
+      await producer;
+      await waitFor(async () => (await count("SELECT COUNT(DISTINCT part || '-' || off) FROM out")) === appended, 30_000, 'every record processed');
+      for (const w of [y, z]) w.child.stdin!.write('stop\n');
+      await Promise.all([y, z].map((w) => w.exited));
+      expect(backwards, 'a committed offset moved back').to.equal(undefined);
+      expect(await count("SELECT COUNT(DISTINCT part || '-' || off) FROM out")).to.equal(appended);
+      expect(Object.values(group.read()!.offsets).reduce((a, b) => a + b, 0), 'committed offsets add up to every record').to.equal(appended);
+    } finally {
+      writing = false;
+      clearInterval(sampler);
+      await producer;
+      for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+      await sql.close();
+    }
   });
 
   it('after the connection is lost the consumer reconnects, resumes from the committed offset and drops what the stream redelivers below it', async () => {

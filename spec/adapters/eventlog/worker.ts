@@ -14,11 +14,15 @@ const table = process.env.EVL_TABLE ?? 'out';
 const offsets = process.env.EVL_OFFSETS ?? 'busbar_eventlog_offsets';
 const slowMs = Number(process.env.EVL_SLOW_MS ?? 0);
 const db = EVL_PG_URL ? 'db:postgres:out' : `db:sqlite:${EVL_DB}`;
-const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: EVL_DIR }), createDbAdapter(EVL_PG_URL ? { connections: { out: { engine: 'postgres', url: EVL_PG_URL } } } : {})] });
+// EVL_RABBIT_URL: the topic lives on RabbitMQ streams (EVL_RABBIT_PREFIX), group files under EVL_DIR
+const rabbit = process.env.EVL_RABBIT_URL ? { url: process.env.EVL_RABBIT_URL, prefix: process.env.EVL_RABBIT_PREFIX ?? 'eventlog.' } : undefined;
+const topic = process.env.EVL_TOPIC ?? 't';
+const partitions = process.env.EVL_PARTITIONS ? `&partitions=${process.env.EVL_PARTITIONS}` : '';
+const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: EVL_DIR, ...(rabbit ? { rabbitmq: rabbit } : {}) }), createDbAdapter(EVL_PG_URL ? { connections: { out: { engine: 'postgres', url: EVL_PG_URL } } } : {})] });
 const eo = EVL_MODE === 'effectively-once';
 const insert = encodeURIComponent(`INSERT INTO ${table} (part, off, worker) VALUES (:body.p, :body.o, :body.w)`);
 engine.addRoutes(
-  from(`eventlog:t?group=g&delivery=${EVL_MODE}&heartbeatMs=50&sessionTimeoutMs=${process.env.EVL_SESSION_MS ?? 1000}&commitIntervalMs=50&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
+  from(`eventlog:${topic}?group=g${partitions}&delivery=${EVL_MODE}&heartbeatMs=50&sessionTimeoutMs=${process.env.EVL_SESSION_MS ?? 1000}&commitIntervalMs=50&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
     .process(async (m) => {
       if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
       return withBody(m, { p: m.headers['eventlog.partition'], o: m.headers['eventlog.offset'], w: EVL_WORKER });
