@@ -423,9 +423,17 @@ export class P2pNode {
         this.#apply(f.self);
         this.#safeSend(link, { t: 'sync', members: [this.#self, ...this.#records()] });
         return;
-      case 'sync':
+      case 'sync': {
         for (const r of f.members) this.#apply(r);
+        // a joiner tells a few members itself instead of waiting for gossip to carry its record
+        // from the seed (one hop less; bounded, so a join costs O(1) per member, not O(n))
+        const others = [...this.#members.values()].filter((m) => m.state === 'alive' && m.id !== remote);
+        for (let k = 0; k < JOIN_FANOUT && others.length; k++) {
+          const [m] = others.splice(randomInt(others.length), 1);
+          void this.#link(m!.id).then((l) => this.#safeSend(l, { t: 'ping', seq: ++this.#seq, updates: [this.#self] }), () => undefined);
+        }
         return;
+      }
       case 'ping': {
         for (const r of f.updates) this.#apply(r);
         // a member we hold suspect or dead is talking to us: tell it, so that it refutes
@@ -547,13 +555,13 @@ export class P2pNode {
   #piggyback(): MemberRecord[] {
     const out: MemberRecord[] = [];
     for (const u of this.#updates) {
-      if (out.length >= 8) break;
+      if (out.length >= PIGGYBACK) break;
       out.push(u.rec);
       u.left--;
     }
     for (let i = this.#updates.length - 1; i >= 0; i--) if (this.#updates[i]!.left <= 0) this.#updates.splice(i, 1);
     // our own record now and then, so that late joiners learn about us without a full sync
-    if (out.length < 8 && randomInt(4) === 0) out.push(this.#self);
+    if (out.length < PIGGYBACK && randomInt(4) === 0) out.push(this.#self);
     return out;
   }
 
@@ -836,6 +844,11 @@ export class P2pNode {
     return (a.load <= b.load ? a : b).id;
   }
 }
+
+/** Members a joiner announces itself to directly, on top of the gossip through its seed. */
+const JOIN_FANOUT = 3;
+/** Member updates carried by one probe or ack (each a few hundred bytes). */
+const PIGGYBACK = 16;
 
 interface StreamLike extends AsyncIterable<Uint8Array> {
   send(data: Uint8Array): boolean;
