@@ -162,16 +162,19 @@ export async function baselineBridge(a: string, b: string, n: number, urlB?: str
   return perS;
 }
 
-async function busbarBridge(a: string, b: string, n: number): Promise<{ perS: number; heapMb: number; startMs: number }> {
-  const engine = silentEngine();
+/**
+ * The busbar bridge route. `engine` and the schemes let bench bridge-amqp run the same route
+ * between two brokers (two named amqp instances).
+ */
+export async function busbarBridge(a: string, b: string, n: number, engine: Engine = silentEngine(), schemes = { from: 'amqp', to: 'amqp' }): Promise<{ perS: number; heapMb: number; startMs: number }> {
   engine.addRoutes(
-    from<string>(`amqp:queue:${a}`)
+    from<string>(`${schemes.from}:queue:${a}`)
       .routeId('bridge')
       .unmarshal<Order>('json')
       .transform((o) => ({ ...o, total: Math.round(o.amount * 121) / 100 }))
       .marshal('json')
       // like the baseline, not mandatory (the default for queue: endpoints costs the broker about a quarter of this throughput)
-      .to(`amqp:queue:${b}?confirmWindow=${WINDOW}&mandatory=false`),
+      .to(`${schemes.to}:queue:${b}?confirmWindow=${WINDOW}&mandatory=false`),
   );
   const heap0 = process.memoryUsage().heapUsed;
   const s0 = process.hrtime.bigint();

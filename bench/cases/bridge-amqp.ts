@@ -1,36 +1,23 @@
 import { pino } from 'pino';
 import { createAmqpAdapter } from '../../dist/adapters/amqp/index.js';
-import { Engine, from, named } from '../../dist/lib/index.js';
+import { Engine, named } from '../../dist/lib/index.js';
 import { alternateRounds, round, type BenchCase } from '../harness.js';
-import { AMQP_URL, baselineBridge, benchBroker, messageCount, PREFETCH, WINDOW, waitUntil, type Order } from './amqp-bridge.js';
+import { AMQP_URL, baselineBridge, benchBroker, busbarBridge, messageCount, PREFETCH } from './amqp-bridge.js';
 
 /** The second broker (bench/run.ts starts it beside the first: port + 1, its own node name). */
 export const AMQP2_URL = process.env.BUSBAR_AMQP2_URL ?? AMQP_URL.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`);
 
 /**
  * A bridge between two brokers, as docs/topologies.md writes it: two named instances of the
- * amqp adapter (`amqp-eu:` on broker A, `amqp-us:` on broker B), one ordinary route.
+ * amqp adapter (`amqp-eu:` on broker A, `amqp-us:` on broker B), the amqp-bridge case's route.
  */
-async function busbarBridge(a: string, b: string, n: number): Promise<number> {
+async function twoBrokerBridge(a: string, b: string, n: number): Promise<number> {
   const engine = new Engine({
     logger: pino({ level: 'silent' }),
     adapters: [named('amqp-eu', createAmqpAdapter({ url: AMQP_URL })), named('amqp-us', createAmqpAdapter({ url: AMQP2_URL }))],
     maxInflight: PREFETCH,
   });
-  engine.addRoutes(
-    from<string>(`amqp-eu:queue:${a}`)
-      .routeId('bridge')
-      .unmarshal<Order>('json')
-      .transform((o) => ({ ...o, total: Math.round(o.amount * 121) / 100 }))
-      .marshal('json')
-      .to(`amqp-us:queue:${b}?confirmWindow=${WINDOW}&mandatory=false`),
-  );
-  await engine.start();
-  const t0 = process.hrtime.bigint();
-  await waitUntil(() => engine.stats().routes.bridge!.completed >= n, 300_000, 'the busbar bridge', 10);
-  const perS = n / (Number(process.hrtime.bigint() - t0) / 1e9);
-  await engine.stop();
-  return perS;
+  return (await busbarBridge(a, b, n, engine, { from: 'amqp-eu', to: 'amqp-us' })).perS;
 }
 
 const bench: BenchCase = {
@@ -65,7 +52,7 @@ const bench: BenchCase = {
         },
         async () => {
           const [a, b] = await fresh();
-          busbar = Math.max(busbar, await busbarBridge(a, b, n));
+          busbar = Math.max(busbar, await twoBrokerBridge(a, b, n));
           await check('busbar', a, b);
         },
         () => {
