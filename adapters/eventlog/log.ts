@@ -96,13 +96,16 @@ class PartitionWriter {
   #dirty = false;
   #closed = false;
   readonly #onAppend: (p: PartitionWriter) => void;
+  /** fsync=interval: an append waits for the next sync (the log keeps the process alive until it ran). */
+  readonly #onWaiting: () => void;
   readonly #maxTs = new Map<number, number>();
   readonly cut: { at: number; reason: string; bytes: number } | undefined;
 
-  constructor(dir: string, settings: LogSettings, onAppend: (p: PartitionWriter) => void) {
+  constructor(dir: string, settings: LogSettings, onAppend: (p: PartitionWriter) => void, onWaiting: () => void = () => undefined) {
     this.dir = dir;
     this.#s = settings;
     this.#onAppend = onAppend;
+    this.#onWaiting = onWaiting;
     const r = recoverPartition(dir, settings.indexIntervalBytes);
     this.cut = r.cut;
     this.#bases = r.bases;
@@ -159,6 +162,7 @@ class PartitionWriter {
           if (this.#s.fsync === 'batch') await syncP(this.#fd);
           else if (this.#s.fsync === 'interval') {
             this.#dirty = true;
+            this.#onWaiting();
             await new Promise<void>((r) => this.#awaitingSync.push(r));
           }
           let at = first;
@@ -227,6 +231,10 @@ class PartitionWriter {
     this.#tixSize = 0;
     this.#size = 0;
     this.#ix = new IndexBuilder(base, this.#s.indexIntervalBytes, -Infinity, this.#lastTs);
+  }
+
+  get waitingForSync(): boolean {
+    return this.#awaitingSync.length > 0;
   }
 
   /** The interval policy's durability point: one fdatasync for everything written since the last. */
@@ -360,6 +368,7 @@ export class EventLog {
   readonly #listeners = new Set<(partition: number) => void>();
   #rr = 0;
   #timers: NodeJS.Timeout[] = [];
+  #syncTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #logger: Logger | undefined;
 
@@ -391,7 +400,7 @@ export class EventLog {
     log.#lock();
     try {
       for (let p = 0; p < s.partitions; p++) {
-        const w = new PartitionWriter(join(dir, String(p)), s, (pw) => log.#notify(log.#parts.indexOf(pw)));
+        const w = new PartitionWriter(join(dir, String(p)), s, (pw) => log.#notify(log.#parts.indexOf(pw)), () => log.#syncTimer?.ref());
         if (w.cut) logger?.warn({ topic, partition: p, ...w.cut }, 'event log: a damaged tail was cut off after a crash; every record before it is kept');
         log.#parts.push(w);
       }
@@ -399,12 +408,12 @@ export class EventLog {
       log.#unlock();
       throw err instanceof BusbarError ? err : ioError('open', dir, err);
     }
-    if (s.fsync === 'interval') this.#every(log, s.fsyncIntervalMs, () => log.syncNow());
+    if (s.fsync === 'interval') log.#syncTimer = this.#every(log, s.fsyncIntervalMs, () => log.syncNow());
     if (s.retentionMs !== undefined || s.retentionBytes !== undefined || s.compact) this.#every(log, s.maintenanceIntervalMs, () => log.maintain());
     return log;
   }
 
-  static #every(log: EventLog, ms: number, fn: () => unknown): void {
+  static #every(log: EventLog, ms: number, fn: () => unknown): NodeJS.Timeout {
     const t = setInterval(() => {
       try {
         const r = fn() as Promise<unknown> | undefined;
@@ -415,6 +424,7 @@ export class EventLog {
     }, ms);
     t.unref();
     log.#timers.push(t);
+    return t;
   }
 
   #lock(): void {
@@ -495,6 +505,9 @@ export class EventLog {
 
   async syncNow(): Promise<void> {
     await Promise.all(this.#parts.map((p) => p.syncNow()));
+    // nobody waits for a sync any more: the timer no longer keeps the process alive (a send
+    // awaiting the next sync does: it ref()s it, or a script's last sends would never confirm)
+    if (!this.#parts.some((p) => p.waitingForSync)) this.#syncTimer?.unref();
   }
 
   /** Retention, then compaction, as configured (also run every `maintenanceIntervalMs`). */
