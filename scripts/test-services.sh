@@ -37,6 +37,17 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
 fi
 
+# strace: the event log's durability spec watches a producer's real system calls (fdatasync before the confirm)
+if ! command -v strace >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-services.sh: strace is missing and this is not root: run 'apt-get install -y strace'" >&2
+    exit 1
+  fi
+  echo "test-services.sh: installing strace" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; }
+fi
+
 # Python's grpcio: the independent gRPC peer of the grpc specs
 bash "$here/grpc-python.sh"
 

@@ -76,6 +76,8 @@ const SLOT_BYTES = 64 * 1024;
 /** magic, sequence number (2 x u32), body length, CRC-32 of sequence number, length and body */
 const SLOT_HEADER = 20;
 const SLOT_MAGIC = 0x45564f31; // "EVO1"
+/** What one read of a slot takes: the header and a body of up to ~4 KiB (a few hundred partitions). */
+const SLOT_READ = SLOT_HEADER + 4096;
 
 export function offsetsPath(groupFile: string): string {
   return groupFile.replace(/\.json$/, '.offsets');
@@ -99,23 +101,31 @@ function withOffsetsFile<T>(path: string, create: boolean, fn: (fd: number) => T
 
 /** The newest whole slot: its sequence number and offsets; undefined when neither slot is whole. */
 function readSlots(fd: number): { seq: number; offsets: Record<string, number> } | undefined {
-  let best: { seq: number; offsets: Record<string, number> } | undefined;
-  const head = Buffer.allocUnsafe(SLOT_HEADER);
-  for (let slot = 0; slot < 2; slot++) {
-    const at = slot * SLOT_BYTES;
-    if (readSync(fd, head, 0, SLOT_HEADER, at) !== SLOT_HEADER || head.readUInt32BE(0) !== SLOT_MAGIC) continue;
-    const seq = head.readUInt32BE(4) * 2 ** 32 + head.readUInt32BE(8);
+  // one read per slot takes header and (a small) body together
+  const bufs = [Buffer.allocUnsafe(SLOT_READ), Buffer.allocUnsafe(SLOT_READ)];
+  const got = bufs.map((b, slot) => readSync(fd, b, 0, SLOT_READ, slot * SLOT_BYTES));
+  const seqOf = (slot: number): number => (got[slot]! >= SLOT_HEADER && bufs[slot]!.readUInt32BE(0) === SLOT_MAGIC ? bufs[slot]!.readUInt32BE(4) * 2 ** 32 + bufs[slot]!.readUInt32BE(8) : -1);
+  const seqs = [seqOf(0), seqOf(1)];
+  // the newer slot first; the other only when the newer is not whole (a torn last commit)
+  for (const slot of seqs[1]! > seqs[0]! ? [1, 0] : [0, 1]) {
+    if (seqs[slot]! < 0) continue;
+    const head = bufs[slot]!;
     const len = head.readUInt32BE(12);
-    if (len > SLOT_BYTES - SLOT_HEADER || (best && best.seq > seq)) continue;
-    const body = Buffer.allocUnsafe(len);
-    if (readSync(fd, body, 0, len, at + SLOT_HEADER) !== len || crc32(body, crc32(head.subarray(4, 16))) !== head.readUInt32BE(16)) continue;
+    if (len > SLOT_BYTES - SLOT_HEADER) continue;
+    let body: Buffer;
+    if (SLOT_HEADER + len <= got[slot]!) body = head.subarray(SLOT_HEADER, SLOT_HEADER + len);
+    else {
+      body = Buffer.allocUnsafe(len);
+      if (readSync(fd, body, 0, len, slot * SLOT_BYTES + SLOT_HEADER) !== len) continue;
+    }
+    if (crc32(body, crc32(head.subarray(4, 16))) !== head.readUInt32BE(16)) continue;
     try {
-      best = { seq, offsets: JSON.parse(body.toString('utf8')) as Record<string, number> };
+      return { seq: seqs[slot]!, offsets: JSON.parse(body.toString('utf8')) as Record<string, number> };
     } catch {
       // a slot with a good CRC holds what was written: not reached
     }
   }
-  return best;
+  return undefined;
 }
 
 /** Write commit number `seq` into its slot (the one not holding the previous commit) and sync it. */
@@ -144,9 +154,9 @@ function commitOffsets(file: string, offsets: Record<string, number>): void {
 
 /** Run `fn` holding the group's lock file (held for well under a millisecond; a dead holder's lock is taken over). */
 export function withGroupLock<T>(lock: string, fn: () => T): T {
-  mkdirSync(join(lock, '..'), { recursive: true });
   // not longer: the wait blocks this thread; a busy lock fails the operation, which is retried at the next tick
   const deadline = Date.now() + 1000;
+  let made = 0;
   for (;;) {
     try {
       const fd = openSync(lock, 'wx');
@@ -154,6 +164,11 @@ export function withGroupLock<T>(lock: string, fn: () => T): T {
       closeSync(fd);
       break;
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && made++ < 3) {
+        // the first operation of the group: its directory is made once, not on every commit
+        mkdirSync(join(lock, '..'), { recursive: true });
+        continue;
+      }
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BusbarError('EVENTLOG_IO', `event log: cannot create ${lock}: ${(err as Error).message}`, { cause: err, details: { path: lock } });
     }
     let stale = false;

@@ -1,4 +1,4 @@
-import { close, closeSync, fdatasync, ftruncate, mkdirSync, openSync, readFileSync, readSync, write, writeFileSync, unlinkSync, fstatSync } from 'node:fs';
+import { close, closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync, unlinkSync, fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -51,17 +51,11 @@ function ioError(what: string, path: string, err: unknown): BusbarError {
   return new BusbarError('EVENTLOG_IO', `event log: ${what} failed for ${path}: ${(err as Error).message}`, { cause: err, details: { path, errno: (err as NodeJS.ErrnoException).code } });
 }
 
-const writeP = (fd: number, buf: Buffer, pos: number): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const go = (done: number): void => {
-      write(fd, buf, done, buf.length - done, pos + done, (err, n) => {
-        if (err) reject(err);
-        else if (done + n < buf.length) go(done + n);
-        else resolve();
-      });
-    };
-    go(0);
-  });
+/** Write all of `buf` at `pos`: into the page cache, microseconds (the disk is waited for by the sync). */
+function writeAll(fd: number, buf: Buffer, pos: number): void {
+  let done = 0;
+  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, pos + done);
+}
 const syncP = (fd: number): Promise<void> => new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 const closeP = (fd: number): Promise<void> => new Promise((resolve) => close(fd, () => resolve()));
 
@@ -89,6 +83,9 @@ class PartitionWriter {
   #fd: number;
   #ixFd: number;
   #tixFd: number;
+  /** Sizes of the active segment's index files (where the next entries go). */
+  #ixSize: number;
+  #tixSize: number;
   #size: number;
   #next: number;
   #lastTs: number;
@@ -99,13 +96,16 @@ class PartitionWriter {
   #dirty = false;
   #closed = false;
   readonly #onAppend: (p: PartitionWriter) => void;
+  /** fsync=interval: an append waits for the next sync (the log keeps the process alive until it ran). */
+  readonly #onWaiting: () => void;
   readonly #maxTs = new Map<number, number>();
   readonly cut: { at: number; reason: string; bytes: number } | undefined;
 
-  constructor(dir: string, settings: LogSettings, onAppend: (p: PartitionWriter) => void) {
+  constructor(dir: string, settings: LogSettings, onAppend: (p: PartitionWriter) => void, onWaiting: () => void = () => undefined) {
     this.dir = dir;
     this.#s = settings;
     this.#onAppend = onAppend;
+    this.#onWaiting = onWaiting;
     const r = recoverPartition(dir, settings.indexIntervalBytes);
     this.cut = r.cut;
     this.#bases = r.bases;
@@ -117,6 +117,8 @@ class PartitionWriter {
     this.#fd = openSync(logPath(dir, base), 'r+');
     this.#ixFd = openSync(indexPath(dir, base), 'a');
     this.#tixFd = openSync(timeIndexPath(dir, base), 'a');
+    this.#ixSize = fstatSync(this.#ixFd).size;
+    this.#tixSize = fstatSync(this.#tixFd).size;
   }
 
   get activeBase(): number {
@@ -160,6 +162,7 @@ class PartitionWriter {
           if (this.#s.fsync === 'batch') await syncP(this.#fd);
           else if (this.#s.fsync === 'interval') {
             this.#dirty = true;
+            this.#onWaiting();
             await new Promise<void>((r) => this.#awaitingSync.push(r));
           }
           let at = first;
@@ -176,6 +179,11 @@ class PartitionWriter {
     }
   }
 
+  /**
+   * Encode and write a group. The writes go to the page cache synchronously (a few
+   * microseconds, no thread-pool round trip); only the sync, which waits for the disk, is
+   * asynchronous, so the event loop is never blocked on the device.
+   */
   async #write(records: RecordInput[]): Promise<number> {
     const ts = Math.max(Date.now(), this.#lastTs);
     this.#lastTs = ts;
@@ -184,10 +192,14 @@ class PartitionWriter {
     if (this.#size > 0 && this.#size + buf.length > this.#s.segmentBytes) await this.#roll();
     const at = this.#size;
     try {
-      await writeP(this.#fd, buf, at);
+      writeAll(this.#fd, buf, at);
     } catch (err) {
       // a partial write must not stay in front of the next batch
-      await new Promise<void>((r) => ftruncate(this.#fd, at, () => r()));
+      try {
+        ftruncateSync(this.#fd, at);
+      } catch {
+        // recovery cuts it at the next open
+      }
       throw ioError('write', logPath(this.dir, this.activeBase), err);
     }
     this.#size += buf.length;
@@ -198,8 +210,10 @@ class PartitionWriter {
     if (this.#ix.index.length) {
       const { index, time } = this.#ix.take();
       // indexes are hints rebuilt on recovery: written, not synced
-      await writeP(this.#ixFd, index, fstatSync(this.#ixFd).size);
-      await writeP(this.#tixFd, time, fstatSync(this.#tixFd).size);
+      writeAll(this.#ixFd, index, this.#ixSize);
+      writeAll(this.#tixFd, time, this.#tixSize);
+      this.#ixSize += index.length;
+      this.#tixSize += time.length;
     }
     this.#onAppend(this);
     return first;
@@ -213,8 +227,14 @@ class PartitionWriter {
     this.#fd = openSync(logPath(this.dir, base), 'w+');
     this.#ixFd = openSync(indexPath(this.dir, base), 'w');
     this.#tixFd = openSync(timeIndexPath(this.dir, base), 'w');
+    this.#ixSize = 0;
+    this.#tixSize = 0;
     this.#size = 0;
     this.#ix = new IndexBuilder(base, this.#s.indexIntervalBytes, -Infinity, this.#lastTs);
+  }
+
+  get waitingForSync(): boolean {
+    return this.#awaitingSync.length > 0;
   }
 
   /** The interval policy's durability point: one fdatasync for everything written since the last. */
@@ -348,6 +368,7 @@ export class EventLog {
   readonly #listeners = new Set<(partition: number) => void>();
   #rr = 0;
   #timers: NodeJS.Timeout[] = [];
+  #syncTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #logger: Logger | undefined;
 
@@ -379,7 +400,7 @@ export class EventLog {
     log.#lock();
     try {
       for (let p = 0; p < s.partitions; p++) {
-        const w = new PartitionWriter(join(dir, String(p)), s, (pw) => log.#notify(log.#parts.indexOf(pw)));
+        const w = new PartitionWriter(join(dir, String(p)), s, (pw) => log.#notify(log.#parts.indexOf(pw)), () => log.#syncTimer?.ref());
         if (w.cut) logger?.warn({ topic, partition: p, ...w.cut }, 'event log: a damaged tail was cut off after a crash; every record before it is kept');
         log.#parts.push(w);
       }
@@ -387,12 +408,12 @@ export class EventLog {
       log.#unlock();
       throw err instanceof BusbarError ? err : ioError('open', dir, err);
     }
-    if (s.fsync === 'interval') this.#every(log, s.fsyncIntervalMs, () => log.syncNow());
+    if (s.fsync === 'interval') log.#syncTimer = this.#every(log, s.fsyncIntervalMs, () => log.syncNow());
     if (s.retentionMs !== undefined || s.retentionBytes !== undefined || s.compact) this.#every(log, s.maintenanceIntervalMs, () => log.maintain());
     return log;
   }
 
-  static #every(log: EventLog, ms: number, fn: () => unknown): void {
+  static #every(log: EventLog, ms: number, fn: () => unknown): NodeJS.Timeout {
     const t = setInterval(() => {
       try {
         const r = fn() as Promise<unknown> | undefined;
@@ -403,6 +424,7 @@ export class EventLog {
     }, ms);
     t.unref();
     log.#timers.push(t);
+    return t;
   }
 
   #lock(): void {
@@ -483,6 +505,9 @@ export class EventLog {
 
   async syncNow(): Promise<void> {
     await Promise.all(this.#parts.map((p) => p.syncNow()));
+    // nobody waits for a sync any more: the timer no longer keeps the process alive (a send
+    // awaiting the next sync does: it ref()s it, or a script's last sends would never confirm)
+    if (!this.#parts.some((p) => p.waitingForSync)) this.#syncTimer?.unref();
   }
 
   /** Retention, then compaction, as configured (also run every `maintenanceIntervalMs`). */

@@ -1,6 +1,6 @@
 import { close, fstat, open, read } from 'node:fs';
 import { join } from 'node:path';
-import { parseRecord, type LogRecord } from './record.js';
+import { decodeRecord, type LogRecord } from './record.js';
 import { listSegments, logPath, offsetBeforeTime, positionFor, scanSegment, segmentFor } from './segment.js';
 
 const openP = (path: string): Promise<number | undefined> =>
@@ -63,9 +63,16 @@ export class PartitionReader {
   #next: number;
   #fd: number | undefined;
   #base = -1;
+  /** File position of `#buf[#start]`: the first byte not yet handed out. */
   #pos = 0;
   #buf = Buffer.allocUnsafe(256 * 1024);
+  /** Whole records not yet handed out lie in `#buf[#start, #len)` (kept when a read stopped at `max`). */
+  #start = 0;
   #len = 0;
+  /** Records handed out are views of `#buf`: the next read from the file goes into a fresh one. */
+  #lent = false;
+  /** The last read from the file got less than it asked for: the end of the data then. */
+  #eof = false;
   /** Set when retention removed records this reader had not read: [from, to). */
   skipped: [number, number] | undefined;
 
@@ -88,7 +95,9 @@ export class PartitionReader {
     if (this.#fd !== undefined) close(this.#fd, () => undefined);
     this.#fd = undefined;
     this.#base = -1;
+    this.#start = 0;
     this.#len = 0;
+    this.#eof = false;
   }
 
   async #openFor(offset: number): Promise<boolean> {
@@ -105,8 +114,42 @@ export class PartitionReader {
     this.#fd = fd;
     this.#base = base;
     this.#pos = positionFor(this.dir, base, offset);
+    this.#start = 0;
     this.#len = 0;
+    this.#eof = false;
     return true;
+  }
+
+  /**
+   * Hand out the whole records buffered, up to `max` in all. Undefined when it stopped at
+   * `max` or at the end of the buffer; else why the bytes there are no record (then they are
+   * dropped: the next read takes them from the file again, as recovery may have cut them and
+   * the writer put others there).
+   */
+  #take(out: LogRecord[], max: number): string | undefined {
+    const buf = this.#buf;
+    let at = this.#start;
+    const end = this.#len;
+    let why: string | undefined;
+    while (out.length < max) {
+      // records are views of the read buffer (no copy per record)
+      const r = decodeRecord(buf, at, end, true);
+      if (r === undefined) break;
+      if (typeof r === 'string') {
+        why = r;
+        break;
+      }
+      at += r.size;
+      if (r.offset >= this.#next) {
+        out.push(r);
+        this.#lent = true;
+        this.#next = r.offset + 1;
+      }
+    }
+    this.#pos += at - this.#start;
+    this.#start = at;
+    if (why !== undefined) this.#len = at;
+    return why;
   }
 
   /** Up to `max` records from the current position; an empty array at the end of the log. */
@@ -114,76 +157,45 @@ export class PartitionReader {
     const out: LogRecord[] = [];
     for (let guard = 0; guard < 64 && out.length < max; guard++) {
       if (this.#fd === undefined && !(await this.#openFor(this.#next))) return out;
+      if (this.#start < this.#len) {
+        if (this.#take(out, max) !== undefined) break;
+        // at the end of what the last read found: hand it out rather than wait on the file again
+        if (out.length >= max || (out.length > 0 && this.#eof)) break;
+      }
       const fd = this.#fd!;
-      const size = await sizeP(fd);
-      if (size < this.#pos + this.#len) {
-        // the file got shorter: recovery cut a torn tail; find our offset again
-        this.#drop();
-        continue;
+      // whatever is left of the buffer (the start of a record) is read again from the file
+      let buf = this.#buf;
+      if (this.#lent) {
+        buf = this.#buf = Buffer.allocUnsafe(buf.length);
+        this.#lent = false;
       }
-      const n = size > this.#pos + this.#len ? await readP(fd, this.#buf, this.#len, this.#buf.length - this.#len, this.#pos + this.#len) : 0;
-      this.#len += n;
-      let at = 0;
-      let stop = false;
-      const lent = out.length;
-      while (out.length < max) {
-        // records are views of the read buffer (no copy per record); it is handed to them below
-        const r = parseRecord(this.#buf, at, this.#len, true);
-        if (r.kind !== 'record') {
-          stop = true;
-          break;
+      const n = await readP(fd, buf, 0, buf.length, this.#pos);
+      this.#start = 0;
+      this.#len = n;
+      this.#eof = n < buf.length;
+      if (n === 0) {
+        const size = await sizeP(fd);
+        if (size < this.#pos) {
+          // the file got shorter: recovery cut a torn tail; find our offset again
+          this.#drop();
+          continue;
         }
-        at += r.record.size;
-        if (r.record.offset >= this.#next) {
-          out.push(r.record);
-          this.#next = r.record.offset + 1;
-        }
-      }
-      // bytes after the last whole record are read again next time, never kept: recovery may
-      // have cut them and the writer put other bytes there
-      this.#pos += at;
-      const partial = this.#len - at;
-      if (out.length > lent && at < this.#buf.length / 8) {
-        // a few small records (a serial reader takes one at a time): copying them is cheaper
-        // than a fresh buffer
-        for (let i = lent; i < out.length; i++) {
-          const r = out[i]!;
-          if (r.key) r.key = Buffer.from(r.key);
-          if (r.value) r.value = Buffer.from(r.value);
-        }
-      }
-      if (out.length > lent && at >= this.#buf.length / 8) {
-        // the records point into this buffer: the next read goes into a fresh one (what was
-        // read past them moves along)
-        const fresh = Buffer.allocUnsafe(this.#buf.length);
-        if (!stop) this.#buf.copy(fresh, 0, at, this.#len);
-        this.#buf = fresh;
-        if (!stop) {
-          this.#len = partial;
-          break;
-        }
-      } else if (!stop) {
-        // stopped at `max`: the rest are whole records or the start of one, kept for the next read
-        this.#buf.copy(this.#buf, 0, at, this.#len);
-        this.#len = partial;
-        break;
-      }
-      this.#len = 0;
-      if (stop && partial === 0 && this.#pos >= size) {
         // at the end of this segment: a newer one means it was rolled
-        const bases = listSegments(this.dir);
-        const later = bases.find((b) => b > this.#base);
-        if (later === undefined) break;
+        const later = listSegments(this.dir).find((b) => b > this.#base);
+        if (later === undefined || size > this.#pos) break;
         if (this.#next < later) this.#next = later;
         this.#drop();
         continue;
       }
-      if (partial > 0 && partial === this.#buf.length) {
+      const before = out.length;
+      if (this.#take(out, max) !== undefined) break;
+      if (out.length === before && this.#start === 0 && !this.#eof) {
         // a record larger than the buffer
-        this.#buf = Buffer.allocUnsafe(this.#buf.length * 2);
+        this.#buf = Buffer.allocUnsafe(buf.length * 2);
+        this.#len = 0;
         continue;
       }
-      break;
+      if (this.#eof) break;
     }
     return out;
   }

@@ -115,39 +115,54 @@ export type ParseResult =
  * while the record lives (a reader hands its buffer to the records and takes a fresh one).
  */
 export function parseRecord(buf: Buffer, at: number, end: number, share = false): ParseResult {
-  if (end - at < 8) return { kind: 'partial' };
-  const len = buf.readUInt32BE(at);
-  if (len < RECORD_OVERHEAD - 4 || len > MAX_RECORD_BYTES) return { kind: 'bad', reason: `record length ${len} out of range` };
-  if (end - at < 4 + len) return { kind: 'partial' };
+  const r = decodeRecord(buf, at, end, share);
+  if (r === undefined) return { kind: 'partial' };
+  if (typeof r === 'string') return { kind: 'bad', reason: r };
+  return { kind: 'record', record: r };
+}
+
+const u32 = (b: Buffer, p: number): number => ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+
+/**
+ * parseRecord without the result wrapper, for the read loops: the record, undefined when the
+ * bytes up to `end` do not hold all of it yet, or why it cannot be a record. (Field reads are
+ * plain byte arithmetic: the length checks up front keep every index inside the record.)
+ */
+export function decodeRecord(buf: Buffer, at: number, end: number, share: boolean): LogRecord | string | undefined {
+  if (end - at < 8) return undefined;
+  const len = u32(buf, at);
+  if (len < RECORD_OVERHEAD - 4 || len > MAX_RECORD_BYTES) return `record length ${len} out of range`;
+  if (end - at < 4 + len) return undefined;
   const body = at + 8;
   const stop = at + 4 + len;
-  const crc = buf.readUInt32BE(at + 4);
-  if (crc32(buf.subarray(body, stop)) !== crc) return { kind: 'bad', reason: 'CRC mismatch' };
+  if (crc32(buf.subarray(body, stop)) !== u32(buf, at + 4)) return 'CRC mismatch';
   let p = body;
-  const offset = buf.readUInt32BE(p) * TWO32 + buf.readUInt32BE(p + 4);
-  const timestamp = buf.readUInt32BE(p + 8) * TWO32 + buf.readUInt32BE(p + 12);
+  const offset = u32(buf, p) * TWO32 + u32(buf, p + 4);
+  const timestamp = u32(buf, p + 8) * TWO32 + u32(buf, p + 12);
   const attrs = buf[p + 16]!;
   p += 17;
-  const kl = buf.readUInt32BE(p);
+  const kl = u32(buf, p);
   p += 4;
+  if (p + kl + 8 > stop) return 'field lengths do not add up to the record length';
   const key = attrs & 1 ? null : share ? buf.subarray(p, p + kl) : Buffer.from(buf.subarray(p, p + kl));
   p += kl;
-  const vl = buf.readUInt32BE(p);
+  const vl = u32(buf, p);
   p += 4;
+  if (p + vl + 4 > stop) return 'field lengths do not add up to the record length';
   const value = attrs & 2 ? null : share ? buf.subarray(p, p + vl) : Buffer.from(buf.subarray(p, p + vl));
   p += vl;
-  const hl = buf.readUInt32BE(p);
+  const hl = u32(buf, p);
   p += 4;
-  if (p + hl !== stop) return { kind: 'bad', reason: 'field lengths do not add up to the record length' };
+  if (p + hl !== stop) return 'field lengths do not add up to the record length';
   let headers: Record<string, unknown> = {};
   if (hl > 2) {
     try {
       headers = JSON.parse(buf.toString('utf8', p, p + hl)) as Record<string, unknown>;
     } catch {
-      return { kind: 'bad', reason: 'headers are not JSON' };
+      return 'headers are not JSON';
     }
   }
-  return { kind: 'record', record: { offset, timestamp, key, value, kind: KINDS[(attrs >> 2) & 3]!, headers, size: 4 + len } };
+  return { offset, timestamp, key, value, kind: KINDS[(attrs >> 2) & 3]!, headers, size: 4 + len };
 }
 
 /** Partition of a key: FNV-1a over its bytes (stable across processes and versions). */

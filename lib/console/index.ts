@@ -148,7 +148,7 @@ export function useConsole(engine: Engine, opts: ConsoleOptions = {}): Engine {
 
 export function mountConsole(engine: Engine, m: ManagementServer, opts: ConsoleOptions = {}): void {
   const assets = consoleAssets();
-  const steps = new StepCounters();
+  const steps = new StepCounters((routeId) => engine.stepHits(routeId));
   const unobserve = engine.observe(steps);
   (m as { onClose?: (fn: () => void) => unknown }).onClose?.(unobserve);
   let graph: { version: number; keys: unknown[]; graph: RouteGraph } | undefined;

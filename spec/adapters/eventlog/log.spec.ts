@@ -340,6 +340,39 @@ describe('eventlog: reads and commits without copies or renames', function () {
     });
   });
 
+  it('a record larger than the read buffer comes out whole, between small ones, whatever the read size', async () => {
+    const log = EventLog.open(tmp.path, 't', { partitions: 1, fsync: 'none' });
+    const big = (i: number): RecordInput => ({ key: Buffer.from(`k${i}`), value: Buffer.alloc(700 * 1024 + i, i % 251), kind: 'buffer', headers: {} });
+    await log.append(0, [rec(0), big(1), rec(2), rec(3), big(4), rec(5)]);
+    await log.close();
+    for (const n of [1, 2, 1000]) {
+      const r = new PartitionReader(join(tmp.path, 't'), 0, 0);
+      const got: LogRecord[] = [];
+      for (let guard = 0; guard < 20; guard++) {
+        const part = await r.read(n);
+        if (part.length === 0) break;
+        got.push(...part);
+      }
+      r.close();
+      expect(got.map((g) => g.offset), `read(${n})`).to.deep.equal([0, 1, 2, 3, 4, 5]);
+      for (const i of [1, 4]) expect(got[i]!.value!.equals(big(i).value!), `record ${i}, read(${n})`).to.equal(true);
+    }
+  });
+
+  it('committed offsets of many partitions (a slot body beyond one read) come back whole', async () => {
+    const { GroupCoordinator, readGroup } = await import('../../../adapters/eventlog/group.js');
+    const topicDir = join(tmp.path, 't');
+    const g = new GroupCoordinator(topicDir, 'g', 1000, { sessionTimeoutMs: 60_000, memberId: 'a' });
+    const owned = g.heartbeat().owned;
+    const entries = [...owned].map(([p, epoch]) => [p, epoch, 1_000_000 + p] as const);
+    expect(g.commit(entries)).to.deep.equal([]);
+    expect(g.commit(entries.map(([p, e, n]) => [p, e, n + 1] as const))).to.deep.equal([]);
+    const offsets = readGroup(join(topicDir, 'groups', 'g.json'))!.offsets;
+    expect(Object.keys(offsets)).to.have.length(1000);
+    for (let p = 0; p < 1000; p++) expect(offsets[p]).to.equal(1_000_001 + p);
+    g.leave();
+  });
+
   it('committed offsets: a torn or corrupted last commit leaves the one before it; a fenced commit writes nothing', async () => {
     const { GroupCoordinator, readGroup } = await import('../../../adapters/eventlog/group.js');
     const topicDir = join(tmp.path, 't');

@@ -22,7 +22,7 @@ const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapt
 const eo = EVL_MODE === 'effectively-once';
 const insert = encodeURIComponent(`INSERT INTO ${table} (part, off, worker) VALUES (:body.p, :body.o, :body.w)`);
 engine.addRoutes(
-  from(`eventlog:${topic}?group=g${partitions}&delivery=${EVL_MODE}&heartbeatMs=50&sessionTimeoutMs=${process.env.EVL_SESSION_MS ?? 1000}&commitIntervalMs=50&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
+  from(`eventlog:${topic}?group=g${partitions}&delivery=${EVL_MODE}&heartbeatMs=${process.env.EVL_HEARTBEAT_MS ?? 50}&sessionTimeoutMs=${process.env.EVL_SESSION_MS ?? 1000}&commitIntervalMs=${process.env.EVL_COMMIT_MS ?? 50}&pollMs=10${eo ? `&offsetsIn=${db}&offsetsTable=${offsets}` : ''}`)
     .process(async (m) => {
       if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
       return withBody(m, { p: m.headers['eventlog.partition'], o: m.headers['eventlog.offset'], w: EVL_WORKER });
