@@ -228,31 +228,35 @@ export const restServer: ProtocolServer = {
   },
 };
 
+const REPLY_CONTENT_TYPE = HTTP_HEADERS.replyHeader + 'content-type';
+
 function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
   const { res, req } = r;
   ServerEndpoint.replyHeaders(res, reply);
-  res.setHeader('X-Correlation-Id', reply.correlationId);
   const body = reply.body;
   let format = ep.opts.format;
   if (format === 'auto' && body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) {
     const want = acceptable(req);
     if (!want) {
+      res.setHeader('X-Correlation-Id', reply.correlationId);
       sendError(req, res, 406, new BusbarError('UNSUPPORTED_FORMAT', `cannot answer in any type of Accept: ${req.headers.accept}; available: application/json, application/xml`, { details: { accept: req.headers.accept } }));
       return;
     }
     format = want;
   }
   const statusHeader = reply.headers[HTTP_HEADERS.replyStatus];
-  const explicitType = reply.headers[HTTP_HEADERS.replyHeader + 'content-type'];
+  const explicitType = reply.headers[REPLY_CONTENT_TYPE];
   const enc = ep.formats.encode(body, format, typeof explicitType === 'string' ? explicitType : undefined);
   // a SOAP Fault reply (soapFaultOnError) goes out as 500, as SOAP over HTTP says
   const status = statusHeader !== undefined ? Number(statusHeader) : reply.headers[SOAP_FAULT_HEADER] === true ? 500 : enc ? 200 : 204;
+  // the correlation id goes in writeHead's own headers: a response with no other header set
+  // then needs no header map of its own (setHeader makes one)
   if (!enc) {
-    res.writeHead(status);
+    res.writeHead(status, { 'X-Correlation-Id': reply.correlationId });
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': enc.contentType, 'content-length': Buffer.byteLength(enc.data) });
+  res.writeHead(status, { 'X-Correlation-Id': reply.correlationId, 'content-type': enc.contentType, 'content-length': Buffer.byteLength(enc.data) });
   res.end(enc.data);
 }
 

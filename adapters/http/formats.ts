@@ -23,10 +23,21 @@ export class Formats {
     return 'raw';
   }
 
+  // the content type of the last request and its kind: clients send the same one over and over
+  #lastType: string | undefined;
+  #lastKind: Exclude<BodyFormat, 'auto'> = 'raw';
+
   /** Bytes off the wire -> a body. An empty body is `undefined`. */
   decode(bytes: Buffer, contentType: string | undefined, format: BodyFormat): unknown {
     if (bytes.length === 0) return undefined;
-    const kind = format === 'auto' ? Formats.kindOf(contentType) : format;
+    let kind: Exclude<BodyFormat, 'auto'>;
+    if (format !== 'auto') kind = format;
+    else if (contentType !== undefined && contentType === this.#lastType) kind = this.#lastKind;
+    else {
+      kind = Formats.kindOf(contentType);
+      this.#lastType = contentType;
+      this.#lastKind = kind;
+    }
     switch (kind) {
       case 'json':
         return this.json.decode(bytes);

@@ -74,6 +74,13 @@ describe('http adapter: server (REST)', () => {
     expect(xml.text).to.contain('<order><got><order><id>7</id></order></got></order>');
     const json = await call(port, 'POST', '/echo', '{"id":7}', { 'content-type': 'application/json', accept: 'text/html;q=0.5, application/json' });
     expect(json.json()).to.deep.equal({ order: { got: { id: 7 } } });
+    // the endpoint remembers the last content type's format: a change back is decoded as what it is
+    for (const id of [8, 9]) {
+      const again = await call(port, 'POST', '/echo', `<order><id>${id}</id></order>`, { 'content-type': 'application/xml', accept: 'application/xml' });
+      expect(again.text).to.contain(`<order><got><order><id>${id}</id></order></got></order>`);
+    }
+    expect((await call(port, 'POST', '/echo', '{"id":10}', { 'content-type': 'application/json' })).json()).to.deep.equal({ order: { got: { id: 10 } } });
+    expect((await call(port, 'POST', '/echo', 'plain words', { 'content-type': 'text/plain' })).json()).to.deep.equal({ order: { got: 'plain words' } });
     const none = await call(port, 'GET', '/echo', undefined, { accept: 'image/png' });
     expect(none.status).to.equal(406);
   });
@@ -150,7 +157,9 @@ describe('http adapter: server (REST)', () => {
     expect(r.headers.location).to.equal('/orders/o-1');
     expect(r.headers['x-correlation-id']).to.equal('corr-7');
     expect(r.headers['transfer-encoding']).to.equal(undefined);
-    expect((await call(port, 'DELETE', '/orders/o-1')).status).to.equal(204);
+    const deleted = await call(port, 'DELETE', '/orders/o-1', undefined, { 'x-correlation-id': 'corr-8' });
+    expect(deleted.status).to.equal(204);
+    expect(deleted.headers['x-correlation-id']).to.equal('corr-8');
   });
 
   it('refuses bodies over maxBodyBytes with 413 (declared or streamed)', async () => {
