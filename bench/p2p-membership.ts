@@ -33,7 +33,7 @@ interface Stats {
   stats: { deaths: number; suspicions: number; refutations: number };
 }
 interface Report {
-  peers: Array<{ name: string; fullMs: number; stats: P2pStats }>;
+  peers: Array<{ name: string; fullMs: number; knownMs: number; stats: P2pStats }>;
   cpuToFullMs: number;
   cpuMs: number;
 }
@@ -120,8 +120,10 @@ async function round(r: number): Promise<void> {
   const tJoin = Date.now();
   const cpu0 = process.cpuUsage();
   let ourFullMs = -1;
+  let ourKnownMs = -1;
   let ourCpuMs = -1;
   const offFull = node.onChange(() => {
+    if (ourKnownMs < 0 && node.members().filter((m) => m.state !== 'dead').length === TOTAL - 1) ourKnownMs = Date.now() - tJoin;
     if (ourFullMs < 0 && node.members().filter((m) => m.state === 'alive').length === TOTAL - 1) {
       ourFullMs = Date.now() - tJoin;
       const c = process.cpuUsage(cpu0);
@@ -138,6 +140,7 @@ async function round(r: number): Promise<void> {
   const joinStats = reports.flatMap((rep) => rep.peers.map((x) => x.stats));
   const sum = (k: 'suspicions' | 'refutations' | 'deaths' | 'links') => joinStats.reduce((a, x) => a + x[k], 0);
   const fulls = [ourFullMs, ...reports.flatMap((rep) => rep.peers.map((x) => x.fullMs))].filter((x) => x >= 0);
+  const knowns = [ourKnownMs, ...reports.flatMap((rep) => rep.peers.map((x) => x.knownMs))].filter((x) => x >= 0);
   const stats = (n: string): Promise<Stats | undefined> => local.request<Stats>(`p2p:direct:stats.${n}`, {}, { 'busbar.timeoutMs': 2000 }).catch(() => undefined);
   const aliveIn = (s: Stats | undefined): number => s?.members.filter((m) => m.state === 'alive').length ?? -1;
   // and the views stay full (a peer that saw everyone once and then lost one is not converged)
@@ -192,6 +195,7 @@ async function round(r: number): Promise<void> {
       `p2p membership, ${TOTAL} peers on 127.0.0.1 (${procs.length} processes + this one), round ${r + 1}/${ROUNDS}`,
       `  processes, nodes and keys set up in ${startMs} ms (not timed below)`,
       `  all join through one seed, load ${joinLoad}: full view per peer p50 ${median(fulls)} ms, max ${allFull ? Math.max(...fulls) : 'NOT within 30 s'} ms   goal < 2000 ms; all views full at once ${stable ? `${stableMs} ms` : 'NOT within 30 s'}`,
+      `  every other peer known (alive or suspect: dissemination alone) per peer p50 ${median(knowns)} ms, max ${knowns.length === TOTAL ? Math.max(...knowns) : '-'} ms`,
       `  by then, over all peers: ${sum('suspicions')} suspicions, ${sum('refutations')} refutations, ${sum('deaths')} deaths, ${sum('links')} links open`,
       `  CPU until every peer of the process had its full view, per process (${procs.map((p) => p.names.length).join(' / ')} peers): ${cpu.join(' / ')} ms; this process (1 peer, the seed): ${ourCpuMs} ms`,
       `  converged, load ${rateLoad}: frames sent per peer per s p50 ${median(sent).toFixed(1)}, max ${Math.max(...sent).toFixed(1)}; writes/s p50 ${median(rate('writes')).toFixed(1)}; bytes/s p50 ${median(rate('bytesSent')).toFixed(0)}`,

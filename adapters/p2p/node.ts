@@ -856,7 +856,14 @@ export class P2pNode {
     }
     const now = this.#members.get(id);
     if (!now || now.state !== 'alive' || !this.#running) return;
-    this.#apply({ ...this.#recordOf(now), state: 'suspect' });
+    const suspect: MemberRecord = { ...this.#recordOf(now), state: 'suspect' };
+    this.#apply(suspect);
+    // Lifeguard's buddy system: tell the suspect itself at once, over the link we have, rather
+    // than wait for gossip to reach it. A peer that was only slow (a starved or blocked event
+    // loop) refutes when it reads this, and the refutation in its ack follows the suspicion
+    // through the cluster before the suspicion timers run out
+    const l = this.#links.get(id);
+    if (l && !l.closed) this.#safeSend(l, { t: 'ping', seq: ++this.#seq, updates: [suspect] });
   }
 
   // ---------------------------------------------------------------- messaging
@@ -998,7 +1005,7 @@ const DIAL_TIMEOUT_MS = 3000;
 const NEW_LINK_EVERY_MS = 1000;
 const INBOUND_PENDING = 64;
 /** Push-pull rounds after a join (ms after the previous one), then every SYNC_INTERVAL_MS (x view/32). */
-const SYNC_AFTER_JOIN_MS = [300, 500, 1000];
+const SYNC_AFTER_JOIN_MS = [300, 500, 1000, 1000, 2000, 3000];
 const SYNC_INTERVAL_MS = 15_000;
 /** Records taken from one join or push-pull frame. */
 const MAX_VIEW = 4096;
