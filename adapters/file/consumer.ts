@@ -23,6 +23,8 @@ const RECOVERY_EVERY_MS = 60_000;
 const LOCK_SUFFIX = '.lock';
 /** Candidates kept from one listing for the following polls. */
 const MAX_BACKLOG = 100_000;
+/** `readLock=changed`: how many files past a poll's batch get their stability window started in that poll. */
+const OBSERVE_AHEAD = 10_000;
 
 interface Candidate {
   rel: string;
@@ -346,7 +348,8 @@ export class FileConsumer implements Consumer {
       // the files of later polls start their stability window now too: otherwise each poll's
       // `maxMessagesPerPoll` files would wait `readLockCheckInterval` in turn (a backlog of
       // 1,000 files, 5 per poll and the default 2.5 s: over 8 minutes instead of 2.5 s)
-      else await this.#observe(list.slice(o.maxMessagesPerPoll, o.maxMessagesPerPoll + MAX_BACKLOG));
+      // (bounded: a huge inbox is not stat'ed whole on every poll)
+      else await this.#observe(list.slice(o.maxMessagesPerPoll, o.maxMessagesPerPoll + OBSERVE_AHEAD));
       list = list.slice(0, o.maxMessagesPerPoll);
     }
     return { list, truncated };
