@@ -71,17 +71,32 @@ export function readSegment(segment: string, n: number, batch: number, onBatch: 
   return seen;
 }
 
-/** Records per second of the best of `rounds` runs of each side, alternating (the machine's noise hits both). */
-export async function bestRounds(rounds: number, n: number, sides: { baseline: (round: number) => Promise<number> | number; busbar: (round: number) => Promise<number> | number }): Promise<{ busbar: number; baseline: number }> {
-  let busbar = 0;
-  let baseline = 0;
+/**
+ * Records per second of each side over `rounds` runs, alternating (A B A B: the machine's noise
+ * hits both), as medians: wall-clock rate, and records per CPU second of this process (on a
+ * shared, loaded machine the CPU figure is steadier; it leaves out time waiting on the disk).
+ */
+export async function bestRounds(
+  rounds: number,
+  n: number,
+  sides: { baseline: (round: number) => Promise<number> | number; busbar: (round: number) => Promise<number> | number },
+): Promise<{ busbar: number; baseline: number; busbarCpu: number; baselineCpu: number }> {
+  const wall = { busbar: [] as number[], baseline: [] as number[] };
+  const cpu = { busbar: [] as number[], baseline: [] as number[] };
   for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    const a = await sides.baseline(r);
-    baseline = Math.max(baseline, (a || n) / (Number(process.hrtime.bigint() - t0) / 1e9));
-    const t1 = process.hrtime.bigint();
-    const b = await sides.busbar(r);
-    busbar = Math.max(busbar, (b || n) / (Number(process.hrtime.bigint() - t1) / 1e9));
+    for (const side of ['baseline', 'busbar'] as const) {
+      const c0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      const got = (await sides[side](r)) || n;
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const c = process.cpuUsage(c0);
+      wall[side].push(got / secs);
+      cpu[side].push(got / ((c.user + c.system) / 1e6));
+    }
   }
-  return { busbar, baseline };
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  return { busbar: median(wall.busbar), baseline: median(wall.baseline), busbarCpu: median(cpu.busbar), baselineCpu: median(cpu.baseline) };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Hub } from './hub.js';
 import { earliestOffset, latestOffset, offsetForTime, PartitionReader } from './reader.js';
+import { fileSize, listSegments, logPath } from './segment.js';
 import type { LogRecord } from './record.js';
 
 /** Reads one partition in order from an offset (a segment-file reader, or a RabbitMQ stream consumer). */
@@ -36,6 +37,7 @@ export interface LogBackend {
 export class FileBackend implements LogBackend {
   readonly #topicDir: string;
   readonly #hub: Hub;
+  readonly #ends = new Map<number, { base: number | undefined; size: number; end: number }>();
 
   constructor(topicDir: string, hub: Hub) {
     this.#topicDir = topicDir;
@@ -55,7 +57,16 @@ export class FileBackend implements LogBackend {
   }
 
   end(partition: number): number {
-    return latestOffset(join(this.#topicDir, String(partition)));
+    const dir = join(this.#topicDir, String(partition));
+    // stats() asks often (lag): the tail is scanned again only when the last segment changed
+    const bases = listSegments(dir);
+    const last = bases[bases.length - 1];
+    const size = last === undefined ? -1 : fileSize(logPath(dir, last));
+    const known = this.#ends.get(partition);
+    if (known && known.base === last && known.size === size) return known.end;
+    const end = latestOffset(dir);
+    this.#ends.set(partition, { base: last, size, end });
+    return end;
   }
 
   onAppend(fn: (partition: number) => void): () => void {

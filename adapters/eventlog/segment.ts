@@ -151,7 +151,8 @@ export function scanSegment(path: string, from: number, onRecord: (r: LogRecord,
   }
   try {
     const fileSize = fstatSync(fd).size;
-    let buf = Buffer.allocUnsafe(1 << 20);
+    // a tail scan (the log end, from the last index entry) reads a few KiB: no 1 MiB buffer for it
+    let buf = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(1 << 20, fileSize - from)));
     let pos = from;
     let lastOffset: number | undefined;
     while (pos < fileSize) {

@@ -29,8 +29,12 @@ export interface MemberRecord {
 }
 
 export type Frame =
-  | { t: 'join'; self: MemberRecord }
+  /** `members`: the joiner's whole view (push-pull: two clusters merge in one exchange); absent from older peers. */
+  | { t: 'join'; self: MemberRecord; members?: MemberRecord[] }
   | { t: 'sync'; members: MemberRecord[] }
+  /** Anti-entropy: our whole view, answered with theirs (`state`). */
+  | { t: 'push-pull'; members: MemberRecord[] }
+  | { t: 'state'; members: MemberRecord[] }
   | { t: 'ping'; seq: number; updates: MemberRecord[] }
   | { t: 'ack'; seq: number; updates: MemberRecord[] }
   | { t: 'ping-req'; seq: number; target: string; updates: MemberRecord[] }

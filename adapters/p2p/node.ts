@@ -29,6 +29,8 @@ export interface P2pStats {
   members: Record<MemberState, number>;
   /** Lifeguard's local health multiplier now (0 = healthy). */
   localHealth: number;
+  /** Open links (streams) to other peers now. */
+  links: number;
   suspicions: number;
   deaths: number;
   refutations: number;
@@ -42,6 +44,12 @@ export interface P2pStats {
   relayed: number;
   /** Links to peers it could not dial, going through a super-peer. */
   viaRelay: number;
+  /** Frames this peer wrote and read (membership and traffic): the per-peer message rate. */
+  framesSent: number;
+  framesReceived: number;
+  /** Writes to streams (frames of one event-loop turn to one peer go out as one write). */
+  writes: number;
+  bytesSent: number;
 }
 
 export interface MemberView {
@@ -121,7 +129,7 @@ export class P2pNode {
   readonly #links = new Map<string, Link>();
   readonly #dialing = new Map<string, Promise<Link>>();
   readonly #pending = new Map<number, Pending>();
-  readonly #acks = new Map<number, () => void>();
+  readonly #acks = new Map<number, (ok?: boolean) => void>();
   readonly #updates: Array<{ rec: MemberRecord; left: number }> = [];
   readonly #subs = new Map<string, Set<Handler>>();
   readonly #services = new Map<string, Set<Handler>>();
@@ -136,11 +144,12 @@ export class P2pNode {
   #lhm = 0;
   #probeTimer: NodeJS.Timeout | undefined;
   #joinTimer: NodeJS.Timeout | undefined;
+  #syncTimer: NodeJS.Timeout | undefined;
   #probeOrder: string[] = [];
   #running = false;
   #starting: Promise<void> | undefined;
   #users = 0;
-  readonly #stats: Omit<P2pStats, 'peer' | 'name' | 'members' | 'localHealth'> = { suspicions: 0, deaths: 0, refutations: 0, published: 0, delivered: 0, dropped: 0, redelivered: 0, requests: 0, failovers: 0, relayed: 0, viaRelay: 0 };
+  readonly #stats: Omit<P2pStats, 'peer' | 'name' | 'members' | 'localHealth' | 'links'> = { suspicions: 0, deaths: 0, refutations: 0, published: 0, delivered: 0, dropped: 0, redelivered: 0, requests: 0, failovers: 0, relayed: 0, viaRelay: 0, framesSent: 0, framesReceived: 0, writes: 0, bytesSent: 0 };
 
   constructor(settings: P2pSettings, logger: Logger) {
     this.settings = settings;
@@ -170,10 +179,12 @@ export class P2pNode {
 
   async #start(): Promise<void> {
     polyfill();
-    const [{ createLibp2p }, { tcp }, { noise }, { yamux }, { preSharedKey }, { generateKeyPairFromSeed }] = await Promise.all([
+    const [{ createLibp2p }, { tcp }, { noise }, { defaultCrypto }, { fastNoiseCrypto }, { yamux }, { preSharedKey }, { generateKeyPairFromSeed }] = await Promise.all([
       import('libp2p'),
       import('@libp2p/tcp'),
       import('@chainsafe/libp2p-noise'),
+      import('@chainsafe/libp2p-noise/crypto'),
+      import('./noise-crypto.js'),
       import('@chainsafe/libp2p-yamux'),
       import('@libp2p/pnet'),
       import('@libp2p/crypto/keys'),
@@ -185,11 +196,16 @@ export class P2pNode {
       privateKey,
       addresses: { listen: [`/ip4/${s.listen.host}/tcp/${s.listen.port}`] },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [noise({ crypto: fastNoiseCrypto(defaultCrypto) })],
       streamMuxers: [yamux()],
       connectionProtector: preSharedKey({ psk: swarmKey(s.secret) }),
       // failure detection is ours (SWIM), not the connection monitor's 10 s pings
       connectionMonitor: { enabled: false },
+      // libp2p's defaults take at most 5 new connections per second from one host and 10 being
+      // set up at once: every peer of a cluster on one machine (or behind one NAT) is the same
+      // host, so a cluster joining at once had its connections refused, probes failing on
+      // them, and healthy peers suspected and declared dead by the hundred (20 peers here)
+      connectionManager: { inboundConnectionThreshold: INBOUND_PER_HOST_PER_S, maxIncomingPendingConnections: INBOUND_PENDING },
     });
     this.#lib = lib;
     await lib.handle(PROTOCOL, (stream, connection) => void this.#serve(stream as unknown as StreamLike, connection.remotePeer.toString()), { runOnLimitedConnection: true, maxInboundStreams: 1024 });
@@ -213,6 +229,7 @@ export class P2pNode {
     this.#log.info({ peer: this.#self.id, addrs: this.#self.addrs }, 'p2p peer started');
     await this.#join();
     this.#scheduleProbe();
+    this.#scheduleSync();
   }
 
   async #stop(): Promise<void> {
@@ -222,6 +239,7 @@ export class P2pNode {
     this.#running = false;
     clearTimeout(this.#probeTimer);
     clearTimeout(this.#joinTimer);
+    clearTimeout(this.#syncTimer);
     for (const m of this.#members.values()) clearTimeout(m.suspectTimer);
     for (const [id, p] of this.#pending) {
       clearTimeout(p.timer);
@@ -275,7 +293,7 @@ export class P2pNode {
   stats(): P2pStats {
     const members = { alive: 0, suspect: 0, dead: 0 };
     for (const m of this.#members.values()) members[m.state]++;
-    return { peer: this.id, name: this.settings.name, members, localHealth: this.#lhm, ...this.#stats };
+    return { peer: this.id, name: this.settings.name, members, localHealth: this.#lhm, links: this.#links.size, ...this.#stats };
   }
 
   // ---------------------------------------------------------------- links and frames
@@ -337,7 +355,7 @@ export class P2pNode {
     const { multiaddr } = await import('@multiformats/multiaddr');
     const addrs = (m?.addrs ?? []).map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${id}`));
     if (!addrs.length) throw new BusbarError('P2P_PEER_LOST', `p2p: no address known for peer ${id}`, { details: { peer: id } });
-    const stream = (await this.#lib!.dialProtocol(addrs, PROTOCOL, { signal: AbortSignal.timeout(Math.max(1000, this.settings.probeTimeoutMs * 4)) })) as unknown as StreamLike;
+    const stream = (await this.#lib!.dialProtocol(addrs, PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS * (1 + this.#lhm)) })) as unknown as StreamLike;
     return this.#serve(stream, id);
   }
 
@@ -351,6 +369,7 @@ export class P2pNode {
       queued = undefined;
       if (!frames || link.closed) return;
       try {
+        this.#stats.writes++;
         stream.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
       } catch (err) {
         this.#log.debug({ err: (err as Error).message, peer: remote }, 'p2p write failed');
@@ -362,6 +381,8 @@ export class P2pNode {
       send: (f) => {
         if (link.closed) throw new BusbarError('P2P_PEER_LOST', `p2p: link to ${remote} is closed`, { details: { peer: remote } });
         const bytes = encodeFrame(f);
+        this.#stats.framesSent++;
+        this.#stats.bytesSent += bytes.length;
         if (queued) queued.push(bytes);
         else {
           queued = [bytes];
@@ -418,22 +439,29 @@ export class P2pNode {
   }
 
   #onFrame(f: Frame, link: Link, remote: string): void {
+    this.#stats.framesReceived++;
     switch (f.t) {
       case 'join':
         this.#apply(f.self);
+        this.#applyAll(f.members);
         this.#safeSend(link, { t: 'sync', members: [this.#self, ...this.#records()] });
         return;
       case 'sync': {
-        for (const r of f.members) this.#apply(r);
-        // a joiner tells a few members itself instead of waiting for gossip to carry its record
-        // from the seed (one hop less; bounded, so a join costs O(1) per member, not O(n))
+        this.#applyAll(f.members);
+        // a joiner exchanges whole views with a few members too, instead of waiting for gossip
+        // to carry its record from the seed, and to learn what the seed had not heard of yet
+        // (bounded, so a join costs O(1) exchanges per member, not O(n))
         const others = [...this.#members.values()].filter((m) => m.state === 'alive' && m.id !== remote);
-        for (let k = 0; k < JOIN_FANOUT && others.length; k++) {
-          const [m] = others.splice(randomInt(others.length), 1);
-          void this.#link(m!.id).then((l) => this.#safeSend(l, { t: 'ping', seq: ++this.#seq, updates: [this.#self] }), () => undefined);
-        }
+        for (let k = 0; k < JOIN_FANOUT && others.length; k++) this.#pushPull(others.splice(randomInt(others.length), 1)[0]!.id);
         return;
       }
+      case 'push-pull':
+        this.#applyAll(f.members);
+        this.#safeSend(link, { t: 'state', members: [this.#self, ...this.#records()] });
+        return;
+      case 'state':
+        this.#applyAll(f.members);
+        return;
       case 'ping': {
         for (const r of f.updates) this.#apply(r);
         // a member we hold suspect or dead is talking to us: tell it, so that it refutes
@@ -494,10 +522,16 @@ export class P2pNode {
   }
 
   #safeSend(link: Link, f: Frame): void {
+    this.#trySend(link, f);
+  }
+
+  #trySend(link: Link, f: Frame): boolean {
     try {
       link.send(f);
+      return true;
     } catch {
       // the peer went away; its member state will say so
+      return false;
     }
   }
 
@@ -521,11 +555,60 @@ export class P2pNode {
     return [...this.#members.values()].map(({ suspectTimer: _t, outstanding: _o, ...r }) => r);
   }
 
-  async #join(): Promise<void> {
+  /**
+   * Join (more) peers through `seeds` (`host:port`) once started, beside the configured seeds:
+   * e.g. peers started apart that are told of each other later. Resolves when the join frames
+   * are out; the view fills as the seeds answer.
+   */
+  async join(seeds: string[]): Promise<void> {
+    if (!this.#running) throw new BusbarError('P2P_CONFIG', 'p2p: join() before the peer started (start an endpoint of its engine first)', { details: { seeds } });
+    const parsed = seeds.map((s) => {
+      const m = /^([0-9.]+):([0-9]{1,5})$/.exec(s);
+      if (!m) throw new BusbarError('P2P_CONFIG', `p2p: seed "${s}" is not host:port (IPv4)`, { details: { seed: s } });
+      return { host: m[1]!, port: Number(m[2]) };
+    });
+    await this.#join(parsed);
+    this.#scheduleSync();
+  }
+
+  #applyAll(members: unknown): void {
+    if (!Array.isArray(members)) return;
+    for (const r of members.slice(0, MAX_VIEW) as MemberRecord[]) this.#apply(r);
+  }
+
+  /** Exchange whole views with a member (memberlist's push-pull): what one of us missed, the other has. */
+  #pushPull(id: string): void {
+    void this.#link(id).then(
+      (l) => this.#safeSend(l, { t: 'push-pull', members: [this.#self, ...this.#records()] }),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Push-pull rounds with a random member: a few soon after a join (peers that joined at the
+   * same time through the same seed each got only part of the view from it), then one every
+   * SYNC_INTERVAL_MS, stretched as the view grows beyond 32 so the bytes per peer stay flat.
+   * Members we have a link to first: an exchange should not cost a handshake.
+   */
+  #scheduleSync(round = 0): void {
+    if (!this.#running) return;
+    clearTimeout(this.#syncTimer);
+    const ms = round < SYNC_AFTER_JOIN_MS.length ? SYNC_AFTER_JOIN_MS[round]! : SYNC_INTERVAL_MS * Math.max(1, Math.ceil(this.#members.size / 32));
+    this.#syncTimer = setTimeout(() => {
+      const alive = [...this.#members.values()].filter((m) => m.state === 'alive');
+      const linked = alive.filter((m) => this.#links.get(m.id)?.closed === false);
+      const pool = linked.length ? linked : alive;
+      if (pool.length) this.#pushPull(pool[randomInt(pool.length)]!.id);
+      this.#scheduleSync(round + 1);
+    }, ms);
+    this.#syncTimer.unref?.();
+  }
+
+  async #join(seeds = this.settings.seeds): Promise<void> {
     if (!this.#running) return;
     const { multiaddr } = await import('@multiformats/multiaddr');
     await Promise.all(
-      this.settings.seeds.map(async (seed) => {
+      seeds.map(async (seed) => {
         if (seed.host === this.settings.listen.host && seed.port === this.settings.listen.port) return;
         try {
           const stream = (await this.#lib!.dialProtocol(multiaddr(`/ip4/${seed.host}/tcp/${seed.port}`), PROTOCOL, { signal: AbortSignal.timeout(3000) })) as unknown as StreamLike & { remotePeer?: unknown };
@@ -533,7 +616,7 @@ export class P2pNode {
           const remote = conns[0]?.remotePeer.toString() ?? `seed:${seed.host}:${seed.port}`;
           if (remote === this.#self.id) return stream.abort(new Error('self'));
           const link = this.#serve(stream, remote);
-          link.send({ t: 'join', self: this.#self });
+          link.send({ t: 'join', self: this.#self, members: this.#records() });
         } catch (err) {
           this.#log.debug({ err: (err as Error).message, seed }, 'p2p seed unreachable');
         }
@@ -541,7 +624,10 @@ export class P2pNode {
     );
     // until we know someone, keep trying the seeds (they may start after us)
     const alive = [...this.#members.values()].some((m) => m.state !== 'dead');
-    if (!alive && this.settings.seeds.length) this.#joinTimer = setTimeout(() => void this.#join(), 500);
+    if (!alive && seeds.length) {
+      clearTimeout(this.#joinTimer);
+      this.#joinTimer = setTimeout(() => void this.#join(seeds), 500);
+    }
   }
 
   #gossip(rec: MemberRecord): void {
@@ -666,53 +752,81 @@ export class P2pNode {
         this.#acks.delete(seq);
         resolve(Date.now() - due > Math.max(50, ms / 2) ? 'late' : false);
       }, ms);
-      this.#acks.set(seq, () => {
+      // called with false: the ping could not be written (the link closed), no need to wait
+      this.#acks.set(seq, (ok = true) => {
         clearTimeout(timer);
         this.#acks.delete(seq);
-        resolve(true);
+        resolve(ok);
       });
     });
   }
 
-  async #directProbe(id: string): Promise<boolean> {
-    const seq = ++this.#seq;
-    const wait = this.#awaitAck(seq, this.settings.probeTimeoutMs * (1 + this.#lhm));
+  /**
+   * Ping `id` and wait for its ack. The ack's time limit starts once the link is up: a first
+   * contact costs a TCP connect and the pnet + Noise handshakes (a few ms idle, hundreds on a
+   * starved machine while a whole cluster joins), and a connection still being set up is not a
+   * missed ack. A dial that fails (connection refused: the peer is gone) fails the probe at once.
+   */
+  async #ping(id: string, updates: () => MemberRecord[], ms: number): Promise<boolean | 'late'> {
+    let link: Link;
     try {
-      const link = await this.#link(id);
-      link.send({ t: 'ping', seq, updates: this.#piggyback() });
+      link = await this.#link(id);
     } catch {
-      // unreachable now; the timeout decides
+      return false;
     }
-    return (await wait) === true;
+    const seq = ++this.#seq;
+    const wait = this.#awaitAck(seq, ms);
+    if (!this.#trySend(link, { t: 'ping', seq, updates: updates() })) this.#acks.get(seq)?.(false);
+    return wait;
+  }
+
+  async #directProbe(id: string): Promise<boolean> {
+    return (await this.#ping(id, () => this.#piggyback(), this.settings.probeTimeoutMs * (1 + this.#lhm))) === true;
   }
 
   async #probe(id: string): Promise<void> {
     const m = this.#members.get(id);
     if (!m || m.state === 'dead') return;
-    const seq = ++this.#seq;
     const t = this.settings.probeTimeoutMs * (1 + this.#lhm);
-    const wait = this.#awaitAck(seq, t);
-    try {
-      const link = await this.#link(id);
-      link.send({ t: 'ping', seq, updates: [this.#recordOf(m).state === 'suspect' ? this.#recordOf(m) : this.#self, ...this.#piggyback()] });
-    } catch {
-      // fall through to the indirect probes
+    const have = this.#links.get(id);
+    if (!have || have.closed) {
+      // first contact (or the connection closed): connecting can take longer than a probe
+      // period on a busy machine, so the probe loop does not wait for it; a refused or timed-out
+      // connection counts as a missed ack, a slow one as nothing (the next probe uses it)
+      const dial = this.#link(id).then(
+        () => true,
+        () => false,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([dial, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), t)))]);
+      clearTimeout(timer);
+      if (settled === undefined) {
+        void dial.then((ok) => (ok || !this.#running ? undefined : this.#missed(id, t)));
+        return;
+      }
+      if (!settled) return this.#missed(id, t);
     }
-    const direct = await wait;
+    const direct = await this.#ping(id, () => [m.state === 'suspect' ? this.#recordOf(m) : this.#self, ...this.#piggyback()], t);
     if (direct === true) return this.#health(-1);
     if (direct === 'late') return this.#health(+1); // our own loop was late: inconclusive, probe again later
+    return this.#missed(id, t);
+  }
+
+  /** A direct probe went unanswered: indirect probes, then suspicion. */
+  async #missed(id: string, t: number): Promise<void> {
+    if (this.#members.get(id)?.state !== 'alive') return;
     // indirect: ask k others to probe it for us; any ack they relay keeps it alive
+    // (helpers we already have a link to first: asking them costs no handshake)
     const helpers = [...this.#members.values()].filter((x) => x.id !== id && x.state === 'alive').map((x) => x.id);
+    const linked = helpers.filter((h) => this.#links.get(h)?.closed === false);
+    const unlinked = helpers.filter((h) => this.#links.get(h)?.closed !== false);
     const picked: string[] = [];
-    while (picked.length < this.settings.indirectProbes && helpers.length) picked.push(helpers.splice(randomInt(helpers.length), 1)[0]!);
+    for (const pool of [linked, unlinked]) while (picked.length < this.settings.indirectProbes && pool.length) picked.push(pool.splice(randomInt(pool.length), 1)[0]!);
     if (picked.length) {
       const iseq = ++this.#seq;
-      const iwait = this.#awaitAck(iseq, t * 2);
-      for (const h of picked) {
-        // (a link that closed in between must not throw out of the callback: an unhandled rejection would end the process)
-        void this.#link(h).then((l) => this.#safeSend(l, { t: 'ping-req', seq: iseq, target: id, updates: this.#piggyback() }), () => undefined);
-      }
-      const r = await iwait;
+      // (a link that closed in between must not throw out of the callback: an unhandled rejection would end the process)
+      await Promise.all(picked.map((h) => this.#link(h).then((l) => this.#safeSend(l, { t: 'ping-req', seq: iseq, target: id, updates: this.#piggyback() }), () => undefined)));
+      const r = await this.#awaitAck(iseq, t * 2);
       // someone else reached it and we did not: the problem may be on our side
       if (r === true) return this.#health(+1);
       if (r === 'late') return this.#health(+1);
@@ -845,7 +959,25 @@ export class P2pNode {
   }
 }
 
-/** Members a joiner announces itself to directly, on top of the gossip through its seed. */
+/**
+ * New inbound connections accepted per second from one host, and being set up at once. Bounded
+ * still (a host without the secret fails at the pnet handshake; these stop it from tying up the
+ * peer with attempts), but above what a whole cluster on one host needs while it joins.
+ */
+const INBOUND_PER_HOST_PER_S = 200;
+/**
+ * Time limit of setting up a connection (TCP, pnet, Noise, Yamux, protocol negotiation: a dozen
+ * round trips through both event loops). A few ms when idle; seconds when a whole cluster joins
+ * on a starved machine. A refused connection (a peer that is gone) fails at once regardless.
+ */
+const DIAL_TIMEOUT_MS = 3000;
+const INBOUND_PENDING = 64;
+/** Push-pull rounds after a join (ms after the previous one), then every SYNC_INTERVAL_MS (x view/32). */
+const SYNC_AFTER_JOIN_MS = [300, 500, 1000];
+const SYNC_INTERVAL_MS = 15_000;
+/** Records taken from one join or push-pull frame. */
+const MAX_VIEW = 4096;
+/** Members a joiner exchanges views with directly, on top of its seed. */
 const JOIN_FANOUT = 3;
 /** Member updates carried by one probe or ack (each a few hundred bytes). */
 const PIGGYBACK = 16;

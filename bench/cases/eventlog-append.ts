@@ -78,7 +78,7 @@ const bench: BenchCase = {
     const n = quick ? 20_000 : 200_000;
     return inTempDir(async (dir) => {
       const records = Array.from({ length: BATCH }, () => ({ key: KEY, value: VALUE, kind: 'json' as const, headers: {} }));
-      const { busbar, baseline } = await bestRounds(quick ? 2 : 3, n, {
+      const { busbar, baseline, busbarCpu, baselineCpu } = await bestRounds(quick ? 2 : 5, n, {
         baseline: (r) => {
           baselineAppend(join(dir, `base-${r}`), n);
           return n;
@@ -90,7 +90,7 @@ const bench: BenchCase = {
           return n;
         },
       });
-      return { busbar_per_s: round(busbar), baseline_per_s: round(baseline), ratio: round(busbar / baseline, 2), records: n, batch: BATCH };
+      return { busbar_per_s: round(busbar), baseline_per_s: round(baseline), ratio: round(busbar / baseline, 2), busbar_per_cpu_s: round(busbarCpu), baseline_per_cpu_s: round(baselineCpu), cpu_ratio: round(busbarCpu / baselineCpu, 2), records: n, batch: BATCH };
     });
   },
 };

@@ -41,7 +41,7 @@ const bench: BenchCase = {
     return inTempDir(async (dir) => {
       await filledLog(dir, n);
       const topicDir = join(dir, 't');
-      const { busbar, baseline } = await bestRounds(quick ? 2 : 3, n, {
+      const { busbar, baseline, busbarCpu, baselineCpu } = await bestRounds(quick ? 2 : 5, n, {
         baseline: (r) => {
           const c = committer(join(dir, `offset-${r}`));
           let sum = 0;
@@ -70,7 +70,7 @@ const bench: BenchCase = {
           return sum > 0 ? seen : 0;
         },
       });
-      return { busbar_per_s: round(busbar), baseline_per_s: round(baseline), ratio: round(busbar / baseline, 2), records: n, read: READ };
+      return { busbar_per_s: round(busbar), baseline_per_s: round(baseline), ratio: round(busbar / baseline, 2), busbar_per_cpu_s: round(busbarCpu), baseline_per_cpu_s: round(baselineCpu), cpu_ratio: round(busbarCpu / baselineCpu, 2), records: n, read: READ };
     });
   },
 };

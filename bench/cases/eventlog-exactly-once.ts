@@ -52,7 +52,7 @@ const bench: BenchCase = {
     const n = quick ? 3000 : 20_000;
     return inTempDir(async (dir) => {
       await filledLog(dir, n);
-      const { busbar, baseline: base } = await bestRounds(quick ? 1 : 2, n, {
+      const { busbar, baseline: base, busbarCpu, baselineCpu } = await bestRounds(quick ? 1 : 3, n, {
         baseline: (r) => baseline(dir, join(dir, `base-${r}.db`), n),
         busbar: async (r) => {
           const file = join(dir, `bb-${r}.db`);
@@ -83,7 +83,7 @@ const bench: BenchCase = {
           return n;
         },
       });
-      return { busbar_per_s: round(busbar), baseline_per_s: round(base), ratio: round(busbar / base, 2), records: n };
+      return { busbar_per_s: round(busbar), baseline_per_s: round(base), ratio: round(busbar / base, 2), busbar_per_cpu_s: round(busbarCpu), baseline_per_cpu_s: round(baselineCpu), cpu_ratio: round(busbarCpu / baselineCpu, 2), records: n };
     });
   },
 };
