@@ -193,7 +193,7 @@ async function round(r: number): Promise<void> {
       `  processes, nodes and keys set up in ${startMs} ms (not timed below)`,
       `  all join through one seed, load ${joinLoad}: full view per peer p50 ${median(fulls)} ms, max ${allFull ? Math.max(...fulls) : 'NOT within 30 s'} ms   goal < 2000 ms; all views full at once ${stable ? `${stableMs} ms` : 'NOT within 30 s'}`,
       `  by then, over all peers: ${sum('suspicions')} suspicions, ${sum('refutations')} refutations, ${sum('deaths')} deaths, ${sum('links')} links open`,
-      `  CPU until every peer of the process had its full view, per process (${PER_PROC} peers each): ${cpu.join(' / ')} ms; this process (1 peer, the seed): ${ourCpuMs} ms`,
+      `  CPU until every peer of the process had its full view, per process (${procs.map((p) => p.names.length).join(' / ')} peers): ${cpu.join(' / ')} ms; this process (1 peer, the seed): ${ourCpuMs} ms`,
       `  converged, load ${rateLoad}: frames sent per peer per s p50 ${median(sent).toFixed(1)}, max ${Math.max(...sent).toFixed(1)}; writes/s p50 ${median(rate('writes')).toFixed(1)}; bytes/s p50 ${median(rate('bytesSent')).toFixed(0)}`,
       `  SIGKILLed peer confirmed dead, load ${deadLoad}: in our view ${ourDeadMs} ms, in every view ${allDead ? `${allDeadMs} ms` : 'NOT within 30 s'}   goal < 3000 ms`,
       `  false deaths while ${blocker.length} peers blocked their event loop 200 ms x10: ${falseDeaths}   goal 0   (load ${load()})`,

@@ -34,6 +34,8 @@ export interface ExchangeObserver {
   end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown, began?: number, ended?: number): void;
   /** `begin` returns no token (it only needs the times `end` gets): a combined observer skips it. */
   readonly stateless?: boolean;
+  /** `step` does nothing (metrics count exchanges, not steps): a combined observer does not call it. */
+  readonly ignoresSteps?: boolean;
   /** A failed message went to dead-letter endpoint `uri`, which answered `reply` (where it put it). */
   deadLettered?(route: Route, uri: string, msg: Message, reply: Message | undefined): void | Promise<void>;
 }

@@ -146,6 +146,7 @@ export class P2pNode {
   #joinTimer: NodeJS.Timeout | undefined;
   #syncTimer: NodeJS.Timeout | undefined;
   #probeOrder: string[] = [];
+  #lastNewLink = 0;
   #running = false;
   #starting: Promise<void> | undefined;
   #users = 0;
@@ -728,20 +729,40 @@ export class P2pNode {
     this.#probeTimer.unref?.();
   }
 
-  /** Round-robin over a shuffled list of the live members (SWIM: every member probed within n periods). */
+  /**
+   * Round-robin over a shuffled list of the live members (SWIM: every member probed within n
+   * periods), except that a member we have no connection to yet is taken at most once per
+   * NEW_LINK_EVERY_MS: a first probe costs a connection (~15 ms of CPU on each side here), and a
+   * cluster joining at once would otherwise set up its whole mesh (n(n-1)/2 connections) within
+   * n probe periods and starve the machine. Until then the members it is connected to (its seed,
+   * those it exchanged views with, those that probed it) probe it; its turn comes in a later round.
+   */
   #nextTarget(): string | undefined {
-    while (this.#probeOrder.length) {
-      const id = this.#probeOrder.pop()!;
-      const m = this.#members.get(id);
-      if (m && m.state !== 'dead') return id;
+    const linked = (id: string): boolean => this.#links.get(id)?.closed === false;
+    const mayDial = Date.now() - this.#lastNewLink >= NEW_LINK_EVERY_MS;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = this.#probeOrder.length - 1; i >= 0; i--) {
+        const id = this.#probeOrder[i]!;
+        const m = this.#members.get(id);
+        if (!m || m.state === 'dead') {
+          this.#probeOrder.splice(i, 1);
+          continue;
+        }
+        if (!linked(id) && !mayDial) continue;
+        this.#probeOrder.splice(i, 1);
+        if (!linked(id)) this.#lastNewLink = Date.now();
+        return id;
+      }
+      // what is left of the round waits for a connection: start the next round with it in front
+      const waiting = this.#probeOrder;
+      const ids = [...this.#members.values()].filter((m) => m.state !== 'dead' && !waiting.includes(m.id)).map((m) => m.id);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+      }
+      this.#probeOrder = [...ids, ...waiting];
     }
-    const ids = [...this.#members.values()].filter((m) => m.state !== 'dead').map((m) => m.id);
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = randomInt(i + 1);
-      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-    }
-    this.#probeOrder = ids;
-    return this.#probeOrder.pop();
+    return undefined;
   }
 
   /** Wait for an ack to `seq` for up to `ms`; false on timeout. Lifeguard: a timer that fired late says *we* were slow, not the peer. */
@@ -791,20 +812,22 @@ export class P2pNode {
     const have = this.#links.get(id);
     if (!have || have.closed) {
       // first contact (or the connection closed): connecting can take longer than a probe
-      // period on a busy machine, so the probe loop does not wait for it; a refused or timed-out
-      // connection counts as a missed ack, a slow one as nothing (the next probe uses it)
+      // period on a busy machine, so the probe loop does not wait for it. A refused connection
+      // (nobody listens there: the peer is gone) counts as a missed ack; one that is only slow
+      // or timed out (both event loops busy) as nothing: the members connected to it probe it
       const dial = this.#link(id).then(
-        () => true,
-        () => false,
+        () => 'up' as const,
+        (e: unknown) => (isTimeout(e) ? ('slow' as const) : ('refused' as const)),
       );
       let timer: NodeJS.Timeout | undefined;
       const settled = await Promise.race([dial, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), t)))]);
       clearTimeout(timer);
       if (settled === undefined) {
-        void dial.then((ok) => (ok || !this.#running ? undefined : this.#missed(id, t)));
+        void dial.then((r) => (r !== 'refused' || !this.#running ? undefined : this.#missed(id, t)));
         return;
       }
-      if (!settled) return this.#missed(id, t);
+      if (settled === 'slow') return;
+      if (settled === 'refused') return this.#missed(id, t);
     }
     const direct = await this.#ping(id, () => [m.state === 'suspect' ? this.#recordOf(m) : this.#self, ...this.#piggyback()], t);
     if (direct === true) return this.#health(-1);
@@ -971,6 +994,8 @@ const INBOUND_PER_HOST_PER_S = 200;
  * on a starved machine. A refused connection (a peer that is gone) fails at once regardless.
  */
 const DIAL_TIMEOUT_MS = 3000;
+/** A probe to a member we have no connection to yet: at most one per this many ms (see #nextTarget). */
+const NEW_LINK_EVERY_MS = 1000;
 const INBOUND_PENDING = 64;
 /** Push-pull rounds after a join (ms after the previous one), then every SYNC_INTERVAL_MS (x view/32). */
 const SYNC_AFTER_JOIN_MS = [300, 500, 1000];
@@ -985,6 +1010,14 @@ const PIGGYBACK = 16;
 interface StreamLike extends AsyncIterable<Uint8Array> {
   send(data: Uint8Array): boolean;
   abort(err: Error): void;
+}
+
+/** A dial that ran out of time (an AbortSignal timeout, libp2p's TimeoutError), as opposed to one refused. */
+function isTimeout(e: unknown): boolean {
+  const err = e as { name?: string; message?: string; errors?: unknown[] } | undefined;
+  if (!err) return false;
+  if (err.name === 'TimeoutError' || err.name === 'AbortError' || /timed? ?out|aborted/i.test(err.message ?? '')) return true;
+  return Array.isArray(err.errors) && err.errors.length > 0 && err.errors.every(isTimeout);
 }
 
 function errorOf(e: unknown): { code: string; message: string; retryable: boolean } {

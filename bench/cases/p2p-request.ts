@@ -1,10 +1,8 @@
-import { pino } from 'pino';
-import { createP2pAdapter, p2pPeer } from '../../dist/adapters/p2p/index.js';
-import { createMessage, Engine, from } from '../../dist/lib/index.js';
+import { createMessage, from } from '../../dist/lib/index.js';
 import type { BenchCase } from '../harness.js';
+import { startPeers, untilView } from '../p2p-peers.js';
 import { closedLoop, tcpClient, tcpServer } from '../p2p-tcp.js';
 
-const SECRET = 'bench-p2p-secret-0123456789abcdef';
 const CONCURRENCY = 16;
 
 /**
@@ -26,20 +24,16 @@ const bench: BenchCase = {
     client.close();
     await server.close();
 
-    const logger = pino({ level: 'silent' });
-    const b = new Engine({ name: 'b', logger, adapters: [createP2pAdapter({ secret: SECRET, name: 'bench-b' })] });
-    b.addRoutes(from('p2p:direct:echo').transform(reply));
-    await b.start();
-    const a = new Engine({ name: 'a', logger, adapters: [createP2pAdapter({ secret: SECRET, name: 'bench-a', seeds: [p2pPeer(b)!.address] })] });
-    a.addRoutes(from('p2p:direct:unused.a').to('log:x?level=trace'));
-    await a.start();
-    const pa = p2pPeer(a)!;
-    for (let i = 0; i < 500 && !pa.members().some((m) => m.name === 'bench-b' && m.services.includes('direct:echo')); i++) await new Promise((r) => setTimeout(r, 20));
+    const peers = await startPeers([
+      { name: 'b', routes: [from('p2p:direct:echo').transform(reply)] },
+      { name: 'a', routes: [from('p2p:direct:unused.a').to('log:x?level=trace')] },
+    ]);
+    const a = peers.engines[1]!;
+    await untilView(a, (ms) => ms.some((m) => m.name === 'bench-b' && m.services.includes('direct:echo')));
     const call = (i: number) => a.requestMessage('p2p:direct:echo', createMessage({ i }));
     await closedLoop(500, CONCURRENCY, call);
     const bus = await closedLoop(total, CONCURRENCY, call);
-    await a.stop();
-    await b.stop();
+    await peers.stop();
     return { busbar_per_s: bus.perS, baseline_per_s: base.perS, ratio: Math.round((bus.perS / base.perS) * 1000) / 1000, busbar_p50_ms: bus.p50, busbar_p99_ms: bus.p99, baseline_p50_ms: base.p50, baseline_p99_ms: base.p99, calls: total, concurrency: CONCURRENCY };
   },
 };

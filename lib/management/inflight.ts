@@ -27,6 +27,9 @@ interface Rec {
   filed: boolean;
 }
 
+/** `performance.timeOrigin` read once: the getter costs as much as a clock read (~80 ns here), on every exchange. */
+const TIME_ORIGIN = performance.timeOrigin;
+
 /** Per-step counters of a route: exchanges that reached each step. */
 export type StepCounts = Record<string, number>;
 
@@ -57,7 +60,7 @@ export class InflightTracker implements ExchangeObserver {
   }
 
   begin(route: Route, msg: Message, at?: number): Rec {
-    const rec: Rec = { routeId: route.id, messageId: msg.id, started: at === undefined ? Date.now() : performance.timeOrigin + at, step: undefined, kind: undefined, prev: undefined, outer: this.#current, filed: false };
+    const rec: Rec = { routeId: route.id, messageId: msg.id, started: at === undefined ? Date.now() : TIME_ORIGIN + at, step: undefined, kind: undefined, prev: undefined, outer: this.#current, filed: false };
     this.#current = rec;
     return rec;
   }

@@ -180,6 +180,7 @@ export async function createMetrics(engine: Engine, opts: MetricsOptions = {}): 
   // no token and no clock of its own: the route reads the time once for every observer
   const observer: ExchangeObserver = {
     stateless: true,
+    ignoresSteps: true,
     begin: (_route: Route, _msg: Message) => undefined,
     step() {},
     end: (route: Route, _token: unknown, outcome: ExchangeOutcome, _err?: unknown, began?: number, ended?: number) =>

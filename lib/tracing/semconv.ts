@@ -30,6 +30,11 @@ const RPC_METHOD_HEADER = 'rpc.method';
 // the gRPC client's status header (adapters/grpc/options.ts)
 const GRPC_STATUS_HEADER = 'grpc.response.status';
 
+/** A span name known from the URI alone: made once, not per message. */
+function fixed(name: string): (msg: Message) => string {
+  return () => name;
+}
+
 const IN_MEMORY = new Set(['direct', 'queue', 'topic', 'mock', 'log', 'timer']);
 
 function messageAttrs(msg: Message): Attributes {
@@ -83,7 +88,7 @@ export function producerSpan(uri: string, type: string): EndpointSpan {
     const rk = o.routingKey;
     const fixedKey = rk === undefined ? (kind === 'queue' ? name : '') : rk.includes('{') ? undefined : rk;
     if (fixedKey !== undefined && fixedKey !== '') attrs['messaging.rabbitmq.destination.routing_key'] = fixedKey;
-    return { kind: 'PRODUCER', name: () => `publish ${name}`, attributes: attrs, perMessage: messageAttrs };
+    return { kind: 'PRODUCER', name: fixed(`publish ${name}`), attributes: attrs, perMessage: messageAttrs };
   }
   if (type === 'grpc' || type === 'grpcs') {
     // grpc://host:port/pkg.Service/Method: an RPC client span (rpc conventions)
@@ -98,7 +103,7 @@ export function producerSpan(uri: string, type: string): EndpointSpan {
     const name = m ? `${m[3]}/${m[4]}` : p.path;
     return {
       kind: 'CLIENT',
-      name: () => name,
+      name: fixed(name),
       attributes: attrs,
       perMessage: () => ({}),
       reply: (r): Attributes => {
@@ -108,22 +113,22 @@ export function producerSpan(uri: string, type: string): EndpointSpan {
     };
   }
   if (type === 'file') {
-    return { kind: 'PRODUCER', name: () => `send ${p.path}`, attributes: { 'messaging.system': 'file', 'messaging.destination.name': p.path, 'messaging.operation.type': 'send', 'messaging.operation.name': 'send' }, perMessage: messageAttrs };
+    return { kind: 'PRODUCER', name: fixed(`send ${p.path}`), attributes: { 'messaging.system': 'file', 'messaging.destination.name': p.path, 'messaging.operation.type': 'send', 'messaging.operation.name': 'send' }, perMessage: messageAttrs };
   }
   if (type === 'db') {
     const system = dbSystem(p.path);
     if (o.outbox) {
-      return { kind: 'CLIENT', name: () => `INSERT ${o.outbox}`, attributes: { 'db.system.name': system, 'db.collection.name': o.outbox, 'db.operation.name': 'INSERT' }, perMessage: messageAttrs };
+      return { kind: 'CLIENT', name: fixed(`INSERT ${o.outbox}`), attributes: { 'db.system.name': system, 'db.collection.name': o.outbox, 'db.operation.name': 'INSERT' }, perMessage: messageAttrs };
     }
     const op = (o.operation ?? (o.query ? 'select' : 'execute')).toUpperCase();
     const attrs: Attributes = { 'db.system.name': system, 'db.operation.name': op };
     if (o.table) attrs['db.collection.name'] = o.table;
-    return { kind: 'CLIENT', name: () => (o.table ? `${op} ${o.table}` : op), attributes: attrs, perMessage: messageAttrs };
+    return { kind: 'CLIENT', name: fixed(o.table ? `${op} ${o.table}` : op), attributes: attrs, perMessage: messageAttrs };
   }
   const system = IN_MEMORY.has(type) ? 'busbar' : type;
   return {
     kind: 'PRODUCER',
-    name: () => `publish ${p.path}`,
+    name: fixed(`publish ${p.path}`),
     attributes: { 'messaging.system': system, 'messaging.destination.name': p.path, 'messaging.operation.type': 'send', 'messaging.operation.name': 'publish', 'busbar.endpoint': `${p.scheme}:${p.path}` },
     perMessage: messageAttrs,
   };
@@ -163,7 +168,7 @@ export function consumerSpan(uri: string, type: string, routeId: string): Endpoi
       attrs['rpc.method'] = m[2]!;
     }
     const name = m ? `${m[1]}/${m[2]}` : p.path;
-    return { kind: 'SERVER', name: () => name, attributes: attrs, perMessage: () => ({}) };
+    return { kind: 'SERVER', name: fixed(name), attributes: attrs, perMessage: () => ({}) };
   }
   let system: string = type;
   let dest = p.path;
@@ -179,7 +184,7 @@ export function consumerSpan(uri: string, type: string, routeId: string): Endpoi
   attrs['messaging.destination.name'] = dest;
   return {
     kind: 'CONSUMER',
-    name: () => `process ${dest}`,
+    name: fixed(`process ${dest}`),
     attributes: attrs,
     perMessage: (msg) => {
       const a = messageAttrs(msg);

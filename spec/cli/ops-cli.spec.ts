@@ -1,14 +1,18 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, waitFor } from '../helpers.js';
 import { BIN, startHub, type Hub } from './hub.js';
 
-/** Run a busbar client command against the hub (env carries the url). */
+/** Run a busbar client command against the hub (env carries the url); `nodeArgs` go to node before the script. */
 function cli(hub: Hub, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return cliWith([], hub, ...args);
+}
+
+function cliWith(nodeArgs: string[], hub: Hub, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, BUSBAR_MANAGEMENT_URL: hub.url, BUSBAR_MANAGEMENT_TOKEN: 'ops-token' } });
+    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { env: { ...process.env, BUSBAR_MANAGEMENT_URL: hub.url, BUSBAR_MANAGEMENT_TOKEN: 'ops-token' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,6 +38,8 @@ describe('busbar status|routes|route|inflight|dead-letters against a running hub
     const N = 60;
     mkdirSync(join(dir.path, 'inbox'));
     mkdirSync(join(dir.path, 'picky'));
+    // every file is whole before the hub starts: readLock=rename claims at once (the default,
+    // `changed`, would wait its 2.5 s stability window for each poll's five files: 30 s here)
     for (let i = 0; i < N; i++) writeFileSync(join(dir.path, 'inbox', `f${String(i).padStart(3, '0')}.txt`), `body ${i}`);
     const routes = join(dir.path, 'routes.json');
     writeFileSync(
@@ -42,8 +48,8 @@ describe('busbar status|routes|route|inflight|dead-letters against a running hub
         adapters: { file: { baseDir: dir.path } },
         management: { host: '127.0.0.1', port: 0 },
         routes: [
-          { id: 'move', from: 'file:inbox?delay=20&maxMessagesPerPoll=5', maxInflight: 2, steps: [{ delay: 100 }, { to: 'file:out' }] },
-          { id: 'picky', from: 'file:picky?delay=20', errorPolicy: { deadLetter: 'file:dead' }, steps: [{ to: 'direct:nobody' }] },
+          { id: 'move', from: 'file:inbox?delay=20&maxMessagesPerPoll=5&readLock=rename', maxInflight: 2, steps: [{ delay: 100 }, { to: 'file:out' }] },
+          { id: 'picky', from: 'file:picky?delay=20&readLock=rename', errorPolicy: { deadLetter: 'file:dead' }, steps: [{ to: 'direct:nobody' }] },
         ],
       }),
     );
@@ -86,8 +92,11 @@ describe('busbar status|routes|route|inflight|dead-letters against a running hub
       expect(unknown.stderr).to.contain('BUSBAR_ERR_NOT_FOUND');
 
       // dead letters: two files the route cannot deliver
-      writeFileSync(join(dir.path, 'picky', 'p1.txt'), 'one');
-      writeFileSync(join(dir.path, 'picky', 'p2.txt'), 'two');
+      // written elsewhere and renamed in, as readLock=rename expects
+      for (const [name, body] of [['p1.txt', 'one'], ['p2.txt', 'two']] as const) {
+        writeFileSync(join(dir.path, name), body);
+        renameSync(join(dir.path, name), join(dir.path, 'picky', name));
+      }
       await waitFor(() => files(join(dir.path, 'dead')).length === 2, 20_000, 'two dead letters');
       const [listed, human] = await Promise.all([cli(hub, 'dead-letters', 'picky', '--json'), cli(hub, 'dead-letters')]);
       expect(human.stdout).to.contain('BUSBAR_ERR_NO_CONSUMER').and.contain('picky');
@@ -111,5 +120,20 @@ describe('busbar status|routes|route|inflight|dead-letters against a running hub
     const r = await cli({ url: 'http://127.0.0.1:1' } as Hub, 'status');
     expect(r.code).to.equal(2);
     expect(r.stderr).to.contain('cannot reach the hub at http://127.0.0.1:1');
+  });
+
+  it('the hub commands start without loading the engine or any adapter (a module hook refuses them)', async () => {
+    // a resolve hook that fails the process on any module of the engine's own CLI or of an adapter
+    const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (/\\/dist\\/(adapters\\/|lib\\/engine\\.js|lib\\/cli\\/main\\.js)/.test(r.url)) throw new Error('loaded ' + r.url); return r; }`;
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+    const guard = ['--import', `data:text/javascript,${encodeURIComponent(register)}`];
+    for (const cmd of [['status'], ['routes', '--json'], ['route', 'stop', 'x'], ['inflight'], ['dead-letters'], ['reload']]) {
+      const r = await cliWith(guard, { url: 'http://127.0.0.1:1' } as Hub, ...cmd);
+      expect(r.stderr, cmd.join(' ')).to.contain('cannot reach the hub at http://127.0.0.1:1').and.not.contain('loaded file:');
+      expect(r.code, cmd.join(' ')).to.equal(2);
+    }
+    // the hook does refuse: the full CLI loads the engine
+    const full = await cliWith(guard, { url: 'http://127.0.0.1:1' } as Hub, 'validate', 'nothing.json');
+    expect(full.stderr).to.match(/loaded file:.*\/dist\/(adapters|lib\/cli\/main\.js|lib\/engine\.js)/);
   });
 });

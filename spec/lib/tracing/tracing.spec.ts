@@ -109,6 +109,11 @@ describe('tracing (OpenTelemetry)', function () {
       expect(parentOf(byName(spans, 'publish booked'))).to.equal(served.spanContext().spanId);
 
       // the trace headers are the tracer's: none of them is left on the message as a plain header
+      // a parent across a wire (HTTP, AMQP, a file, JSON-RPC) is remote; one in this process (the
+      // exchange's span to its output's) is local: the tracer hands the span's own context on
+      const remote = (x: ReadableSpan): boolean => x.parentSpanContext?.isRemote === true;
+      expect([intake, publish, relay, write, booking, rpcCall, served].map(remote)).to.deep.equal([true, false, true, false, true, false, true]);
+
       const booked = rpc.mock('mock:booked').received[0]!;
       expect(booked.headers).to.not.have.property('traceparent');
       // the file's sidecar was removed with the file
