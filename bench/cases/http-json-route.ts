@@ -68,12 +68,17 @@ function fetchOnce(port: number): Promise<string> {
   });
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 const bench: BenchCase = {
   name: 'http-json-route',
   description: 'HTTP POST of a JSON order -> parse -> enrich (VAT, total, priority) -> JSON reply, under autocannon load (32 connections); busbar http: route vs bare node:http',
   async run({ quick }) {
-    const seconds = quick ? 3 : 8;
-    const rounds = quick ? 1 : 2;
+    const seconds = quick ? 2 : 5;
+    const rounds = quick ? 2 : 4;
     const cap = 2_000_000;
     const bare = await bareServer();
     const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [httpAdapter] });
@@ -85,9 +90,27 @@ const bench: BenchCase = {
       const [a, b] = [await fetchOnce(port), await fetchOnce(bare.port)];
       if (a !== b) throw new Error(`busbar and baseline answered differently: ${a} vs ${b}`);
       let best = { busbar: 0, baseline: 0, busbarP99: 0, baselineP99: 0, requests: 0 };
+      // the server side's CPU time per request (both servers are in this process; the load
+      // generator is not): steadier than requests/s on a loaded machine
+      const cpu = { busbar: [] as number[], baseline: [] as number[] };
+      const measured = async (side: 'busbar' | 'baseline'): Promise<CannonResult> => {
+        const c0 = process.cpuUsage();
+        const x = await cannon(side === 'busbar' ? port : bare.port, seconds, cap);
+        const c = process.cpuUsage(c0);
+        if (x.requests.total > 0) cpu[side].push((c.user + c.system) / x.requests.total);
+        return x;
+      };
       for (let r = 0; r < rounds; r++) {
-        const base = await cannon(bare.port, seconds, cap);
-        const bus = await cannon(port, seconds, cap);
+        // rounds alternate which side goes first (A B, B A)
+        let base: CannonResult;
+        let bus: CannonResult;
+        if (r % 2 === 0) {
+          base = await measured('baseline');
+          bus = await measured('busbar');
+        } else {
+          bus = await measured('busbar');
+          base = await measured('baseline');
+        }
         for (const [name, x] of [['baseline', base], ['busbar', bus]] as const) {
           if (x.non2xx || x.errors || x.timeouts) throw new Error(`${name}: ${x.non2xx} non-2xx, ${x.errors} errors, ${x.timeouts} timeouts`);
         }
@@ -104,6 +127,9 @@ const bench: BenchCase = {
       return {
         busbar_per_s: best.busbar,
         baseline_per_s: best.baseline,
+        busbar_cpu_us_per_req: round(median(cpu.busbar), 1),
+        baseline_cpu_us_per_req: round(median(cpu.baseline), 1),
+        cpu_ratio: round(median(cpu.baseline) / median(cpu.busbar), 2),
         busbar_p99_ms: round(best.busbarP99, 1),
         baseline_p99_ms: round(best.baselineP99, 1),
         connections: 32,
