@@ -23,6 +23,8 @@ const RECOVERY_EVERY_MS = 60_000;
 const LOCK_SUFFIX = '.lock';
 /** Candidates kept from one listing for the following polls. */
 const MAX_BACKLOG = 100_000;
+/** `readLock=changed`: how many files past a poll's batch get their stability window started in that poll. */
+const OBSERVE_AHEAD = 10_000;
 
 interface Candidate {
   rel: string;
@@ -343,6 +345,11 @@ export class FileConsumer implements Consumer {
       // the rest of this listing feeds the next polls: a big inbox is listed once, not once per poll
       // (`changed` lists every time: a file must be seen in successive listings)
       if (o.readLock !== 'changed') this.#backlog = list.slice(o.maxMessagesPerPoll, o.maxMessagesPerPoll + MAX_BACKLOG);
+      // the files of later polls start their stability window now too: otherwise each poll's
+      // `maxMessagesPerPoll` files would wait `readLockCheckInterval` in turn (a backlog of
+      // 1,000 files, 5 per poll and the default 2.5 s: over 8 minutes instead of 2.5 s)
+      // (bounded: a huge inbox is not stat'ed whole on every poll)
+      else await this.#observe(list.slice(o.maxMessagesPerPoll, o.maxMessagesPerPoll + OBSERVE_AHEAD));
       list = list.slice(0, o.maxMessagesPerPoll);
     }
     return { list, truncated };
@@ -353,6 +360,17 @@ export class FileConsumer implements Consumer {
     const limit = this.#o.maxMessagesPerPoll > 0 ? this.#o.maxMessagesPerPoll : this.#backlog.length;
     const list = this.#backlog.splice(0, limit);
     return { list, truncated: true };
+  }
+
+  /** `readLock=changed`: note size and mtime of files not taken in this poll (a change restarts a file's window, as in `#take`). */
+  async #observe(rest: Candidate[]): Promise<void> {
+    await this.#statAll(rest);
+    const now = this.#ctx.clock.now();
+    for (const c of rest) {
+      if (!c.st) continue;
+      const prev = this.#seen.get(c.rel);
+      if (!prev || prev.size !== c.st.size || prev.mtimeMs !== c.st.mtimeMs) this.#seen.set(c.rel, { size: c.st.size, mtimeMs: c.st.mtimeMs, since: now });
+    }
   }
 
   async #statAll(list: Candidate[]): Promise<void> {

@@ -312,6 +312,27 @@ describe('file: consumer', () => {
     }
   });
 
+  it('readLock=changed with maxMessagesPerPoll: every listed file starts its stability window at once, not one poll batch after another', async () => {
+    const clock = new FakeClock(Date.UTC(2030, 0, 1));
+    const engine = new Engine({ logger: testLogger(), clock, adapters: [createFileAdapter({ baseDir: w.dir })] });
+    for (let i = 0; i < 20; i++) put(w.dir, `in/f${String(i).padStart(2, '0')}.txt`, `body ${i}`);
+    engine.addRoutes(from('file:in?delay=100&readLockCheckInterval=1000&maxMessagesPerPoll=5&bodyType=string').to('mock:out'));
+    await engine.start();
+    try {
+      // fake time up to just past one check interval, the real file work settling at each step
+      for (let t = 0; t <= 1200; t += 100) {
+        await clock.tickAsync(100);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      // no more fake time: all 20 were stable after one window (in batches: 5 a poll, 15
+      // waiting a window each, would take three more windows)
+      await waitFor(() => engine.mock('mock:out').received.length === 20, 5000, 'all 20 files within one check interval');
+      expect(engine.mock('mock:out').received.map((m) => m.body).sort()).to.deep.equal(Array.from({ length: 20 }, (_, i) => `body ${i}`).sort());
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('polls on the engine clock (a fake clock drives it)', async () => {
     const clock = new FakeClock(Date.UTC(2030, 0, 1));
     const engine = new Engine({ logger: testLogger(), clock, adapters: [createFileAdapter({ baseDir: w.dir })] });
