@@ -41,14 +41,34 @@ export async function bestOf(rounds: number, count: number, fn: () => Promise<vo
 }
 
 /**
- * The in-process schedule: the baseline's best of three, then busbar's, with the heap growth
- * over busbar's runs (MB, one decimal).
+ * The in-process schedule: one warm-up run of each side, then three rounds alternating which
+ * side goes first (a load spike on a shared machine then hits both sides, not one), each
+ * side's best round; and the heap growth over busbar's runs (MB, one decimal).
  */
-export async function baselineThenBusbar(count: number, baseline: () => Promise<void> | void, busbar: () => Promise<void> | void): Promise<{ baselinePerS: number; busbarPerS: number; heapGrowthMb: number }> {
-  const baselinePerS = await bestOf(3, count, baseline);
-  const heapBefore = process.memoryUsage().heapUsed;
-  const busbarPerS = await bestOf(3, count, busbar);
-  return { baselinePerS, busbarPerS, heapGrowthMb: round((process.memoryUsage().heapUsed - heapBefore) / 1048576, 1) };
+export async function sideBySide(count: number, baseline: () => Promise<void> | void, busbar: () => Promise<void> | void): Promise<{ baselinePerS: number; busbarPerS: number; heapGrowthMb: number }> {
+  await baseline();
+  await busbar();
+  let baselinePerS = 0;
+  let busbarPerS = 0;
+  let heapGrowth = 0;
+  const runBusbar = async (): Promise<void> => {
+    const before = process.memoryUsage().heapUsed;
+    busbarPerS = Math.max(busbarPerS, await perSecond(count, busbar));
+    heapGrowth += process.memoryUsage().heapUsed - before;
+  };
+  const runBaseline = async (): Promise<void> => {
+    baselinePerS = Math.max(baselinePerS, await perSecond(count, baseline));
+  };
+  for (let r = 0; r < 3; r++) {
+    if (r % 2 === 0) {
+      await runBaseline();
+      await runBusbar();
+    } else {
+      await runBusbar();
+      await runBaseline();
+    }
+  }
+  return { baselinePerS, busbarPerS, heapGrowthMb: round(heapGrowth / 1048576, 1) };
 }
 
 export function round(n: number, digits = 0): number {

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { baselineThenBusbar, countingAdapter, perMessageFigures, type BenchCase } from '../harness.js';
+import { sideBySide, countingAdapter, perMessageFigures, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string }
 
@@ -54,7 +54,7 @@ const bench: BenchCase = {
       for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
-    const { baselinePerS, busbarPerS, heapGrowthMb } = await baselineThenBusbar(n, baseline, busbar);
+    const { baselinePerS, busbarPerS, heapGrowthMb } = await sideBySide(n, baseline, busbar);
     await engine.stop();
     for (const k of ['big', 'audit', 'nl', 'other']) {
       if (counts.get(k) !== base.get(k)) throw new Error(`busbar and baseline delivered differently to ${k}: ${counts.get(k)} vs ${base.get(k)}`);

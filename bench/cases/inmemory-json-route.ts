@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { baselineThenBusbar, countingAdapter, perMessageFigures, type BenchCase } from '../harness.js';
+import { sideBySide, countingAdapter, perMessageFigures, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }
 interface Enriched extends Order { total: number }
@@ -55,7 +55,7 @@ const bench: BenchCase = {
       for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
-    const { baselinePerS, busbarPerS, heapGrowthMb } = await baselineThenBusbar(n, baseline, busbar);
+    const { baselinePerS, busbarPerS, heapGrowthMb } = await sideBySide(n, baseline, busbar);
     await engine.stop();
     // both did the same routing decisions
     const total = (counts.get('big') ?? 0) + (counts.get('nl') ?? 0) + (counts.get('other') ?? 0);

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { pino } from 'pino';
 import { Engine, from, type Adapter, type Message } from '../../dist/lib/index.js';
-import { baselineThenBusbar, round, type BenchCase } from '../harness.js';
+import { sideBySide, round, type BenchCase } from '../harness.js';
 
 interface Item { sku: string; qty: number; price: number }
 interface Line extends Item { total: number }
@@ -94,7 +94,7 @@ const bench: BenchCase = {
     };
 
     const items = batches * BATCH;
-    const { baselinePerS, busbarPerS, heapGrowthMb } = await baselineThenBusbar(items, baseline, busbar);
+    const { baselinePerS, busbarPerS, heapGrowthMb } = await sideBySide(items, baseline, busbar);
     await engine.stop();
     if (got !== items * 4 || baseSum !== items * 4) throw new Error(`bench sanity check failed: busbar aggregated ${got}, baseline ${baseSum}, expected ${items * 4}`);
     return {
