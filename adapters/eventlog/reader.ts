@@ -52,6 +52,8 @@ export function offsetForTime(dir: string, ts: number): number {
   return latestOffset(dir);
 }
 
+const YIELD_MS = 5;
+
 /**
  * Reads one partition from any offset, in order, from any process: follows segment rolls,
  * retention (a position before the first segment moves to it) and a tail cut by recovery
@@ -73,6 +75,8 @@ export class PartitionReader {
   #lent = false;
   /** The last read from the file got less than it asked for: the end of the data then. */
   #eof = false;
+  /** When this reader last let the event loop turn (a file read does; serving from the buffer does not). */
+  #turned = performance.now();
   /** Set when retention removed records this reader had not read: [from, to). */
   skipped: [number, number] | undefined;
 
@@ -154,6 +158,19 @@ export class PartitionReader {
 
   /** Up to `max` records from the current position; an empty array at the end of the log. */
   async read(max: number): Promise<LogRecord[]> {
+    const out = await this.#read(max);
+    // Records served from the buffer resolve at once: a consumer whose route is synchronous
+    // too (a SQLite sink) would go on in microtasks only and starve timers (group heartbeats)
+    // and I/O for as long as the buffer lasts. Every few ms the event loop gets a turn.
+    const now = performance.now();
+    if (now - this.#turned > YIELD_MS) {
+      await new Promise((r) => setImmediate(r));
+      this.#turned = performance.now();
+    }
+    return out;
+  }
+
+  async #read(max: number): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
     for (let guard = 0; guard < 64 && out.length < max; guard++) {
       if (this.#fd === undefined && !(await this.#openFor(this.#next))) return out;
@@ -170,6 +187,7 @@ export class PartitionReader {
         this.#lent = false;
       }
       const n = await readP(fd, buf, 0, buf.length, this.#pos);
+      this.#turned = performance.now();
       this.#start = 0;
       this.#len = n;
       this.#eof = n < buf.length;

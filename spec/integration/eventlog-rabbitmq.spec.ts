@@ -247,6 +247,18 @@ describe('eventlog on RabbitMQ streams', function () {
         for (const p of ownedBy(y.child.pid!)) if ((await count(`SELECT COUNT(*) FROM out WHERE worker = 'w1' AND part = ${p} AND off >= ${s.offsets[p] ?? 0}`)) > 0) return true;
         return false;
       };
+      // nor inside a write to the sink: paused holding SQLite's write lock, y would keep z's next
+      // insert waiting out its busy timeout (its event loop with it)
+      const probe = openDatabase({ engine: 'sqlite', file: db, busyTimeoutMs: 0 });
+      const sinkFree = async (): Promise<boolean> => {
+        try {
+          await probe.query('BEGIN IMMEDIATE');
+          await probe.query('ROLLBACK');
+          return true;
+        } catch {
+          return false;
+        }
+      };
       let paused = false;
       let yParts: number[] = [];
       for (let attempt = 0; attempt < 20 && !paused; attempt++) {
@@ -255,9 +267,10 @@ describe('eventlog on RabbitMQ streams', function () {
         await waitFor(() => group.read()!.members[yId]!.seen !== seen, 5000, "y's next heartbeat");
         y.child.kill('SIGSTOP');
         await new Promise((r) => setTimeout(r, 10));
-        paused = !holds() && (await unsaved());
+        paused = !holds() && (await sinkFree()) && (await unsaved());
         if (!paused) y.child.kill('SIGCONT');
       }
+      await probe.close();
       expect(paused, 'y paused outside the lock with uncommitted records').to.equal(true);
       await waitFor(() => ownedBy(z.child.pid!).length === 6, 15_000, 'z owns all six while y is paused');
       // z works on from y's last commit and commits past everything y finished; then y wakes up

@@ -99,6 +99,11 @@ describe('eventlog: start positions, independent groups, lag', function () {
       await waitFor(() => details().lag === 0, 10_000, 'lag drained');
       expect(await lagMetric()).to.equal(0);
       expect(Object.values(details().partitions).map((p) => p.committed)).to.deep.equal([30, 30]);
+      // the log end follows appends (it is cached per last segment and its size)
+      const more = EventLog.open(tmp.path, 't', { fsync: 'none' });
+      await more.append(0, Array.from({ length: 5 }, () => ({ key: null, value: Buffer.from('x'), kind: 'string' as const, headers: {} })));
+      await more.close();
+      await waitFor(() => details().partitions['0']!.end === 35 && details().lag === 0, 10_000, 'the new end seen and drained');
     } finally {
       open();
       metrics.close();

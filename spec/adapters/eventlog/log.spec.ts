@@ -359,6 +359,29 @@ describe('eventlog: reads and commits without copies or renames', function () {
     }
   });
 
+  it('a reader served from its buffer still lets timers run (a synchronous consumer does not starve heartbeats)', async () => {
+    const log = EventLog.open(tmp.path, 't', { partitions: 1, fsync: 'none' });
+    const one: RecordInput = { key: null, value: Buffer.from('x'), kind: 'string', headers: {} };
+    for (let i = 0; i < 12_000; i += 1000) await log.append(0, Array.from({ length: 1000 }, () => one));
+    await log.close();
+    const r = new PartitionReader(join(tmp.path, 't'), 0, 0);
+    const first = await r.read(1);
+    // every record of the first file read (256 KiB) is in the buffer now: the rest come without I/O
+    const perBuffer = Math.floor((256 * 1024) / first[0]!.size);
+    let read = 1;
+    let firedAt: number | undefined;
+    setTimeout(() => (firedAt = read), 0);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (read < 12_000 && firedAt === undefined) {
+      // a synchronous "route": at least ~10 µs of work per record
+      Atomics.wait(pause, 0, 0, 0.01);
+      read += (await r.read(1)).length;
+    }
+    r.close();
+    expect(firedAt, 'the timer fired').to.be.a('number');
+    expect(firedAt!, `records read before the timer could run (${perBuffer} per buffer)`).to.be.below(perBuffer);
+  });
+
   it('committed offsets of many partitions (a slot body beyond one read) come back whole', async () => {
     const { GroupCoordinator, readGroup } = await import('../../../adapters/eventlog/group.js');
     const topicDir = join(tmp.path, 't');
