@@ -387,7 +387,17 @@ export class EventlogConsumer implements Consumer {
 
   async #ensureOffsetsTable(): Promise<void> {
     const t = this.#o.offsetsTable;
-    await this.#ctx.send(this.#dbUri('statement', `CREATE TABLE IF NOT EXISTS ${t} (grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, gen BIGINT NOT NULL, PRIMARY KEY (grp, topic, part))`), createMessage(null));
+    try {
+      await this.#ctx.send(this.#dbUri('statement', `CREATE TABLE IF NOT EXISTS ${t} (grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, gen BIGINT NOT NULL, PRIMARY KEY (grp, topic, part))`), createMessage(null));
+    } catch (err) {
+      // PostgreSQL: consumers starting together race on CREATE TABLE IF NOT EXISTS (a unique
+      // violation on the catalog, 23505, or 42P07); the loser only needs the table to be there
+      try {
+        await this.#ctx.send(this.#dbUri('query', `SELECT next_offset FROM ${t} WHERE 1 = 0`), createMessage(null));
+      } catch {
+        throw err;
+      }
+    }
   }
 
   #key(w: Work): Record<string, unknown> {
