@@ -6,18 +6,11 @@ import { registerOpsCommands } from './ops.js';
  * `inflight`, `dead-letters`) on their own: they need an HTTP client and nothing else, so
  * bin/busbar.js starts them without loading the engine, the adapters and their option
  * schemas (about 1 s of CPU per command, most of it compiling schemas nobody uses here).
+ *
+ * The program of the hub commands when `name` (argv[2]) is one of them, else undefined.
  */
-function opsProgram(): Command {
+export function opsProgramFor(name: string | undefined): Command | undefined {
   const program = new Command('busbar').showHelpAfterError();
   registerOpsCommands(program);
-  return program;
-}
-
-/** Whether `name` (argv[2]) is one of the hub commands. */
-export function isOpsCommand(name: string | undefined): boolean {
-  return name !== undefined && opsProgram().commands.some((c) => c.name() === name);
-}
-
-export async function opsMain(argv: string[] = process.argv): Promise<void> {
-  await opsProgram().parseAsync(argv);
+  return name !== undefined && program.commands.some((c) => c.name() === name) ? program : undefined;
 }
