@@ -15,38 +15,28 @@ if ! perl -MSOAP::Lite -MSOAP::Transport::HTTP -MJSON::PP -e 1 2>/dev/null; then
   apt-get install -y -q libsoap-lite-perl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libsoap-lite-perl >/dev/null; }
 fi
 
-# libxml2's xmllint: the oracle of the XML codec's well-formedness spec
-if ! command -v xmllint >/dev/null 2>&1; then
+# need_tool CMD PACKAGE [apt flags]: install PACKAGE with apt-get when CMD is missing (root only)
+need_tool() {
+  local cmd=$1 pkg=$2
+  shift 2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    echo "test-services.sh: xmllint is missing and this is not root: run 'apt-get install -y libxml2-utils'" >&2
+    echo "test-services.sh: $cmd is missing and this is not root: run 'apt-get install -y $pkg'" >&2
     exit 1
   fi
-  echo "test-services.sh: installing libxml2-utils" >&2
+  echo "test-services.sh: installing $pkg (for $cmd)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q libxml2-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libxml2-utils >/dev/null; }
-fi
+  apt-get install -y -q "$@" "$pkg" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$@" "$pkg" >/dev/null; }
+}
+
+# libxml2's xmllint: the oracle of the XML codec's well-formedness spec
+need_tool xmllint libxml2-utils
 
 # Prometheus's promtool: the linter the metrics spec runs the /metrics exposition through
-if ! command -v promtool >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test-services.sh: promtool is missing and this is not root: run 'apt-get install -y prometheus'" >&2
-    exit 1
-  fi
-  echo "test-services.sh: installing prometheus (for promtool)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
-fi
+need_tool promtool prometheus --no-install-recommends
 
 # strace: the event log's durability spec watches a producer's real system calls (fdatasync before the confirm)
-if ! command -v strace >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test-services.sh: strace is missing and this is not root: run 'apt-get install -y strace'" >&2
-    exit 1
-  fi
-  echo "test-services.sh: installing strace" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; }
-fi
+need_tool strace strace
 
 # Python's grpcio: the independent gRPC peer of the grpc specs
 bash "$here/grpc-python.sh"
