@@ -197,6 +197,7 @@ export class Engine {
   readonly #routeUris = new Map<string, Set<string>>();
   readonly #mounters: Array<(m: ManagementServer) => void | Promise<void>> = [];
   #observer: ExchangeObserver | undefined;
+  #stepObserver: ExchangeObserver | undefined;
   readonly #observers: ExchangeObserver[] = [];
   /** Reloads run one at a time. */
   #reloads: Promise<unknown> = Promise.resolve();
@@ -700,6 +701,7 @@ export class Engine {
       this.#descriptions.set(def.id, rootSteps);
       this.#routeUris.set(def.id, uris);
       route.observer = this.#observer;
+      route.stepObserver = this.#stepObserver;
       const tracer = this.#tracer;
       if (tracer !== undefined) {
         const from = this.#bound(def.from, 'consumer');
@@ -1260,16 +1262,18 @@ export class Engine {
             ? pair(list[0]!, list[1]!)
             : {
               begin: (route, msg, at) => list.map((o) => o.begin(route, msg, at)),
-              step: (route, msg, path, kind) => {
-                for (const o of list) o.step(route, msg, path, kind);
-              },
+              step: stepsOf(list),
               pending: (route, token) => list.forEach((o, i) => o.pending?.(route, (token as unknown[])[i])),
               end: (route, token, outcome, err, began, ended) => list.forEach((o, i) => o.end(route, (token as unknown[])[i], outcome, err, began, ended)),
               deadLettered: async (route, uri, msg, reply) => {
                 for (const o of list) await o.deadLettered?.(route, uri, msg, reply);
               },
             };
-    for (const r of this.#routes.values()) r.observer = this.#observer;
+    this.#stepObserver = this.#observer !== undefined && list.some((o) => o.ignoresSteps !== true) ? this.#observer : undefined;
+    for (const r of this.#routes.values()) {
+      r.observer = this.#observer;
+      r.stepObserver = this.#stepObserver;
+    }
   }
 
   /**
@@ -1368,10 +1372,7 @@ function pair(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
   const pending = a.pending !== undefined || b.pending !== undefined;
   return {
     begin: (route, msg, at) => [a.begin(route, msg, at), b.begin(route, msg, at)],
-    step(route, msg, path, kind) {
-      a.step(route, msg, path, kind);
-      b.step(route, msg, path, kind);
-    },
+    step: stepsOf([a, b]),
     ...(pending
       ? {
           pending(route: Route, token: unknown) {
@@ -1400,6 +1401,19 @@ function withHistory(fn: Next, label: string, clock: Clock): Next {
   };
 }
 
+/**
+ * The step function of combined observers: calls only those that want steps, bound once
+ * (an observer of exchanges only, such as metrics, costs no call per step).
+ */
+function stepsOf(list: readonly ExchangeObserver[]): ExchangeObserver['step'] {
+  const want = list.filter((o) => o.ignoresSteps !== true);
+  if (want.length === 0) return () => undefined;
+  if (want.length === 1) return want[0]!.step.bind(want[0]);
+  return (route, msg, path, kind) => {
+    for (const o of want) o.step(route, msg, path, kind);
+  };
+}
+
 /** `a` keeps a token, `b` does not (see `pair`). */
 function pairStateless(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserver {
   const o: ExchangeObserver = {
@@ -1407,11 +1421,7 @@ function pairStateless(a: ExchangeObserver, b: ExchangeObserver): ExchangeObserv
       b.begin(route, msg, at);
       return a.begin(route, msg, at);
     },
-    // bound once: with `b` ignoring steps, a step costs one call less per observed step
-    step: b.ignoresSteps === true ? a.step.bind(a) : (route, msg, path, kind) => {
-      a.step(route, msg, path, kind);
-      b.step(route, msg, path, kind);
-    },
+    step: stepsOf([a, b]),
     end(route, token, outcome, err, began, ended) {
       a.end(route, token, outcome, err, began, ended);
       b.end(route, undefined, outcome, err, began, ended);

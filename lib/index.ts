@@ -14,7 +14,7 @@ export { ConfigReader, routeConfigSchema, type RouteConfig, type RoutesConfig, t
 export { compileExpression, type CompiledExpression } from './expression.js';
 export { StepRegistry, type StepKind, type StepDefinition, type CompileContext, type ConfigContext, type Next, type MaybePromise, type NamedFunction } from './step.js';
 export type { RouteDefinition, ErrorPolicy, ErrorRule, RedeliveryPolicy } from './model.js';
-export { ERROR_HEADERS, ATTEMPT_HEADER, type RouteStats, type MessageEvent } from './route.js';
+export { ERROR_HEADERS, ATTEMPT_HEADER, type RouteStats, type MessageEvent, type ExchangeObserver, type ExchangeOutcome } from './route.js';
 export { BoundedQueue } from './channel.js';
 export { renderTemplate } from './template.js';
 export { type JsonSchema, type Problem, formatProblem } from './schema.js';

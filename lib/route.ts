@@ -34,7 +34,7 @@ export interface ExchangeObserver {
   end(route: Route, token: unknown, outcome: ExchangeOutcome, err?: unknown, began?: number, ended?: number): void;
   /** `begin` returns no token (it only needs the times `end` gets): a combined observer skips it. */
   readonly stateless?: boolean;
-  /** `step` does nothing (metrics count exchanges, not steps): a combined observer does not call it. */
+  /** `step` does nothing (metrics count exchanges, not steps): a combined observer does not call it, and a route observed only by such observers calls no observer per step (nor counts step hits). */
   readonly ignoresSteps?: boolean;
   /** A failed message went to dead-letter endpoint `uri`, which answered `reply` (where it put it). */
   deadLettered?(route: Route, uri: string, msg: Message, reply: Message | undefined): void | Promise<void>;
@@ -107,6 +107,11 @@ export class Route {
   pipeline: Next = (m) => m;
   /** Set while the route is observed (see ExchangeObserver). */
   observer: ExchangeObserver | undefined;
+  /**
+   * The observer again when it wants steps (`ignoresSteps` not set), else unset: a route
+   * watched only by observers that count exchanges (metrics) costs nothing per step.
+   */
+  stepObserver: ExchangeObserver | undefined;
   /** Set when the engine traces (lib/tracing): wraps each exchange in its span. */
   trace: ((msg: Message, run: (m: Message) => Promise<Message>) => Promise<Message>) | undefined;
   readonly startHooks: Array<() => Promise<void> | void> = [];

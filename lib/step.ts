@@ -130,7 +130,8 @@ export interface GuardSlot {
 
 /**
  * Where a guarded step is, for the route's observer (one property check per step when
- * nobody observes). `hits` counts the exchanges that reached the step while observed: a
+ * nobody observes steps). `hits` counts the exchanges that reached the step while observed
+ * by an observer of steps (the management API's, the console's): a
  * counter made when the route is built, so counting costs no lookup per message.
  */
 export interface StepProbe {
@@ -173,7 +174,7 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   if (probe === undefined) return run;
   const { route, path, kind } = probe;
   return (msg) => {
-    const o = route.observer;
+    const o = route.stepObserver;
     if (o !== undefined) {
       probe.hits++;
       o.step(route, msg, path, kind);

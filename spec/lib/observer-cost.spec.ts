@@ -1,6 +1,6 @@
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'chai';
-import { createMessage, Engine, from, type Adapter, type Message } from '../../lib/index.js';
+import { createMessage, Engine, from, type Adapter, type ExchangeObserver, type Message } from '../../lib/index.js';
 import { InflightTracker } from '../../lib/management/inflight.js';
 import { testLogger } from '../helpers.js';
 
@@ -92,6 +92,36 @@ describe('observing a route, cheaply', () => {
     expect(text).to.match(/busbar_route_duration_seconds_count\{route="m",outcome="failed"\} 1\n/);
     const sum = Number(/busbar_route_duration_seconds_sum\{route="m",outcome="completed"\} (\S+)/.exec(text)?.[1]);
     expect(sum).to.be.greaterThan(0).and.lessThan(5);
+  });
+
+  it('a route watched only by observers that ignore steps (metrics) calls none of them per step, nor counts step hits; one that wants steps gets every step', async () => {
+    engine = new Engine({ logger: testLogger(), adapters: [sink([])] });
+    engine.addRoutes(from<number>('direct:s').routeId('s').transform((n) => n + 1).transform((n) => n * 2).to('sink:s'));
+    await engine.start();
+    const seen: string[] = [];
+    const exchanges: number[] = [];
+    const counting = (ignoresSteps: boolean, name: string): ExchangeObserver => ({
+      ignoresSteps,
+      stateless: true,
+      begin: () => undefined,
+      step: (_r, _m, path) => void seen.push(`${name} ${path}`),
+      end: () => void exchanges.push(1),
+    });
+    const unMetricsLike = engine.observe(counting(true, 'exchanges'));
+    await engine.send('direct:s', 1);
+    expect(exchanges).to.have.length(1);
+    expect(seen).to.deep.equal([]);
+    expect(engine.stepHits('s')).to.deep.equal({});
+    const unSteps = engine.observe(counting(false, 'steps'));
+    await engine.send('direct:s', 2);
+    // the pair forwards steps to the one that wants them only
+    expect(seen).to.deep.equal(['steps /steps/0', 'steps /steps/1', 'steps /steps/2']);
+    expect(engine.stepHits('s')).to.deep.equal({ '/steps/0': 1, '/steps/1': 1, '/steps/2': 1 });
+    unSteps();
+    await engine.send('direct:s', 3);
+    expect(seen).to.have.length(3);
+    expect(exchanges).to.have.length(4);
+    unMetricsLike();
   });
 
   it('tracing with no SDK registered hands the message on untouched (no span work), and uses an SDK registered later', async () => {
