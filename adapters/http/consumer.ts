@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
+import { Deadlines } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 import { SOAP_FAULT_HEADER } from '../../lib/steps/transform.js';
@@ -146,23 +147,25 @@ export class ServerEndpoint {
     return createMessage(body, typeof cid === 'string' && cid ? { headers: h, correlationId: cid } : { headers: h });
   }
 
-  /** Run the message through the route within `timeoutMs` (TIMEOUT -> 504). */
+  #deadlines: Deadlines | undefined;
+
+  /** Run the message through the route within `timeoutMs` (TIMEOUT -> 504); the limits of an endpoint share one timer. */
   run(msg: Message): Promise<Message> {
     const p = this.ctx.process(msg);
     const ms = this.opts.timeoutMs;
-    const clock = this.ctx.clock;
+    const deadlines = (this.#deadlines ??= new Deadlines(this.ctx.clock, ms));
     return new Promise<Message>((resolve, reject) => {
       let done = false;
-      const t = clock.setTimeout(() => {
+      const cancel = deadlines.add(() => {
         if (done) return;
         done = true;
         reject(new BusbarError('TIMEOUT', `route "${this.ctx.routeId}" did not reply within ${ms} ms (timeoutMs)`, { details: { routeId: this.ctx.routeId, timeoutMs: ms } }));
-      }, ms);
+      });
       p.then(
         (m) => {
           if (done) return;
           done = true;
-          clock.clearTimeout(t);
+          cancel();
           resolve(m);
         },
         (e: unknown) => {
@@ -171,7 +174,7 @@ export class ServerEndpoint {
             return;
           }
           done = true;
-          clock.clearTimeout(t);
+          cancel();
           reject(e);
         },
       );
