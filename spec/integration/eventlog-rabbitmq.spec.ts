@@ -144,12 +144,13 @@ describe('eventlog on RabbitMQ streams', function () {
     expect(later.every((g) => g.member === 'a')).to.equal(true);
     expect(new Set(got.map((g) => (g.body as { i: number }).i)).size).to.equal(300);
 
-    // a zombie: joins (gets partitions in a new epoch), then falls silent; a's heartbeat expels it
+    // a zombie: joins (a hands it two partitions in a new epoch), then falls silent; a's heartbeat expels it
     // after the session timeout and takes its partitions back in a newer epoch; the zombie's commit is refused
     const zombie = new GroupCoordinator(join(tmp.path, 'group'), 'g', 4, { sessionTimeoutMs: 600, memberId: 'zombie' });
+    expect(zombie.heartbeat().owned.size, 'two are handed over by a, not taken').to.equal(0);
+    await waitFor(() => owned(a).length === 2, 10_000, 'a gives two partitions to the zombie');
     const zm = zombie.heartbeat();
     expect(zm.owned.size).to.equal(2);
-    await waitFor(() => owned(a).length === 2, 10_000, 'a gives two partitions to the zombie');
     await waitFor(() => owned(a).length === 4, 10_000, 'a takes them back after the session timeout');
     const [zp, zepoch] = [...zm.owned.entries()][0]!;
     expect(zombie.commit([[zp, zepoch, 999_999]])).to.deep.equal([zp]);
