@@ -54,6 +54,8 @@ interface Work {
   p: number;
   epoch: number;
   stopped: boolean;
+  /** To be handed over to another member: no more records are read; then `release`. */
+  handingOver: boolean;
   reader: PartitionSource | undefined;
   progress: Progress;
   committed: number;
@@ -159,15 +161,59 @@ export class EventlogConsumer implements Consumer {
     this.#ctx.setStatus('connected');
   }
 
-  /** Stop what we no longer own (or own in a newer epoch), start what we newly own. */
+  /** Stop what we no longer own (or own in a newer epoch), hand over what is to go to another, start what we newly own. */
   #apply(m: Membership): void {
     this.#generation = m.generation;
-    for (const [p, w] of this.#work) {
+    for (const [p, w] of [...this.#work]) {
       if (m.owned.get(p) !== w.epoch) this.#stopPartition(w, 'revoked');
+      else if (!w.handingOver) {
+        if (m.handoff.has(p)) void this.#handOver(w);
+      } else if (w.inflight === 0) this.#release(w); // a release that failed, again
     }
     for (const [p, epoch] of m.owned) {
-      if (!this.#work.has(p)) this.#startPartition(p, epoch, m.offsets[p]);
+      if (this.#work.has(p)) continue;
+      // to go to another and not being read here (it failed): nothing of ours to commit
+      const r = m.handoff.has(p) ? this.#coordinator!.release(p, epoch, undefined) : undefined;
+      if (r === undefined || r.outcome === 'kept') this.#startPartition(p, epoch, r ? r.offset : m.offsets[p]);
     }
+  }
+
+  /**
+   * Another member is to have this partition: read no further, let what is in the route finish
+   * (up to the session timeout), commit it and hand the partition over.
+   */
+  async #handOver(w: Work): Promise<void> {
+    w.handingOver = true;
+    w.wake?.();
+    if (w.inflight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => w.idle.push(r)), new Promise<void>((r) => (timer = setTimeout(r, this.#o.sessionTimeoutMs)))]);
+      clearTimeout(timer);
+    }
+    this.#release(w);
+  }
+
+  #release(w: Work): void {
+    if (w.stopped || this.#stopping || !this.#coordinator) return;
+    // at-least-once: what it finished goes with it (the others commit elsewhere, or committed ahead)
+    const next = this.#o.delivery === 'at-least-once' && w.reader ? w.progress.done : undefined;
+    let r: ReturnType<GroupCoordinator['release']>;
+    try {
+      r = this.#coordinator.release(w.p, w.epoch, next);
+    } catch (err) {
+      this.#ctx.logger.warn({ err, topic: this.#s.topic, partition: w.p }, 'event log consumer: handing a partition over failed; retrying at the next heartbeat');
+      return;
+    }
+    if (r.outcome === 'fenced') {
+      this.#fenced++;
+      this.#ctx.logger.warn({ topic: this.#s.topic, partition: w.p, epoch: w.epoch }, 'event log: hand-over refused (partition owned by another member now); letting it go');
+      this.#stopPartition(w, 'fenced');
+      return;
+    }
+    if (next !== undefined) w.committed = next;
+    this.#stopPartition(w, r.outcome === 'moved' ? 'handed over' : 'kept');
+    // no longer to be handed over: read on from what was committed
+    if (r.outcome === 'kept' && !this.#work.has(w.p)) this.#startPartition(w.p, w.epoch, r.offset);
   }
 
   #stopPartition(w: Work, why: string): void {
@@ -179,7 +225,7 @@ export class EventlogConsumer implements Consumer {
   }
 
   #startPartition(p: number, epoch: number, committed: number | undefined): void {
-    const w: Work = { p, epoch, stopped: false, reader: undefined, progress: new Progress(0), committed: 0, inflight: 0, failedAt: undefined, failures: 0, wake: undefined, idle: [], expected: 0, verified: false };
+    const w: Work = { p, epoch, stopped: false, handingOver: false, reader: undefined, progress: new Progress(0), committed: 0, inflight: 0, failedAt: undefined, failures: 0, wake: undefined, idle: [], expected: 0, verified: false };
     this.#work.set(p, w);
     void this.#run(w, committed);
   }
@@ -199,7 +245,7 @@ export class EventlogConsumer implements Consumer {
       w.committed = next;
       w.expected = next;
       const serial = this.#o.delivery === 'effectively-once';
-      while (!w.stopped && !this.#stopping) {
+      while (!w.stopped && !this.#stopping && !w.handingOver) {
         if (w.failedAt !== undefined) {
           await this.#recover(w);
           continue;
@@ -209,13 +255,15 @@ export class EventlogConsumer implements Consumer {
           continue;
         }
         await this.#ctx.whenAvailable();
-        if (w.stopped || this.#stopping) break;
+        if (w.stopped || this.#stopping || w.handingOver) break;
         const room = serial ? 1 : Math.max(1, Math.min(this.#o.batchSize, this.#ctx.available()));
         const records = await w.reader.read(room);
         if (w.reader.skipped) {
           this.#ctx.logger.warn({ topic: this.#s.topic, partition: w.p, from: w.reader.skipped[0], to: w.reader.skipped[1] }, 'event log: records removed by retention before this group read them were skipped');
           w.reader.skipped = undefined;
         }
+        // released or handed over meanwhile: these are the next owner's to read
+        if (w.stopped || this.#stopping || w.handingOver) break;
         if (records.length === 0) {
           await sleep(this.#o.pollMs, w);
           continue;

@@ -13,6 +13,12 @@ import { BusbarError } from '../../lib/errors.js';
  *   host, pid no longer alive: a `kill -9` is noticed at the next heartbeat), is removed;
  * - any change of membership starts a new generation and a sticky, balanced assignment:
  *   each partition has one owner and an epoch (the generation it was given to that owner);
+ * - a partition the assignment takes from a live member (one joined) is not given away at
+ *   once: it is marked `to` the new member, and its owner hands it over (`release`) once what
+ *   it had in the route finished and its offset was committed, in a newer epoch. Until then the
+ *   new member does not read it, so a partition is read by one member at a time and what its
+ *   owner finished is never left behind uncommitted. A dead, expelled or leaving member's
+ *   partitions go to the others at once;
  * - a commit names the partition's epoch and is refused (`EVENTLOG_FENCED`) unless the
  *   committer still owns the partition in that epoch: a zombie (paused, partitioned off,
  *   slow) cannot move a partition's offset once it was given to someone else.
@@ -29,7 +35,8 @@ import { BusbarError } from '../../lib/errors.js';
 export interface GroupState {
   generation: number;
   members: Record<string, { host: string; pid: number; seen: number }>;
-  assignment: Record<string, { member: string; epoch: number }>;
+  /** `to`: the member the owner is to hand the partition over to (see `release`). */
+  assignment: Record<string, { member: string; epoch: number; to?: string }>;
   /** Next offset to read, per partition. */
   offsets: Record<string, number>;
 }
@@ -219,7 +226,10 @@ export function writeGroup(file: string, state: GroupState): void {
   renameSync(tmp, file);
 }
 
-/** Sticky balanced assignment: members keep what they own up to their share; the rest is dealt out. */
+/**
+ * Sticky balanced assignment: members keep what they own up to their share; the rest is dealt
+ * out. What goes from one of `members` to another stays with its owner, marked `to` the other.
+ */
 export function assign(partitions: number, members: string[], prev: GroupState['assignment'], generation: number): GroupState['assignment'] {
   const out: GroupState['assignment'] = {};
   if (members.length === 0) return out;
@@ -234,7 +244,7 @@ export function assign(partitions: number, members: string[], prev: GroupState['
     if (c !== undefined && (c < base || (c === base && extra > 0))) {
       if (c === base) extra--;
       count.set(owner!, c + 1);
-      out[p] = prev[p]!;
+      out[p] = { member: owner!, epoch: prev[p]!.epoch };
     } else free.push(p);
   }
   for (const p of free) {
@@ -245,7 +255,11 @@ export function assign(partitions: number, members: string[], prev: GroupState['
     }
     m ??= sorted[0]!;
     count.set(m, count.get(m)! + 1);
-    out[p] = { member: m, epoch: generation };
+    const owner = prev[p]?.member;
+    // a live owner hands it over itself, when it has committed what it finished
+    if (owner === m) out[p] = { member: m, epoch: prev[p]!.epoch };
+    else if (owner !== undefined && count.has(owner)) out[p] = { member: owner, epoch: prev[p]!.epoch, to: m };
+    else out[p] = { member: m, epoch: generation };
   }
   return out;
 }
@@ -254,6 +268,8 @@ export interface Membership {
   generation: number;
   /** Partition -> epoch, for the partitions this member owns. */
   owned: Map<number, number>;
+  /** Those of `owned` this member is to hand over to another (`release`). */
+  handoff: Set<number>;
   offsets: Record<string, number>;
   state: GroupState;
 }
@@ -277,8 +293,13 @@ export class GroupCoordinator {
 
   #membership(state: GroupState): Membership {
     const owned = new Map<number, number>();
-    for (const [p, a] of Object.entries(state.assignment)) if (a.member === this.memberId) owned.set(Number(p), a.epoch);
-    return { generation: state.generation, owned, offsets: state.offsets, state };
+    const handoff = new Set<number>();
+    for (const [p, a] of Object.entries(state.assignment)) {
+      if (a.member !== this.memberId) continue;
+      owned.set(Number(p), a.epoch);
+      if (a.to !== undefined) handoff.add(Number(p));
+    }
+    return { generation: state.generation, owned, handoff, offsets: state.offsets, state };
   }
 
   /** Join or stay in the group; expel the silent and the dead; rebalance when membership changed. */
@@ -336,6 +357,37 @@ export class GroupCoordinator {
         if (changed) writeSlot(fd, path, (slots?.seq ?? 0) + 1, offsets);
       }
       return fenced;
+    });
+  }
+
+  /**
+   * Hand partition `p` (owned in `epoch`) over to the member it is marked `to`: commit `next`
+   * first when given, then the partition is the other's in a newer epoch. `fenced` when this
+   * member no longer owns it in that epoch (nothing written); `kept` when it is no longer to
+   * be handed over (its target left): the partition stays this member's, `offset` its
+   * committed offset.
+   */
+  release(p: number, epoch: number, next: number | undefined): { outcome: 'moved' | 'kept' | 'fenced'; offset: number | undefined } {
+    return withGroupLock(this.#lock, () => {
+      const state = readGroup(this.#file);
+      const a = state?.assignment[p];
+      if (!state || !a || a.member !== this.memberId || a.epoch !== epoch) return { outcome: 'fenced', offset: undefined };
+      if (next !== undefined && state.offsets[p] !== next) {
+        state.offsets[p] = next;
+        commitOffsets(this.#file, state.offsets);
+      }
+      const offset = state.offsets[p];
+      if (a.to !== undefined && state.members[a.to]) {
+        state.generation++;
+        state.assignment[p] = { member: a.to, epoch: state.generation };
+        writeGroup(this.#file, state);
+        return { outcome: 'moved', offset };
+      }
+      if (a.to !== undefined) {
+        delete a.to;
+        writeGroup(this.#file, state);
+      }
+      return { outcome: 'kept', offset };
     });
   }
 

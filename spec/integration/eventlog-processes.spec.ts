@@ -37,10 +37,20 @@ describe('eventlog: group ownership is fenced by epoch', () => {
       expect(a.commit([[0, epochA, 9]])).to.deep.equal([0]);
       expect(b.read()!.offsets[0]).to.equal(5);
       expect(b.commit([[0, mb.owned.get(0)!, 7]])).to.deep.equal([]);
-      // rejoining, a gets a share in a newer epoch again: 1 partition each
-      const ma2 = a.heartbeat(t0 + 5100);
-      expect(ma2.owned.size).to.equal(1);
-      expect(b.heartbeat(t0 + 5150).owned.size).to.equal(1);
+      // rejoining, a gets a share in a newer epoch again, once b (alive) handed it over with
+      // what b finished committed: until then b owns both, one marked for a
+      expect(a.heartbeat(t0 + 5100).owned.size).to.equal(0);
+      const mb2 = b.heartbeat(t0 + 5150);
+      expect(mb2.owned.size).to.equal(2);
+      expect(mb2.handoff.size).to.equal(1);
+      const [hp] = [...mb2.handoff] as [number];
+      expect(a.release(hp, mb2.owned.get(hp)!, 99).outcome, 'only the owner hands over').to.equal('fenced');
+      expect(b.release(hp, mb2.owned.get(hp)!, 11)).to.deep.equal({ outcome: 'moved', offset: 11 });
+      const ma2 = a.heartbeat(t0 + 5200);
+      expect([...ma2.owned.keys()]).to.deep.equal([hp]);
+      expect(ma2.owned.get(hp)).to.be.greaterThan(mb2.owned.get(hp)!);
+      expect(ma2.offsets[hp]).to.equal(11);
+      expect(b.heartbeat(t0 + 5250).owned.size).to.equal(1);
     } finally {
       tmp.cleanup();
     }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -144,12 +145,13 @@ describe('eventlog on RabbitMQ streams', function () {
     expect(later.every((g) => g.member === 'a')).to.equal(true);
     expect(new Set(got.map((g) => (g.body as { i: number }).i)).size).to.equal(300);
 
-    // a zombie: joins (gets partitions in a new epoch), then falls silent; a's heartbeat expels it
+    // a zombie: joins (a hands it two partitions in a new epoch), then falls silent; a's heartbeat expels it
     // after the session timeout and takes its partitions back in a newer epoch; the zombie's commit is refused
     const zombie = new GroupCoordinator(join(tmp.path, 'group'), 'g', 4, { sessionTimeoutMs: 600, memberId: 'zombie' });
+    expect(zombie.heartbeat().owned.size, 'two are handed over by a, not taken').to.equal(0);
+    await waitFor(() => owned(a).length === 2, 10_000, 'a gives two partitions to the zombie');
     const zm = zombie.heartbeat();
     expect(zm.owned.size).to.equal(2);
-    await waitFor(() => owned(a).length === 2, 10_000, 'a gives two partitions to the zombie');
     await waitFor(() => owned(a).length === 4, 10_000, 'a takes them back after the session timeout');
     const [zp, zepoch] = [...zm.owned.entries()][0]!;
     expect(zombie.commit([[zp, zepoch, 999_999]])).to.deep.equal([zp]);
@@ -163,7 +165,7 @@ describe('eventlog on RabbitMQ streams', function () {
     expect(codeOf(() => engine().addRoutes(from('eventlog:group?compact=true').to('mock:x')))).to.equal('BUSBAR_ERR_EVENTLOG_CONFIG');
   });
 
-  it('3 consumer processes in one group on 6 partitions: kill -9 one, its partitions move to the others in a newer epoch, the others keep theirs and keep flowing; committed offsets never move back; 0 lost', async function () {
+  it('3 consumer processes in one group on 6 partitions: kill -9 one, its partitions move to the others in a newer epoch, the others keep theirs and keep flowing; a SIGSTOPped owner loses its partitions and, SIGCONTed, its commit is fenced; committed offsets never move back; 0 lost', async function () {
     this.timeout(120_000);
     const db = join(tmp.path, 'out.db');
     const sql = openDatabase({ engine: 'sqlite', file: db });
@@ -172,7 +174,21 @@ describe('eventlog on RabbitMQ streams', function () {
     const prod = engine();
     await prod.start();
     const group = new GroupCoordinator(join(tmp.path, 'procs'), 'g', 6, { sessionTimeoutMs: 1000, memberId: 'observer' });
-    const env = (w: string): Record<string, string> => ({ EVL_DIR: tmp.path, EVL_DB: db, EVL_WORKER: w, EVL_MODE: 'at-least-once', EVL_SESSION_MS: '2500', EVL_RABBIT_URL: AMQP_URL, EVL_RABBIT_PREFIX: prefix, EVL_TOPIC: 'procs', EVL_PARTITIONS: '6' });
+    const env = (w: string): Record<string, string> => ({
+      EVL_DIR: tmp.path,
+      EVL_DB: db,
+      EVL_WORKER: w,
+      EVL_MODE: 'at-least-once',
+      EVL_SESSION_MS: '2500',
+      EVL_RABBIT_URL: AMQP_URL,
+      EVL_RABBIT_PREFIX: prefix,
+      EVL_TOPIC: 'procs',
+      EVL_PARTITIONS: '6',
+      // w1 becomes the zombie: its commit timer (200 ms) falls due well before its next heartbeat
+      // (600 ms) when it is paused just after one, so on waking it commits before it learns it
+      // was expelled
+      ...(w === 'w1' ? { EVL_HEARTBEAT_MS: '600', EVL_COMMIT_MS: '200' } : {}),
+    });
     const workers: WorkerProcess[] = [];
     let appended = 0;
     let writing = true;
@@ -221,12 +237,60 @@ describe('eventlog on RabbitMQ streams', function () {
       const [ry, rz] = [await rowsOf('w1'), await rowsOf('w2')];
       await waitFor(async () => (await rowsOf('w1')) > ry && (await rowsOf('w2')) > rz, 15_000, 'both survivors keep flowing');
       await waitFor(async () => (await count(`SELECT COUNT(DISTINCT part) FROM out WHERE worker IN ('w1','w2') AND part IN (${moved.join(',')})`)) === moved.length, 15_000, 'the moved partitions read by their new owners');
+
+      // the zombie: y is SIGSTOPped just after a heartbeat, outside the group lock, holding
+      // finished records it has not committed yet (its rows are in, its offsets are not)
+      const yId = Object.entries(group.read()!.members).find(([, m]) => m.pid === y.child.pid)![0];
+      const lockFile = join(tmp.path, 'procs', 'groups', 'g.lock');
+      const holds = (): boolean => existsSync(lockFile);
+      const unsaved = async (): Promise<boolean> => {
+        const s = group.read()!;
+        for (const p of ownedBy(y.child.pid!)) if ((await count(`SELECT COUNT(*) FROM out WHERE worker = 'w1' AND part = ${p} AND off >= ${s.offsets[p] ?? 0}`)) > 0) return true;
+        return false;
+      };
+      // nor inside a write to the sink: paused holding SQLite's write lock, y would keep z's next
+      // insert waiting out its busy timeout (its event loop with it)
+      const probe = openDatabase({ engine: 'sqlite', file: db, busyTimeoutMs: 0 });
+      const sinkFree = async (): Promise<boolean> => {
+        try {
+          await probe.query('BEGIN IMMEDIATE');
+          await probe.query('ROLLBACK');
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      let paused = false;
+      let yParts: number[] = [];
+      for (let attempt = 0; attempt < 20 && !paused; attempt++) {
+        yParts = ownedBy(y.child.pid!);
+        const seen = group.read()!.members[yId]!.seen;
+        await waitFor(() => group.read()!.members[yId]!.seen !== seen, 5000, "y's next heartbeat");
+        y.child.kill('SIGSTOP');
+        await new Promise((r) => setTimeout(r, 10));
+        paused = !holds() && (await sinkFree()) && (await unsaved());
+        if (!paused) y.child.kill('SIGCONT');
+      }
+      await probe.close();
+      expect(paused, 'y paused outside the lock with uncommitted records').to.equal(true);
+      await waitFor(() => ownedBy(z.child.pid!).length === 6, 15_000, 'z owns all six while y is paused');
+      // z works on from y's last commit and commits past everything y finished; then y wakes up
+      // (an unfenced commit of y's would move those offsets back)
+      const yDone: Record<number, number> = {};
+      for (const p of yParts) yDone[p] = await count(`SELECT COALESCE(MAX(off), -1) + 1 FROM out WHERE worker = 'w1' AND part = ${p}`);
+      await waitFor(() => yParts.every((p) => (group.read()!.offsets[p] ?? 0) > yDone[p]!), 15_000, "z commits past y's progress");
+      y.child.kill('SIGCONT');
+      await waitFor(() => ownedBy(y.child.pid!).length === 3, 15_000, 'y rejoins with a share');
+
       writing = false;
       await producer;
       await waitFor(async () => (await count("SELECT COUNT(DISTINCT part || '-' || off) FROM out")) === appended, 30_000, 'every record processed');
+      const outputs = [y, z].map((w) => new Promise<string>((r) => w.child.stdout!.on('data', (d) => String(d).includes('fenced=') && r(String(d)))));
       for (const w of [y, z]) w.child.stdin!.write('stop\n');
+      const [fencedY] = (await Promise.all(outputs)).map((o) => Number(/fenced=(\d+)/.exec(o)![1]));
       await Promise.all([y, z].map((w) => w.exited));
       expect(backwards, 'a committed offset moved back').to.equal(undefined);
+      expect(fencedY, "the woken zombie's commit was refused").to.be.greaterThan(0);
       expect(await count("SELECT COUNT(DISTINCT part || '-' || off) FROM out")).to.equal(appended);
       expect(Object.values(group.read()!.offsets).reduce((a, b) => a + b, 0), 'committed offsets add up to every record').to.equal(appended);
     } finally {
