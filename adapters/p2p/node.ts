@@ -667,7 +667,8 @@ export class P2pNode {
     }
     const cur = this.#members.get(rec.id);
     if (cur && (rec.incarnation < cur.incarnation || (rec.incarnation === cur.incarnation && RANK[rec.state] <= RANK[cur.state]))) {
-      // same or older news; still learn addresses that changed under the same incarnation
+      // same or older news. Addresses travel in the records: a peer's addresses are fixed for its
+      // identity (a restarted peer is a new identity, with its new addresses, and the old one dies)
       return;
     }
     const prev = cur?.state;
