@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Message } from '../../lib/message.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createAjv, toProblems } from '../../lib/schema.js';
-import { P2pNode, type MemberView, type P2pSettings, type P2pStats } from './node.js';
+import { P2pNode, SEED, type MemberView, type P2pSettings, type P2pStats } from './node.js';
 
 export type { MemberView, P2pStats } from './node.js';
 
@@ -15,7 +15,7 @@ export const p2pConfigSchema = Type.Object(
     secret: Type.String({ minLength: 16, description: 'Cluster secret shared by every peer (at least 16 characters). It keys the libp2p private network: a peer without it cannot connect, join or inject messages. Required.' }),
     name: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', description: 'This peer\'s name (also fixes its peer id, so a restarted peer comes back as itself). Default: host-pid.' })),
     listen: Type.String({ ...address, default: '127.0.0.1:0', description: 'Where this peer listens (`host:port`; port 0 picks a free one). Loopback unless told otherwise.' }),
-    seeds: Type.Array(address, { default: [], description: 'Peers to join through (`host:port`); any live one is enough. Tried again until one answers.' }),
+    seeds: Type.Array(Type.String({ pattern: SEED.source, description: '`host:port`: an IPv4 address or a host name' }), { default: [], description: 'Peers to join through (`host:port`, the host an IPv4 address or a name, looked up again at every attempt); any live one is enough. Tried again until one answers.' }),
     probeIntervalMs: Type.Integer({ minimum: 10, default: 200, description: 'SWIM: one member probed per period.' }),
     probeTimeoutMs: Type.Integer({ minimum: 5, default: 150, description: 'SWIM: time for a direct ack before asking `indirectProbes` others to probe.' }),
     indirectProbes: Type.Integer({ minimum: 0, default: 3, description: 'SWIM: members asked to probe a member that missed its direct ack.' }),

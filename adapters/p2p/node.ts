@@ -1,4 +1,5 @@
 import { createHash, randomInt } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
@@ -60,6 +61,9 @@ export interface MemberView {
   subs: string[];
   services: string[];
 }
+
+/** A seed: `host:port`, the host an IPv4 address or a name (looked up at every join attempt). */
+export const SEED = /^([0-9.]+|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*):([0-9]{1,5})$/;
 
 type Handler = (msg: Message) => Promise<Message>;
 
@@ -564,8 +568,8 @@ export class P2pNode {
   async join(seeds: string[]): Promise<void> {
     if (!this.#running) throw new BusbarError('P2P_CONFIG', 'p2p: join() before the peer started (start an endpoint of its engine first)', { details: { seeds } });
     const parsed = seeds.map((s) => {
-      const m = /^([0-9.]+):([0-9]{1,5})$/.exec(s);
-      if (!m) throw new BusbarError('P2P_CONFIG', `p2p: seed "${s}" is not host:port (IPv4)`, { details: { seed: s } });
+      const m = SEED.exec(s);
+      if (!m) throw new BusbarError('P2P_CONFIG', `p2p: seed "${s}" is not host:port (an IPv4 address or a host name)`, { details: { seed: s } });
       return { host: m[1]!, port: Number(m[2]) };
     });
     await this.#join(parsed);
@@ -610,9 +614,11 @@ export class P2pNode {
     const { multiaddr } = await import('@multiformats/multiaddr');
     await Promise.all(
       seeds.map(async (seed) => {
-        if (seed.host === this.settings.listen.host && seed.port === this.settings.listen.port) return;
         try {
-          const stream = (await this.#lib!.dialProtocol(multiaddr(`/ip4/${seed.host}/tcp/${seed.port}`), PROTOCOL, { signal: AbortSignal.timeout(3000) })) as unknown as StreamLike & { remotePeer?: unknown };
+          // a host name is looked up again at every attempt: a seed that moved is found at its new address
+          const ip = /^[0-9.]+$/.test(seed.host) ? seed.host : (await lookup(seed.host, { family: 4 })).address;
+          if (ip === this.settings.listen.host && seed.port === this.settings.listen.port) return;
+          const stream = (await this.#lib!.dialProtocol(multiaddr(`/ip4/${ip}/tcp/${seed.port}`), PROTOCOL, { signal: AbortSignal.timeout(3000) })) as unknown as StreamLike & { remotePeer?: unknown };
           const conns = this.#lib!.getConnections().filter((c) => c.remoteAddr.toString().includes(`/tcp/${seed.port}`));
           const remote = conns[0]?.remotePeer.toString() ?? `seed:${seed.host}:${seed.port}`;
           if (remote === this.#self.id) return stream.abort(new Error('self'));

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createP2pNode, type P2pNode } from '../../../adapters/p2p/index.js';
+import { createMessage } from '../../../lib/index.js';
 import { testLogger, waitFor } from '../../helpers.js';
 
 const SECRET = 'spec-membership-secret-0123456789';
@@ -41,10 +42,36 @@ describe('p2p membership: push-pull state exchange (peers in this process, 127.0
     expect(alive(d)).to.deep.equal(['a', 'b', 'c']);
   });
 
+  it('a peer restarted at another address (same name, so the same id, a newer incarnation) is found there; a seed may be a host name', async () => {
+    const a = await peer('ra');
+    const start = async (tag: string): Promise<P2pNode> => {
+      const n = await peer('rc');
+      n.provide('whoami', async (m) => createMessage(`${tag}:${String(m.body)}`));
+      // a host name seed, looked up at the attempt
+      await n.join([`localhost:${a.address.split(':')[1]}`]);
+      return n;
+    };
+    const ask = (): Promise<unknown> => a.request('whoami', createMessage('hi'), { inOut: true, idempotent: true, timeoutMs: 3000 }).then((r) => r?.body);
+    const first = await start('first');
+    await waitFor(() => a.members().some((m) => m.name === 'rc' && m.state === 'alive' && m.services.includes('whoami')), 10_000, 'a to see rc providing whoami');
+    expect(await ask()).to.equal('first:hi');
+    const before = a.members().find((m) => m.name === 'rc')!;
+    const oldAddress = first.address;
+    await first.release();
+    nodes.splice(nodes.indexOf(first), 1);
+    const second = await start('second');
+    expect(second.address).to.not.equal(oldAddress);
+    await waitFor(() => (a.members().find((m) => m.name === 'rc')?.incarnation ?? 0) > before.incarnation, 10_000, 'a to hear of the newer incarnation');
+    const now = a.members().find((m) => m.name === 'rc')!;
+    expect(now.id).to.equal(before.id);
+    expect(now.state).to.equal('alive');
+    expect(await ask()).to.equal('second:hi');
+  });
+
   it('join() says what is wrong with a seed', async () => {
     const [a] = nodes;
     let err: unknown;
-    await a!.join(['localhost:1']).catch((e: unknown) => (err = e));
+    await a!.join(['localhost:1:2']).catch((e: unknown) => (err = e));
     expect(err).to.have.property('code', 'BUSBAR_ERR_P2P_CONFIG');
   });
 });
