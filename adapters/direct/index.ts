@@ -7,7 +7,16 @@ import type { Message } from '../../lib/message.js';
 export type DirectOptions = {};
 export const directOptions = { type: 'object', properties: {}, additionalProperties: false } as const satisfies FlatOptionsSchema<DirectOptions>;
 
-type Table = Map<string, ConsumerContext>;
+/**
+ * Per channel name, the consuming route's context while one is started. Slots are made by
+ * consumers only (one per consumed name, kept across stops and redeploys); a producer keeps
+ * the slot once it found it, so a send looks nothing up, and a name nobody consumes (a
+ * computed URI) leaves nothing behind.
+ */
+interface Slot {
+  ctx: ConsumerContext | undefined;
+}
+type Table = Map<string, Slot>;
 
 /**
  * `direct:name`: synchronous hand-off to the one route consuming `direct:name`, in the
@@ -19,26 +28,30 @@ export const directAdapter: Adapter<DirectOptions> = {
   optionsSchema: directOptions,
   createConsumer(endpoint, ctx) {
     const table = ctx.state<Table>('consumers', () => new Map());
+    let slot = table.get(endpoint.path);
+    if (slot === undefined) table.set(endpoint.path, (slot = { ctx: undefined }));
+    const mine = slot;
     return {
       async start() {
-        const other = table.get(endpoint.path);
+        const other = mine.ctx;
         if (other && other !== ctx) {
           throw new BusbarError('INVALID_ROUTE', `direct:${endpoint.path} already has a consumer (route "${other.routeId}"); use queue: or topic: for several`, {
             details: { uri: endpoint.uri, routeId: ctx.routeId },
           });
         }
-        table.set(endpoint.path, ctx);
+        mine.ctx = ctx;
       },
       async stop() {
-        if (table.get(endpoint.path) === ctx) table.delete(endpoint.path);
+        if (mine.ctx === ctx) mine.ctx = undefined;
       },
     };
   },
   createProducer(endpoint, ctx) {
     const table = ctx.state<Table>('consumers', () => new Map());
+    let slot: Slot | undefined;
     return {
       send(msg) {
-        const consumer = table.get(endpoint.path);
+        const consumer = (slot ??= table.get(endpoint.path))?.ctx;
         if (!consumer) {
           return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
         }
