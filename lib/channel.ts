@@ -1,5 +1,10 @@
 import { BusbarError } from './errors.js';
 
+interface Taker<T> {
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
 /**
  * A bounded FIFO buffer with waiting on both sides: `put` waits while full (backpressure
  * on the producer), `take` waits while empty. Waiters are served in order.
@@ -8,7 +13,7 @@ export class BoundedQueue<T> {
   readonly capacity: number;
   readonly #items: T[] = [];
   #head = 0;
-  readonly #takers: Array<{ resolve: (v: T) => void; reject: (e: unknown) => void }> = [];
+  readonly #takers: Array<Taker<T>> = [];
   readonly #putters: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
   #closed = false;
 
@@ -39,25 +44,52 @@ export class BoundedQueue<T> {
     return new Promise((resolve, reject) => this.#putters.push({ item, resolve, reject }));
   }
 
+  /**
+   * Takers waiting with each signal. A signal gets one abort listener for its life (the first
+   * time it waits here), not one per take: an EventTarget listener added and removed per
+   * message was the largest cost of a topic with many subscribers (profiled).
+   */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Taker<T>>>();
+
   /** The next item; rejects with the signal's reason when aborted (the item stays queued). */
   take(signal?: AbortSignal): Promise<T> {
     if (this.size > 0) return Promise.resolve(this.#shift());
     if (this.#closed) return Promise.reject(new BusbarError('CHANNEL_CLOSED', 'channel is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const waiter = {
+      if (signal === undefined) {
+        this.#takers.push({ resolve, reject });
+        return;
+      }
+      let waiting = this.#bySignal.get(signal);
+      if (waiting === undefined) {
+        const set = (waiting = new Set());
+        this.#bySignal.set(signal, set);
+        signal.addEventListener(
+          'abort',
+          () => {
+            for (const w of set) {
+              const i = this.#takers.indexOf(w);
+              if (i >= 0) this.#takers.splice(i, 1);
+              w.reject(signal.reason);
+            }
+            set.clear();
+          },
+          { once: true },
+        );
+      }
+      const set = waiting;
+      const waiter: Taker<T> = {
         resolve: (v: T) => {
-          signal?.removeEventListener('abort', onAbort);
+          set.delete(waiter);
           resolve(v);
         },
-        reject,
+        reject: (e: unknown) => {
+          set.delete(waiter);
+          reject(e);
+        },
       };
-      const onAbort = (): void => {
-        const i = this.#takers.indexOf(waiter);
-        if (i >= 0) this.#takers.splice(i, 1);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      set.add(waiter);
       this.#takers.push(waiter);
     });
   }

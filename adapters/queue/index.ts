@@ -53,7 +53,8 @@ class QueuePump extends Service implements Consumer {
   async #run(signal: AbortSignal): Promise<void> {
     const ctx = this.#ctx;
     while (!signal.aborted) {
-      await ctx.whenAvailable();
+      // a free slot is the common case: no promise to wait on then
+      if (ctx.available() <= 0) await ctx.whenAvailable();
       let msg: Message;
       try {
         msg = await this.#queue.take(signal);
