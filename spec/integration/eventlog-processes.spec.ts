@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { EventLog, GroupCoordinator } from '../../adapters/eventlog/index.js';
 import { openDatabase, type Database } from '../../adapters/db/index.js';
+import { sqliteWriteProbe } from './fixtures/sqlite-write-probe.js';
 import { PG_URL, tempDir, waitFor } from '../helpers.js';
 import { startWorker as startProcess, type WorkerProcess as Worker } from '../process-worker.js';
 
@@ -212,18 +213,9 @@ describe('eventlog: 3 consumer processes in one group on 6 partitions', function
           return false;
         }
       };
-      // nor inside a write to the sink: paused holding SQLite's write lock, y would keep z's next
-      // insert waiting out its busy timeout (its event loop with it)
-      const probe = openDatabase({ engine: 'sqlite', file: db, busyTimeoutMs: 0 });
-      const sinkFree = async (): Promise<boolean> => {
-        try {
-          await probe.query('BEGIN IMMEDIATE');
-          await probe.query('ROLLBACK');
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      // nor inside a write to the sink (see sqliteWriteProbe)
+      const probe = sqliteWriteProbe(db);
+      const sinkFree = (): Promise<boolean> => probe.free();
       for (let i = 0; i < 50; i++) {
         y.child.kill('SIGSTOP');
         await new Promise((r) => setTimeout(r, 10));

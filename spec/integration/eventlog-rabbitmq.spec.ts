@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { createEventlogAdapter, GroupCoordinator } from '../../adapters/eventlog/index.js';
 import { Engine, from, type Message } from '../../lib/index.js';
 import { openDatabase } from '../../adapters/db/index.js';
+import { sqliteWriteProbe } from './fixtures/sqlite-write-probe.js';
 import { AMQP_URL, codeOf, tempDir, testLogger, waitFor } from '../helpers.js';
 import { startWorker, type WorkerProcess } from '../process-worker.js';
 
@@ -248,18 +249,9 @@ describe('eventlog on RabbitMQ streams', function () {
         for (const p of ownedBy(y.child.pid!)) if ((await count(`SELECT COUNT(*) FROM out WHERE worker = 'w1' AND part = ${p} AND off >= ${s.offsets[p] ?? 0}`)) > 0) return true;
         return false;
       };
-      // nor inside a write to the sink: paused holding SQLite's write lock, y would keep z's next
-      // insert waiting out its busy timeout (its event loop with it)
-      const probe = openDatabase({ engine: 'sqlite', file: db, busyTimeoutMs: 0 });
-      const sinkFree = async (): Promise<boolean> => {
-        try {
-          await probe.query('BEGIN IMMEDIATE');
-          await probe.query('ROLLBACK');
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      // nor inside a write to the sink (see sqliteWriteProbe)
+      const probe = sqliteWriteProbe(db);
+      const sinkFree = (): Promise<boolean> => probe.free();
       let paused = false;
       let yParts: number[] = [];
       for (let attempt = 0; attempt < 20 && !paused; attempt++) {
