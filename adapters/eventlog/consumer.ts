@@ -216,6 +216,11 @@ export class EventlogConsumer implements Consumer {
     if (r.outcome === 'kept' && !this.#work.has(w.p)) this.#startPartition(w.p, w.epoch, r.offset);
   }
 
+  /** Whether this partition is still read here: not stopped, not being handed over, the consumer not stopping. */
+  #reading(w: Work): boolean {
+    return !w.stopped && !this.#stopping && !w.handingOver;
+  }
+
   #stopPartition(w: Work, why: string): void {
     if (w.stopped) return;
     w.stopped = true;
@@ -245,7 +250,7 @@ export class EventlogConsumer implements Consumer {
       w.committed = next;
       w.expected = next;
       const serial = this.#o.delivery === 'effectively-once';
-      while (!w.stopped && !this.#stopping && !w.handingOver) {
+      while (this.#reading(w)) {
         if (w.failedAt !== undefined) {
           await this.#recover(w);
           continue;
@@ -255,7 +260,7 @@ export class EventlogConsumer implements Consumer {
           continue;
         }
         await this.#ctx.whenAvailable();
-        if (w.stopped || this.#stopping || w.handingOver) break;
+        if (!this.#reading(w)) break;
         const room = serial ? 1 : Math.max(1, Math.min(this.#o.batchSize, this.#ctx.available()));
         const records = await w.reader.read(room);
         if (w.reader.skipped) {
@@ -263,7 +268,7 @@ export class EventlogConsumer implements Consumer {
           w.reader.skipped = undefined;
         }
         // released or handed over meanwhile: these are the next owner's to read
-        if (w.stopped || this.#stopping || w.handingOver) break;
+        if (!this.#reading(w)) break;
         if (records.length === 0) {
           await sleep(this.#o.pollMs, w);
           continue;
