@@ -1,5 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
+import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
@@ -616,7 +617,7 @@ export class P2pNode {
       seeds.map(async (seed) => {
         try {
           // a host name is looked up again at every attempt: a seed that moved is found at its new address
-          const ip = /^[0-9.]+$/.test(seed.host) ? seed.host : (await lookup(seed.host, { family: 4 })).address;
+          const ip = isIPv4(seed.host) ? seed.host : (await lookup(seed.host, { family: 4 })).address;
           if (ip === this.settings.listen.host && seed.port === this.settings.listen.port) return;
           const stream = (await this.#lib!.dialProtocol(multiaddr(`/ip4/${ip}/tcp/${seed.port}`), PROTOCOL, { signal: AbortSignal.timeout(3000) })) as unknown as StreamLike & { remotePeer?: unknown };
           const conns = this.#lib!.getConnections().filter((c) => c.remoteAddr.toString().includes(`/tcp/${seed.port}`));
