@@ -92,11 +92,4 @@ export class Deadlines {
       }
     }
   }
-
-  /** Drop every entry and the timer (none of them fires). */
-  clear(): void {
-    this.#entries.clear();
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
 }

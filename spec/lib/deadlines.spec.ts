@@ -40,14 +40,4 @@ describe('Deadlines (time limits of one length on one timer)', () => {
     clock.tick(10);
     expect(fired).to.deep.equal([2]);
   });
-
-  it('clear drops every entry: none fires', () => {
-    const clock = new FakeClock(0);
-    const d = new Deadlines(clock, 10);
-    let n = 0;
-    d.add(() => n++);
-    d.clear();
-    clock.tick(20);
-    expect(n).to.equal(0);
-  });
 });
