@@ -74,7 +74,8 @@ export class CircuitBreaker {
 
   /**
    * Ask to make a call. Returns false when the circuit refuses it (open, or half-open with
-   * all trial calls taken). A true answer must be followed by `success()` or `failure()`.
+   * all trial calls taken). A true answer must be followed by `success()`, `failure()` or
+   * `release()`.
    */
   tryAcquire(): boolean {
     const s = this.state;
@@ -101,6 +102,15 @@ export class CircuitBreaker {
     if (this.#state !== 'closed') return;
     this.#record(true);
     if (this.#window.length >= this.#minimumCalls && this.failureRate >= this.#threshold) this.#to('open');
+  }
+
+  /**
+   * The call acquired never reached the protected side (nothing to route it to yet, a return
+   * from the broker): it says nothing of that side's health. Counted neither way; a trial
+   * call taken in half-open state is given back.
+   */
+  release(): void {
+    if (this.#state === 'half-open' && this.#trialsStarted > this.#trialsSucceeded) this.#trialsStarted--;
   }
 
   /** Milliseconds until an open circuit lets a trial call through (0 if not open). */

@@ -349,9 +349,16 @@ export class ServiceRegistry {
           breaker.success();
           throw callError(err, service, method);
         }
-        breaker.failure();
         last = err;
-        if (unsent(err) || (idempotent && this.#running)) continue;
+        // a call the instance never got (no route to it yet: its provider not in this peer's
+        // view, a broker return) says nothing of its health: it must not open its circuit, or a
+        // client calling right after discovery would lose the instance for `openMs`
+        if (unsent(err)) {
+          breaker.release();
+          continue;
+        }
+        breaker.failure();
+        if (idempotent && this.#running) continue;
         throw callError(err, service, method);
       } finally {
         e.outstanding--;

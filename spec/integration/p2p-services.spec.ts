@@ -88,6 +88,27 @@ describe('service registry over the p2p bus (three peers)', function () {
     for (const e of engines.reverse()) await e.stop({ timeoutMs: 2000 });
   });
 
+  it('a call an instance never got (its provider not in the caller\'s view) does not open that instance\'s circuit', async () => {
+    const view = registries[0]!;
+    await waitFor(() => view.instances('inventory').filter((i) => i.passing).length === 2, 15_000, 'both instances in the view of peer 0');
+    const one = view.instances('inventory').find((i) => i.id === ids[0])!;
+    const served = (): boolean => p2pPeer(engines[0]!)!.members().some((m) => m.services.some((s) => s.includes(one.address)));
+    await waitFor(served, 15_000, "peer 1's provider in peer 0's view");
+    // peer 1 stops serving but keeps announcing: its instance stays passing, calls to it are unsent
+    const routeId = Object.keys(engines[1]!.stats().routes).find((id) => id.endsWith(ids[0]!))!;
+    await engines[1]!.stopRoute(routeId);
+    await waitFor(() => !served(), 15_000, "peer 1's provider gone from peer 0's view");
+    const inv = view.proxy<{ reserve(q: { sku: string }): { sku: string; by: string } }>('inventory', { breaker: { windowSize: 4, minimumCalls: 2, openMs: 60_000 } });
+    for (let i = 0; i < 20; i++) expect((await inv.reserve({ sku: `u${i}` })).by).to.equal('peer2');
+    expect(view.instances('inventory').find((i) => i.id === ids[0])!.circuit).to.equal('closed');
+    // serving again: it gets calls again at once (an open circuit would keep it out for a minute)
+    await engines[1]!.startRoute(routeId);
+    await waitFor(served, 15_000, "peer 1's provider back in peer 0's view");
+    const by = new Set<string>();
+    for (let i = 0; i < 30; i++) by.add((await inv.reserve({ sku: `v${i}` })).by);
+    expect([...by].sort()).to.deep.equal(['peer1', 'peer2']);
+  });
+
   it('every peer\'s view has both instances; calls by name spread over them; a graceful stop drains, then deregisters', async () => {
     const view = registries[0]!;
     await waitFor(() => view.instances('inventory').filter((i) => i.passing).length === 2, 15_000, 'both instances in the view of peer 0');
