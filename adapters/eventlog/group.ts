@@ -1,8 +1,9 @@
-import { closeSync, constants, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BusbarError } from '../../lib/errors.js';
+import { createOffsets, isSealed, offsetsFilePath, openOffsets, readOffsets, seal, writeOffset, type OffsetsRead } from './offsets.js';
 
 /**
  * A consumer group of the embedded log, coordinated through one small file per group
@@ -26,19 +27,21 @@ import { BusbarError } from '../../lib/errors.js';
  * Generations start at the creation time in ms and only grow, so epochs stay monotonic even
  * if the group file is deleted and created again (they also fence database-held offsets).
  *
- * Committed offsets, written far more often than membership, live next to it in
- * `<group>.offsets`: two slots overwritten in turn in place (sequence number, length, CRC-32,
- * the offsets as JSON) and fdatasynced, so a commit costs one write and one sync, no file
- * creation or rename; a torn write spoils only the slot being written and the other one still
- * holds the previous commit. The group file's `offsets` is a copy for people reading it.
+ * Committed offsets, written far more often than membership, live next to it in the offsets
+ * file the group file names (`<group>.<n>.offsets`, ./offsets.ts): a region per partition,
+ * written in place by its owner without the lock, so a commit costs a write and one sync, no
+ * file creation, rename or lock; the file is replaced whenever ownership changes, which is
+ * what fences a zombie's commits. The group file's `offsets` is a copy for people reading it.
  */
 export interface GroupState {
   generation: number;
   members: Record<string, { host: string; pid: number; seen: number }>;
   /** `to`: the member the owner is to hand the partition over to (see `release`). */
   assignment: Record<string, { member: string; epoch: number; to?: string }>;
-  /** Next offset to read, per partition. */
+  /** Next offset to read, per partition: a copy from when the offsets file was last replaced (readGroup reads the file). */
   offsets: Record<string, number>;
+  /** `n` of the offsets file in force, `<group>.<n>.offsets` (see ./offsets.ts); absent before the first. */
+  offsetsFile?: number;
 }
 
 const HOST = hostname();
@@ -69,94 +72,101 @@ function readGroupFile(file: string): GroupState | undefined {
   }
 }
 
-/** The group's state; its offsets are the last commit's (from the offsets file when there is one). */
+/**
+ * The group's state; its offsets are the last commit's (from the offsets file it names). Read
+ * without the lock: a file replaced meanwhile is found again through the group file.
+ */
 export function readGroup(file: string): GroupState | undefined {
-  const state = readGroupFile(file);
-  if (!state) return undefined;
-  const slots = withOffsetsFile(offsetsPath(file), false, readSlots);
-  if (slots) state.offsets = slots.offsets;
-  return state;
-}
-
-// ---------------------------------------------------------------- the offsets file: two slots written in turn
-const SLOT_BYTES = 64 * 1024;
-/** magic, sequence number (2 x u32), body length, CRC-32 of sequence number, length and body */
-const SLOT_HEADER = 20;
-const SLOT_MAGIC = 0x45564f31; // "EVO1"
-/** What one read of a slot takes: the header and a body of up to ~4 KiB (a few hundred partitions). */
-const SLOT_READ = SLOT_HEADER + 4096;
-
-export function offsetsPath(groupFile: string): string {
-  return groupFile.replace(/\.json$/, '.offsets');
-}
-
-function withOffsetsFile<T>(path: string, create: boolean, fn: (fd: number) => T, keepOpen = false): T | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, create ? constants.O_RDWR | constants.O_CREAT : constants.O_RDONLY);
-  } catch (err) {
-    if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new BusbarError('EVENTLOG_IO', `event log: cannot open ${path}: ${(err as Error).message}`, { cause: err, details: { path } });
+  for (let attempt = 0; ; attempt++) {
+    const state = readGroupFile(file);
+    if (!state) return undefined;
+    const got = readCommitted(file, state);
+    if (got === undefined && state.offsetsFile !== undefined && attempt < 5) continue;
+    if (got) Object.assign(state.offsets, got.offsets);
+    return state;
   }
-  if (keepOpen) return fn(fd);
+}
+
+/** What the offsets file named by `state` holds; undefined when there is none. */
+function readCommitted(file: string, state: GroupState): OffsetsRead | undefined {
+  if (state.offsetsFile === undefined) {
+    const legacy = readLegacyOffsets(legacyOffsetsPath(file));
+    return legacy && { sealed: true, offsets: legacy, seqs: new Map() };
+  }
+  const path = offsetsFilePath(file, state.offsetsFile);
+  const fd = openOffsets(path);
+  if (fd === undefined) return undefined;
   try {
-    return fn(fd);
+    return readOffsets(fd, path);
   } finally {
     closeSync(fd);
   }
 }
 
-/** The newest whole slot: its sequence number and offsets; undefined when neither slot is whole. */
-function readSlots(fd: number): { seq: number; offsets: Record<string, number> } | undefined {
-  // one read per slot takes header and (a small) body together
-  const bufs = [Buffer.allocUnsafe(SLOT_READ), Buffer.allocUnsafe(SLOT_READ)];
-  const got = bufs.map((b, slot) => readSync(fd, b, 0, SLOT_READ, slot * SLOT_BYTES));
-  const seqOf = (slot: number): number => (got[slot]! >= SLOT_HEADER && bufs[slot]!.readUInt32BE(0) === SLOT_MAGIC ? bufs[slot]!.readUInt32BE(4) * 2 ** 32 + bufs[slot]!.readUInt32BE(8) : -1);
-  const seqs = [seqOf(0), seqOf(1)];
-  // the newer slot first; the other only when the newer is not whole (a torn last commit)
-  for (const slot of seqs[1]! > seqs[0]! ? [1, 0] : [0, 1]) {
-    if (seqs[slot]! < 0) continue;
-    const head = bufs[slot]!;
-    const len = head.readUInt32BE(12);
-    if (len > SLOT_BYTES - SLOT_HEADER) continue;
-    let body: Buffer;
-    if (SLOT_HEADER + len <= got[slot]!) body = head.subarray(SLOT_HEADER, SLOT_HEADER + len);
-    else {
-      body = Buffer.allocUnsafe(len);
-      if (readSync(fd, body, 0, len, slot * SLOT_BYTES + SLOT_HEADER) !== len) continue;
-    }
-    if (crc32(body, crc32(head.subarray(4, 16))) !== head.readUInt32BE(16)) continue;
-    try {
-      return { seq: seqs[slot]!, offsets: JSON.parse(body.toString('utf8')) as Record<string, number> };
-    } catch {
-      // a slot with a good CRC holds what was written: not reached
+/**
+ * Under the group lock, with `state` about to be written: replace the offsets file (see
+ * ./offsets.ts). The old one is sealed first, so what its owners commit from then on does not
+ * count; its offsets (with `set` over them) go into the next file, which the group file then
+ * names; the old one is removed. A crash before the group file is written leaves the old
+ * (sealed) one named, and the next operation under the lock replaces it again.
+ */
+function writeGroupWithNewOffsets(file: string, state: GroupState, partitions: number, set?: Record<string, number>): void {
+  const oldPath = state.offsetsFile === undefined ? legacyOffsetsPath(file) : offsetsFilePath(file, state.offsetsFile);
+  const offsets = { ...state.offsets };
+  if (state.offsetsFile === undefined) Object.assign(offsets, readLegacyOffsets(oldPath));
+  else {
+    const fd = openOffsets(oldPath);
+    if (fd !== undefined) {
+      try {
+        seal(fd);
+        Object.assign(offsets, readOffsets(fd, oldPath).offsets);
+      } finally {
+        closeSync(fd);
+      }
     }
   }
-  return undefined;
+  if (set) Object.assign(offsets, set);
+  const next = Math.max(state.generation, (state.offsetsFile ?? 0) + 1);
+  createOffsets(offsetsFilePath(file, next), offsets, partitions);
+  state.offsetsFile = next;
+  state.offsets = offsets;
+  writeGroup(file, state);
+  try {
+    unlinkSync(oldPath);
+  } catch {
+    // none (a new group, or a file named by a group file that was deleted)
+  }
 }
 
-/** Write commit number `seq` into its slot (the one not holding the previous commit) and sync it. */
-function writeSlot(fd: number, path: string, seq: number, offsets: Record<string, number>): void {
-  const body = Buffer.from(JSON.stringify(offsets));
-  if (body.length > SLOT_BYTES - SLOT_HEADER) throw new BusbarError('EVENTLOG_IO', `event log: committed offsets (${body.length} bytes) do not fit a slot of ${path}`, { details: { path } });
-  const buf = Buffer.allocUnsafe(SLOT_HEADER + body.length);
-  buf.writeUInt32BE(SLOT_MAGIC, 0);
-  buf.writeUInt32BE(Math.floor(seq / 2 ** 32), 4);
-  buf.writeUInt32BE(seq >>> 0, 8);
-  buf.writeUInt32BE(body.length, 12);
-  // the CRC covers the sequence number and length too: a damaged header is a bad slot, not a newer one
-  buf.writeUInt32BE(crc32(body, crc32(buf.subarray(4, 16))), 16);
-  body.copy(buf, SLOT_HEADER);
-  let done = 0;
-  const at = (seq % 2) * SLOT_BYTES;
-  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, at + done);
-  fdatasyncSync(fd);
+// ------------------------------------------------- the offsets file of earlier versions, read once and replaced
+const LEGACY_SLOT_BYTES = 64 * 1024;
+/** magic, sequence number (2 x u32), body length, CRC-32 of sequence number, length and body */
+const LEGACY_HEADER = 20;
+const LEGACY_MAGIC = 0x45564f31; // "EVO1"
+
+function legacyOffsetsPath(groupFile: string): string {
+  return groupFile.replace(/\.json$/, '.offsets');
 }
 
-/** Under the group lock: replace the committed offsets (one slot write and sync). */
-function commitOffsets(file: string, offsets: Record<string, number>): void {
-  const path = offsetsPath(file);
-  withOffsetsFile(path, true, (fd) => writeSlot(fd, path, (readSlots(fd)?.seq ?? 0) + 1, offsets));
+/** The newest whole slot of `<group>.offsets` (two JSON slots written in turn); undefined without one. */
+function readLegacyOffsets(path: string): Record<string, number> | undefined {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BusbarError('EVENTLOG_IO', `event log: cannot read ${path}: ${(err as Error).message}`, { cause: err, details: { path } });
+  }
+  let best: { seq: number; offsets: Record<string, number> } | undefined;
+  for (const at of [0, LEGACY_SLOT_BYTES]) {
+    if (data.length < at + LEGACY_HEADER || data.readUInt32BE(at) !== LEGACY_MAGIC) continue;
+    const seq = data.readUInt32BE(at + 4) * 2 ** 32 + data.readUInt32BE(at + 8);
+    const len = data.readUInt32BE(at + 12);
+    const body = data.subarray(at + LEGACY_HEADER, at + LEGACY_HEADER + len);
+    if (body.length !== len || crc32(body, crc32(data.subarray(at + 4, at + 16))) !== data.readUInt32BE(at + 16)) continue;
+    if (!best || seq > best.seq) best = { seq, offsets: JSON.parse(body.toString('utf8')) as Record<string, number> };
+  }
+  return best?.offsets;
 }
 
 /** Run `fn` holding the group's lock file (held for well under a millisecond; a dead holder's lock is taken over). */
@@ -274,13 +284,37 @@ export interface Membership {
   state: GroupState;
 }
 
+/** An open offsets file, what a member owns by it (partition -> epoch), and per partition its last write (sequence number, offset). */
+interface OwnedOffsets {
+  fd: number;
+  owned: Map<number, number>;
+  seqs: Map<number, number>;
+  last: Map<number, number>;
+}
+
+/** Write the entries' offsets that changed, then sync once; false when none changed (nothing written). */
+function writeEntries(f: OwnedOffsets, entries: ReadonlyArray<readonly [number, number, number]>): boolean {
+  let wrote = false;
+  for (const [p, , next] of entries) {
+    if (f.last.get(p) === next) continue;
+    const seq = (f.seqs.get(p) ?? 0) + 1;
+    writeOffset(f.fd, p, seq, next);
+    f.seqs.set(p, seq);
+    f.last.set(p, next);
+    wrote = true;
+  }
+  if (wrote) fdatasyncSync(f.fd);
+  return wrote;
+}
+
 export class GroupCoordinator {
   readonly memberId: string;
   readonly #file: string;
   readonly #lock: string;
   readonly #partitions: number;
   readonly #sessionTimeoutMs: number;
-  #offsetsFd: number | undefined;
+  /** The offsets file this member commits into without the lock, and what it owns by it (see commit()). */
+  #fast: OwnedOffsets | undefined;
 
   constructor(topicDir: string, group: string, partitions: number, opts: { sessionTimeoutMs: number; memberId: string }) {
     const { file, lock } = groupPaths(topicDir, group);
@@ -317,7 +351,7 @@ export class GroupCoordinator {
       if (before !== after || incomplete) {
         state.generation++;
         state.assignment = assign(this.#partitions, Object.keys(state.members), state.assignment, state.generation);
-        writeGroup(this.#file, state);
+        writeGroupWithNewOffsets(this.#file, state, this.#partitions);
       } else {
         writeGroup(this.#file, state);
       }
@@ -328,36 +362,52 @@ export class GroupCoordinator {
   /**
    * Commit next offsets `[partition, epoch, next]`; those this member no longer owns in that
    * epoch are refused and returned (nothing of theirs is written).
+   *
+   * Without the lock while the offsets file this member last committed into is in force and
+   * names its partitions in those epochs: a write per partition and one sync, then the sealed
+   * flag is read. The file is replaced (sealed) on every change of ownership, so a commit that
+   * finds it unsealed after its sync was written before the seal and is carried over; one that
+   * finds it sealed, or names another epoch, is done again under the lock.
    */
   commit(entries: ReadonlyArray<readonly [number, number, number]>): number[] {
     if (entries.length === 0) return [];
+    const f = this.#fast;
+    if (f !== undefined && entries.every(([p, epoch]) => f.owned.get(p) === epoch)) {
+      writeEntries(f, entries);
+      if (!isSealed(f.fd)) return [];
+    }
+    return this.#commitLocked(entries);
+  }
+
+  #commitLocked(entries: ReadonlyArray<readonly [number, number, number]>): number[] {
     return withGroupLock(this.#lock, () => {
-      // the assignment (who owns what, in which epoch) from the group file; the offsets from theirs
       const state = readGroupFile(this.#file);
-      const fenced: number[] = [];
       if (!state) return entries.map((e) => e[0]);
-      const path = offsetsPath(this.#file);
-      // the offsets file is written in place, never replaced: its descriptor stays good
-      const fd = (this.#offsetsFd ??= withOffsetsFile(path, true, (d) => d, true)!);
-      {
-        const slots = readSlots(fd);
-        const offsets = slots?.offsets ?? state.offsets;
-        let changed = false;
-        for (const [p, epoch, next] of entries) {
-          const a = state.assignment[p];
-          if (!a || a.member !== this.memberId || a.epoch !== epoch) {
-            fenced.push(p);
-            continue;
-          }
-          if (offsets[p] !== next) {
-            offsets[p] = next;
-            changed = true;
-          }
-        }
-        if (changed) writeSlot(fd, path, (slots?.seq ?? 0) + 1, offsets);
-      }
-      return fenced;
+      return this.#commitIn(state, entries);
     });
+  }
+
+  /** Under the lock: commit what this member owns in `state`, into the file `state` names; keep that file for commits without the lock. */
+  #commitIn(state: GroupState, entries: ReadonlyArray<readonly [number, number, number]>): number[] {
+    this.close();
+    let path = state.offsetsFile === undefined ? undefined : offsetsFilePath(this.#file, state.offsetsFile);
+    let fd = path === undefined ? undefined : openOffsets(path);
+    let read = fd === undefined ? undefined : readOffsets(fd, path!);
+    if (read === undefined || read.sealed) {
+      // no file of this version yet, or one left sealed by a replacement that did not finish
+      if (fd !== undefined) closeSync(fd);
+      writeGroupWithNewOffsets(this.#file, state, this.#partitions);
+      path = offsetsFilePath(this.#file, state.offsetsFile!);
+      fd = openOffsets(path);
+      if (fd === undefined) throw new BusbarError('EVENTLOG_IO', `event log: ${path} vanished while the group lock was held`, { details: { path } });
+      read = readOffsets(fd, path);
+    }
+    const owned = new Map<number, number>();
+    for (const [p, a] of Object.entries(state.assignment)) if (a.member === this.memberId) owned.set(Number(p), a.epoch);
+    const fast: OwnedOffsets = { fd: fd!, owned, seqs: read.seqs, last: new Map(Object.entries(read.offsets).map(([p, o]) => [Number(p), o])) };
+    this.#fast = fast;
+    writeEntries(fast, entries.filter(([p, epoch]) => owned.get(p) === epoch));
+    return entries.filter(([p, epoch]) => owned.get(p) !== epoch).map(([p]) => p);
   }
 
   /**
@@ -372,22 +422,18 @@ export class GroupCoordinator {
       const state = readGroup(this.#file);
       const a = state?.assignment[p];
       if (!state || !a || a.member !== this.memberId || a.epoch !== epoch) return { outcome: 'fenced', offset: undefined };
-      if (next !== undefined && state.offsets[p] !== next) {
-        state.offsets[p] = next;
-        commitOffsets(this.#file, state.offsets);
-      }
-      const offset = state.offsets[p];
       if (a.to !== undefined && state.members[a.to]) {
         state.generation++;
         state.assignment[p] = { member: a.to, epoch: state.generation };
-        writeGroup(this.#file, state);
-        return { outcome: 'moved', offset };
+        writeGroupWithNewOffsets(this.#file, state, this.#partitions, next === undefined ? undefined : { [p]: next });
+        return { outcome: 'moved', offset: state.offsets[p] };
       }
       if (a.to !== undefined) {
         delete a.to;
         writeGroup(this.#file, state);
       }
-      return { outcome: 'kept', offset };
+      if (next !== undefined) this.#commitIn(state, [[p, epoch, next]]);
+      return { outcome: 'kept', offset: next ?? state.offsets[p] };
     });
   }
 
@@ -401,7 +447,7 @@ export class GroupCoordinator {
       state.generation++;
       const prev = Object.fromEntries(Object.entries(state.assignment).filter(([, a]) => a.member !== this.memberId));
       state.assignment = assign(this.#partitions, Object.keys(state.members), prev, state.generation);
-      writeGroup(this.#file, state);
+      writeGroupWithNewOffsets(this.#file, state, this.#partitions);
     });
   }
 
@@ -411,9 +457,9 @@ export class GroupCoordinator {
 
   /** Let go of the offsets file (leave() does; a commit after it opens it again). */
   close(): void {
-    if (this.#offsetsFd === undefined) return;
-    closeSync(this.#offsetsFd);
-    this.#offsetsFd = undefined;
+    if (this.#fast === undefined) return;
+    closeSync(this.#fast.fd);
+    this.#fast = undefined;
   }
 }
 
@@ -427,10 +473,8 @@ export function seekGroupOffsets(topicDir: string, group: string, offsets: reado
   withGroupLock(lock, () => {
     const state = readGroup(file) ?? { generation: Date.now(), members: {}, assignment: {}, offsets: {} };
     state.generation++;
-    offsets.forEach((o, p) => (state.offsets[p] = o));
     for (const a of Object.values(state.assignment)) a.epoch = state.generation;
-    // new epochs first: a member still committing the old positions is fenced from here on
-    writeGroup(file, state);
-    commitOffsets(file, state.offsets);
+    // new epochs and a new offsets file: a member still committing the old positions is fenced from here on
+    writeGroupWithNewOffsets(file, state, offsets.length, Object.fromEntries(offsets.map((o, p) => [p, o])));
   });
 }

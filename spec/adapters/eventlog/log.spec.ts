@@ -395,37 +395,4 @@ describe('eventlog: reads and commits without copies or renames', function () {
     for (let p = 0; p < 1000; p++) expect(offsets[p]).to.equal(1_000_001 + p);
     g.leave();
   });
-
-  it('committed offsets: a torn or corrupted last commit leaves the one before it; a fenced commit writes nothing', async () => {
-    const { GroupCoordinator, readGroup } = await import('../../../adapters/eventlog/group.js');
-    const topicDir = join(tmp.path, 't');
-    const g = new GroupCoordinator(topicDir, 'g', 2, { sessionTimeoutMs: 60_000, memberId: 'a' });
-    const epoch = g.heartbeat().owned.get(0)!;
-    const file = join(topicDir, 'groups', 'g.json');
-    const offsetsFile = join(topicDir, 'groups', 'g.offsets');
-    for (let i = 1; i <= 5; i++) expect(g.commit([[0, epoch, i * 10], [1, epoch, i]])).to.deep.equal([]);
-    expect(readGroup(file)!.offsets).to.deep.equal({ 0: 50, 1: 5 });
-    // commit 5 went to slot 1 (odd), commit 4 is in slot 0: damage slot 1 in its header, its body, or tear it
-    const SLOT = 64 * 1024;
-    for (const at of [SLOT + 5, SLOT + 22, SLOT + 30]) {
-      const fd = openSync(offsetsFile, 'r+');
-      writeSync(fd, Buffer.from([0xff ^ 0x5a]), 0, 1, at);
-      closeSync(fd);
-      expect(readGroup(file)!.offsets, `damage at ${at}`).to.deep.equal({ 0: 40, 1: 4 });
-      // the next commit goes on from the good one (and fixes nothing it should not)
-      expect(g.commit([[0, epoch, 41]])).to.deep.equal([]);
-      expect(readGroup(file)!.offsets).to.deep.equal({ 0: 41, 1: 4 });
-      // back to a state where slot 1 holds the newest commit
-      g.commit([[0, epoch, 40]]);
-      g.commit([[0, epoch, 50], [1, epoch, 5]]);
-      expect(readGroup(file)!.offsets).to.deep.equal({ 0: 50, 1: 5 });
-    }
-    truncateSync(offsetsFile, SLOT + 21);
-    expect(readGroup(file)!.offsets, 'torn').to.deep.equal({ 0: 40, 1: 4 });
-    // a zombie (another member's epoch) is refused and moves nothing
-    expect(g.commit([[0, epoch - 1, 999]])).to.deep.equal([0]);
-    expect(readGroup(file)!.offsets).to.deep.equal({ 0: 40, 1: 4 });
-    const size = statSync(offsetsFile).size;
-    expect(size).to.equal(SLOT + 21);
-  });
 });
