@@ -35,7 +35,7 @@ function committer(path: string): { commit(next: number): void; close(): void } 
 
 const bench: BenchCase = {
   name: 'eventlog-consume',
-  description: 'Read a partition (~100-byte records) 1000 at a time and durably commit the group offset after each read; busbar PartitionReader + GroupCoordinator (fenced commit under the group lock) vs a hand-written reader of the same segment format with an in-place fdatasynced offset',
+  description: 'Read a partition (~100-byte records) 1000 at a time and durably commit the group offset after each read; busbar PartitionReader + GroupCoordinator (fenced commit: an in-place write, one fdatasync and a check of the sealed flag) vs a hand-written reader of the same segment format with an in-place fdatasynced offset',
   async run({ quick }) {
     const n = quick ? 50_000 : 300_000;
     return inTempDir(async (dir) => {
