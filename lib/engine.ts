@@ -18,7 +18,7 @@ import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { guard, isPromise, type GuardSlot, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { fuse, guard, isPromise, type GuardSlot, type MapFn, type MapStage, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 import { EngineTracer, type TracingOptions } from './tracing/tracer.js';
 
@@ -585,6 +585,13 @@ export class Engine {
     const slot: GuardSlot = { last: undefined };
     const compile = (steps: readonly StepDefinition[], next: Next, base: string): Next => {
       let n = next;
+      // consecutive map steps (compiled last to first) run as one stretch (see fuse)
+      let stretch: MapStage[] = [];
+      const flush = (): void => {
+        if (stretch.length === 0) return;
+        n = fuse(stretch.reverse(), n, def.id, slot);
+        stretch = [];
+      };
       const parent = compiling[compiling.length - 1];
       const described: StepDescription[] = new Array<StepDescription>(steps.length);
       if (parent && base.startsWith(`${parent.path}/`)) parent.children[base.slice(parent.path.length + 1)] = described;
@@ -667,10 +674,15 @@ export class Engine {
             this.#listen(route, uri, handle, dryRun);
           },
         };
-        let compiled: Next;
+        let compiled: Next | undefined;
+        let mapped: MapFn | undefined;
         compiling.push(node);
         try {
-          compiled = kind.compile(step.args as never, n, ctx);
+          if (kind.map !== undefined && !def.history) mapped = kind.map(step.args as never, ctx);
+          else {
+            flush();
+            compiled = kind.compile(step.args as never, n, ctx);
+          }
         } catch (e) {
           if (collect) {
             collect(e, path);
@@ -686,12 +698,17 @@ export class Engine {
         } finally {
           compiling.pop();
         }
-        if (def.history) compiled = withHistory(compiled, `${path} ${step.kind}`, this.clock);
-        // one wrapper per step: its errors labelled, the observer told (a promise passed on from the rest of the route needs no label of this step)
+        // one wrapper per step (or per stretch of map steps): its errors labelled, the observer told (a promise passed on from the rest of the route needs no label of this step)
         let probe: StepProbe | undefined;
         if (!dryRun) route.probes.push((probe = { route, path, kind: step.kind, hits: 0 }));
-        n = guard(compiled, def.id, `${path} (${step.kind})`, slot, probe);
+        if (mapped !== undefined) {
+          stretch.push({ fn: mapped, label: `${path} (${step.kind})`, probe });
+          continue;
+        }
+        if (def.history) compiled = withHistory(compiled!, `${path} ${step.kind}`, this.clock);
+        n = guard(compiled!, def.id, `${path} (${step.kind})`, slot, probe);
       }
+      flush();
       return n;
     };
     let building = true;

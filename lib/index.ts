@@ -12,7 +12,7 @@ export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { CodecRegistry, jsonCodec, textCodec, bytesCodec, type Codec, type Encoded } from './codecs.js';
 export { ConfigReader, routeConfigSchema, type RouteConfig, type RoutesConfig, type StepConfig, type EndpointConfig } from './config.js';
 export { compileExpression, type CompiledExpression } from './expression.js';
-export { StepRegistry, type StepKind, type StepDefinition, type CompileContext, type ConfigContext, type Next, type MaybePromise, type NamedFunction } from './step.js';
+export { mapStep, StepRegistry, type MapFn, type StepKind, type StepDefinition, type CompileContext, type ConfigContext, type Next, type MaybePromise, type NamedFunction } from './step.js';
 export type { RouteDefinition, ErrorPolicy, ErrorRule, RedeliveryPolicy } from './model.js';
 export { ERROR_HEADERS, ATTEMPT_HEADER, type RouteStats, type MessageEvent, type ExchangeObserver, type ExchangeOutcome } from './route.js';
 export { BoundedQueue } from './channel.js';

@@ -104,6 +104,31 @@ export interface StepKind<A = unknown> {
   /** Config value (already schema-valid) -> args. */
   fromConfig(value: unknown, ctx: ConfigContext): A;
   compile(args: A, next: Next, ctx: CompileContext): Next;
+  /**
+   * Optional, for a step that turns each message into one message and always goes on (a
+   * transformation, a codec, a header): the function doing that. The engine then runs a
+   * stretch of such steps in one loop with one error handler (see `fuse`) instead of a
+   * wrapper per step; `compile` must do the same as `then(map(msg), next)` (`mapStep` makes it).
+   */
+  map?(args: A, ctx: CompileContext): MapFn;
+}
+
+/** What a `map` step does to one message. */
+export type MapFn = (msg: Message) => MaybePromise<Message>;
+
+/** A step kind defined by its `map` alone: `compile` is derived from it. */
+export function mapStep<A>(kind: Omit<StepKind<A>, 'compile' | 'map'> & { map(args: A, ctx: CompileContext): MapFn }): StepKind<A> {
+  return {
+    ...kind,
+    map: kind.map,
+    compile(args, next, ctx) {
+      const f = kind.map(args, ctx);
+      return (msg) => {
+        const r = f(msg);
+        return isPromise(r) ? r.then(next) : next(r);
+      };
+    },
+  };
 }
 
 /**
@@ -181,6 +206,80 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
     }
     return run(msg);
   };
+}
+
+/** One `map` step of a fused stretch: its function, its label for errors, its probe. */
+export interface MapStage {
+  fn: MapFn;
+  label: string;
+  probe?: StepProbe | undefined;
+}
+
+/**
+ * A stretch of consecutive `map` steps run as one: a loop over their functions in one
+ * try/catch (the failing step's label is the loop index), the observer told at each step as
+ * `guard` does, the stretch going asynchronous only where a step returns a promise. Then
+ * `next`, whose failures are its own (labelled by its guard) except a synchronous throw of an
+ * unguarded end, which gets the last step's label as it would behind that step's guard. What
+ * it returns keeps the slot's contract (see GuardSlot): a promise the stretch made is labelled
+ * and put in the slot; one `next` returned passes through as `guard` passes it.
+ */
+export function fuse(stages: readonly MapStage[], next: Next, routeId: string, slot: GuardSlot): Next {
+  const k = stages.length;
+  const fns = stages.map((s) => s.fn);
+  const labels = stages.map((s) => s.label);
+  const probes = stages.map((s) => s.probe);
+  const route = probes.find((p) => p !== undefined)?.route;
+  const last = labels[k - 1]!;
+  const onLastError = (e: unknown): never => {
+    throw wrapStepError(e, routeId, last);
+  };
+  const runFrom = (msg: Message, from: number): MaybePromise<Message> => {
+    let m = msg;
+    let i = from;
+    try {
+      for (; i < k; i++) {
+        if (route !== undefined) {
+          const o = route.stepObserver;
+          const p = probes[i];
+          if (o !== undefined && p !== undefined) {
+            p.hits++;
+            o.step(route, m, p.path, p.kind);
+          }
+        }
+        const r = fns[i]!(m);
+        if (isPromise(r)) {
+          const at = i;
+          const later = r.then(
+            (v) => runFrom(v, at + 1),
+            (e: unknown) => {
+              throw wrapStepError(e, routeId, labels[at]!);
+            },
+          );
+          slot.last = later;
+          return later;
+        }
+        m = r;
+      }
+    } catch (e) {
+      throw wrapStepError(e, routeId, labels[i]!);
+    }
+    let r: MaybePromise<Message>;
+    try {
+      slot.last = undefined;
+      r = next(m);
+    } catch (e) {
+      return onLastError(e);
+    }
+    if (!isPromise(r)) {
+      slot.last = undefined;
+      return r;
+    }
+    if (r !== slot.last) r = r.then(undefined, onLastError);
+    slot.last = r;
+    return r;
+  };
+  return (msg) => runFrom(msg, 0);
 }
 
 /** A registry of step kinds, owned by an engine. */

@@ -1,7 +1,7 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { withBody, withHeaders, withoutHeaders, type HeaderValue, type Message } from '../message.js';
-import { isPromise, then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { isPromise, mapStep, then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
 /** A body function, a message function, or a config expression: how predicates and mappings are given. */
@@ -93,29 +93,34 @@ export const requestStep: StepKind<RequestArgs> = {
 };
 
 // ---------------------------------------------------------------- transform
-export const transformStep: StepKind<Computed> = {
+export const transformStep: StepKind<Computed> = mapStep({
   name: 'transform',
   description: 'Replace the body with a computed value (a typed function in the builder, JSONata in config).',
   configSchema: computedSchema,
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
-  compile(args, next) {
+  map(args) {
+    if (args.fn) {
+      const fn = args.fn;
+      return (msg) => {
+        const body = fn(msg.body, msg);
+        return isPromise(body) ? body.then((b) => withBody(msg, b)) : withBody(msg, body);
+      };
+    }
     const compute = evaluator(args);
-    return (msg) => then(compute(msg), (body) => next(withBody(msg, body)));
+    return (msg) => then(compute(msg), (body) => withBody(msg, body));
   },
-};
+});
 
 // ---------------------------------------------------------------- process (builder only)
-export const processStep: StepKind<{ fn: (msg: Message) => MaybePromise<Message> }> = {
+export const processStep: StepKind<{ fn: (msg: Message) => MaybePromise<Message> }> = mapStep({
   name: 'process',
   description: 'Run a function on the whole message, returning a new message (builder only).',
   configSchema: { not: {}, description: 'process takes a function: use the TypeScript builder, or transform with { "fn": name }' },
   fromConfig: () => {
     throw new BusbarError('INVALID_ROUTE', 'process is only available in the TypeScript builder');
   },
-  compile({ fn }, next) {
-    return (msg) => then(fn(msg), next);
-  },
-};
+  map: ({ fn }) => fn,
+});
 
 // ---------------------------------------------------------------- filter
 export const filterStep: StepKind<Computed> = {
@@ -206,7 +211,7 @@ export interface SetHeaderArgs {
   computed?: Computed;
 }
 
-export const setHeaderStep: StepKind<SetHeaderArgs> = {
+export const setHeaderStep: StepKind<SetHeaderArgs> = mapStep({
   name: 'setHeader',
   description: 'Set a header to a constant, a `{template}`, or a computed value (function or JSONata).',
   configSchema: {
@@ -230,33 +235,34 @@ export const setHeaderStep: StepKind<SetHeaderArgs> = {
     }
     return v.template !== undefined ? { name: v.name, template: v.template } : { name: v.name, value: v.value };
   },
-  compile(args, next) {
+  map(args) {
     const { name } = args;
     if (args.computed) {
       const compute = evaluator(args.computed);
-      return (msg) => then(compute(msg), (v) => next(withHeaders(msg, { [name]: v as HeaderValue })));
+      return (msg) => then(compute(msg), (v) => withHeaders(msg, { [name]: v as HeaderValue }));
     }
     if (args.template !== undefined) {
       const t = args.template;
-      return (msg) => next(withHeaders(msg, { [name]: renderTemplate(t, msg) }));
+      return (msg) => withHeaders(msg, { [name]: renderTemplate(t, msg) });
     }
     const value = args.value;
-    return (msg) => next(withHeaders(msg, { [name]: value }));
+    return (msg) => withHeaders(msg, { [name]: value });
   },
-};
+});
 
-export const removeHeadersStep: StepKind<{ names: string[] }> = {
+export const removeHeadersStep: StepKind<{ names: string[] }> = mapStep({
   name: 'removeHeaders',
   description: 'Remove headers by name.',
   configSchema: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }] },
   fromConfig: (value) => ({ names: typeof value === 'string' ? [value] : (value as string[]) }),
-  compile({ names }, next) {
-    return (msg) => next(withoutHeaders(msg, names));
-  },
-};
+  map:
+    ({ names }) =>
+    (msg) =>
+      withoutHeaders(msg, names),
+});
 
 // ---------------------------------------------------------------- log
-export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'info' | 'warn' | 'error' }> = {
+export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'info' | 'warn' | 'error' }> = mapStep({
   name: 'log',
   description: 'Log a `{template}` line through the route\'s pino logger.',
   configSchema: {
@@ -271,14 +277,15 @@ export const logStep: StepKind<{ message: string; level: 'trace' | 'debug' | 'in
     ],
   },
   fromConfig: (value) => (typeof value === 'string' ? { message: value, level: 'info' } : (value as { message: string; level: 'info' })),
-  compile({ message, level }, next, ctx) {
+  map({ message, level }, ctx) {
     const log = ctx.logger;
+    const path = ctx.path;
     return (msg) => {
-      if (log.isLevelEnabled(level)) log[level]({ messageId: msg.id, step: ctx.path }, renderTemplate(message, msg));
-      return next(msg);
+      if (log.isLevelEnabled(level)) log[level]({ messageId: msg.id, step: path }, renderTemplate(message, msg));
+      return msg;
     };
   },
-};
+});
 
 // marshal / unmarshal live in ./transform.ts (codec options, content-type negotiation)
 

@@ -5,11 +5,11 @@
  */
 import type { Codec } from '../codecs.js';
 import { buildSoapFault, SOAP_CONTENT_TYPES, type SoapVersion } from '../codecs/soap.js';
-import { compileContract, validating, type Contract, type ContractOptions } from '../contracts.js';
+import { compileContract, type Contract, type ContractOptions } from '../contracts.js';
 import { BusbarError } from '../errors.js';
 import { EMPTY_HEADERS, withBody, withBodyAndHeaders, withHeaders, type Headers, type HeaderValue, type Message } from '../message.js';
 import { createAjv, type JsonSchema } from '../schema.js';
-import { isPromise, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../step.js';
+import { isPromise, mapStep, type CompileContext, type ConfigContext, type MaybePromise, type StepKind } from '../step.js';
 import { renderTemplate, valueAt } from '../template.js';
 import { computedFromConfig, evaluator, type Computed } from './core.js';
 
@@ -74,20 +74,20 @@ function autoDecoder(ctx: CompileContext): (msg: Message) => unknown {
   };
 }
 
-export const unmarshalStep: StepKind<FormatArgs> = {
+export const unmarshalStep: StepKind<FormatArgs> = mapStep({
   name: 'unmarshal',
   description: 'Decode the body (text or bytes) with a codec, optionally with codec options; `auto` picks the codec from the content-type header.',
   configSchema: formatSchema,
   fromConfig: formatFromConfig,
-  compile({ format, options }, next, ctx) {
+  map({ format, options }, ctx) {
     if (format === 'auto') {
       const decode = autoDecoder(ctx);
-      return (msg) => next(withBody(msg, decode(msg)));
+      return (msg) => withBody(msg, decode(msg));
     }
     const codec = resolveCodec(ctx, format, options);
-    return (msg) => next(withBody(msg, codec.decode(msg.body)));
+    return (msg) => withBody(msg, codec.decode(msg.body));
   },
-};
+});
 
 function withContentType(msg: Message, type: string): Message {
   return msg.headers['content-type'] === type ? msg : withHeaders(msg, { 'content-type': type });
@@ -107,12 +107,12 @@ function encodedAs(type: string): (msg: Message, body: unknown) => Message {
   };
 }
 
-export const marshalStep: StepKind<FormatArgs> = {
+export const marshalStep: StepKind<FormatArgs> = mapStep({
   name: 'marshal',
   description: 'Encode the body with a codec (optionally with options) and set the content-type header; `auto` encodes for the `accept` header, else the content type, else JSON.',
   configSchema: formatSchema,
   fromConfig: formatFromConfig,
-  compile({ format, options }, next, ctx) {
+  map({ format, options }, ctx) {
     if (format === 'auto') {
       const json = ctx.codecs.require('json');
       return (msg) => {
@@ -123,17 +123,17 @@ export const marshalStep: StepKind<FormatArgs> = {
           if (codec) break;
         }
         codec ??= json;
-        return next(withContentType(withBody(msg, codec.encode(msg.body)), codec.contentTypes[0] ?? codec.name));
+        return withContentType(withBody(msg, codec.encode(msg.body)), codec.contentTypes[0] ?? codec.name);
       };
     }
     const codec = resolveCodec(ctx, format, options);
     const type = codec.contentTypes[0] ?? format;
     const typeFor = codec.contentTypeFor?.bind(codec);
-    if (typeFor) return (msg) => next(withContentType(withBody(msg, codec.encode(msg.body)), typeFor(msg.body) ?? type));
+    if (typeFor) return (msg) => withContentType(withBody(msg, codec.encode(msg.body)), typeFor(msg.body) ?? type);
     const encoded = encodedAs(type);
-    return (msg) => next(encoded(msg, codec.encode(msg.body)));
+    return (msg) => encoded(msg, codec.encode(msg.body));
   },
-};
+});
 
 // ---------------------------------------------------------------- convert
 export interface ConvertArgs {
@@ -145,7 +145,7 @@ export interface ConvertArgs {
 /** Targets that mean "decoded data" rather than text. */
 const DATA_TARGETS = new Set(['json', 'data', 'object']);
 
-export const convertStep: StepKind<ConvertArgs> = {
+export const convertStep: StepKind<ConvertArgs> = mapStep({
   name: 'convert',
   description:
     'Convert the body from one format to another: text/bytes in `from` are decoded (data passes as it is), then encoded in `to`. `to: "json"` means JSON data (objects) for validate/transform; add marshal("json") for JSON text.',
@@ -164,19 +164,19 @@ export const convertStep: StepKind<ConvertArgs> = {
     },
   },
   fromConfig: (value) => value as ConvertArgs,
-  compile({ from, to, options }, next, ctx) {
+  map({ from, to, options }, ctx) {
     const decode: (msg: Message) => unknown =
       from === 'auto'
         ? autoDecoder(ctx)
         : DATA_TARGETS.has(from) && from !== 'json'
           ? (msg) => msg.body
           : ((codec: Codec) => (msg: Message) => (isEncoded(msg.body) ? codec.decode(msg.body) : msg.body))(resolveCodec(ctx, from, options?.from));
-    if (DATA_TARGETS.has(to)) return (msg) => next(withBody(msg, decode(msg)));
+    if (DATA_TARGETS.has(to)) return (msg) => withBody(msg, decode(msg));
     const codec = resolveCodec(ctx, to, options?.to);
     const type = codec.contentTypes[0] ?? to;
-    return (msg) => next(withContentType(withBody(msg, codec.encode(decode(msg))), type));
+    return (msg) => withContentType(withBody(msg, codec.encode(decode(msg))), type);
   },
-};
+});
 
 // ---------------------------------------------------------------- validate
 export interface ValidateArgs extends ContractOptions {
@@ -185,7 +185,7 @@ export interface ValidateArgs extends ContractOptions {
   compiled?: Contract | undefined;
 }
 
-export const validateStep: StepKind<ValidateArgs> = {
+export const validateStep: StepKind<ValidateArgs> = mapStep({
   name: 'validate',
   description: 'Check the body against a JSON Schema (ajv, compiled once). A violation is BUSBAR_ERR_VALIDATION_FAILED listing every problem with its JSON pointer, handled by the error policy.',
   configSchema: {
@@ -209,11 +209,15 @@ export const validateStep: StepKind<ValidateArgs> = {
       return v;
     }
   },
-  compile(args, next, ctx) {
+  map(args, ctx) {
     const contract = args.compiled ?? compileContract(args.schema, { ...args, name: args.name ?? 'contract', details: { routeId: ctx.routeId } });
-    return validating(contract, next, `step ${ctx.path}`);
+    const where = `step ${ctx.path}`;
+    return (msg) => {
+      const body = contract(msg.body, where);
+      return body === msg.body ? msg : withBody(msg, body);
+    };
   },
-};
+});
 
 // ---------------------------------------------------------------- headers and body
 /** How one header gets its value. */
@@ -262,7 +266,7 @@ const headerSpecSchema = {
   ],
 } as const;
 
-export const setHeadersStep: StepKind<SetHeadersArgs> = {
+export const setHeadersStep: StepKind<SetHeadersArgs> = mapStep({
   name: 'setHeaders',
   description: 'Set several headers: constants, `{templates}`, values copied from the body (`fromBody`: JSON pointer or dotted path) or another header, JSONata or a function.',
   configSchema: { type: 'object', minProperties: 1, additionalProperties: headerSpecSchema },
@@ -278,7 +282,7 @@ export const setHeadersStep: StepKind<SetHeadersArgs> = {
     }
     return { headers };
   },
-  compile({ headers }, next) {
+  map({ headers }) {
     const setters = Object.entries(headers).map(([name, spec]): [string, (msg: Message) => MaybePromise<unknown>] => {
       if ('value' in spec) return [name, () => spec.value];
       if ('template' in spec) return [name, (m) => renderTemplate(spec.template, m)];
@@ -304,11 +308,11 @@ export const setHeadersStep: StepKind<SetHeadersArgs> = {
         if (isPromise(v)) (pending ??= []).push(v.then((x) => void (out[name] = asHeader(x))));
         else out[name] = asHeader(v);
       }
-      if (pending) return Promise.all(pending).then(() => next(withHeaders(msg, out)));
-      return next(withHeaders(msg, out));
+      if (pending) return Promise.all(pending).then(() => withHeaders(msg, out));
+      return withHeaders(msg, out);
     };
   },
-};
+});
 
 export interface SetBodyArgs {
   value?: unknown;
@@ -316,7 +320,7 @@ export interface SetBodyArgs {
   fromHeader?: string;
 }
 
-export const setBodyStep: StepKind<SetBodyArgs> = {
+export const setBodyStep: StepKind<SetBodyArgs> = mapStep({
   name: 'setBody',
   description: 'Replace the body with a constant, a `{template}` string, or a header\'s value.',
   configSchema: {
@@ -327,19 +331,19 @@ export const setBodyStep: StepKind<SetBodyArgs> = {
     properties: { value: {}, template: { type: 'string' }, fromHeader: { type: 'string' } },
   },
   fromConfig: (value) => value as SetBodyArgs,
-  compile(args, next) {
+  map(args) {
     if (args.template !== undefined) {
       const t = args.template;
-      return (msg) => next(withBody(msg, renderTemplate(t, msg)));
+      return (msg) => withBody(msg, renderTemplate(t, msg));
     }
     if (args.fromHeader !== undefined) {
       const h = args.fromHeader;
-      return (msg) => next(withBody(msg, msg.headers[h]));
+      return (msg) => withBody(msg, msg.headers[h]);
     }
     const v = args.value;
-    return (msg) => next(withBody(msg, v));
+    return (msg) => withBody(msg, v);
   },
-};
+});
 
 // ---------------------------------------------------------------- SOAP fault replies
 export interface SoapFaultOnErrorArgs {

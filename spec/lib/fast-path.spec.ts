@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createMessage, Engine, from, type Adapter, type Message } from '../../lib/index.js';
+import { createMessage, Engine, from, mapStep, withBody, type Adapter, type Message } from '../../lib/index.js';
 import type { BusbarError } from '../../lib/errors.js';
 import { testLogger } from '../helpers.js';
 
@@ -218,5 +218,79 @@ describe('step fast path', () => {
     expect(err?.details.step).to.equal('/steps/1 (process)');
     await engine.send('direct:in', { n: 5 });
     expect(received.slice(3).map((m) => m.headers['content-type'])).to.deep.equal(['application/json']);
+  });
+});
+
+describe('step fast path: stretches of map steps (fuse)', () => {
+  let engine: Engine;
+  afterEach(async () => {
+    await engine.stop();
+  });
+
+  /** A step kind given by its map alone (mapStep): appends `tag` to a string body, or fails on `fail`. */
+  const tagStep = mapStep<{ tag: string; async?: boolean }>({
+    name: 'tag',
+    description: 'append a tag',
+    configSchema: { type: 'object' },
+    fromConfig: (v) => v as { tag: string },
+    map: ({ tag, async: later }) => (msg) => {
+      if (msg.body === `fail-${tag}`) throw new Error(`tag ${tag} refused`);
+      if (!later) return withBody(msg, `${String(msg.body)}${tag}`);
+      return new Promise<Message>((resolve, reject) => setImmediate(() => (String(msg.body).includes(`!${tag}`) ? reject(new Error(`later ${tag} refused`)) : resolve(withBody(msg, `${String(msg.body)}${tag}`)))));
+    },
+  });
+
+  it('runs consecutive map steps (built-in and custom, sync and async) in order, each failure labelled with its own step', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.steps.register(tagStep);
+    engine.addRoutes(
+      from<string>('direct:in')
+        .routeId('stretch')
+        .step('tag', { tag: 'a' })
+        .transform((s: string) => {
+          if (s === 'fail-ta') throw new Error('transform refused');
+          return s === 'late-ta' ? Promise.reject(new Error('transform refused later')) : `${s}t`;
+        })
+        .step('tag', { tag: 'b', async: true })
+        .step('tag', { tag: 'c' })
+        .setHeader('h', 'v')
+        .to('sink:out'),
+    );
+    await engine.start();
+    await engine.send('direct:in', 'x');
+    expect(received.map((m) => [m.body, m.headers.h])).to.deep.equal([['xatbc', 'v']]);
+    const failures: Array<[string, string]> = [
+      ['fail-a', '/steps/0 (tag)'],
+      ['fail-t', '/steps/1 (transform)'],
+      ['late-t', '/steps/1 (transform)'],
+      // after the asynchronous step: the stretch goes on in a later turn, still labelled by step
+      ['x!b', '/steps/2 (tag)'],
+    ];
+    for (const [body, step] of failures) {
+      const err = (await engine.send('direct:in', body).then(() => undefined, (e: unknown) => e)) as BusbarError;
+      expect(err?.details?.step, body).to.equal(step);
+    }
+    // a body only the step after the asynchronous one refuses
+    const fromHandler = { steps: [] as string[] };
+    engine.observe({ begin: () => undefined, step: (_r, _m, path) => void fromHandler.steps.push(path), end: () => undefined });
+    const err = (await engine.send('direct:in', 'fail-c').then(() => undefined, (e: unknown) => e)) as BusbarError;
+    // 'fail-c' is changed by the steps before c: it is not refused, and the observer saw every step
+    expect(err).to.equal(undefined);
+    expect(fromHandler.steps).to.deep.equal(['/steps/0', '/steps/1', '/steps/2', '/steps/3', '/steps/4', '/steps/5']);
+  });
+
+  it('a map step fails in a later turn after an asynchronous one: labelled with its step; the route\'s history still works (no stretch then)', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.steps.register(tagStep);
+    engine.addRoutes(from<string>('direct:in').routeId('later').step('tag', { tag: 'b', async: true }).process((m) => (m.body === 'yb' ? Promise.reject(new Error('no y')) : m)).to('sink:out'));
+    engine.addRoutes(from<string>('direct:h').routeId('history').history().step('tag', { tag: 'a' }).step('tag', { tag: 'b' }).to('sink:out'));
+    await engine.start();
+    const err = (await engine.send('direct:in', 'y').then(() => undefined, (e: unknown) => e)) as BusbarError;
+    expect(err.details.step).to.equal('/steps/1 (process)');
+    await engine.send('direct:h', 'z');
+    expect(received.map((m) => m.body)).to.deep.equal(['zab']);
+    expect((received[0]!.headers['busbar.history'] as string[]).map((h) => h.split(' ').slice(0, 2).join(' '))).to.deep.equal(['/steps/0 tag', '/steps/1 tag', '/steps/2 to']);
   });
 });
