@@ -133,7 +133,8 @@ export function createJsonCodec(options: JsonOptions = {}): Codec {
     optionsSchema: { type: 'object', additionalProperties: false, properties: { ...limitsSchema, indent: { type: 'integer', minimum: 0, maximum: 10, description: 'indentation of encoded JSON' } } },
     configure: (o) => createJsonCodec({ ...options, ...(o as JsonOptions) }),
     decode(input) {
-      const text = decodeInput(input, 'json', maxBytes);
+      // a string that cannot exceed the limit (UTF-8 takes at most 3 bytes per UTF-16 unit) as it is
+      const text = typeof input === 'string' && input.length * 3 <= maxBytes ? input : decodeInput(input, 'json', maxBytes);
       let value: unknown;
       try {
         value = JSON.parse(text);

@@ -112,18 +112,19 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     // the common case (one after another, replies ignored): recipients that are done when
     // their send returns (in-memory sinks) cost no promise; a send that is not waits its turn
     const syncSender = strategy === 'original' && !parallel ? syncSenderCache(ctx) : sender;
-    const inTurn = (msg: Message, uris: readonly string[], from = 0): MaybePromise<Message> => {
+    // `senders`: the recipients' senders when the list is fixed (resolved once, not looked up per message)
+    const inTurn = (msg: Message, uris: readonly string[], senders: ReadonlyArray<(m: Message) => MaybePromise<Message | undefined>> | undefined, from = 0): MaybePromise<Message> => {
       for (let i = from; i < uris.length; i++) {
         let r: MaybePromise<Message | undefined>;
         try {
-          r = syncSender(uris[i]!)(msg);
+          r = (senders === undefined ? syncSender(uris[i]!) : senders[i]!)(msg);
         } catch (e) {
           throw annotate(e, { branch: i }, ctx.routeId, step);
         }
         if (isPromise(r)) {
           const at = i;
           return r.then(
-            () => inTurn(msg, uris, at + 1),
+            () => inTurn(msg, uris, senders, at + 1),
             (e: unknown) => {
               throw annotate(e, { branch: at }, ctx.routeId, step);
             },
@@ -133,11 +134,12 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
       return next(msg);
     };
     const deliver = (msg: Message, uris: readonly string[]): MaybePromise<Message> =>
-      strategy === 'original' && !parallel ? inTurn(msg, uris) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
+      strategy === 'original' && !parallel ? inTurn(msg, uris, undefined) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     if (args.recipients) {
       const uris = args.recipients;
-      for (const u of uris) (requester ?? syncSender)(u); // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
-      if (!args.compute) return (msg) => deliver(msg, uris);
+      // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
+      const senders = uris.map((u) => (requester ?? syncSender)(u));
+      if (!args.compute) return strategy === 'original' && !parallel ? (msg) => inTurn(msg, uris, senders) : (msg) => deliver(msg, uris);
     }
     if (!args.compute) throw new BusbarError('INVALID_ROUTE', 'a recipient list needs recipients or a function / expression computing them');
     const compute = evaluator(args.compute);
