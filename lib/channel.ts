@@ -32,16 +32,21 @@ export class BoundedQueue<T> {
 
   put(item: T): Promise<void> {
     if (this.#closed) return Promise.reject(new BusbarError('CHANNEL_CLOSED', 'channel is closed'));
+    if (this.offer(item)) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#putters.push({ item, resolve, reject }));
+  }
+
+  /** Put without waiting: false (nothing done) when the queue is full or closed. */
+  offer(item: T): boolean {
+    if (this.#closed) return false;
     const taker = this.#takers.shift();
     if (taker) {
       taker.resolve(item);
-      return Promise.resolve();
+      return true;
     }
-    if (this.size < this.capacity) {
-      this.#items.push(item);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => this.#putters.push({ item, resolve, reject }));
+    if (this.size >= this.capacity) return false;
+    this.#items.push(item);
+    return true;
   }
 
   /**

@@ -43,15 +43,44 @@ interface Subscriber {
  * `topicAdapter(hub)` of several engines to make them one in-process bus.
  */
 export class TopicHub {
-  readonly subscribers = new Set<Subscriber>();
-  async publish(topic: string, msg: Message): Promise<number> {
-    const targets = [...this.subscribers].filter((s) => topicMatches(s.pattern, topic));
-    if (targets.length === 0) return 0;
+  readonly #subscribers = new Set<Subscriber>();
+  /** Per topic published to, its matching subscribers, until the subscriptions change (at most MAX_TOPICS topics). */
+  readonly #targets = new Map<string, Subscriber[]>();
+
+  get subscribers(): ReadonlySet<Subscriber> {
+    return this.#subscribers;
+  }
+
+  subscribe(sub: Subscriber): void {
+    this.#subscribers.add(sub);
+    this.#targets.clear();
+  }
+
+  unsubscribe(sub: Subscriber): void {
+    this.#subscribers.delete(sub);
+    this.#targets.clear();
+  }
+
+  /** Resolves with the number of subscribers once each one's queue took the message (waiting while one is full). */
+  publish(topic: string, msg: Message): Promise<number> {
+    let targets = this.#targets.get(topic);
+    if (targets === undefined) {
+      targets = [...this.#subscribers].filter((s) => topicMatches(s.pattern, topic));
+      if (this.#targets.size >= MAX_TOPICS) this.#targets.clear();
+      this.#targets.set(topic, targets);
+    }
+    if (targets.length === 0) return Promise.resolve(0);
     const delivered = withHeaders(msg, { [TOPIC_HEADER]: topic });
-    await Promise.all(targets.map((s) => s.queue.put(delivered)));
-    return targets.length;
+    let waits: Array<Promise<void>> | undefined;
+    // a queue with room takes it now; only full (or closed) ones are waited for
+    for (const s of targets) if (!s.queue.offer(delivered)) (waits ??= []).push(s.queue.put(delivered));
+    const n = targets.length;
+    return waits === undefined ? Promise.resolve(n) : Promise.all(waits).then(() => n);
   }
 }
+
+/** Topics whose subscriber lists a hub keeps (computed topic names beyond it start the list over). */
+const MAX_TOPICS = 1000;
 
 /** `topic:name`: publish-subscribe; every subscriber gets its own copy in its own bounded queue. */
 export function topicAdapter(sharedHub?: TopicHub): Adapter<TopicOptions> {
@@ -65,11 +94,11 @@ export function topicAdapter(sharedHub?: TopicHub): Adapter<TopicOptions> {
       const pump = pumpQueue(sub.queue, ctx, endpoint.uri);
       return {
         async start() {
-          hub.subscribers.add(sub);
+          hub.subscribe(sub);
           await pump.start();
         },
         async stop() {
-          hub.subscribers.delete(sub);
+          hub.unsubscribe(sub);
           // hand what is already buffered to the route before stopping: it was delivered to us
           while (sub.queue.size > 0) {
             await ctx.whenAvailable();

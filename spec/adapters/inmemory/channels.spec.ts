@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { BusbarError, Engine, from, TopicHub, topicAdapter, topicMatches } from '../../../lib/index.js';
+import { BoundedQueue, BusbarError, createMessage, Engine, from, TopicHub, topicAdapter, topicMatches, type Message } from '../../../lib/index.js';
 import { testLogger, waitFor } from '../../helpers.js';
 
 describe('in-memory channels', () => {
@@ -85,6 +85,33 @@ describe('in-memory channels', () => {
       await engine.mock('mock:big').expectBodies([{ n: 1 }]).satisfied({ timeoutMs: 1000 });
       expect(engine.mock('mock:invoices').received).to.have.length(0);
       expect(engine.mock('mock:big').received[0]!.headers['busbar.topic']).to.equal('orders.big');
+    });
+
+    it('a subscriber that comes or goes while a topic is in use gets exactly what is published from then on; a full one is waited for', async () => {
+      const hub = new TopicHub();
+      const a = new BoundedQueue<Message>(2);
+      const b = new BoundedQueue<Message>(10);
+      const subA = { pattern: 'orders.*', queue: a };
+      hub.subscribe(subA);
+      expect(await hub.publish('orders.new', createMessage(1))).to.equal(1);
+      // the topic's subscriber list was worked out for the first message: a new matching subscriber must still be in the next
+      hub.subscribe({ pattern: 'orders.#', queue: b });
+      expect(await hub.publish('orders.new', createMessage(2))).to.equal(2);
+      hub.unsubscribe(subA);
+      expect(await hub.publish('orders.new', createMessage(3))).to.equal(1);
+      expect([a.poll()?.body, a.poll()?.body, a.poll()]).to.deep.equal([1, 2, undefined]);
+      expect([b.poll()?.body, b.poll()?.body]).to.deep.equal([2, 3]);
+      // a full queue: the publish waits until it has room
+      hub.subscribe(subA);
+      await hub.publish('orders.new', createMessage(4));
+      await hub.publish('orders.new', createMessage(5));
+      let done = false;
+      const sixth = hub.publish('orders.new', createMessage(6)).then(() => (done = true));
+      await new Promise((r) => setImmediate(r));
+      expect(done, 'waiting for the full queue').to.equal(false);
+      expect(a.poll()?.body).to.equal(4);
+      await sixth;
+      expect([a.poll()?.body, a.poll()?.body]).to.deep.equal([5, 6]);
     });
 
     it('connects several engines through one shared hub (an in-process bus)', async () => {
