@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import { BusbarError } from './errors.js';
 import type { Message } from './message.js';
+import type { MaybePromise } from './step.js';
 import { createAjv, didYouMean, formatProblem, SchemaCache, toProblems, type JsonSchema } from './schema.js';
 import { parseUri, type ParsedUri } from './uri.js';
 
@@ -52,6 +53,12 @@ export interface ConsumerContext extends AdapterContext {
    * Waits while the route is full, which is how backpressure reaches the source.
    */
   process(msg: Message): Promise<Message>;
+  /**
+   * `process`, except that a route that finished synchronously gives back its reply itself
+   * (no promise): a consumer that answers its source (an HTTP response) can do so in the
+   * same turn, with no timer or promise of its own. Same contract otherwise.
+   */
+  processNow(msg: Message): MaybePromise<Message>;
   /** In-flight slots free right now. */
   available(): number;
   /** Resolves as soon as a slot is free. */

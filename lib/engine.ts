@@ -783,6 +783,7 @@ export class Engine {
       routeId: route.id,
       maxInflight: route.maxInflight,
       process: (msg) => handle(msg).then(() => msg),
+      processNow: (msg) => handle(msg).then(() => msg),
       available: () => route.maxInflight,
       whenAvailable: () => Promise.resolve(),
       setStatus: (status, error) => {
@@ -811,6 +812,7 @@ export class Engine {
       routeId: route.id,
       maxInflight: route.maxInflight,
       process: (msg) => route.process(msg),
+      processNow: (msg) => route.processNow(msg),
       available: () => route.available(),
       whenAvailable: () => route.whenAvailable(),
       setStatus: (status, error) => route.setStatus(status, error),

@@ -4,7 +4,7 @@ import { sleep, type Clock } from './clock.js';
 import { BusbarError, isBusbarError, isRetryable, wrapStepError } from './errors.js';
 import { withHeaders, type HeaderValue, type Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
-import { isPromise, type Next, type StepProbe } from './step.js';
+import { isPromise, type MaybePromise, type Next, type StepProbe } from './step.js';
 
 export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping' | 'suspended';
 
@@ -244,7 +244,19 @@ export class Route {
   #run: ((m: Message) => Promise<Message>) | undefined;
   #runOf: Next | undefined;
 
-  #process(msg: Message, next: Next): Promise<Message> {
+  /**
+   * `process` for a consumer that can answer in the same turn (an HTTP server): a route that
+   * finished synchronously gives its reply itself, not a promise of it. Everything else
+   * (waiting for a slot, an asynchronous step, a failure, tracing) is `process`'s promise.
+   */
+  processNow(msg: Message): MaybePromise<Message> {
+    if (this.trace !== undefined) return this.process(msg);
+    return this.#process(msg, this.pipeline, true);
+  }
+
+  #process(msg: Message, next: Next): Promise<Message>;
+  #process(msg: Message, next: Next, now: true): MaybePromise<Message>;
+  #process(msg: Message, next: Next, now = false): MaybePromise<Message> {
     if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.#process(msg, next));
     this.#inflight++;
     this.#received++;
@@ -261,7 +273,7 @@ export class Route {
     }
     if (!isPromise(r)) {
       this.#succeeded(msg, t0, events, obs, token);
-      return Promise.resolve(r);
+      return now ? r : Promise.resolve(r);
     }
     if (obs !== undefined && obs.pending !== undefined) obs.pending(this, token);
     const ok = (reply: Message): Message => {

@@ -4,19 +4,23 @@ import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
 import { Deadlines } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
+import { isPromise } from '../../lib/step.js';
 import { SOAP_FAULT_HEADER } from '../../lib/steps/transform.js';
 import { Formats } from './formats.js';
 import { HOP_BY_HOP, HTTP_HEADERS } from './headers.js';
 import type { HttpRuntime, HttpOptions } from './options.js';
-import { ServerHub, type Mount, type Routed } from './server.js';
+import { handlerFailed, ServerHub, type Mount, type Routed } from './server.js';
 import { prefersXml, sendError, statusOf } from './status.js';
 
 /** What a protocol (REST, JSON-RPC, SOAP) does with a routed request. */
 export interface ProtocolServer {
   /** Optional work when the route starts (read a WSDL file). */
   start?(): Promise<void>;
-  handle(r: Routed, ep: ServerEndpoint): Promise<void>;
+  /** May answer synchronously; a promise it returns is watched for failures it did not answer. */
+  handle(r: Routed, ep: ServerEndpoint): void | Promise<void>;
 }
+
+const MAX_CACHED_HEADER_NAMES = 256;
 
 /**
  * The parts of a server endpoint every protocol uses: body reading with limits, request
@@ -56,30 +60,48 @@ export class ServerEndpoint {
    * a connection reset instead of the 413, and retry it as a network error.
    */
   readBody(req: IncomingMessage): Promise<Buffer> {
+    return new Promise((resolve, reject) => this.receive(req, (err, bytes) => (err === undefined ? resolve(bytes!) : reject(err))));
+  }
+
+  /**
+   * `readBody` with a callback, called once: `done(undefined, bytes)` in the `end` event
+   * itself, so a route that finishes synchronously is answered in that same turn.
+   */
+  receive(req: IncomingMessage, done: (err: unknown, bytes?: Buffer) => void): void {
     const max = this.opts.maxBodyBytes;
     const tooLarge = (size: number): BusbarError =>
       new BusbarError('INPUT_TOO_LARGE', `request body of ${size} bytes exceeds the limit of ${max} bytes (maxBodyBytes)`, { details: { size, maxBytes: max } });
     const declared = Number(req.headers['content-length']);
-    if (declared > max) return this.#drainThenReject(req, 0, tooLarge(declared));
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const onData = (c: Buffer): void => {
-        size += c.length;
-        if (size > max) {
-          req.off('data', onData);
-          req.off('end', onEnd);
-          req.off('error', onError);
-          this.#drainThenReject(req, size, tooLarge(size)).catch(reject);
-          return;
-        }
-        chunks.push(c);
-      };
-      const onEnd = (): void => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-      const onError = (e: Error): void => reject(new BusbarError('HTTP_NETWORK', `request body not received: ${e.message}`, { cause: e, details: {} }));
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onError);
+    if (declared > max) {
+      this.#drainThenReject(req, 0, tooLarge(declared)).catch(done);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // an error after the end (or after a refusal) is not this body's any more
+    let settled = false;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        settled = true;
+        this.#drainThenReject(req, size, tooLarge(size)).catch(done);
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = (): void => {
+      if (settled) return;
+      settled = true;
+      done(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      done(new BusbarError('HTTP_NETWORK', `request body not received: ${e.message}`, { cause: e, details: {} }));
     });
   }
 
@@ -117,6 +139,20 @@ export class ServerEndpoint {
     });
   }
 
+  // `http.header.<name>` by request header name: clients send the same few names over and
+  // over, and a name made anew per request is concatenated and then looked up again as a
+  // property key. Bounded: names beyond it (a client making up names) are just made.
+  readonly #headerNames = new Map<string, string>();
+
+  #headerName(k: string): string {
+    let n = this.#headerNames.get(k);
+    if (n === undefined) {
+      n = HTTP_HEADERS.header + k;
+      if (this.#headerNames.size < MAX_CACHED_HEADER_NAMES) this.#headerNames.set(k, n);
+    }
+    return n;
+  }
+
   /** The message a request becomes: body plus `http.*` headers. */
   message(r: Routed, body: unknown, extra?: Record<string, HeaderValue>): Message {
     const h: Record<string, HeaderValue> = {
@@ -132,7 +168,7 @@ export class ServerEndpoint {
     const raw = r.req.headers;
     for (const k in raw) {
       const v = raw[k];
-      if (v !== undefined) h[HTTP_HEADERS.header + k] = v;
+      if (v !== undefined) h[this.#headerName(k)] = v;
     }
     if (r.req.socket.remoteAddress) h[HTTP_HEADERS.remoteAddress] = r.req.socket.remoteAddress;
     const tls = r.req.socket as Partial<TLSSocket>;
@@ -149,9 +185,21 @@ export class ServerEndpoint {
 
   #deadlines: Deadlines | undefined;
 
+  /**
+   * `run`, except that a route that finished synchronously gives its reply itself: no
+   * promise and no time limit for it (it is already there).
+   */
+  runNow(msg: Message): Message | Promise<Message> {
+    const r = this.ctx.processNow(msg);
+    return isPromise(r) ? this.#limit(r, msg) : r;
+  }
+
   /** Run the message through the route within `timeoutMs` (TIMEOUT -> 504); the limits of an endpoint share one timer. */
   run(msg: Message): Promise<Message> {
-    const p = this.ctx.process(msg);
+    return this.#limit(this.ctx.process(msg), msg);
+  }
+
+  #limit(p: Promise<Message>, msg: Message): Promise<Message> {
     const ms = this.opts.timeoutMs;
     const deadlines = (this.#deadlines ??= new Deadlines(this.ctx.clock, ms));
     return new Promise<Message>((resolve, reject) => {
@@ -214,22 +262,57 @@ export function acceptable(req: IncomingMessage): 'json' | 'xml' | undefined {
   return /(\*\/\*|application\/\*|json)/i.test(accept) ? 'json' : undefined;
 }
 
-/** REST: the body in, the route's reply out, by content negotiation. */
+/**
+ * REST: the body in, the route's reply out, by content negotiation. A route that finishes
+ * synchronously is answered in the turn its body arrived: no promise, no time limit (there
+ * is nothing left to wait for).
+ */
 export const restServer: ProtocolServer = {
-  async handle(r, ep) {
+  handle(r, ep) {
     if (ep.refuseWhenBusy(r)) return;
-    let msg: Message | undefined;
-    try {
-      const bytes = await ep.readBody(r.req);
-      const body = ep.formats.decode(bytes, r.req.headers['content-type'], ep.opts.bodyFormat);
-      msg = ep.message(r, body);
-      const reply = await ep.run(msg);
-      writeReply(r, ep, reply);
-    } catch (err) {
-      ep.fail(r, err, msg);
-    }
+    ep.receive(r.req, (err, bytes) => {
+      if (err !== undefined) lastWord(r, ep, () => ep.fail(r, err));
+      else restExchange(r, ep, bytes!);
+    });
   },
 };
+
+function restExchange(r: Routed, ep: ServerEndpoint, bytes: Buffer): void {
+  let msg: Message | undefined;
+  try {
+    const body = ep.formats.decode(bytes, r.req.headers['content-type'], ep.opts.bodyFormat);
+    msg = ep.message(r, body);
+    const reply = ep.runNow(msg);
+    if (!isPromise(reply)) {
+      writeReply(r, ep, reply);
+      return;
+    }
+    const m = msg;
+    reply.then(
+      (out) => lastWord(r, ep, () => writeReplyOrFail(r, ep, out, m)),
+      (e: unknown) => lastWord(r, ep, () => ep.fail(r, e, m)),
+    );
+  } catch (err) {
+    lastWord(r, ep, () => ep.fail(r, err, msg));
+  }
+}
+
+function writeReplyOrFail(r: Routed, ep: ServerEndpoint, reply: Message, msg: Message): void {
+  try {
+    writeReply(r, ep, reply);
+  } catch (err) {
+    ep.fail(r, err, msg);
+  }
+}
+
+/** Run `answer`; if even that throws, the server's last resort (a 500, or the connection cut), never an uncaught exception. */
+function lastWord(r: Routed, ep: ServerEndpoint, answer: () => void): void {
+  try {
+    answer();
+  } catch (err) {
+    handlerFailed(r, err, ep.ctx.logger, ep.ctx.routeId);
+  }
+}
 
 const REPLY_CONTENT_TYPE = HTTP_HEADERS.replyHeader + 'content-type';
 

@@ -55,7 +55,8 @@ export interface Mount {
   /** Upper-case method, or `*` for any. */
   readonly method: string;
   readonly pattern: string;
-  handle(r: Routed): Promise<void>;
+  /** May answer synchronously; a promise it returns is watched for failures it did not answer. */
+  handle(r: Routed): void | Promise<void>;
 }
 
 interface CompiledMount {
@@ -268,12 +269,15 @@ export class SharedServer {
     this.#logger.debug({ code: err.code, status }, 'http client error');
   }
 
+  // one listener for every response ('close' comes once per response): no closure or once-wrapper per request
+  readonly #closed = (): void => {
+    this.#active--;
+    if (this.#active === 0 && this.#idle.length) for (const f of this.#idle.splice(0)) f();
+  };
+
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#active++;
-    res.once('close', () => {
-      this.#active--;
-      if (this.#active === 0 && this.#idle.length) for (const f of this.#idle.splice(0)) f();
-    });
+    res.on('close', this.#closed);
     if (this.#closing) {
       res.shouldKeepAlive = false;
       sendError(req, res, 503, new BusbarError('ENGINE_STATE', 'server is stopping', { details: {} }), { retryAfterS: 1 });
@@ -291,11 +295,15 @@ export class SharedServer {
       const params = m.match(url.pathname);
       if (!params) continue;
       if (m.mount.method === '*' || m.mount.method === req.method || (req.method === 'HEAD' && m.mount.method === 'GET')) {
-        m.mount.handle({ req, res, url, params }).catch((err: unknown) => {
-          this.#logger.error({ err, routeId: m.mount.routeId }, 'http handler failed');
-          if (!res.headersSent) sendError(req, res, 500, err);
-          else res.destroy();
-        });
+        const r: Routed = { req, res, url, params };
+        let p: void | Promise<void>;
+        try {
+          p = m.mount.handle(r);
+        } catch (err) {
+          handlerFailed(r, err, this.#logger, m.mount.routeId);
+          return;
+        }
+        if (p !== undefined) p.catch((err: unknown) => handlerFailed(r, err, this.#logger, m.mount.routeId));
         return;
       }
       (allowed ??= new Set()).add(m.mount.method);
@@ -307,6 +315,13 @@ export class SharedServer {
     }
     sendError(req, res, 404, new BusbarError('NOT_FOUND', `no route for ${req.method} ${url.pathname}`, { details: { path: url.pathname } }));
   }
+}
+
+/** A handler failed without answering: logged, a 500 if nothing went out yet, else the connection cut. */
+export function handlerFailed(r: Routed, err: unknown, logger: Logger, routeId: string): void {
+  logger.error({ err, routeId }, 'http handler failed');
+  if (!r.res.headersSent) sendError(r.req, r.res, 500, err);
+  else r.res.destroy();
 }
 
 /** The servers of one engine, by host:port. */

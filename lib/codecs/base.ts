@@ -39,7 +39,9 @@ export const limitsSchema = {
 
 export function asText(input: unknown, codec: string): string {
   if (typeof input === 'string') return input;
-  if (Buffer.isBuffer(input) || input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
+  // a Buffer reads itself; only another Uint8Array needs a Buffer view over its bytes
+  if (Buffer.isBuffer(input)) return input.toString('utf8');
+  if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
   throw new BusbarError('PARSE', `${codec}: expected a string or bytes to decode, got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`, { details: { codec } });
 }
 

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { createMessage, Engine, from, mapStep, withBody, type Adapter, type Message } from '../../lib/index.js';
 import type { BusbarError } from '../../lib/errors.js';
 import { testLogger } from '../helpers.js';
+import { TestSource } from './source-adapter.js';
 
 /**
  * The step-execution fast path (issue #18): a step that returns a value goes on in the same
@@ -218,6 +219,32 @@ describe('step fast path', () => {
     expect(err?.details.step).to.equal('/steps/1 (process)');
     await engine.send('direct:in', { n: 5 });
     expect(received.slice(3).map((m) => m.headers['content-type'])).to.deep.equal(['application/json']);
+  });
+  it("gives a source the reply itself when the route finished synchronously (ConsumerContext.processNow), a promise otherwise, failures through the error policy", async () => {
+    const src = new TestSource();
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [src.adapter(), syncSink(received), asyncSink(received)] });
+    engine.addRoutes(
+      from<number>('src:in')
+        .routeId('now')
+        .choice((c) => c.when((n) => n < 0, (b) => b.process(() => { throw new Error('negative'); })).when((n) => n > 100, (b) => b.to('later:x')).otherwise((b) => b.to('sink:x')))
+        .transform((n) => n + 1),
+    );
+    await engine.start();
+    const ctx = src.ctx!;
+    const sync = ctx.processNow(createMessage(1));
+    expect(sync).not.to.be.instanceOf(Promise);
+    expect((sync as Message).body).to.equal(2);
+    expect(received.map((m) => m.body)).to.deep.equal([1]);
+    const later = ctx.processNow(createMessage(101));
+    expect(later).to.be.instanceOf(Promise);
+    expect((await later).body).to.equal(102);
+    const failed = ctx.processNow(createMessage(-1));
+    expect(failed).to.be.instanceOf(Promise);
+    const err = (await (failed as Promise<Message>).catch((e: unknown) => e)) as BusbarError;
+    expect(err.code).to.equal('BUSBAR_ERR_STEP_FAILED');
+    const st = engine.stats().routes.now!;
+    expect([st.received, st.completed, st.failed, st.inflight]).to.deep.equal([3, 2, 1, 0]);
   });
 });
 

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { createServer } from 'node:http';
 import { Engine, from, BusbarError, type Message } from '../../../lib/index.js';
 import { httpAdapter, createHttpAdapter } from '../../../adapters/http/index.js';
+import { systemClock, type Clock } from '../../../lib/clock.js';
 import { testLogger, waitFor } from '../../helpers.js';
 import { call, portOf } from './helpers.js';
 
@@ -160,6 +161,33 @@ describe('http adapter: server (REST)', () => {
     const deleted = await call(port, 'DELETE', '/orders/o-1', undefined, { 'x-correlation-id': 'corr-8' });
     expect(deleted.status).to.equal(204);
     expect(deleted.headers['x-correlation-id']).to.equal('corr-8');
+  });
+
+  it('answers a route that finished synchronously at once, with no time-limit timer; an asynchronous one gets its time limit', async () => {
+    // timers of the endpoints' time limit (timeoutMs=7777) on the engine's clock
+    let limits = 0;
+    const clock: Clock = { ...systemClock, setTimeout: (fn, ms) => (ms === 7777 && limits++, systemClock.setTimeout(fn, ms)) };
+    e = new Engine({ logger: testLogger(), adapters: [httpAdapter], clock });
+    e.addRoutes(
+      from<{ n: number }>('http:/sync?port=0&method=POST&timeoutMs=7777').transform((b) => ({ n: b.n + 1 })),
+      from('http:/bad-reply?port=0&format=text&timeoutMs=7777').transform(() => ({ not: 'text' })),
+      from('http:/async?port=0&timeoutMs=7777').process(async (m) => m),
+    );
+    await e.start();
+    const port = portOf(e);
+    for (let i = 0; i < 5; i++) {
+      const r = await call(port, 'POST', '/sync', JSON.stringify({ n: i }), { 'content-type': 'application/json', 'x-correlation-id': `c-${i}` });
+      expect(r.status).to.equal(200);
+      expect(r.json()).to.deep.equal({ n: i + 1 });
+      expect(r.headers['x-correlation-id']).to.equal(`c-${i}`);
+    }
+    // a reply that cannot be written in the synchronous path is still that request's failure, answered
+    const bad = await call(port, 'GET', '/bad-reply');
+    expect(bad.status).to.equal(500);
+    expect((bad.json() as { error: { code: string } }).error.code).to.equal('BUSBAR_ERR_ENCODE');
+    expect(limits).to.equal(0);
+    expect((await call(port, 'GET', '/async')).status).to.equal(204);
+    expect(limits).to.equal(1);
   });
 
   it('refuses bodies over maxBodyBytes with 413 (declared or streamed)', async () => {
