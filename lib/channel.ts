@@ -54,36 +54,39 @@ export class BoundedQueue<T> {
    * time it waits here), not one per take: an EventTarget listener added and removed per
    * message was the largest cost of a topic with many subscribers (profiled).
    */
-  readonly #bySignal = new WeakMap<AbortSignal, Set<Taker<T>>>();
+  readonly #bySignal = new WeakMap<AbortSignal, { aborted: boolean; waiting: Set<Taker<T>> }>();
 
   /** The next item; rejects with the signal's reason when aborted (the item stays queued). */
   take(signal?: AbortSignal): Promise<T> {
     if (this.size > 0) return Promise.resolve(this.#shift());
     if (this.#closed) return Promise.reject(new BusbarError('CHANNEL_CLOSED', 'channel is closed'));
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    // a signal seen before is known aborted by the listener it got (its `aborted` getter costs a receiver check per read)
+    let known = signal === undefined ? undefined : this.#bySignal.get(signal);
+    if (signal !== undefined && (known === undefined ? signal.aborted : known.aborted)) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       if (signal === undefined) {
         this.#takers.push({ resolve, reject });
         return;
       }
-      let waiting = this.#bySignal.get(signal);
-      if (waiting === undefined) {
-        const set = (waiting = new Set());
-        this.#bySignal.set(signal, set);
+      if (known === undefined) {
+        const entry: { aborted: boolean; waiting: Set<Taker<T>> } = { aborted: false, waiting: new Set() };
+        known = entry;
+        this.#bySignal.set(signal, entry);
         signal.addEventListener(
           'abort',
           () => {
-            for (const w of set) {
+            entry.aborted = true;
+            for (const w of entry.waiting) {
               const i = this.#takers.indexOf(w);
               if (i >= 0) this.#takers.splice(i, 1);
               w.reject(signal.reason);
             }
-            set.clear();
+            entry.waiting.clear();
           },
           { once: true },
         );
       }
-      const set = waiting;
+      const set = known.waiting;
       const waiter: Taker<T> = {
         resolve: (v: T) => {
           set.delete(waiter);

@@ -1,5 +1,6 @@
 import type { FlatOptionsSchema } from '../../lib/schema.js';
 import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import { isPromise } from '../../lib/step.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { Service } from '../../lib/service.js';
 import type { Message } from '../../lib/message.js';
@@ -52,7 +53,10 @@ class QueuePump extends Service implements Consumer {
 
   async #run(signal: AbortSignal): Promise<void> {
     const ctx = this.#ctx;
-    while (!signal.aborted) {
+    // the signal's own `aborted` getter validates its receiver on every read: a flag its abort event sets instead
+    let aborted = false;
+    signal.addEventListener('abort', () => (aborted = true), { once: true });
+    while (!aborted) {
       // a free slot is the common case: no promise to wait on then
       if (ctx.available() <= 0) await ctx.whenAvailable();
       let msg: Message;
@@ -61,9 +65,13 @@ class QueuePump extends Service implements Consumer {
       } catch {
         return; // stopped or closed
       }
-      ctx.process(msg).catch((err: unknown) => {
-        if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
-      });
+      // a route that finished at once leaves nothing to wait on (no promise, no handler per message)
+      const r = ctx.processNow(msg);
+      if (isPromise(r)) {
+        r.catch((err: unknown) => {
+          if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
+        });
+      }
     }
   }
 }

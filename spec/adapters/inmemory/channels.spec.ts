@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { BoundedQueue, BusbarError, createMessage, Engine, from, TopicHub, topicAdapter, topicMatches, type Message } from '../../../lib/index.js';
-import { testLogger, waitFor } from '../../helpers.js';
+import { capturedLogger, testLogger, waitFor } from '../../helpers.js';
 
 describe('in-memory channels', () => {
   let engine: Engine;
@@ -33,6 +33,22 @@ describe('in-memory channels', () => {
   });
 
   describe('queue:', () => {
+    it('a message the route fails (no dead letter) is logged with its id and body; the ones around it, done at once, are delivered', async () => {
+      const { logger, lines } = capturedLogger('error');
+      engine = new Engine({ logger });
+      engine.addRoutes(
+        from<number>('queue:work')
+          .routeId('work')
+          .process((m) => (m.body === 2 ? Promise.reject(new Error('two refused')) : m.body === 3 ? (() => { throw new Error('three refused'); })() : m))
+          .to('mock:done'),
+      );
+      await engine.start();
+      for (const n of [1, 2, 3, 4]) await engine.send('queue:work', n);
+      await engine.mock('mock:done').expectBodies([1, 4]).satisfied({ timeoutMs: 2000 });
+      await waitFor(() => lines.filter((l) => l.msg === 'message failed and has no dead-letter endpoint').length === 2, 2000, 'both failures logged');
+      expect(lines.filter((l) => l.msg === 'message failed and has no dead-letter endpoint').map((l) => l.body)).to.deep.equal([2, 3]);
+    });
+
     it('shares messages between competing consumers, each message once', async () => {
       engine = new Engine({ logger: testLogger() });
       const slow = (m: import('../../../lib/index.js').Message) => new Promise<typeof m>((r) => setTimeout(() => r(m), 2));
