@@ -1,4 +1,4 @@
-import { close, closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync, unlinkSync, fstatSync } from 'node:fs';
+import { close, closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync, unlinkSync, fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,6 +14,12 @@ export interface LogSettings {
   indexIntervalBytes: number;
   fsync: FsyncPolicy;
   fsyncIntervalMs: number;
+  /**
+   * Syncs run on the event loop (no thread-pool round trip) while they take under this many
+   * ms (a moving average; see Syncer); slower ones send the syncs of the next
+   * SLOW_SYNC_BACKOFF_MS to the thread pool. 0: always in the thread pool.
+   */
+  inlineSyncMs: number;
   maxBatchRecords: number;
   retentionMs: number | undefined;
   retentionBytes: number | undefined;
@@ -28,6 +34,7 @@ export const DEFAULT_LOG_SETTINGS: LogSettings = {
   indexIntervalBytes: 4096,
   fsync: 'batch',
   fsyncIntervalMs: 100,
+  inlineSyncMs: 1,
   maxBatchRecords: 5000,
   retentionMs: undefined,
   retentionBytes: undefined,
@@ -57,6 +64,44 @@ function writeAll(fd: number, buf: Buffer, pos: number): void {
   while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, pos + done);
 }
 const syncP = (fd: number): Promise<void> => new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+
+/** After a sync on the event loop took longer than `inlineSyncMs`: how long syncs go to the thread pool. */
+export const SLOW_SYNC_BACKOFF_MS = 5000;
+
+/**
+ * The durability syncs of one partition. The thread-pool round trip of an asynchronous
+ * fdatasync (a worker woken, the loop woken back) costs about as much as a fast sync itself on
+ * a VM, so while syncs are fast (their moving average under `inlineMs`) they run on the event
+ * loop; slow ones (the average above it, or one sync over 10 x `inlineMs`) move them to the
+ * thread pool for SLOW_SYNC_BACKOFF_MS, then they are tried on the loop again. The loop is so
+ * held by a few slow syncs at most per backoff period.
+ */
+class Syncer {
+  readonly #inlineMs: number;
+  #poolUntil = 0;
+  #average = 0;
+  constructor(inlineMs: number) {
+    this.#inlineMs = inlineMs;
+  }
+
+  /** Undefined when the sync is done (it throws on failure); else the pending sync. */
+  sync(fd: number): Promise<void> | undefined {
+    if (this.#inlineMs <= 0) return syncP(fd);
+    const t0 = performance.now();
+    if (t0 < this.#poolUntil) return syncP(fd);
+    fdatasyncSync(fd);
+    const t1 = performance.now();
+    const took = t1 - t0;
+    // a moving average, so the odd outlier of a healthy disk (a few in a thousand over 1 ms
+    // here) does not count as slow; one very slow sync does at once
+    this.#average = this.#average * 0.8 + took * 0.2;
+    if (this.#average > this.#inlineMs || took > 10 * this.#inlineMs) {
+      this.#poolUntil = t1 + SLOW_SYNC_BACKOFF_MS;
+      this.#average = 0;
+    }
+    return undefined;
+  }
+}
 const closeP = (fd: number): Promise<void> => new Promise((resolve) => close(fd, () => resolve()));
 
 /** The partition count a topic was created with (its `meta.json`), or undefined for a new topic. */
@@ -79,6 +124,7 @@ interface Pending {
 class PartitionWriter {
   readonly dir: string;
   readonly #s: LogSettings;
+  readonly #syncer: Syncer;
   #bases: number[];
   #fd: number;
   #ixFd: number;
@@ -104,6 +150,7 @@ class PartitionWriter {
   constructor(dir: string, settings: LogSettings, onAppend: (p: PartitionWriter) => void, onWaiting: () => void = () => undefined) {
     this.dir = dir;
     this.#s = settings;
+    this.#syncer = new Syncer(settings.inlineSyncMs);
     this.#onAppend = onAppend;
     this.#onWaiting = onWaiting;
     const r = recoverPartition(dir, settings.indexIntervalBytes);
@@ -159,7 +206,10 @@ class PartitionWriter {
         }
         try {
           const first = await this.#write(records);
-          if (this.#s.fsync === 'batch') await syncP(this.#fd);
+          if (this.#s.fsync === 'batch') {
+            const pending = this.#syncer.sync(this.#fd);
+            if (pending) await pending;
+          }
           else if (this.#s.fsync === 'interval') {
             this.#dirty = true;
             this.#onWaiting();
@@ -181,8 +231,8 @@ class PartitionWriter {
 
   /**
    * Encode and write a group. The writes go to the page cache synchronously (a few
-   * microseconds, no thread-pool round trip); only the sync, which waits for the disk, is
-   * asynchronous, so the event loop is never blocked on the device.
+   * microseconds, no thread-pool round trip); the sync, which waits for the disk, is the
+   * Syncer's (on the loop only while syncs are fast).
    */
   async #write(records: RecordInput[]): Promise<number> {
     const ts = Math.max(Date.now(), this.#lastTs);
@@ -243,7 +293,7 @@ class PartitionWriter {
     this.#dirty = false;
     const waiting = this.#awaitingSync.splice(0);
     try {
-      await syncP(this.#fd);
+      await this.#syncer.sync(this.#fd);
     } finally {
       for (const w of waiting) w();
     }

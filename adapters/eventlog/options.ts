@@ -14,6 +14,7 @@ export const eventlogOptions = Type.Object(
       description: 'Producer: durability point. `batch`: fdatasync after each group of appends, a send resolves after it. `interval`: one fdatasync every `fsyncIntervalMs`, a send resolves after the next one. `none`: a send resolves once written to the OS (a power loss can take the last records; a process crash cannot).',
     }),
     fsyncIntervalMs: Type.Integer({ minimum: 1, default: 100, description: 'Producer, fsync=interval: milliseconds between syncs.' }),
+    inlineSyncMs: Type.Number({ minimum: 0, default: 1, description: 'Producer: syncs (fsync=batch or interval) run on the event loop while they take under this many ms on average, which saves the thread-pool round trip; slower ones (on average, or one over 10 times this) send syncs to the thread pool for 5 s. 0: always in the thread pool (the loop never waits on the disk).' }),
     segmentBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'Producer: a segment file is closed and a new one started past this size (retention and compaction work on closed segments).' }),
     indexIntervalBytes: Type.Integer({ minimum: 1, default: 4096, description: 'Producer: bytes of log between two entries of the sparse offset and time indexes.' }),
     maxBatchRecords: Type.Integer({ minimum: 1, default: 5000, description: 'Producer: most records written (and synced) together; concurrent sends join one group up to this.' }),

@@ -36,6 +36,7 @@ export class EventlogProducer implements Producer {
       indexIntervalBytes: o.indexIntervalBytes,
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
+      inlineSyncMs: o.inlineSyncMs,
       maxBatchRecords: o.maxBatchRecords,
       retentionMs: o.retentionMs,
       retentionBytes: o.retentionBytes,

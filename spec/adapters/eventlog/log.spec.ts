@@ -1,4 +1,5 @@
 import { closeSync, openSync, readdirSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { pbkdf2 } from 'node:crypto';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { createEventlogAdapter, EventLog, offsetForTime, PartitionReader, seekGroup, type LogRecord, type RecordInput } from '../../../adapters/eventlog/index.js';
@@ -98,6 +99,36 @@ describe('eventlog: the embedded log', function () {
       expect((await readAll(tmp.path, 't', 0)).length).to.equal(300);
     });
   }
+
+  it('fsync=batch: fast syncs run on the event loop (no wait for a busy thread pool); after a slow one, syncs go to the thread pool', async () => {
+    // the thread pool kept busy: every worker (4 by default) runs a long key derivation
+    const busy = (): Promise<number> => {
+      const t0 = performance.now();
+      const one = (): Promise<void> => new Promise((resolve) => pbkdf2('x', 'salt', 400_000, 64, 'sha512', () => resolve()));
+      return Promise.all(Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, one)).then(() => performance.now() - t0);
+    };
+    const timeAppend = async (log: EventLog): Promise<number> => {
+      const t0 = performance.now();
+      await log.append(0, [rec(1)]);
+      return performance.now() - t0;
+    };
+    // inline: the append's sync does not queue behind the pool's work
+    const inline = EventLog.open(join(tmp.path, 'a'), 't', { fsync: 'batch', inlineSyncMs: 1000 });
+    await inline.append(0, [rec(0)]);
+    let pool = busy();
+    const fast = await timeAppend(inline);
+    const poolBusy = await pool;
+    expect(fast, `append with a busy pool (busy for ${Math.round(poolBusy)} ms)`).to.be.below(poolBusy / 2);
+    await inline.close();
+    // a sync slower than inlineSyncMs (here: any): the next ones wait in the thread pool
+    const pooled = EventLog.open(join(tmp.path, 'b'), 't', { fsync: 'batch', inlineSyncMs: 0.000001 });
+    await pooled.append(0, [rec(0)]);
+    pool = busy();
+    const slow = await timeAppend(pooled);
+    const busyFor = await pool;
+    expect(slow, `append queued behind the pool's work (busy for ${Math.round(busyFor)} ms)`).to.be.above(busyFor / 2);
+    await pooled.close();
+  });
 
   it('torn writes: truncating or corrupting the last segment at random points keeps everything before the damage, and appends continue', async () => {
     const rnd = prng(15);
