@@ -10,7 +10,9 @@ import { countingAdapter, round, type BenchCase } from '../harness.js';
  * (1k -> 1M) and the in-flight bound (16 -> 16k). The goal is a flat per-message cost
  * (within 20% across each range) and memory linear in what is held. The table goes to
  * stderr; the JSON line's `ratio` is the flatness of the worst range: throughput at its
- * largest size over throughput at its smallest (1.0 = flat).
+ * largest size over throughput at its smallest (1.0 = flat). The aggregator and in-flight rows
+ * also run a hand-written loop holding the same amount (`by hand`): how much of the growth
+ * the machine makes (cache misses of a large Map, the collector) whatever the code.
  */
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -43,6 +45,8 @@ interface Row {
   cpu_us_per_msg: number;
   /** Heap held per route / subscriber / group / in-flight message, bytes. */
   heap_bytes_per_unit: number;
+  /** A hand-written loop holding the same amount (same-size Map of groups, same number of promises in flight): what the machine itself makes of the size. */
+  hand_cpu_us_per_msg?: number;
   extra?: string;
 }
 
@@ -133,7 +137,20 @@ async function groups(size: number, msgs: number): Promise<Row> {
   });
   await engine.stop();
   if ((counts.get('agg') ?? 0) !== 0) throw new Error('an aggregator group completed early');
-  return row('aggregator groups', size, msgs / (t.ns / 1e9), t.cpuUs / msgs, perGroup, `opening them: ${round(fill.cpuUs / size, 2)} cpu us/group`);
+  // by hand: a Map of `size` groups (string keys, an array of bodies each), the same messages pushed
+  const hand = new Map<string, unknown[]>();
+  for (let i = 0; i < size; i++) hand.set(String(i), [{ k: i }]);
+  const h = await timed(async () => {
+    for (let i = 0; i < msgs; i++) {
+      const body = { k: (i * 7919) % size };
+      hand.get(String(body.k))!.push(body);
+      if (i % 1000 === 0) await Promise.resolve();
+    }
+  });
+  if (hand.get('0')!.length < 1) throw new Error('hand-written groups lost a message');
+  const r = row('aggregator groups', size, msgs / (t.ns / 1e9), t.cpuUs / msgs, perGroup, `opening them: ${round(fill.cpuUs / size, 2)} cpu us/group`);
+  r.hand_cpu_us_per_msg = round(h.cpuUs / msgs, 3);
+  return r;
 }
 
 /** A route with in-flight bound `size`, driven by `size` concurrent senders; each message waits a turn of the event loop. */
@@ -187,7 +204,35 @@ async function inflight(size: number, msgs: number, rounds: number): Promise<Row
   await run();
   await engine.stop();
   if (counts.get('inflight') !== msgs * (rounds + 2)) throw new Error(`inflight x${size}: ${counts.get('inflight')} deliveries for ${msgs * (rounds + 2)}`);
-  return row('in-flight bound', size, perS, cpuUsPerMsg, ((peakHeap - idle) * 1048576) / size);
+  // by hand: `size` workers, each message a promise released a turn of the event loop later, all that parked meanwhile together
+  let handParked: Array<() => void> = [];
+  let handDone = 0;
+  const park = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      handParked.push(resolve);
+      if (handParked.length === 1) {
+        setImmediate(() => {
+          const go = handParked;
+          handParked = [];
+          for (const f of go) f();
+        });
+      }
+    });
+  const hand = await best(rounds, msgs, async () => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < msgs) {
+        next++;
+        await park();
+        handDone++;
+      }
+    };
+    await Promise.all(Array.from({ length: size }, worker));
+  });
+  if (handDone < msgs) throw new Error('hand-written in-flight loop lost messages');
+  const r = row('in-flight bound', size, perS, cpuUsPerMsg, ((peakHeap - idle) * 1048576) / size);
+  r.hand_cpu_us_per_msg = round(hand.cpuUsPerMsg, 3);
+  return r;
 }
 
 const bench: BenchCase = {
@@ -207,8 +252,8 @@ const bench: BenchCase = {
     for (const s of [16, 160, 1600, 16_000]) rows.push(progress(await inflight(s, Math.max(msgs, s * 4), rounds)));
 
     // the table, for people; the JSON line carries the same figures
-    const head = ['dimension', 'size', 'msg/s', 'us/msg', 'cpu us/msg', 'heap B/unit', ''];
-    const lines = [head, ...rows.map((r) => [r.dimension, String(r.size), String(r.per_s), String(r.us_per_msg), String(r.cpu_us_per_msg), String(r.heap_bytes_per_unit), r.extra ?? ''])];
+    const head = ['dimension', 'size', 'msg/s', 'us/msg', 'cpu us/msg', 'by hand', 'heap B/unit', ''];
+    const lines = [head, ...rows.map((r) => [r.dimension, String(r.size), String(r.per_s), String(r.us_per_msg), String(r.cpu_us_per_msg), r.hand_cpu_us_per_msg === undefined ? '' : String(r.hand_cpu_us_per_msg), String(r.heap_bytes_per_unit), r.extra ?? ''])];
     const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
     for (const l of lines) process.stderr.write(`${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
 
@@ -222,8 +267,10 @@ const bench: BenchCase = {
       const flat = small.cpu_us_per_msg / large.cpu_us_per_msg;
       const key = dim.replace(/[^a-z]+/g, '_');
       extras[`${key}_cpu_flatness`] = round(flat, 2);
+      if (small.hand_cpu_us_per_msg !== undefined && large.hand_cpu_us_per_msg !== undefined) extras[`${key}_hand_cpu_flatness`] = round(small.hand_cpu_us_per_msg / large.hand_cpu_us_per_msg, 2);
       for (const r of rs) {
         extras[`${key}_${r.size}_cpu_us`] = r.cpu_us_per_msg;
+        if (r.hand_cpu_us_per_msg !== undefined) extras[`${key}_${r.size}_hand_cpu_us`] = r.hand_cpu_us_per_msg;
         extras[`${key}_${r.size}_heap_b`] = r.heap_bytes_per_unit;
       }
       if (flat < worst.flat) worst = { dimension: dim, small: small.per_s, large: large.per_s, flat };
