@@ -276,16 +276,25 @@ export class Route {
       return now ? r : Promise.resolve(r);
     }
     if (obs !== undefined && obs.pending !== undefined) obs.pending(this, token);
-    const ok = (reply: Message): Message => {
+    // unobserved, with no events: what success does needs nothing of this exchange (one function per route, not a closure per message)
+    const ok = obs === undefined && !events ? this.#plainOk : (reply: Message): Message => {
       this.#succeeded(msg, t0, events, obs, token);
       return reply;
     };
-    const failed = (err: unknown): never => {
-      if (obs !== undefined) obs.end(this, token, (err as BusbarError).details?.deadLettered === true ? 'dead_lettered' : 'failed', err, t0, performance.now());
-      return this.#failedWith(msg, events ? t0 : 0, err);
-    };
-    return r.then(ok, (e: unknown) => this.#recover(msg, next, e).then(ok, failed));
+    // the failure handler is made only once the first attempt failed
+    return r.then(ok, (e: unknown) =>
+      this.#recover(msg, next, e).then(ok, (err: unknown): never => {
+        if (obs !== undefined) obs.end(this, token, (err as BusbarError).details?.deadLettered === true ? 'dead_lettered' : 'failed', err, t0, performance.now());
+        return this.#failedWith(msg, events ? t0 : 0, err);
+      }),
+    );
   }
+
+  readonly #plainOk = (reply: Message): Message => {
+    this.#completed++;
+    this.#release();
+    return reply;
+  };
 
   #release(): void {
     this.#inflight--;

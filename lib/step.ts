@@ -234,6 +234,15 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   const onLastError = (e: unknown): never => {
     throw wrapStepError(e, routeId, last);
   };
+  // what a stretch that went asynchronous at stage i does next: made once per stage, not per message
+  const resume: Array<(v: Message) => MaybePromise<Message>> = [];
+  const failedAt: Array<(e: unknown) => never> = [];
+  for (let i = 0; i < k; i++) {
+    resume.push((v) => runFrom(v, i + 1));
+    failedAt.push((e) => {
+      throw wrapStepError(e, routeId, labels[i]!);
+    });
+  }
   const runFrom = (msg: Message, from: number): MaybePromise<Message> => {
     let m = msg;
     let i = from;
@@ -249,13 +258,7 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
         }
         const r = fns[i]!(m);
         if (isPromise(r)) {
-          const at = i;
-          const later = r.then(
-            (v) => runFrom(v, at + 1),
-            (e: unknown) => {
-              throw wrapStepError(e, routeId, labels[at]!);
-            },
-          );
+          const later = r.then(resume[i], failedAt[i]);
           slot.last = later;
           return later;
         }
