@@ -187,10 +187,13 @@ export const choiceStep: StepKind<ChoiceArgs> = {
         details: { routeId: ctx.routeId, step: ctx.path },
       });
     };
+    // a predicate given as a function is called directly (no evaluator closure between)
+    const fns = args.whens.map((w) => w.predicate.fn);
     const from = (i: number, msg: Message): MaybePromise<Message> => {
       for (; i < branches.length; i++) {
         const b = branches[i]!;
-        const ok = b.test(msg);
+        const fn = fns[i];
+        const ok = fn !== undefined ? fn(msg.body, msg) : b.test(msg);
         if (isPromise(ok)) {
           const at = i;
           return ok.then((yes) => (yes ? b.run(msg) : from(at + 1, msg)));
