@@ -230,10 +230,8 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   const labels = stages.map((s) => s.label);
   const probes = stages.map((s) => s.probe);
   const route = probes.find((p) => p !== undefined)?.route;
-  const last = labels[k - 1]!;
-  const onLastError = (e: unknown): never => {
-    throw wrapStepError(e, routeId, last);
-  };
+  // next behind the last step's guard: what next throws at once, or a promise no guard labelled, is the last step's
+  const tail = guard(next, routeId, labels[k - 1]!, slot);
   // what a stretch that went asynchronous at stage i does next: made once per stage, not per message
   const resume: Array<(v: Message) => MaybePromise<Message>> = [];
   const failedAt: Array<(e: unknown) => never> = [];
@@ -267,20 +265,7 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     } catch (e) {
       throw wrapStepError(e, routeId, labels[i]!);
     }
-    let r: MaybePromise<Message>;
-    try {
-      slot.last = undefined;
-      r = next(m);
-    } catch (e) {
-      return onLastError(e);
-    }
-    if (!isPromise(r)) {
-      slot.last = undefined;
-      return r;
-    }
-    if (r !== slot.last) r = r.then(undefined, onLastError);
-    slot.last = r;
-    return r;
+    return tail(m);
   };
   return (msg) => runFrom(msg, 0);
 }

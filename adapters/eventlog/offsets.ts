@@ -1,6 +1,7 @@
-import { closeSync, constants, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { BusbarError } from '../../lib/errors.js';
+import { readAll } from './segment.js';
 
 /**
  * A consumer group's committed offsets: `<group>.<n>.offsets`, one small region per partition,
@@ -57,20 +58,14 @@ function slotAt(buf: Buffer, at: number): { seq: number; offset: number } | unde
 }
 
 export function readOffsets(fd: number, path: string): OffsetsRead {
-  const size = fstatSync(fd).size;
-  const buf = Buffer.alloc(size);
-  let got = 0;
-  while (got < size) {
-    const n = readSync(fd, buf, got, size - got, got);
-    if (n === 0) break;
-    got += n;
-  }
+  const buf = readAll(fd);
+  const got = buf.length;
   if (got < HEADER || buf.readUInt32BE(0) !== MAGIC) throw new BusbarError('EVENTLOG_IO', `event log: ${path} is not an offsets file (bad header)`, { details: { path } });
   const out: OffsetsRead = { sealed: buf.readUInt32BE(SEALED_AT) !== 0, offsets: {}, seqs: new Map() };
   for (let p = 0; HEADER + p * REGION < got; p++) {
     const at = HEADER + p * REGION;
-    const a = slotAt(buf.subarray(0, got), at);
-    const b = slotAt(buf.subarray(0, got), at + SLOT);
+    const a = slotAt(buf, at);
+    const b = slotAt(buf, at + SLOT);
     const newest = a && b ? (b.seq > a.seq ? b : a) : (a ?? b);
     if (!newest) continue;
     out.offsets[p] = newest.offset;

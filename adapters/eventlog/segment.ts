@@ -66,18 +66,23 @@ function readWhole(path: string): Buffer {
     return Buffer.alloc(0);
   }
   try {
-    const size = fstatSync(fd).size;
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
+    return readAll(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** What an open file holds, from its start (as much as is there). */
+export function readAll(fd: number): Buffer {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const n = readSync(fd, buf, got, size - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
 /** File position to start scanning for `offset` in segment `base` (from its sparse index). */

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { createEventlogAdapter, EventLog, groupLag } from '../../../adapters/eventlog/index.js';
 import { createMetrics } from '../../../lib/management/metrics.js';
