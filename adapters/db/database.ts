@@ -176,11 +176,29 @@ export class SqliteDatabase implements Database {
     return s;
   }
 
+  /** Whether a statement uses numbered parameters (`?1`), known per SQL text (the statements are cached too). */
+  readonly #numberedSql = new Map<string, boolean>();
+  #numbered(sql: string): boolean {
+    let n = this.#numberedSql.get(sql);
+    if (n === undefined) {
+      n = /\?\d/.test(sql);
+      if (this.#numberedSql.size >= 500) this.#numberedSql.clear();
+      this.#numberedSql.set(sql, n);
+    }
+    return n;
+  }
+
   #run(sql: string, params: readonly unknown[]): QueryResult {
     try {
       const s = this.#stmt(sql);
       // better-sqlite3 binds numbered parameters (?1, ?2: what compiled statements use) from an object
-      const values: unknown[] = params.length && /\?\d/.test(sql) ? [Object.fromEntries(params.map((v, i) => [i + 1, sqliteValue(v)]))] : params.map(sqliteValue);
+      let values: unknown[];
+      if (params.length === 0) values = params as unknown[];
+      else if (this.#numbered(sql)) {
+        const named: Record<number, unknown> = {};
+        for (let i = 0; i < params.length; i++) named[i + 1] = sqliteValue(params[i]);
+        values = [named];
+      } else values = params.map(sqliteValue);
       if (s.reader) {
         const rows = s.all(...values);
         return { rows, rowCount: rows.length };
