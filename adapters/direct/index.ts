@@ -2,6 +2,7 @@ import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter, ConsumerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
+import { isPromise, type MaybePromise } from '../../lib/step.js';
 
 /** `direct:` takes no options. */
 export type DirectOptions = {};
@@ -55,11 +56,13 @@ export const directAdapter: Adapter<DirectOptions> = {
         if (!consumer) {
           return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
         }
-        return consumer.process(msg);
+        // a consuming route that finished at once answers at once: the sender goes on in the same turn
+        return consumer.processNow(msg);
       },
       // the consuming route's result is the answer, whichever step asks
       request(msg) {
-        return this.send(msg) as Promise<Message>;
+        const r = this.send(msg) as MaybePromise<Message>;
+        return isPromise(r) ? r : Promise.resolve(r);
       },
     };
   },

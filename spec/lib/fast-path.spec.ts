@@ -248,6 +248,32 @@ describe('step fast path', () => {
   });
 });
 
+describe('step fast path: direct: between routes', () => {
+  let engine: Engine;
+  afterEach(async () => {
+    await engine.stop();
+  });
+
+  it('a route calling another through direct: goes on in the same turn when that one finished at once; an asynchronous or failing one still works', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received), asyncSink(received)] });
+    engine.addRoutes(
+      from<number>('direct:a').routeId('a').to('direct:b').to('sink:a'),
+      from<number>('direct:b').routeId('b').transform((n) => n * 10).choice((c) => c.when((n) => n === 20, (w) => w.to('later:b')).when((n) => n === 30, (w) => w.process(() => { throw new Error('no 3'); })).otherwise((w) => w.to('sink:b'))),
+    );
+    await engine.start();
+    const sent = engine.send('direct:a', 1);
+    // both routes ran, and a's step after the call too, before the send's promise was awaited
+    expect(received.map((m) => m.body)).to.deep.equal([10, 10]);
+    await sent;
+    await engine.send('direct:a', 2);
+    expect(received.map((m) => m.body)).to.deep.equal([10, 10, 20, 20]);
+    const err = (await engine.send('direct:a', 3).then(() => undefined, (e: unknown) => e)) as BusbarError;
+    expect(err.details.routeId).to.equal('b');
+    expect(received).to.have.length(4);
+  });
+});
+
 describe('step fast path: stretches of map steps (fuse)', () => {
   let engine: Engine;
   afterEach(async () => {
