@@ -120,13 +120,9 @@ export type MapFn = (msg: Message) => MaybePromise<Message>;
 export function mapStep<A>(kind: Omit<StepKind<A>, 'compile' | 'map'> & { map(args: A, ctx: CompileContext): MapFn }): StepKind<A> {
   return {
     ...kind,
-    map: kind.map,
     compile(args, next, ctx) {
       const f = kind.map(args, ctx);
-      return (msg) => {
-        const r = f(msg);
-        return isPromise(r) ? r.then(next) : next(r);
-      };
+      return (msg) => then(f(msg), next);
     },
   };
 }

@@ -3,6 +3,7 @@ import { crc32 } from 'node:zlib';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BusbarError } from '../../lib/errors.js';
+import { writeAll } from './segment.js';
 import { createOffsets, isSealed, offsetsFilePath, openOffsets, readOffsets, seal, writeOffset, type OffsetsRead } from './offsets.js';
 
 /**
@@ -226,9 +227,7 @@ export function writeGroup(file: string, state: GroupState): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    const data = Buffer.from(JSON.stringify(state));
-    let done = 0;
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    writeAll(fd, Buffer.from(JSON.stringify(state)), 0);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -292,8 +291,8 @@ interface OwnedOffsets {
   last: Map<number, number>;
 }
 
-/** Write the entries' offsets that changed, then sync once; false when none changed (nothing written). */
-function writeEntries(f: OwnedOffsets, entries: ReadonlyArray<readonly [number, number, number]>): boolean {
+/** Write the entries' offsets that changed, then sync once (nothing when none changed). */
+function writeEntries(f: OwnedOffsets, entries: ReadonlyArray<readonly [number, number, number]>): void {
   let wrote = false;
   for (const [p, , next] of entries) {
     if (f.last.get(p) === next) continue;
@@ -304,7 +303,6 @@ function writeEntries(f: OwnedOffsets, entries: ReadonlyArray<readonly [number, 
     wrote = true;
   }
   if (wrote) fdatasyncSync(f.fd);
-  return wrote;
 }
 
 export class GroupCoordinator {

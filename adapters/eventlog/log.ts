@@ -1,10 +1,10 @@
-import { close, closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync, unlinkSync, fstatSync } from 'node:fs';
+import { close, closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, unlinkSync, fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BusbarError } from '../../lib/errors.js';
 import { encodeBatch, parseRecord, partitionOf, type RecordInput } from './record.js';
-import { fileSize, IndexBuilder, indexPath, listSegments, logPath, maxTimestamp, rebuildIndexes, recoverPartition, removeSegment, scanSegment, timeIndexPath, writeFileDurable } from './segment.js';
+import { fileSize, IndexBuilder, writeAll, indexPath, listSegments, logPath, maxTimestamp, rebuildIndexes, recoverPartition, removeSegment, scanSegment, timeIndexPath, writeFileDurable } from './segment.js';
 
 export type FsyncPolicy = 'batch' | 'interval' | 'none';
 
@@ -58,11 +58,6 @@ function ioError(what: string, path: string, err: unknown): BusbarError {
   return new BusbarError('EVENTLOG_IO', `event log: ${what} failed for ${path}: ${(err as Error).message}`, { cause: err, details: { path, errno: (err as NodeJS.ErrnoException).code } });
 }
 
-/** Write all of `buf` at `pos`: into the page cache, microseconds (the disk is waited for by the sync). */
-function writeAll(fd: number, buf: Buffer, pos: number): void {
-  let done = 0;
-  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, pos + done);
-}
 const syncP = (fd: number): Promise<void> => new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 
 /** After a sync on the event loop took longer than `inlineSyncMs`: how long syncs go to the thread pool. */

@@ -1,7 +1,7 @@
 import { closeSync, constants, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { BusbarError } from '../../lib/errors.js';
-import { readAll } from './segment.js';
+import { readAll, writeAll } from './segment.js';
 
 /**
  * A consumer group's committed offsets: `<group>.<n>.offsets`, one small region per partition,
@@ -79,7 +79,8 @@ export function createOffsets(path: string, offsets: Record<string, number>, par
   const count = Math.max(partitions, ...Object.keys(offsets).map((p) => Number(p) + 1));
   const buf = Buffer.alloc(HEADER + count * REGION);
   buf.writeUInt32BE(MAGIC, 0);
-  for (const [p, offset] of Object.entries(offsets)) fillSlot(buf, HEADER + Number(p) * REGION, 1, offset);
+  // commit number 1 of each partition, in the slot writeOffset would put it in
+  for (const [p, offset] of Object.entries(offsets)) fillSlot(buf, slotPosition(Number(p), 1), 1, offset);
   let fd: number;
   try {
     fd = openSync(path, 'w');
@@ -87,8 +88,7 @@ export function createOffsets(path: string, offsets: Record<string, number>, par
     throw ioError(path, 'create', err);
   }
   try {
-    let done = 0;
-    while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, done);
+    writeAll(fd, buf, 0);
     fdatasyncSync(fd);
   } finally {
     closeSync(fd);
@@ -102,13 +102,18 @@ function fillSlot(buf: Buffer, at: number, seq: number, offset: number): void {
 }
 
 const slotBuf = Buffer.alloc(SLOT);
+/** Bytes of a slot that hold something: sequence number, offset, CRC. */
+const SLOT_BYTES = 20;
 
 /** Write partition `p`'s commit number `seq` into its slot (not synced: the caller syncs once for all). */
 export function writeOffset(fd: number, p: number, seq: number, offset: number): void {
   fillSlot(slotBuf, 0, seq, offset);
-  const at = HEADER + p * REGION + (seq % 2) * SLOT;
-  let done = 0;
-  while (done < 20) done += writeSync(fd, slotBuf, done, 20 - done, at + done);
+  writeAll(fd, slotBuf.subarray(0, SLOT_BYTES), slotPosition(p, seq));
+}
+
+/** Where partition `p`'s commit number `seq` goes: its region, the slot of the sequence number's parity. */
+function slotPosition(p: number, seq: number): number {
+  return HEADER + p * REGION + (seq % 2) * SLOT;
 }
 
 const flag = Buffer.alloc(4);

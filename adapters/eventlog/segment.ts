@@ -72,6 +72,12 @@ function readWhole(path: string): Buffer {
   }
 }
 
+/** Write all of `buf` at `pos`: into the page cache, microseconds (the disk is waited for by a sync). */
+export function writeAll(fd: number, buf: Buffer, pos: number): void {
+  let done = 0;
+  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, pos + done);
+}
+
 /** What an open file holds, from its start (as much as is there). */
 export function readAll(fd: number): Buffer {
   const size = fstatSync(fd).size;
@@ -238,8 +244,7 @@ export function writeFileDurable(path: string, data: Buffer): void {
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    let done = 0;
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    writeAll(fd, data, 0);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
