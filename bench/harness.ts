@@ -77,20 +77,42 @@ export function round(n: number, digits = 0): number {
 }
 
 /**
- * `count:<name>`: a bench sink that counts deliveries per endpoint name and keeps the last
- * body, recording nothing else, so memory stays flat however many messages pass.
+ * Deliveries counted per name, and the last body delivered: what the `count:` sink does for
+ * busbar and what a case's hand-written (and rxjs) side calls for its outputs, so every side
+ * pays the same for the sink and a ratio measures only what lies before it.
  */
-export function countingAdapter(counts: Map<string, number>, last?: { value: unknown }): Adapter {
+export class Tally {
+  readonly counts: Map<string, number>;
+  last: unknown;
+  constructor(counts: Map<string, number> = new Map()) {
+    this.counts = counts;
+  }
+  add(name: string, body: unknown): void {
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+    this.last = body;
+  }
+  get(name: string): number {
+    return this.counts.get(name) ?? 0;
+  }
+}
+
+/**
+ * `count:<name>`: a bench sink that counts deliveries per endpoint name and keeps the last
+ * body (a Tally), recording nothing else, so memory stays flat however many messages pass.
+ * `last`, when given, is handed the last body as well.
+ */
+export function countingAdapter(counts: Map<string, number> | Tally, last?: { value: unknown }): Adapter {
+  const tally = counts instanceof Tally ? counts : new Tally(counts);
   return {
     scheme: 'count',
     description: 'bench sink',
     optionsSchema: Type.Object({}, { additionalProperties: false }),
     createProducer(endpoint) {
       const name = endpoint.path;
-      counts.set(name, 0);
+      tally.counts.set(name, 0);
       return {
         send(msg) {
-          counts.set(name, counts.get(name)! + 1);
+          tally.add(name, msg.body);
           if (last) last.value = msg.body;
           // done on return, like any in-memory sink (Producer.send may then skip the promise)
           return undefined;

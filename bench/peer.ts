@@ -3,7 +3,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { pino } from 'pino';
 import { filter, map, share, Subject } from 'rxjs';
 import { Engine, from } from '../dist/lib/index.js';
-import { countingAdapter, perSecond, round, type BenchResult } from './harness.js';
+import { countingAdapter, perSecond, round, Tally, type BenchResult } from './harness.js';
 
 /**
  * The peer comparison (issue #18): one order workload, three implementations in the same
@@ -80,7 +80,8 @@ export function expected(n: number): Counts {
   return out;
 }
 
-function check(side: string, got: Counts, want: Counts): void {
+function check(side: string, tally: Tally, want: Counts): void {
+  const got: Counts = { big: tally.get('big'), es: tally.get('es'), other: tally.get('other') };
   if (got.big !== want.big || got.es !== want.es || got.other !== want.other) {
     throw new Error(`${side} routed wrongly: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
   }
@@ -95,24 +96,23 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
 
   // ------------------------------------------------------------ hand-written loop
   const validateBase = new Ajv().compile(orderSchema);
-  const base: Counts = { big: 0, es: 0, other: 0 };
-  let sink = '';
+  // every side's outputs go to the same sink (a Tally, what busbar's count: endpoints are)
+  const base = new Tally();
   const baseline = (): void => {
     for (let i = 0; i < n; i++) {
       const doc = parse(input[i % DOCS]!);
       if (!validateBase(doc)) throw new Error('invalid order');
       const e = enrich(doc as Doc);
       const out = JSON.stringify(e);
-      if (isBig(e)) base.big++;
-      else if (isEs(e)) base.es++;
-      else base.other++;
-      sink = out;
+      if (isBig(e)) base.add('big', out);
+      else if (isEs(e)) base.add('es', out);
+      else base.add('other', out);
     }
   };
 
   // ------------------------------------------------------------ rxjs pipeline
   const validateRx = new Ajv().compile(orderSchema);
-  const rx: Counts = { big: 0, es: 0, other: 0 };
+  const rx = new Tally();
   const source = new Subject<string>();
   const enriched = source.pipe(
     map(parse),
@@ -123,24 +123,15 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
     map(enrich),
     share(),
   );
-  enriched.pipe(filter(isBig), map((e) => JSON.stringify(e))).subscribe((s) => {
-    rx.big++;
-    sink = s;
-  });
-  enriched.pipe(filter((e) => !isBig(e) && isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => {
-    rx.es++;
-    sink = s;
-  });
-  enriched.pipe(filter((e) => !isBig(e) && !isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => {
-    rx.other++;
-    sink = s;
-  });
+  enriched.pipe(filter(isBig), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('big', s));
+  enriched.pipe(filter((e) => !isBig(e) && isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('es', s));
+  enriched.pipe(filter((e) => !isBig(e) && !isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('other', s));
   const rxjs = (): void => {
     for (let i = 0; i < n; i++) source.next(input[i % DOCS]!);
   };
 
   // ------------------------------------------------------------ busbar, as a user writes it
-  const counts = new Map<string, number>();
+  const counts = new Tally();
   const engine = new Engine({ logger: pino({ level: 'silent' }), adapters: [countingAdapter(counts)] });
   const start = from<string>(`direct:peer-${format}`).routeId(`peer-${format}`);
   const decoded = format === 'json' ? start.unmarshal('json') : start.convert('xml', 'json', { from: { parseNumbers: true } });
@@ -187,8 +178,8 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
   const want = expected(n * runs);
   check('hand-written', base, want);
   check('rxjs', rx, want);
-  check('busbar', { big: counts.get('big') ?? 0, es: counts.get('es') ?? 0, other: counts.get('other') ?? 0 }, want);
-  if (!sink.startsWith('{"id":')) throw new Error(`outputs are not the enriched JSON: ${sink}`);
+  check('busbar', counts, want);
+  for (const t of [base, rx, counts]) if (typeof t.last !== 'string' || !t.last.startsWith('{"id":')) throw new Error(`outputs are not the enriched JSON: ${String(t.last)}`);
   const [baselinePerS, rxjsPerS, busbarPerS] = best as [number, number, number];
   return {
     busbar_per_s: busbarPerS,

@@ -162,6 +162,9 @@ const UP: ReadonlySet<SourceStatus> = new Set<SourceStatus>(['connected', 'idle'
 /** Producers for URIs computed at message time (recipient lists, routing slips) kept at once. */
 const MAX_DYNAMIC_PRODUCERS = 4096;
 
+/** What `send` resolves with when the endpoint had the message at once (shared: nothing reads it but `await`). */
+const DONE: Promise<void> = Promise.resolve();
+
 /**
  * The engine: adapter registry, routes, producers, lifecycle, logger, events, stats.
  * No globals: everything lives on the instance, so several engines can share a process.
@@ -931,8 +934,21 @@ export class Engine {
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
-    // resolves with the reply internally; typed void because send is fire-and-confirm
-    return this.sendMessage(uri, createMessage(body, headers ? { headers } : undefined)) as Promise<unknown> as Promise<void>;
+    const msg = createMessage(body, headers ? { headers } : undefined);
+    if (this.#state === 'started') {
+      const entry = this.#producers.get(uri);
+      // a started producer that finished in this turn: one shared settled promise, none made per message
+      if (entry !== undefined && entry.started && !entry.evicted && entry.sender !== undefined) {
+        try {
+          const r = entry.sender(msg);
+          // a promise passes as it is (its reply unread: send is typed void), not behind a .then of its own
+          return isPromise(r) ? (r as Promise<unknown> as Promise<void>) : DONE;
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+    }
+    return this.sendMessage(uri, msg) as Promise<unknown> as Promise<void>;
   }
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
