@@ -890,10 +890,20 @@ export class Engine {
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot send to "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
       }
-      return this.#startProducer(entry).then(() => entry.producer.send(msg));
+      return this.#sendOnceStarted(entry, msg);
     };
     const t = this.#traced(uri);
     return (entry.sender = t === undefined ? send : this.#tracer!.sender(t.uri, t.type, send));
+  }
+
+  // the first message to a producer not started yet, continued in functions of their own: a
+  // closure made in a sender would cost every message sent a context, started or not
+  #sendOnceStarted(entry: ProducerEntry, msg: Message): Promise<Message | undefined> {
+    return this.#startProducer(entry).then(() => entry.producer.send(msg));
+  }
+
+  #requestOnceStarted(entry: ProducerEntry, p: { request(msg: Message, opts: RequestOptions): Promise<Message> }, msg: Message, opts: RequestOptions): Promise<Message> {
+    return this.#startProducer(entry).then(() => p.request(msg, opts));
   }
 
   /** The endpoint a producer's spans describe (the bound URI and its adapter type), when the engine traces. */
@@ -917,7 +927,7 @@ export class Engine {
       if (this.#state !== 'started' && this.#state !== 'starting' && this.#state !== 'stopping') {
         return Promise.reject(new BusbarError('ENGINE_STATE', `cannot request from "${uri}": engine is ${this.#state}`, { details: { state: this.#state, uri } }));
       }
-      return this.#startProducer(entry).then(() => p.request(msg, opts));
+      return this.#requestOnceStarted(entry, p, msg, opts);
     };
     const t = this.#traced(uri);
     return (entry.requester = t === undefined ? request : this.#tracer!.requester(t.uri, t.type, request));

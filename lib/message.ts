@@ -31,6 +31,13 @@ export interface MessageInit {
 export const EMPTY_HEADERS: Headers = Object.freeze({});
 const EMPTY = EMPTY_HEADERS;
 
+// V8 stores a field whose first value was a number as an unboxed double, in a box of its own
+// per object: every copy of a message (one per step) would allocate a new 16-byte box for its
+// timestamp. A message-shaped object made before any message, whose timestamp is not a
+// number, makes the field an ordinary one for every message (same properties, same order):
+// copies then share the timestamp's number, and a copy is its 64 bytes alone.
+const MESSAGE_SHAPE: Readonly<Record<string, unknown>> = Object.freeze({ id: '', headers: EMPTY, body: undefined, timestamp: undefined, correlationId: '' });
+
 // Ids are a random 96-bit process prefix plus a counter: unique across processes like a
 // UUID, without paying for randomness on every message (the hot path of every route). The
 // counter is written in base 36 as a head (every 1296 ids) and a fixed two-character tail

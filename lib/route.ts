@@ -257,7 +257,7 @@ export class Route {
   #process(msg: Message, next: Next): Promise<Message>;
   #process(msg: Message, next: Next, now: true): MaybePromise<Message>;
   #process(msg: Message, next: Next, now = false): MaybePromise<Message> {
-    if (this.#inflight >= this.maxInflight) return this.whenAvailable().then(() => this.#process(msg, next));
+    if (this.#inflight >= this.maxInflight) return this.#whenSlot(msg, next);
     this.#inflight++;
     this.#received++;
     const obs = this.observer;
@@ -276,6 +276,15 @@ export class Route {
       return now ? r : Promise.resolve(r);
     }
     if (obs !== undefined && obs.pending !== undefined) obs.pending(this, token);
+    return this.#settle(r, msg, next, t0, events, obs, token);
+  }
+
+  /**
+   * What an exchange whose pipeline went asynchronous does when it settles. Apart from
+   * `#process`: its closures keep the exchange's variables, and a function that makes a
+   * closure gives every call a context for them, finished synchronously or not.
+   */
+  #settle(r: Promise<Message>, msg: Message, next: Next, t0: number, events: boolean, obs: ExchangeObserver | undefined, token: unknown): Promise<Message> {
     // unobserved, with no events: what success does needs nothing of this exchange (one function per route, not a closure per message)
     const ok = obs === undefined && !events ? this.#plainOk : (reply: Message): Message => {
       this.#succeeded(msg, t0, events, obs, token);
@@ -288,6 +297,10 @@ export class Route {
         return this.#failedWith(msg, events ? t0 : 0, err);
       }),
     );
+  }
+
+  #whenSlot(msg: Message, next: Next): Promise<Message> {
+    return this.whenAvailable().then(() => this.#process(msg, next));
   }
 
   readonly #plainOk = (reply: Message): Message => {

@@ -53,10 +53,13 @@ export const toStep: StepKind<{ uri: string }> = {
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
     const send = ctx.sender(uri);
+    // the continuation of a send still under way, made apart: a closure made in the step's
+    // function would cost every message (done or not) a context for the variables it keeps
+    const later = (r: Promise<Message | undefined>, msg: Message): Promise<Message> => r.then((reply) => next(reply ?? msg));
     return (msg) => {
       const r = send(msg);
       // an in-memory producer that is done already: go on in the same turn
-      return isPromise(r) ? r.then((reply) => next(reply ?? msg)) : next(r ?? msg);
+      return isPromise(r) ? later(r, msg) : next(r ?? msg);
     };
   },
 };
@@ -93,21 +96,31 @@ export const requestStep: StepKind<RequestArgs> = {
 };
 
 // ---------------------------------------------------------------- transform
+/** `msg` with the body `body` resolves to. */
+function bodyLater(body: Promise<unknown>, msg: Message): Promise<Message> {
+  return body.then((b) => withBody(msg, b));
+}
+
 export const transformStep: StepKind<Computed> = mapStep({
   name: 'transform',
   description: 'Replace the body with a computed value (a typed function in the builder, JSONata in config).',
   configSchema: computedSchema,
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
   map(args) {
+    // an asynchronous result is continued apart (bodyLater): a closure made here would cost
+    // every message a context, finished synchronously or not
     if (args.fn) {
       const fn = args.fn;
       return (msg) => {
         const body = fn(msg.body, msg);
-        return isPromise(body) ? body.then((b) => withBody(msg, b)) : withBody(msg, body);
+        return isPromise(body) ? bodyLater(body, msg) : withBody(msg, body);
       };
     }
     const compute = evaluator(args);
-    return (msg) => then(compute(msg), (body) => withBody(msg, body));
+    return (msg) => {
+      const body = compute(msg);
+      return isPromise(body) ? bodyLater(body, msg) : withBody(msg, body);
+    };
   },
 });
 
@@ -130,7 +143,12 @@ export const filterStep: StepKind<Computed> = {
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
   compile(args, next) {
     const test = evaluator(args);
-    return (msg) => then(test(msg), (ok) => (ok ? next(msg) : msg));
+    const later = (ok: Promise<unknown>, msg: Message): Promise<Message> => ok.then((yes) => (yes ? next(msg) : msg));
+    return (msg) => {
+      const ok = test(msg);
+      if (isPromise(ok)) return later(ok, msg);
+      return ok ? next(msg) : msg;
+    };
   },
 };
 
@@ -189,16 +207,15 @@ export const choiceStep: StepKind<ChoiceArgs> = {
     };
     // a predicate given as a function is called directly (no evaluator closure between)
     const fns = args.whens.map((w) => w.predicate.fn);
+    // an asynchronous predicate is continued apart: a closure made in the loop would cost every
+    // message a context (for msg) and every branch tried another (for the branch)
+    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => ok.then((yes) => (yes ? branches[at]!.run(msg) : from(at + 1, msg)));
     const from = (i: number, msg: Message): MaybePromise<Message> => {
       for (; i < branches.length; i++) {
-        const b = branches[i]!;
         const fn = fns[i];
-        const ok = fn !== undefined ? fn(msg.body, msg) : b.test(msg);
-        if (isPromise(ok)) {
-          const at = i;
-          return ok.then((yes) => (yes ? b.run(msg) : from(at + 1, msg)));
-        }
-        if (ok) return b.run(msg);
+        const ok = fn !== undefined ? fn(msg.body, msg) : branches[i]!.test(msg);
+        if (isPromise(ok)) return later(ok, i, msg);
+        if (ok) return branches[i]!.run(msg);
       }
       return noMatch(msg);
     };
@@ -242,7 +259,11 @@ export const setHeaderStep: StepKind<SetHeaderArgs> = mapStep({
     const { name } = args;
     if (args.computed) {
       const compute = evaluator(args.computed);
-      return (msg) => then(compute(msg), (v) => withHeaders(msg, { [name]: v as HeaderValue }));
+      const set = (msg: Message, v: unknown): Message => withHeaders(msg, { [name]: v as HeaderValue });
+      return (msg) => {
+        const v = compute(msg);
+        return isPromise(v) ? v.then(set.bind(undefined, msg)) : set(msg, v);
+      };
     }
     if (args.template !== undefined) {
       const t = args.template;

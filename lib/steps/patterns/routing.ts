@@ -113,7 +113,17 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     // their send returns (in-memory sinks) cost no promise; a send that is not waits its turn
     const syncSender = strategy === 'original' && !parallel ? syncSenderCache(ctx) : sender;
     // `senders`: the recipients' senders when the list is fixed (resolved once, not looked up per message)
-    const inTurn = (msg: Message, uris: readonly string[], senders: ReadonlyArray<(m: Message) => MaybePromise<Message | undefined>> | undefined, from = 0): MaybePromise<Message> => {
+    type Senders = ReadonlyArray<(m: Message) => MaybePromise<Message | undefined>> | undefined;
+    // a recipient still busy is waited for apart: closures made in inTurn would cost every
+    // message a context for its variables, every recipient done at once or not
+    const inTurnLater = (r: Promise<unknown>, msg: Message, uris: readonly string[], senders: Senders, at: number): Promise<Message> =>
+      r.then(
+        () => inTurn(msg, uris, senders, at + 1),
+        (e: unknown) => {
+          throw annotate(e, { branch: at }, ctx.routeId, step);
+        },
+      );
+    const inTurn = (msg: Message, uris: readonly string[], senders: Senders, from = 0): MaybePromise<Message> => {
       for (let i = from; i < uris.length; i++) {
         let r: MaybePromise<Message | undefined>;
         try {
@@ -121,20 +131,15 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
         } catch (e) {
           throw annotate(e, { branch: i }, ctx.routeId, step);
         }
-        if (isPromise(r)) {
-          const at = i;
-          return r.then(
-            () => inTurn(msg, uris, senders, at + 1),
-            (e: unknown) => {
-              throw annotate(e, { branch: at }, ctx.routeId, step);
-            },
-          );
-        }
+        if (isPromise(r)) return inTurnLater(r, msg, uris, senders, i);
       }
       return next(msg);
     };
-    const deliver = (msg: Message, uris: readonly string[]): MaybePromise<Message> =>
-      strategy === 'original' && !parallel ? inTurn(msg, uris, undefined) : then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
+    // decided now: the closures of the general case would cost the common one a context per message
+    const deliver: (msg: Message, uris: readonly string[]) => MaybePromise<Message> =
+      strategy === 'original' && !parallel
+        ? (msg, uris) => inTurn(msg, uris, undefined)
+        : (msg, uris) => then(runAll(uris, parallel, (u) => send(msg, u), ctx, step), (replies) => finish(msg, replies));
     if (args.recipients) {
       const uris = args.recipients;
       // resolve now: a wrong URI (or one that cannot reply) fails when the route is created
@@ -145,11 +150,14 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
     const compute = evaluator(args.compute);
     const delimiter = args.delimiter ?? ',';
     const fixed = args.recipients ?? [];
-    return (msg) =>
-      then(compute(msg), (v) => {
-        const computed = toUris(v, delimiter, ctx.routeId, step);
-        return deliver(msg, fixed.length ? [...fixed, ...computed] : computed);
-      });
+    const deliverTo = (msg: Message, v: unknown): MaybePromise<Message> => {
+      const computed = toUris(v, delimiter, ctx.routeId, step);
+      return deliver(msg, fixed.length ? [...fixed, ...computed] : computed);
+    };
+    return (msg) => {
+      const v = compute(msg);
+      return isPromise(v) ? v.then(deliverTo.bind(undefined, msg)) : deliverTo(msg, v);
+    };
   },
 };
 
