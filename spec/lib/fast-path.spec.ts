@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createMessage, Engine, from, mapStep, withBody, type Adapter, type Message } from '../../lib/index.js';
+import { createMessage, Engine, ERROR_HEADERS, from, mapStep, withBody, type Adapter, type Message } from '../../lib/index.js';
 import type { BusbarError } from '../../lib/errors.js';
 import { testLogger } from '../helpers.js';
 import { TestSource } from './source-adapter.js';
@@ -33,6 +33,10 @@ function asyncSink(received: Message[], fail?: (m: Message) => boolean): Adapter
     optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
     createProducer() {
       return {
+        // one to start: a producer made for a URI computed at message time starts with its first message
+        async start() {
+          await new Promise((r) => setImmediate(r));
+        },
         async send(msg) {
           await new Promise((r) => setImmediate(r));
           if (fail?.(msg)) throw new Error(`later refused ${String(msg.body)}`);
@@ -245,6 +249,63 @@ describe('step fast path', () => {
     expect(err.code).to.equal('BUSBAR_ERR_STEP_FAILED');
     const st = engine.stats().routes.now!;
     expect([st.received, st.completed, st.failed, st.inflight]).to.deep.equal([3, 2, 1, 0]);
+  });
+});
+
+describe('step fast path: steps that go asynchronous part of the time', () => {
+  let engine: Engine;
+  afterEach(async () => {
+    await engine.stop();
+  });
+  const tick = <V>(v: V): Promise<V> => new Promise((r) => setImmediate(() => r(v)));
+
+  it('continues every step whose function, predicate or producer answers later with the right message (choice, filter, transform, setHeader, recipientList, to), mixed with ones that answer at once', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received), asyncSink(received)] });
+    engine.addRoutes(
+      from<number>('direct:in')
+        .routeId('mixed')
+        // odd numbers answer later, even ones at once, in every step
+        .filter((n) => (n % 2 ? tick(n !== 5) : n !== 4))
+        .transform((n) => (n % 2 ? tick(n * 10) : n * 10))
+        .setHeader('parity', (n) => (n % 20 ? tick('odd') : 'even'))
+        .choice((c) =>
+          c
+            .when((n) => (n % 20 ? tick(n > 50) : n > 50), (b) => b.to('later:big'))
+            .when((n) => (n % 20 ? tick(n > 20) : n > 20), (b) => b.recipientList((n) => (n % 20 ? tick([`later:mid-${n}`, 'sink:mid']) : [`sink:mid-${n}`, 'later:mid'])))
+            .otherwise((b) => b.to('sink:small')),
+        ),
+    );
+    await engine.start();
+    for (const n of [1, 2, 3, 4, 5, 6, 7]) await engine.send('direct:in', n);
+    const seen = received.map((m) => `${m.headers.parity as string} ${String(m.body)}`);
+    // 4 and 5 filtered out; 10/20 small, 30 to both recipients (a new dynamic producer first), 60/70 big
+    expect(seen).to.deep.equal(['odd 10', 'even 20', 'odd 30', 'odd 30', 'even 60', 'odd 70']);
+    const st = engine.stats().routes.mixed!;
+    expect([st.received, st.completed, st.failed, st.inflight]).to.deep.equal([7, 7, 0, 0]);
+  });
+
+  it('labels a failure that comes later from a transform, a predicate or a recipient with its step; the dead letter gets the original', async () => {
+    const dead: Message[] = [];
+    const out: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(dead), asyncSink(out, (m) => m.body === 3)] });
+    engine.addRoutes(
+      from<number>('direct:in')
+        .routeId('late-fail')
+        .errorPolicy({ deadLetter: 'sink:dead' })
+        .transform((n) => (n === 1 ? tick(0).then(() => Promise.reject(new Error('transform broke'))) : tick(n)))
+        .choice((c) => c.when((n) => (n === 2 ? tick(0).then(() => Promise.reject(new Error('predicate broke'))) : tick(true)), (b) => b.recipientList(() => tick(['later:x']))))
+        .to('later:out'),
+    );
+    await engine.start();
+    // a dead-lettered message still fails its send (direct: hands the caller the outcome)
+    for (const n of [1, 2, 3, 4]) await engine.send('direct:in', n).catch(() => undefined);
+    expect(dead.map((m) => `${String(m.body)} ${String(m.headers[ERROR_HEADERS.step])}: ${String(m.headers[ERROR_HEADERS.message])}`)).to.deep.equal([
+      '1 /steps/0 (transform): route "late-fail", step /steps/0 (transform): transform broke',
+      '2 /steps/1 (choice): route "late-fail", step /steps/1 (choice): predicate broke',
+      '3 /steps/1/when/0/steps/0 (recipientList): route "late-fail", step /steps/1/when/0/steps/0 (recipientList): later refused 3',
+    ]);
+    expect(out.map((m) => m.body)).to.deep.equal([4, 4]);
   });
 });
 
