@@ -99,9 +99,8 @@ export class Tally {
 /**
  * `count:<name>`: a bench sink that counts deliveries per endpoint name and keeps the last
  * body (a Tally), recording nothing else, so memory stays flat however many messages pass.
- * `last`, when given, is handed the last body as well.
  */
-export function countingAdapter(counts: Map<string, number> | Tally, last?: { value: unknown }): Adapter {
+export function countingAdapter(counts: Map<string, number> | Tally): Adapter {
   const tally = counts instanceof Tally ? counts : new Tally(counts);
   return {
     scheme: 'count',
@@ -113,7 +112,6 @@ export function countingAdapter(counts: Map<string, number> | Tally, last?: { va
       return {
         send(msg) {
           tally.add(name, msg.body);
-          if (last) last.value = msg.body;
           // done on return, like any in-memory sink (Producer.send may then skip the promise)
           return undefined;
         },

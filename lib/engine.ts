@@ -944,31 +944,24 @@ export class Engine {
   // ---------------------------------------------------------------- messaging API
   /** Send a body to an endpoint. Resolves when the endpoint has it (for `direct:`, when the route finished). */
   send(uri: string, body: unknown, headers?: Headers): Promise<void> {
-    const msg = createMessage(body, headers ? { headers } : undefined);
-    if (this.#state === 'started') {
-      const entry = this.#producers.get(uri);
-      // a started producer that finished in this turn: one shared settled promise, none made per message
-      if (entry !== undefined && entry.started && !entry.evicted && entry.sender !== undefined) {
-        try {
-          const r = entry.sender(msg);
-          // a promise passes as it is (its reply unread: send is typed void), not behind a .then of its own
-          return isPromise(r) ? (r as Promise<unknown> as Promise<void>) : DONE;
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      }
-    }
-    return this.sendMessage(uri, msg) as Promise<unknown> as Promise<void>;
+    const r = this.#dispatch(uri, createMessage(body, headers ? { headers } : undefined));
+    // done at once: one shared settled promise, none made per message; a promise passes as it is (its reply unread: send is typed void)
+    return isPromise(r) ? (r as Promise<unknown> as Promise<void>) : DONE;
   }
 
   sendMessage(uri: string, msg: Message): Promise<Message | undefined> {
+    const r = this.#dispatch(uri, msg);
+    return isPromise(r) ? r : Promise.resolve(r);
+  }
+
+  /** Hand `msg` to the endpoint: its result itself when the producer finished at once, a promise otherwise (failures as rejections). */
+  #dispatch(uri: string, msg: Message): MaybePromise<Message | undefined> {
     if (this.#state !== 'started') return Promise.reject(this.#notRunning(`send to "${uri}"`));
     const entry = this.#producers.get(uri);
     // the common case (a started producer): no wrapper closure per call
     if (entry !== undefined && entry.started && !entry.evicted && entry.sender !== undefined) {
       try {
-        const r = entry.sender(msg);
-        return isPromise(r) ? r : Promise.resolve(r);
+        return entry.sender(msg);
       } catch (e) {
         return Promise.reject(e);
       }

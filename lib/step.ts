@@ -141,6 +141,20 @@ export function then<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): Ma
 }
 
 /**
+ * `f(arg, value)` once `v` has its value, synchronously when it is one. Unlike `then` with a
+ * closure made at the call, nothing is allocated on the synchronous path: a function that
+ * makes a closure gives every call a context for the variables it keeps, whichever path runs,
+ * so the closure lives in `thenLater`, called only for a promise.
+ */
+export function thenWith<A, T, U>(v: MaybePromise<T>, f: (arg: A, value: T) => MaybePromise<U>, arg: A): MaybePromise<U> {
+  return isPromise(v) ? thenLater(v, f, arg) : f(arg, v);
+}
+
+function thenLater<A, T, U>(v: Promise<T>, f: (arg: A, value: T) => MaybePromise<U>, arg: A): Promise<U> {
+  return v.then((t) => f(arg, t));
+}
+
+/**
  * What the guards of one route share: the promise the guard that returned last handed back.
  * A guard's promise only ever rejects with an error a guard has labelled, so a step that
  * returns one unchanged (the rest of the route's, a branch's) needs no `.then` of its own.

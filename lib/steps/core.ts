@@ -1,7 +1,7 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { withBody, withHeaders, withoutHeaders, type HeaderValue, type Message } from '../message.js';
-import { isPromise, mapStep, then, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { isPromise, mapStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
 /** A body function, a message function, or a config expression: how predicates and mappings are given. */
@@ -53,14 +53,9 @@ export const toStep: StepKind<{ uri: string }> = {
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
     const send = ctx.sender(uri);
-    // the continuation of a send still under way, made apart: a closure made in the step's
-    // function would cost every message (done or not) a context for the variables it keeps
-    const later = (r: Promise<Message | undefined>, msg: Message): Promise<Message> => r.then((reply) => next(reply ?? msg));
-    return (msg) => {
-      const r = send(msg);
-      // an in-memory producer that is done already: go on in the same turn
-      return isPromise(r) ? later(r, msg) : next(r ?? msg);
-    };
+    const goOn = (msg: Message, reply: Message | undefined): MaybePromise<Message> => next(reply ?? msg);
+    // an in-memory producer that is done already: go on in the same turn
+    return (msg) => thenWith(send(msg), goOn, msg);
   },
 };
 
@@ -96,31 +91,18 @@ export const requestStep: StepKind<RequestArgs> = {
 };
 
 // ---------------------------------------------------------------- transform
-/** `msg` with the body `body` resolves to. */
-function bodyLater(body: Promise<unknown>, msg: Message): Promise<Message> {
-  return body.then((b) => withBody(msg, b));
-}
-
 export const transformStep: StepKind<Computed> = mapStep({
   name: 'transform',
   description: 'Replace the body with a computed value (a typed function in the builder, JSONata in config).',
   configSchema: computedSchema,
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
   map(args) {
-    // an asynchronous result is continued apart (bodyLater): a closure made here would cost
-    // every message a context, finished synchronously or not
     if (args.fn) {
       const fn = args.fn;
-      return (msg) => {
-        const body = fn(msg.body, msg);
-        return isPromise(body) ? bodyLater(body, msg) : withBody(msg, body);
-      };
+      return (msg) => thenWith(fn(msg.body, msg), withBody, msg);
     }
     const compute = evaluator(args);
-    return (msg) => {
-      const body = compute(msg);
-      return isPromise(body) ? bodyLater(body, msg) : withBody(msg, body);
-    };
+    return (msg) => thenWith(compute(msg), withBody, msg);
   },
 });
 
@@ -143,12 +125,8 @@ export const filterStep: StepKind<Computed> = {
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
   compile(args, next) {
     const test = evaluator(args);
-    const later = (ok: Promise<unknown>, msg: Message): Promise<Message> => ok.then((yes) => (yes ? next(msg) : msg));
-    return (msg) => {
-      const ok = test(msg);
-      if (isPromise(ok)) return later(ok, msg);
-      return ok ? next(msg) : msg;
-    };
+    const pass = (msg: Message, ok: unknown): MaybePromise<Message> => (ok ? next(msg) : msg);
+    return (msg) => thenWith(test(msg), pass, msg);
   },
 };
 
@@ -260,10 +238,7 @@ export const setHeaderStep: StepKind<SetHeaderArgs> = mapStep({
     if (args.computed) {
       const compute = evaluator(args.computed);
       const set = (msg: Message, v: unknown): Message => withHeaders(msg, { [name]: v as HeaderValue });
-      return (msg) => {
-        const v = compute(msg);
-        return isPromise(v) ? v.then(set.bind(undefined, msg)) : set(msg, v);
-      };
+      return (msg) => thenWith(compute(msg), set, msg);
     }
     if (args.template !== undefined) {
       const t = args.template;

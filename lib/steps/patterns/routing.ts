@@ -1,7 +1,7 @@
 import { sleep } from '../../clock.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
 import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
-import { isPromise, then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
+import { isPromise, then, thenWith, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, syncSenderCache, type Combiner, type ReplyStrategy } from './common.js';
 
@@ -154,10 +154,7 @@ export const recipientListStep: StepKind<RecipientListArgs> = {
       const computed = toUris(v, delimiter, ctx.routeId, step);
       return deliver(msg, fixed.length ? [...fixed, ...computed] : computed);
     };
-    return (msg) => {
-      const v = compute(msg);
-      return isPromise(v) ? v.then(deliverTo.bind(undefined, msg)) : deliverTo(msg, v);
-    };
+    return (msg) => thenWith(compute(msg), deliverTo, msg);
   },
 };
 
