@@ -177,6 +177,13 @@ export interface StepProbe {
 }
 
 /**
+ * The functions `guard` and `fuse` made: what they throw is labelled with a step already, and
+ * a promise they return keeps the slot's contract. A stretch followed by one needs no guard
+ * of its own around it.
+ */
+const LABELLED = new WeakSet<Next>();
+
+/**
  * Wrap a compiled step so anything it throws names the route and step (keeping the cause),
  * and, when `observe` is given, tell the route's observer (if any) the exchange reached it.
  * Errors are caught once per synchronous stretch: a step that returns a promise some guard of
@@ -190,7 +197,17 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   const onError = (e: unknown): never => {
     throw wrapStepError(e, routeId, label);
   };
+  // the observer's check in the same function as the step's call: one call per step, not two
+  const route = probe?.route;
   const run = (msg: Message): MaybePromise<Message> => {
+    if (route !== undefined) {
+      const o = route.stepObserver;
+      if (o !== undefined) {
+        const p = probe!;
+        p.hits++;
+        o.step(route, msg, p.path, p.kind);
+      }
+    }
     let r: MaybePromise<Message>;
     try {
       slot.last = undefined;
@@ -206,16 +223,8 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
     slot.last = r;
     return r;
   };
-  if (probe === undefined) return run;
-  const { route, path, kind } = probe;
-  return (msg) => {
-    const o = route.stepObserver;
-    if (o !== undefined) {
-      probe.hits++;
-      o.step(route, msg, path, kind);
-    }
-    return run(msg);
-  };
+  LABELLED.add(run);
+  return run;
 }
 
 /** One `map` step of a fused stretch: its function, its label for errors, its probe. */
@@ -241,7 +250,8 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   const probes = stages.map((s) => s.probe);
   const route = probes.find((p) => p !== undefined)?.route;
   // next behind the last step's guard: what next throws at once, or a promise no guard labelled, is the last step's
-  const tail = guard(next, routeId, labels[k - 1]!, slot);
+  // (a guarded next labels its own: it is called as it is)
+  const tail = LABELLED.has(next) ? next : guard(next, routeId, labels[k - 1]!, slot);
   // what a stretch that went asynchronous at stage i does next: made once per stage, not per message
   const resume: Array<(v: Message) => MaybePromise<Message>> = [];
   const failedAt: Array<(e: unknown) => never> = [];
@@ -277,7 +287,9 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     }
     return tail(m);
   };
-  return (msg) => runFrom(msg, 0);
+  const run: Next = (msg) => runFrom(msg, 0);
+  LABELLED.add(run);
+  return run;
 }
 
 /** A registry of step kinds, owned by an engine. */

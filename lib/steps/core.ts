@@ -55,7 +55,10 @@ export const toStep: StepKind<{ uri: string }> = {
     const send = ctx.sender(uri);
     const goOn = (msg: Message, reply: Message | undefined): MaybePromise<Message> => next(reply ?? msg);
     // an in-memory producer that is done already: go on in the same turn
-    return (msg) => thenWith(send(msg), goOn, msg);
+    return (msg) => {
+      const r = send(msg);
+      return isPromise(r) ? thenWith(r, goOn, msg) : next(r ?? msg);
+    };
   },
 };
 
@@ -187,9 +190,10 @@ export const choiceStep: StepKind<ChoiceArgs> = {
     const fns = args.whens.map((w) => w.predicate.fn);
     // an asynchronous predicate is continued apart: a closure made in the loop would cost every
     // message a context (for msg) and every branch tried another (for the branch)
-    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => ok.then((yes) => (yes ? branches[at]!.run(msg) : from(at + 1, msg)));
-    const from = (i: number, msg: Message): MaybePromise<Message> => {
-      for (; i < branches.length; i++) {
+    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => ok.then((yes) => (yes ? branches[at]!.run(msg) : from(msg, at + 1)));
+    // the step itself (from the first branch on; `at` only where an asynchronous predicate resumes)
+    const from = (msg: Message, at?: number): MaybePromise<Message> => {
+      for (let i = at ?? 0; i < branches.length; i++) {
         const fn = fns[i];
         const ok = fn !== undefined ? fn(msg.body, msg) : branches[i]!.test(msg);
         if (isPromise(ok)) return later(ok, i, msg);
@@ -197,7 +201,7 @@ export const choiceStep: StepKind<ChoiceArgs> = {
       }
       return noMatch(msg);
     };
-    return (msg) => from(0, msg);
+    return from;
   },
 };
 
