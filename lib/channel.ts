@@ -15,6 +15,8 @@ export class BoundedQueue<T> {
   #head = 0;
   readonly #takers: Array<Taker<T>> = [];
   readonly #putters: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Consumers waiting without a promise (see `park`), first come first woken. */
+  readonly #parked: Array<() => void> = [];
   #closed = false;
 
   constructor(capacity: number) {
@@ -46,7 +48,32 @@ export class BoundedQueue<T> {
     }
     if (this.size >= this.capacity) return false;
     this.#items.push(item);
+    this.wakeOne();
     return true;
+  }
+
+  /**
+   * Wait for an item without a promise: `wake` is called once, in the turn an item arrives
+   * (or the queue closes), by the `put` or `offer` that brought it. The item stays queued for
+   * whoever takes it first, so `wake` should take it later (a microtask), not in the sender's
+   * call. For a consumer that drains the queue itself: one wake-up per burst of items instead
+   * of a promise and a resumed async function per item. Promise takers (`take`) are served first.
+   */
+  park(wake: () => void): void {
+    if (this.#closed || this.size > 0) wake();
+    else this.#parked.push(wake);
+  }
+
+  /** Forget a consumer waiting with `park` (it is not woken). */
+  unpark(wake: () => void): void {
+    const i = this.#parked.indexOf(wake);
+    if (i >= 0) this.#parked.splice(i, 1);
+  }
+
+  /** Wake the consumer that parked first, if any (a consumer leaving items it cannot take now hands them on). */
+  wakeOne(): void {
+    const w = this.#parked.shift();
+    if (w !== undefined) w();
   }
 
   /**
@@ -112,6 +139,7 @@ export class BoundedQueue<T> {
     const err = new BusbarError('CHANNEL_CLOSED', 'channel is closed');
     for (const t of this.#takers.splice(0)) t.reject(err);
     for (const p of this.#putters.splice(0)) p.reject(err);
+    for (const w of this.#parked.splice(0)) w();
   }
 
   #shift(): T {

@@ -1,6 +1,6 @@
 import type { FlatOptionsSchema } from '../../lib/schema.js';
 import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
-import { isPromise } from '../../lib/step.js';
+import { isPromise, type MaybePromise } from '../../lib/step.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { Service } from '../../lib/service.js';
 import type { Message } from '../../lib/message.js';
@@ -25,12 +25,22 @@ export function pumpQueue(queue: BoundedQueue<Message>, ctx: ConsumerContext, ur
   return new QueuePump(queue, ctx, uri);
 }
 
+/** Messages one wake-up of a pump hands to its route before it lets the event loop run other work. */
+const BURST = 1024;
+
+/**
+ * Drains its queue into the route in bursts: woken (one microtask) when a message arrives
+ * while it waits, it hands every queued message to the route while the route has a free slot,
+ * then waits again, for a slot (`whenAvailable`) or for the next message (`park`). No promise
+ * and no resumed async function per message: a route that finished at once costs its call.
+ */
 class QueuePump extends Service implements Consumer {
   readonly #queue: BoundedQueue<Message>;
   readonly #ctx: ConsumerContext;
   readonly #uri: string;
-  #abort: AbortController | undefined;
-  #loop: Promise<void> | undefined;
+  #running = false;
+  /** A drain is due (a microtask or an immediate is queued, or a slot is awaited): nothing more to schedule. */
+  #due = false;
 
   constructor(queue: BoundedQueue<Message>, ctx: ConsumerContext, uri: string) {
     super();
@@ -40,38 +50,66 @@ class QueuePump extends Service implements Consumer {
   }
 
   protected async doStart(): Promise<void> {
-    this.#abort = new AbortController();
-    this.#loop = this.#run(this.#abort.signal);
+    this.#running = true;
     this.#ctx.setStatus('connected');
+    this.#wake();
   }
 
   protected async doStop(): Promise<void> {
-    this.#abort?.abort();
-    await this.#loop;
+    this.#running = false;
+    this.#queue.unpark(this.#wake);
     this.#ctx.setStatus('idle');
   }
 
-  async #run(signal: AbortSignal): Promise<void> {
+  readonly #wake = (): void => {
+    if (this.#due) return;
+    this.#due = true;
+    queueMicrotask(this.#drain);
+  };
+
+  readonly #drain = (): void => {
+    this.#due = false;
+    if (!this.#running) return;
     const ctx = this.#ctx;
-    // the signal's own `aborted` getter validates its receiver on every read: a flag its abort event sets instead
-    let aborted = false;
-    signal.addEventListener('abort', () => (aborted = true), { once: true });
-    while (!aborted) {
-      // a free slot is the common case: no promise to wait on then
-      if (ctx.available() <= 0) await ctx.whenAvailable();
-      let msg: Message;
-      try {
-        msg = await this.#queue.take(signal);
-      } catch {
-        return; // stopped or closed
+    const queue = this.#queue;
+    for (let n = 0; n < BURST; n++) {
+      if (ctx.available() <= 0) {
+        // what is left goes to a competing consumer that has room, if one waits
+        if (queue.size > 0) queue.wakeOne();
+        this.#due = true;
+        void ctx.whenAvailable().then(this.#resume);
+        return;
       }
+      const msg = queue.poll();
+      if (msg === undefined) {
+        if (!queue.closed) queue.park(this.#wake);
+        return;
+      }
+      this.#handle(msg);
+    }
+    // a long burst: let timers and I/O run before the next
+    this.#due = true;
+    setImmediate(this.#resume);
+  };
+
+  readonly #resume = (): void => {
+    this.#due = false;
+    this.#drain();
+  };
+
+  #handle(msg: Message): void {
+    const ctx = this.#ctx;
+    let r: MaybePromise<Message>;
+    try {
       // a route that finished at once leaves nothing to wait on (no promise, no handler per message)
-      const r = ctx.processNow(msg);
-      if (isPromise(r)) {
-        r.catch((err: unknown) => {
-          if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
-        });
-      }
+      r = ctx.processNow(msg);
+    } catch (err) {
+      r = Promise.reject(err);
+    }
+    if (isPromise(r)) {
+      r.catch((err: unknown) => {
+        if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
+      });
     }
   }
 }
@@ -91,12 +129,15 @@ export const queueAdapter: Adapter<QueueOptions> = {
   createProducer(endpoint, ctx) {
     const queue = ctx.state(endpoint.path, () => new BoundedQueue<Message>(endpoint.options.size));
     return {
-      async send(msg) {
-        await queue.put(msg);
-        return undefined;
+      // a queue with room has the message on return: no promise
+      send(msg) {
+        if (queue.offer(msg)) return undefined;
+        return queue.put(msg).then(nothing);
       },
     };
   },
 };
+
+const nothing = (): undefined => undefined;
 
 export default queueAdapter;

@@ -2,6 +2,7 @@ import type { FlatOptionsSchema } from '../../lib/schema.js';
 import type { Adapter } from '../../lib/adapter.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { withHeaders, type Message } from '../../lib/message.js';
+import { isPromise, type MaybePromise } from '../../lib/step.js';
 
 /** Header a delivered message carries: the topic it was published to. */
 export const TOPIC_HEADER = 'busbar.topic';
@@ -63,19 +64,25 @@ export class TopicHub {
 
   /** Resolves with the number of subscribers once each one's queue took the message (waiting while one is full). */
   publish(topic: string, msg: Message): Promise<number> {
+    const n = this.deliver(topic, msg);
+    return isPromise(n) ? n : Promise.resolve(n);
+  }
+
+  /** `publish`, with the number itself when every subscriber's queue took the message at once (no promise then). */
+  deliver(topic: string, msg: Message): MaybePromise<number> {
     let targets = this.#targets.get(topic);
     if (targets === undefined) {
       targets = [...this.#subscribers].filter((s) => topicMatches(s.pattern, topic));
       if (this.#targets.size >= MAX_TOPICS) this.#targets.clear();
       this.#targets.set(topic, targets);
     }
-    if (targets.length === 0) return Promise.resolve(0);
+    if (targets.length === 0) return 0;
     const delivered = withHeaders(msg, { [TOPIC_HEADER]: topic });
     let waits: Array<Promise<void>> | undefined;
     // a queue with room takes it now; only full (or closed) ones are waited for
     for (const s of targets) if (!s.queue.offer(delivered)) (waits ??= []).push(s.queue.put(delivered));
     const n = targets.length;
-    return waits === undefined ? Promise.resolve(n) : Promise.all(waits).then(() => n);
+    return waits === undefined ? n : Promise.all(waits).then(() => n);
   }
 }
 
@@ -111,11 +118,16 @@ export function topicAdapter(sharedHub?: TopicHub): Adapter<TopicOptions> {
     },
     createProducer(endpoint, ctx) {
       const hub = sharedHub ?? ctx.state('hub', () => new TopicHub());
+      const delivered = (n: number, msg: Message): undefined => {
+        if (n === 0) ctx.logger.debug({ topic: endpoint.path, messageId: msg.id }, 'published to a topic with no subscribers');
+        return undefined;
+      };
+      const later = (n: Promise<number>, msg: Message): Promise<undefined> => n.then((k) => delivered(k, msg));
       return {
-        async send(msg) {
-          const n = await hub.publish(endpoint.path, msg);
-          if (n === 0) ctx.logger.debug({ topic: endpoint.path, messageId: msg.id }, 'published to a topic with no subscribers');
-          return undefined;
+        // every subscriber's queue had room: done on return, no promise (nor a closure: see later)
+        send(msg) {
+          const n = hub.deliver(endpoint.path, msg);
+          return isPromise(n) ? later(n, msg) : delivered(n, msg);
         },
       };
     },

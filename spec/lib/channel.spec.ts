@@ -48,3 +48,44 @@ describe('BoundedQueue: waiting takers and abort signals', () => {
     expect(await t).to.equal('a');
   });
 });
+
+describe('BoundedQueue: consumers that park (no promise per item)', () => {
+  it('a parked consumer is woken once, by the put that brought an item, and the item stays queued for it; promise takers are served first', async () => {
+    const q = new BoundedQueue<number>(4);
+    let wakes = 0;
+    const wake = (): void => void wakes++;
+    q.park(wake);
+    expect(wakes).to.equal(0);
+    const taker = q.take();
+    q.offer(1); // the waiting take gets it: nobody is woken
+    expect(await taker).to.equal(1);
+    expect(wakes).to.equal(0);
+    q.offer(2);
+    q.offer(3);
+    expect(wakes, 'woken once for the burst').to.equal(1);
+    expect([q.poll(), q.poll(), q.poll()]).to.deep.equal([2, 3, undefined]);
+  });
+
+  it('parking with items queued wakes at once; an unparked consumer is not woken; the first parked is woken first; close wakes every parked one', () => {
+    const q = new BoundedQueue<string>(4);
+    const woken: string[] = [];
+    q.offer('x');
+    q.park(() => woken.push('now'));
+    expect(woken).to.deep.equal(['now']);
+    q.poll();
+    const a = (): void => void woken.push('a');
+    const b = (): void => void woken.push('b');
+    const c = (): void => void woken.push('c');
+    q.park(a);
+    q.park(b);
+    q.park(c);
+    q.unpark(a);
+    q.offer('y');
+    expect(woken).to.deep.equal(['now', 'b']);
+    q.wakeOne();
+    expect(woken).to.deep.equal(['now', 'b', 'c']);
+    q.park(a);
+    q.close();
+    expect(woken).to.deep.equal(['now', 'b', 'c', 'a']);
+  });
+});

@@ -75,6 +75,46 @@ describe('in-memory channels', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(third).to.equal(false);
     });
+
+    it('a backlog is handed to the route in order, in bursts: timers and I/O run between bursts; a stopped route takes nothing and its queue keeps the rest', async () => {
+      engine = new Engine({ logger: testLogger() });
+      const seen: number[] = [];
+      engine.addRoutes(from<number>('queue:backlog?size=5000').routeId('backlog').maxInflight(8).process((m) => (seen.push(m.body), m)));
+      await engine.start();
+      let atTimer = -1;
+      const sends: Array<Promise<void>> = [];
+      for (let i = 0; i < 5000; i++) sends.push(engine.send('queue:backlog?size=5000', i));
+      setImmediate(() => (atTimer = seen.length));
+      await Promise.all(sends);
+      await waitFor(() => seen.length === 5000, 5000, 'the backlog drained');
+      expect(seen.every((v, i) => v === i), 'in order').to.equal(true);
+      expect(atTimer, 'an immediate queued behind the backlog ran before all of it was handled').to.be.within(1, 4999);
+      await engine.stopRoute('backlog');
+      for (let i = 0; i < 3; i++) await engine.send('queue:backlog?size=5000', 5000 + i);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(seen.length, 'a stopped route takes nothing').to.equal(5000);
+      await engine.startRoute('backlog');
+      await waitFor(() => seen.length === 5003, 2000, 'the rest after the restart');
+      expect(seen.slice(5000)).to.deep.equal([5000, 5001, 5002]);
+    });
+
+    it('a send to a queue or topic with room completes in the sender\'s turn; the subscriber gets it in a later one, in order', async () => {
+      engine = new Engine({ logger: testLogger() });
+      const got: string[] = [];
+      engine.addRoutes(from<number>('topic:burst.*').process((m) => (got.push(`t${m.body}`), m)), from<number>('queue:burst').process((m) => (got.push(`q${m.body}`), m)));
+      await engine.start();
+      let settled = 0;
+      for (let i = 0; i < 3; i++) {
+        void engine.send('topic:burst.a', i).then(() => settled++);
+        void engine.send('queue:burst', i).then(() => settled++);
+      }
+      expect(got, 'nothing handled inside the sends').to.deep.equal([]);
+      await Promise.resolve();
+      expect(settled, 'every send done by the next microtask').to.equal(6);
+      await waitFor(() => got.length === 6, 2000, 'six deliveries');
+      expect(got.filter((g) => g.startsWith('t'))).to.deep.equal(['t0', 't1', 't2']);
+      expect(got.filter((g) => g.startsWith('q'))).to.deep.equal(['q0', 'q1', 'q2']);
+    });
   });
 
   describe('topic:', () => {
