@@ -39,7 +39,7 @@ export interface EngineOptions {
   adapters?: Iterable<Adapter>;
   builtins?: boolean;
   /** Extra step kinds and codecs (plugins). */
-  steps?: Iterable<StepKind<never>>;
+  steps?: Iterable<StepKind>;
   codecs?: Iterable<Codec>;
   /** Functions config routes may call by name (`{ "transform": { "fn": "enrich" } }`). */
   functions?: Record<string, NamedFunction>;

@@ -295,7 +295,7 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
 /** A registry of step kinds, owned by an engine. */
 export class StepRegistry {
   readonly #kinds = new Map<string, StepKind>();
-  constructor(kinds: Iterable<StepKind<never>> = []) {
+  constructor(kinds: Iterable<StepKind> = []) {
     for (const k of kinds) this.register(k);
   }
   register<A>(kind: StepKind<A>): this {
@@ -312,6 +312,6 @@ export class StepRegistry {
     return [...this.#kinds.values()];
   }
   clone(): StepRegistry {
-    return new StepRegistry(this.#kinds.values() as Iterable<StepKind<never>>);
+    return new StepRegistry(this.#kinds.values());
   }
 }
