@@ -42,9 +42,12 @@ export function resolveDatabase(path: string, config: DbConfig, uri = path): Dat
   return named(path);
 }
 
+/** Compiled once, on first use (not per adapter made). */
+let configValidator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
+
 function validateConfig(input: DbConfigInput | undefined): DbConfig {
   const config = structuredClone(input ?? {}) as Record<string, unknown>;
-  const validate = createAjv().compile(dbConfigSchema);
+  const validate = (configValidator ??= createAjv().compile(dbConfigSchema));
   if (!validate(config)) {
     const problems = toProblems(validate.errors, dbConfigSchema, '', 'option');
     throw new BusbarError('DB_CONFIG', `db adapter configuration: ${problems.map((p) => formatProblem(p)).join('; ')}`, { details: { problems } });

@@ -40,9 +40,12 @@ export const p2pOptions = Type.Object(
 );
 export type P2pOptions = Static<typeof p2pOptions>;
 
+/** Compiled once, on first use (not per adapter made). */
+let configValidator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
+
 function resolve(config: P2pConfig): P2pSettings {
   const c = structuredClone(config) as Record<string, unknown>;
-  const validate = createAjv().compile(p2pConfigSchema);
+  const validate = (configValidator ??= createAjv().compile(p2pConfigSchema));
   if (!validate(c)) {
     const problems = toProblems(validate.errors, p2pConfigSchema, '', 'p2p setting');
     throw new BusbarError('P2P_CONFIG', `p2p adapter configuration: ${problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ')}`, { details: { problems } });
