@@ -3,7 +3,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { pino } from 'pino';
 import { filter, map, share, Subject } from 'rxjs';
 import { Engine, from } from '../dist/lib/index.js';
-import { countingAdapter, perSecond, round, Tally, type BenchResult } from './harness.js';
+import { allocatedPerMessage, countingAdapter, perSecond, round, Tally, type BenchResult } from './harness.js';
 
 /**
  * The peer comparison (issue #18): one order workload, three implementations in the same
@@ -24,6 +24,8 @@ interface Doc { order: Order }
 interface Enriched extends Order { total: number }
 
 const DOCS = 100;
+/** Messages each side handles while its allocations are counted. */
+const ALLOC_SAMPLE = 20_000;
 
 export function orderFields(i: number): Order {
   return { id: i, customer: `C${i % 7}`, amount: (i * 13.7) % 500, country: i % 3 ? 'ES' : 'DE' };
@@ -98,8 +100,8 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
   const validateBase = new Ajv().compile(orderSchema);
   // every side's outputs go to the same sink (a Tally, what busbar's count: endpoints are)
   const base = new Tally();
-  const baseline = (): void => {
-    for (let i = 0; i < n; i++) {
+  const baseline = (count = n): void => {
+    for (let i = 0; i < count; i++) {
       const doc = parse(input[i % DOCS]!);
       if (!validateBase(doc)) throw new Error('invalid order');
       const e = enrich(doc as Doc);
@@ -126,8 +128,8 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
   enriched.pipe(filter(isBig), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('big', s));
   enriched.pipe(filter((e) => !isBig(e) && isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('es', s));
   enriched.pipe(filter((e) => !isBig(e) && !isEs(e)), map((e) => JSON.stringify(e))).subscribe((s) => rx.add('other', s));
-  const rxjs = (): void => {
-    for (let i = 0; i < n; i++) source.next(input[i % DOCS]!);
+  const rxjs = (count = n): void => {
+    for (let i = 0; i < count; i++) source.next(input[i % DOCS]!);
   };
 
   // ------------------------------------------------------------ busbar, as a user writes it
@@ -148,8 +150,8 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
   );
   await engine.start();
   const uri = `direct:peer-${format}`;
-  const busbar = async (): Promise<void> => {
-    for (let i = 0; i < n; i++) await engine.send(uri, input[i % DOCS]!);
+  const busbar = async (count = n): Promise<void> => {
+    for (let i = 0; i < count; i++) await engine.send(uri, input[i % DOCS]!);
   };
 
   // one warm-up run each, then rounds rotating which side goes first (a noisy neighbour on
@@ -173,13 +175,17 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
       if (j === 2) heapAfter = process.memoryUsage().heapUsed;
     }
   }
-  await engine.stop();
   const runs = rounds + 1;
   const want = expected(n * runs);
   check('hand-written', base, want);
   check('rxjs', rx, want);
   check('busbar', counts, want);
   for (const t of [base, rx, counts]) if (typeof t.last !== 'string' || !t.last.startsWith('{"id":')) throw new Error(`outputs are not the enriched JSON: ${String(t.last)}`);
+  // bytes allocated per message, each side once more (after the counts were checked)
+  const alloc: number[] = [];
+  const sampled = Math.min(n, ALLOC_SAMPLE);
+  for (const s of sides) alloc.push(await allocatedPerMessage(sampled, () => s(sampled)));
+  await engine.stop();
   const [baselinePerS, rxjsPerS, busbarPerS] = best as [number, number, number];
   return {
     busbar_per_s: busbarPerS,
@@ -195,6 +201,9 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
     rxjs_cpu_us_per_msg: round(cpu[1]!, 3),
     cpu_ratio: round(cpu[0]! / cpu[2]!, 2),
     cpu_ratio_rxjs: round(cpu[1]! / cpu[2]!, 2),
+    busbar_alloc_bytes_per_msg: alloc[2]!,
+    baseline_alloc_bytes_per_msg: alloc[0]!,
+    rxjs_alloc_bytes_per_msg: alloc[1]!,
     heap_delta_mb: round((heapAfter - heapBefore) / 1048576, 1),
     messages: n,
     distribution: `big ${want.big / runs} es ${want.es / runs} other ${want.other / runs}`,

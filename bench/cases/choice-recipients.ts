@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { sideBySide, countingAdapter, perMessageFigures, Tally, type BenchCase } from '../harness.js';
+import { allocatedPerMessage, sideBySide, countingAdapter, perMessageFigures, Tally, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string }
 
@@ -22,8 +22,8 @@ const bench: BenchCase = {
     // hand-written baseline: the same decisions and deliveries (the same sink as busbar's, the
     // NL recipient computed from the order as the route computes it), no framework
     const base = new Tally();
-    const baseline = (): void => {
-      for (let i = 0; i < n; i++) {
+    const baseline = (count = n): void => {
+      for (let i = 0; i < count; i++) {
         const o = JSON.parse(input[i % input.length]!) as Order;
         if (o.amount > 400) {
           base.add('big', o);
@@ -48,20 +48,26 @@ const bench: BenchCase = {
         ),
     );
     await engine.start();
-    const busbar = async (): Promise<void> => {
-      for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
+    const busbar = async (count = n): Promise<void> => {
+      for (let i = 0; i < count; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
     const { baselinePerS, busbarPerS, heapGrowthMb } = await sideBySide(n, baseline, busbar);
-    await engine.stop();
     for (const k of ['big', 'audit', 'nl', 'other']) {
       if (counts.get(k) !== base.get(k)) throw new Error(`busbar and baseline delivered differently to ${k}: ${counts.get(k)} vs ${base.get(k)}`);
     }
     if (counts.get('big') + counts.get('nl') + counts.get('other') !== n * 4) throw new Error('bench sanity check failed: not every message was delivered');
+    // bytes allocated per message, each side once more (after the deliveries were checked)
+    const sampled = Math.min(n, 50_000);
+    const busbarAlloc = await allocatedPerMessage(sampled, () => busbar(sampled));
+    const baselineAlloc = await allocatedPerMessage(sampled, () => baseline(sampled));
+    await engine.stop();
     return {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
       ...perMessageFigures(busbarPerS, baselinePerS),
+      busbar_alloc_bytes_per_msg: busbarAlloc,
+      baseline_alloc_bytes_per_msg: baselineAlloc,
       heap_growth_mb: heapGrowthMb,
       messages: n,
     };

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { Engine, from } from '../../dist/lib/index.js';
-import { sideBySide, countingAdapter, perMessageFigures, Tally, type BenchCase } from '../harness.js';
+import { allocatedPerMessage, sideBySide, countingAdapter, perMessageFigures, Tally, type BenchCase } from '../harness.js';
 
 interface Order { id: number; amount: number; country: string; items: number }
 interface Enriched extends Order { total: number }
@@ -23,8 +23,8 @@ const bench: BenchCase = {
     // hand-written baseline: the same work, no framework; its outputs go to the same kind of
     // sink as busbar's (a Tally), so the ratio compares what happens before the sink
     const base = new Tally();
-    const baseline = (): void => {
-      for (let i = 0; i < n; i++) {
+    const baseline = (count = n): void => {
+      for (let i = 0; i < count; i++) {
         const o = JSON.parse(input[i % input.length]!) as Order;
         const e: Enriched = { ...o, total: o.amount * 1.21 };
         const s = JSON.stringify(e);
@@ -49,22 +49,28 @@ const bench: BenchCase = {
         ),
     );
     await engine.start();
-    const busbar = async (): Promise<void> => {
-      for (let i = 0; i < n; i++) await engine.send('direct:orders', input[i % input.length]!);
+    const busbar = async (count = n): Promise<void> => {
+      for (let i = 0; i < count; i++) await engine.send('direct:orders', input[i % input.length]!);
     };
 
     const { baselinePerS, busbarPerS, heapGrowthMb } = await sideBySide(n, baseline, busbar);
-    await engine.stop();
     // both did the same routing decisions
     const total = counts.get('big') + counts.get('nl') + counts.get('other');
     // warm-up + 3 rounds each: both sides saw 4n messages and must have routed them alike
     if (total !== n * 4 || typeof counts.last !== 'string' || typeof base.last !== 'string') throw new Error(`bench sanity check failed: ${total} outputs for ${n * 4} messages`);
     for (const k of ['big', 'nl', 'other']) if (counts.get(k) !== base.get(k)) throw new Error(`busbar and baseline routed differently to ${k}: ${counts.get(k)} vs ${base.get(k)}`);
     if (counts.last !== base.last) throw new Error(`busbar's last output ${String(counts.last)} is not the baseline's ${String(base.last)}`);
+    // bytes allocated per message, each side once more (after the deliveries were checked)
+    const sampled = Math.min(n, 50_000);
+    const busbarAlloc = await allocatedPerMessage(sampled, () => busbar(sampled));
+    const baselineAlloc = await allocatedPerMessage(sampled, () => baseline(sampled));
+    await engine.stop();
     return {
       busbar_per_s: busbarPerS,
       baseline_per_s: baselinePerS,
       ...perMessageFigures(busbarPerS, baselinePerS),
+      busbar_alloc_bytes_per_msg: busbarAlloc,
+      baseline_alloc_bytes_per_msg: baselineAlloc,
       heap_growth_mb: heapGrowthMb,
       messages: n,
     };
