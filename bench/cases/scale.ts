@@ -87,7 +87,23 @@ async function routes(size: number, msgs: number, rounds: number): Promise<Row> 
   });
   await engine.stop();
   if (counts.get('routes') !== msgs * (rounds + 1)) throw new Error(`routes x${size}: ${counts.get('routes')} deliveries for ${msgs * (rounds + 1)} messages`);
-  return row('routes', size, perS, cpuUsPerMsg, perRoute, `start ${round(startMs, 1)} ms`);
+  // by hand: `size` handlers found by their URI, each its own closure and counters, the same message sent round-robin (awaited as the busbar loop awaits)
+  const handCounts = new Map<string, number>();
+  const handlers = new Map<string, { received: number; fn: (b: { n: number }) => { n: number } }>();
+  for (let i = 0; i < size; i++) handlers.set(uris[i]!, { received: 0, fn: (b) => ({ n: b.n + 1 }) });
+  const hand = await best(rounds, msgs, async () => {
+    for (let i = 0; i < msgs; i++) {
+      const h = handlers.get(uris[i % size]!)!;
+      h.received++;
+      const out = h.fn(body);
+      if (out.n === 2) handCounts.set('routes', (handCounts.get('routes') ?? 0) + 1);
+      await undefined;
+    }
+  });
+  if (handCounts.get('routes') !== msgs * (rounds + 1)) throw new Error(`routes x${size} by hand: ${handCounts.get('routes')} deliveries`);
+  const r = row('routes', size, perS, cpuUsPerMsg, perRoute, `start ${round(startMs, 1)} ms`);
+  r.hand_cpu_us_per_msg = round(hand.cpuUsPerMsg, 3);
+  return r;
 }
 
 /** `size` routes subscribed to one topic; every published message reaches each (cost per delivery). */
