@@ -80,6 +80,15 @@ export class MemoryAggregationStore implements AggregationStore {
     return g;
   }
 
+  /** `appendSync` to a group that is open already (one lookup): the live group, or undefined (nothing appended) when there is none. */
+  appendToOpen(scope: string, key: string, msg: Message, now: number): AggregationGroup | undefined {
+    const g = this.#scopes.get(scope)?.get(key);
+    if (g === undefined) return undefined;
+    g.messages.push(msg);
+    g.updatedAt = now;
+    return g;
+  }
+
   get(scope: string, key: string): Promise<AggregationGroup | undefined> {
     const g = this.#scopes.get(scope)?.get(key);
     return Promise.resolve(g && snapshot(g));

@@ -339,9 +339,15 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     const memory = store instanceof MemoryAggregationStore ? store : undefined;
     const append = (key: string, msg: Message): MaybePromise<Message> =>
       memory ? onAppended(key, memory.appendSync(scope, key, msg, ctx.clock.now()), msg) : store.append(scope, key, msg, ctx.clock.now()).then((g) => onAppended(key, g, msg));
+    // no keys closed on completion: a group the in-memory store has open takes the message with one lookup (not the open set's and the store's)
+    const fast = closing === undefined ? memory : undefined;
     const aggregate: Next = (msg) =>
       then(correlate(msg), (k) => {
         const key = keyOf(k, 'correlation', ctx.routeId, step);
+        if (fast !== undefined) {
+          const g = fast.appendToOpen(scope, key, msg, ctx.clock.now());
+          if (g !== undefined) return onAppended(key, g, msg);
+        }
         if (open.has(key)) return append(key, msg);
         if (isClosed(key)) return late(key, msg);
         open.add(key);
