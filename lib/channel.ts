@@ -6,6 +6,19 @@ interface Taker<T> {
 }
 
 /**
+ * A parked consumer's wake-up, called in a sender's `put`/`offer`: one that throws must not
+ * fail that send (its item is queued already) nor another consumer's wake-up. The error
+ * becomes a process warning (`process.on('warning')`), and that consumer stays unwoken.
+ */
+function callWake(wake: () => void): void {
+  try {
+    wake();
+  } catch (e) {
+    process.emitWarning(`BoundedQueue: a parked consumer's wake-up threw: ${e instanceof Error ? e.message : String(e)}`, { code: 'BUSBAR_QUEUE_WAKE' });
+  }
+}
+
+/**
  * A bounded FIFO buffer with waiting on both sides: `put` waits while full (backpressure
  * on the producer), `take` waits while empty. Waiters are served in order.
  */
@@ -60,7 +73,7 @@ export class BoundedQueue<T> {
    * of a promise and a resumed async function per item. Promise takers (`take`) are served first.
    */
   park(wake: () => void): void {
-    if (this.#closed || this.size > 0) wake();
+    if (this.#closed || this.size > 0) callWake(wake);
     else this.#parked.push(wake);
   }
 
@@ -73,7 +86,7 @@ export class BoundedQueue<T> {
   /** Wake the consumer that parked first, if any (a consumer leaving items it cannot take now hands them on). */
   wakeOne(): void {
     const w = this.#parked.shift();
-    if (w !== undefined) w();
+    if (w !== undefined) callWake(w);
   }
 
   /**
@@ -139,7 +152,7 @@ export class BoundedQueue<T> {
     const err = new BusbarError('CHANNEL_CLOSED', 'channel is closed');
     for (const t of this.#takers.splice(0)) t.reject(err);
     for (const p of this.#putters.splice(0)) p.reject(err);
-    for (const w of this.#parked.splice(0)) w();
+    for (const w of this.#parked.splice(0)) callWake(w);
   }
 
   #shift(): T {

@@ -89,3 +89,18 @@ describe('BoundedQueue: consumers that park (no promise per item)', () => {
     expect(woken).to.deep.equal(['now', 'b', 'c', 'a']);
   });
 });
+
+describe('BoundedQueue: a parked consumer whose wake-up throws', () => {
+  it('does not fail the send that brought the item (it is queued) and becomes a process warning', async () => {
+    const q = new BoundedQueue<number>(2);
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    q.park(() => {
+      throw new Error('consumer bug');
+    });
+    expect(q.offer(1)).to.equal(true);
+    expect(q.size).to.equal(1);
+    const w = await warned;
+    expect(w.message).to.include('consumer bug');
+    expect((w as Error & { code?: string }).code).to.equal('BUSBAR_QUEUE_WAKE');
+  });
+});
