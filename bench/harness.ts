@@ -73,19 +73,24 @@ export async function sideBySide(count: number, baseline: () => Promise<void> | 
 }
 
 /**
- * Bytes allocated per message while `fn` handles `count` messages: V8's sampling heap profiler
+ * Bytes allocated per message while `side` handles ALLOC_SAMPLE messages (or `upTo`, when
+ * fewer): V8's sampling heap profiler
  * with every object counted, collected ones too (one sample per 256 bytes on average; runs of
  * different lengths agree to a few percent, as the optimizing compiler removes some
  * allocations only once it has seen enough messages). Unlike time, it does not move with what
  * else the machine is doing, so it shows a change too small to see in a ratio of times on a
  * shared machine.
  */
-export async function allocatedPerMessage(count: number, fn: () => Promise<void> | void): Promise<number> {
+/** Messages a side handles while its allocations are counted. */
+export const ALLOC_SAMPLE = 20_000;
+
+export async function allocatedPerMessage(side: (count: number) => Promise<void> | void, upTo: number): Promise<number> {
+  const count = Math.min(upTo, ALLOC_SAMPLE);
   const session = new Session();
   session.connect();
   try {
     await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
-    await fn();
+    await side(count);
     const { profile } = await session.post('HeapProfiler.stopSampling');
     let total = 0;
     const todo = [profile.head];

@@ -24,8 +24,6 @@ interface Doc { order: Order }
 interface Enriched extends Order { total: number }
 
 const DOCS = 100;
-/** Messages each side handles while its allocations are counted. */
-const ALLOC_SAMPLE = 20_000;
 
 export function orderFields(i: number): Order {
   return { id: i, customer: `C${i % 7}`, amount: (i * 13.7) % 500, country: i % 3 ? 'ES' : 'DE' };
@@ -183,8 +181,7 @@ export async function runPeer(format: PeerFormat, quick: boolean): Promise<Bench
   for (const t of [base, rx, counts]) if (typeof t.last !== 'string' || !t.last.startsWith('{"id":')) throw new Error(`outputs are not the enriched JSON: ${String(t.last)}`);
   // bytes allocated per message, each side once more (after the counts were checked)
   const alloc: number[] = [];
-  const sampled = Math.min(n, ALLOC_SAMPLE);
-  for (const s of sides) alloc.push(await allocatedPerMessage(sampled, () => s(sampled)));
+  for (const s of sides) alloc.push(await allocatedPerMessage(s, n));
   await engine.stop();
   const [baselinePerS, rxjsPerS, busbarPerS] = best as [number, number, number];
   return {

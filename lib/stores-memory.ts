@@ -71,12 +71,11 @@ export class MemoryAggregationStore implements AggregationStore {
 
   /** Synchronous form, so the aggregator stays on the pipeline's fast path. */
   appendSync(scope: string, key: string, msg: Message, now: number): AggregationGroup {
-    const s = this.#scope(scope);
-    let g = s.get(key);
-    if (!g) s.set(key, (g = { key, messages: [], createdAt: now, updatedAt: now }));
-    g.messages.push(msg);
-    g.updatedAt = now;
     // the live group, not a copy: copying on every append would make a group of n cost n^2
+    const open = this.appendToOpen(scope, key, msg, now);
+    if (open !== undefined) return open;
+    const g: AggregationGroup = { key, messages: [msg], createdAt: now, updatedAt: now };
+    this.#scope(scope).set(key, g);
     return g;
   }
 

@@ -77,7 +77,7 @@ class QueuePump extends Service implements Consumer {
         // what is left goes to a competing consumer that has room, if one waits
         if (queue.size > 0) queue.wakeOne();
         this.#due = true;
-        void ctx.whenAvailable().then(this.#resume);
+        void ctx.whenAvailable().then(this.#drain);
         return;
       }
       const msg = queue.poll();
@@ -89,12 +89,7 @@ class QueuePump extends Service implements Consumer {
     }
     // a long burst: let timers and I/O run before the next
     this.#due = true;
-    setImmediate(this.#resume);
-  };
-
-  readonly #resume = (): void => {
-    this.#due = false;
-    this.#drain();
+    setImmediate(this.#drain);
   };
 
   #handle(msg: Message): void {

@@ -58,9 +58,8 @@ const bench: BenchCase = {
     }
     if (counts.get('big') + counts.get('nl') + counts.get('other') !== n * 4) throw new Error('bench sanity check failed: not every message was delivered');
     // bytes allocated per message, each side once more (after the deliveries were checked)
-    const sampled = Math.min(n, 50_000);
-    const busbarAlloc = await allocatedPerMessage(sampled, () => busbar(sampled));
-    const baselineAlloc = await allocatedPerMessage(sampled, () => baseline(sampled));
+    const busbarAlloc = await allocatedPerMessage(busbar, n);
+    const baselineAlloc = await allocatedPerMessage(baseline, n);
     await engine.stop();
     return {
       busbar_per_s: busbarPerS,
