@@ -15,7 +15,7 @@ import { compileExpression, type CompiledExpression } from './expression.js';
 import { createMessage, withHeaders, type Headers, type Message } from './message.js';
 import type { ErrorPolicy, RouteDefinition } from './model.js';
 import { routeFingerprint } from './route-fingerprint.js';
-import { Route, type ExchangeObserver, type MessageEvent, type RouteState, type RouteStats } from './route.js';
+import { Route, type ExchangeObserver, type MessageEvent, type RouteEvents, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
 import { fuse, guard, isPromise, type GuardSlot, type MapFn, type MapStage, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
@@ -188,6 +188,11 @@ export class Engine {
   readonly #backlogs = new Map<string, { n: number; at: string }>();
   /** Created on the first `events$` read: rxjs is loaded only by engines someone observes. */
   #events: Subject<EngineEvent> | undefined;
+  /** What routes tell about their messages: shared by every route (see RouteEvents). */
+  readonly #routeEvents: RouteEvents = {
+    emit: (ev) => this.#events?.next(ev),
+    wantsEvents: () => this.#events?.observed === true,
+  };
   readonly #maxInflight: number;
   readonly #policy: ErrorPolicy;
   readonly #stopTimeoutMs: number;
@@ -540,8 +545,7 @@ export class Engine {
       clock: this.clock,
       policy: this.#policy,
       hooks: {
-        emit: (ev) => this.#events?.next(ev),
-        wantsEvents: () => this.#events?.observed === true,
+        events: this.#routeEvents,
         deadLetter: (uri: string, msg: Message): Promise<Message | undefined> => {
           const sent = this.#sender(uri)(msg);
           const o: ExchangeObserver | undefined = route.observer;

@@ -90,9 +90,14 @@ export function deadLetterHeaders(err: BusbarError, routeId: string, attempts: n
   return headers;
 }
 
-interface RouteHooks {
+/** The engine's message events: one object shared by all its routes (a route reads it on every message). */
+export interface RouteEvents {
   emit(ev: MessageEvent): void;
   wantsEvents(): boolean;
+}
+
+interface RouteHooks {
+  events: RouteEvents;
   deadLetter(uri: string, msg: Message): Promise<unknown>;
 }
 
@@ -135,7 +140,8 @@ export class Route {
   #connectionFailures = 0;
   readonly #policy: ErrorPolicy;
   readonly #clock: Clock;
-  readonly #hooks: RouteHooks;
+  readonly #events: RouteEvents;
+  readonly #deadLetter: RouteHooks['deadLetter'];
 
   constructor(def: RouteDefinition, opts: { maxInflight: number; logger: Logger; clock: Clock; policy: ErrorPolicy; hooks: RouteHooks }) {
     this.id = def.id;
@@ -144,7 +150,8 @@ export class Route {
     this.logger = opts.logger;
     this.#clock = opts.clock;
     this.#policy = { ...opts.policy, ...def.errorPolicy, on: [...(def.errorPolicy?.on ?? []), ...(opts.policy.on ?? [])] };
-    this.#hooks = opts.hooks;
+    this.#events = opts.hooks.events;
+    this.#deadLetter = opts.hooks.deadLetter;
   }
 
   /** The policy in force: the route's own rules first, then the engine's. */
@@ -261,7 +268,7 @@ export class Route {
     this.#inflight++;
     this.#received++;
     const obs = this.observer;
-    const events = this.#hooks.wantsEvents();
+    const events = this.#events.wantsEvents();
     // one clock read for every observer and the events (none when nobody watches)
     const t0 = obs !== undefined || events ? performance.now() : 0;
     const token = obs === undefined ? undefined : obs.begin(this, msg, t0);
@@ -323,7 +330,7 @@ export class Route {
     if (obs === undefined && !events) return;
     const t1 = performance.now();
     if (obs !== undefined) obs.end(this, token, 'completed', undefined, t0, t1);
-    if (events) this.#hooks.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: t1 - t0 });
+    if (events) this.#events.emit({ type: 'message.completed', routeId: this.id, messageId: msg.id, durationMs: t1 - t0 });
   }
 
   #failedWith(msg: Message, t0: number, e: unknown): never {
@@ -331,8 +338,8 @@ export class Route {
     const err = e as BusbarError;
     if (err.details?.deadLettered) this.#deadLettered++;
     this.#release();
-    if (this.#hooks.wantsEvents()) {
-      this.#hooks.emit({
+    if (this.#events.wantsEvents()) {
+      this.#events.emit({
         type: 'message.failed',
         routeId: this.id,
         messageId: msg.id,
@@ -384,7 +391,7 @@ export class Route {
     if (rule.deadLetter) {
       const dead = withHeaders(msg, deadLetterHeaders(err, this.id, attempts, this.#clock.now()));
       try {
-        await this.#hooks.deadLetter(rule.deadLetter, dead);
+        await this.#deadLetter(rule.deadLetter, dead);
       } catch (dlqErr) {
         this.logger.error({ err: dlqErr, messageId: msg.id, original: err.message }, 'dead-letter endpoint failed; nacking the source');
         throw new BusbarError('DEAD_LETTER_FAILED', `route "${this.id}": could not dead-letter message ${msg.id} to ${rule.deadLetter}: ${(dlqErr as Error).message} (original error: ${err.message})`, {
@@ -415,8 +422,8 @@ export class Route {
       await this.#settleFailure(msg, err, this.#ruleFor(err), err.details.attempts as number);
     } finally {
       if (err.details.deadLettered) this.#deadLettered++;
-      if (this.#hooks.wantsEvents()) {
-        this.#hooks.emit({ type: 'message.failed', routeId: this.id, messageId: msg.id, durationMs: 0, code: err.code, error: err.message, deadLettered: err.details.deadLettered === true });
+      if (this.#events.wantsEvents()) {
+        this.#events.emit({ type: 'message.failed', routeId: this.id, messageId: msg.id, durationMs: 0, code: err.code, error: err.message, deadLettered: err.details.deadLettered === true });
       }
     }
     if (!shouldAck(err)) throw err;
