@@ -257,11 +257,24 @@ export class FileConsumer implements Consumer {
    */
   async backlog(): Promise<number | undefined> {
     if (!this.#running) return undefined;
-    const o = this.#o;
     let n = 0;
+    await this.#walk(false, () => {
+      n++;
+    });
+    return n;
+  }
+
+  /**
+   * Every file of the folder (and of its subfolders when recursive) this consumer could take:
+   * not hidden, not held by it or broken, not claimed by another (marker), matching
+   * include/exclude. `visit` gets each with its folder, its path relative to the root and,
+   * when `withNames` (or the marker claim needs them), the names in its folder.
+   */
+  async #walk(withNames: boolean, visit: (name: string, dir: string, rel: string, relPath: string, names: Set<string> | undefined) => void): Promise<void> {
+    const o = this.#o;
     const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
       const entries = await readdirIfThere(dir);
-      const names = this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
+      const names = withNames || this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
       for (const e of entries) {
         const name = e.name;
         if (name.startsWith('.')) continue;
@@ -274,11 +287,10 @@ export class FileConsumer implements Consumer {
         if (this.#claim === 'marker' && (name.endsWith(LOCK_SUFFIX) || names!.has(name + LOCK_SUFFIX))) continue;
         if (this.#include && !this.#include(relPath)) continue;
         if (this.#exclude && this.#exclude(relPath)) continue;
-        n++;
+        visit(name, dir, rel, relPath, names);
       }
     };
     await walk(this.#root, '', 0);
-    return n;
   }
 
   async #list(): Promise<{ list: Candidate[]; truncated: boolean }> {
@@ -287,38 +299,21 @@ export class FileConsumer implements Consumer {
     const out: Candidate[] = [];
     const doneNames = new Set<string>();
     const probe = createMessage(null, { timestamp: now });
-    const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
-      const entries = await readdirIfThere(dir);
-      const names = o.doneFileName || this.#claim === 'marker' ? new Set(entries.map((e) => e.name)) : undefined;
-      for (const e of entries) {
-        const name = e.name;
-        if (name.startsWith('.')) continue;
-        const relPath = rel ? `${rel}/${name}` : name;
-        if (e.isDirectory()) {
-          if (o.recursive && depth < o.maxDepth) await walk(join(dir, name), relPath, depth + 1);
-          continue;
-        }
-        if (!e.isFile()) continue;
-        if (this.#held.has(relPath) || this.#broken.has(relPath)) continue;
-        if (this.#claim === 'marker' && (name.endsWith(LOCK_SUFFIX) || names!.has(name + LOCK_SUFFIX))) continue;
-        if (this.#include && !this.#include(relPath)) continue;
-        if (this.#exclude && this.#exclude(relPath)) continue;
-        const retry = this.#retryAt.get(relPath);
-        if (retry !== undefined) {
-          if (retry > now) continue;
-          this.#retryAt.delete(relPath);
-        }
-        const c: Candidate = { rel: relPath, abs: join(dir, name) };
-        if (o.doneFileName) {
-          const done = renderTemplate(o.doneFileName, probe, fileExtras(relPath));
-          doneNames.add(rel ? `${rel}/${done}` : done);
-          if (!names!.has(done)) continue;
-          c.doneAbs = join(dir, done);
-        }
-        out.push(c);
+    await this.#walk(Boolean(o.doneFileName), (name, dir, rel, relPath, names) => {
+      const retry = this.#retryAt.get(relPath);
+      if (retry !== undefined) {
+        if (retry > now) return;
+        this.#retryAt.delete(relPath);
       }
-    };
-    await walk(this.#root, '', 0);
+      const c: Candidate = { rel: relPath, abs: join(dir, name) };
+      if (o.doneFileName) {
+        const done = renderTemplate(o.doneFileName, probe, fileExtras(relPath));
+        doneNames.add(rel ? `${rel}/${done}` : done);
+        if (!names!.has(done)) return;
+        c.doneAbs = join(dir, done);
+      }
+      out.push(c);
+    });
     let list = doneNames.size ? out.filter((c) => !doneNames.has(c.rel)) : out;
     if (this.#seen.size) {
       const listed = new Set(list.map((c) => c.rel));
