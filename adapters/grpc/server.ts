@@ -244,8 +244,13 @@ export function createGrpcConsumer(endpoint: Endpoint<GrpcOptions>, ctx: Consume
   const unary = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const refused = refusal();
     if (refused) return callback(statusOf(refused) as ServiceError);
+    answer(call, call.request, callback);
+  };
+
+  /** Run the route on one request (`body`) and answer the call with its reply, or with the failure's status. */
+  const answer = (call: ServerUnaryCall<unknown, unknown> | ServerReadableStream<unknown, unknown>, body: unknown, callback: sendUnaryData<unknown>): void => {
     (async () => {
-      const reply = await run(call, message(call, call.request));
+      const reply = await run(call, message(call, body));
       const md = replyMetadata(reply.headers);
       if (md) call.sendMetadata(md);
       callback(null, replyBody(reply));
@@ -299,15 +304,7 @@ export function createGrpcConsumer(endpoint: Endpoint<GrpcOptions>, ctx: Consume
     });
     call.on('end', () => {
       if (failed) return;
-      (async () => {
-        const reply = await run(call, message(call, items));
-        const md = replyMetadata(reply.headers);
-        if (md) call.sendMetadata(md);
-        callback(null, replyBody(reply));
-      })().catch((err: unknown) => {
-        log(err);
-        callback(statusOf(err) as ServiceError);
-      });
+      answer(call, items, callback);
     });
   };
 
