@@ -7,7 +7,7 @@ import { Engine, from } from '../../dist/lib/index.js';
 import { createGrpcAdapter, grpcPort } from '../../dist/adapters/grpc/index.js';
 import { round, type BenchCase } from '../harness.js';
 
-const PROTO = fileURLToPath(new URL('../../spec/fixtures/grpc/shop.proto', import.meta.url));
+const PROTO = fileURLToPath(new URL('../../examples/grpc-rest-facade/shop.proto', import.meta.url));
 const LOAD = fileURLToPath(new URL('../children/grpc-load.mjs', import.meta.url));
 
 /** The same work on both sides: look the order up and price it. */

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const SHOP_PROTO = fileURLToPath(new URL('../../fixtures/grpc/shop.proto', import.meta.url));
+export const SHOP_PROTO = fileURLToPath(new URL('../../../examples/grpc-rest-facade/shop.proto', import.meta.url));
 
 /** grpc-js's own generic client and service definition for shop.Orders (no busbar code involved). */
 export function shopPackage(): { Orders: grpc.ServiceClientConstructor; service: grpc.ServiceDefinition } {
