@@ -1,4 +1,5 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { busbarLogger } from './logging.js';
 import type { Observable, Subject } from 'rxjs';
 import { lazy } from './lazy.js';
 import { AdapterRegistry, canReply, named, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Producer, type RequestOptions, type SourceStatus } from './adapter.js';
@@ -226,7 +227,7 @@ export class Engine {
 
   constructor(opts: EngineOptions = {}) {
     this.name = opts.name ?? 'busbar';
-    this.logger = opts.logger ?? pino({ name: this.name, level: process.env.BUSBAR_LOG_LEVEL ?? 'info' });
+    this.logger = opts.logger ?? busbarLogger({ name: this.name, level: process.env.BUSBAR_LOG_LEVEL ?? 'info' });
     this.adapters = new AdapterRegistry(opts.builtins === false ? [] : builtinAdapters());
     for (const a of opts.adapters ?? []) this.adapters.register(a);
     this.steps = new StepRegistry(builtinSteps);

@@ -170,3 +170,19 @@ export function wrapStepError(err: unknown, routeId: string, step: string): Busb
 export function isRetryable(err: unknown): boolean {
   return isBusbarError(err) ? err.retryable : true;
 }
+
+/**
+ * An error's message with the messages of its causes, each named once: busbar's errors
+ * quote the error they wrap (`route "x" failed to start: <the cause's message>`), so a cause
+ * whose message is already there is not appended again (pino's own serializer appends every
+ * cause, and the log would say everything twice).
+ */
+export function messageWithCauses(err: Error): string {
+  let message = err.message;
+  const seen = new Set<unknown>([err]);
+  for (let c: unknown = err.cause; c instanceof Error && !seen.has(c); c = c.cause) {
+    seen.add(c);
+    if (c.message && !message.includes(c.message)) message += `: ${c.message}`;
+  }
+  return message;
+}

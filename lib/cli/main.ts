@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino, type Logger } from 'pino';
+import { busbarLogger } from '../logging.js';
 import type { Adapter } from '../adapter.js';
 import { adapterFactories, channelsOf, namedFromConfig } from './adapter-factories.js';
 import { registerGraphCommand } from './graph.js';
@@ -53,7 +54,7 @@ function parseLogLevel(v: string): string {
 function makeLogger(level: string, pretty: boolean | undefined): Logger {
   level = LOG_LEVELS.includes(level) ? level : parseLogLevel(level);
   const usePretty = pretty ?? Boolean(process.stdout.isTTY);
-  return usePretty ? pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }) : pino({ level });
+  return usePretty ? busbarLogger({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }) : busbarLogger({ level });
 }
 
 /** Per-scheme adapter config of a routes module; a top-level `topology` belongs to amqp. */
