@@ -38,6 +38,9 @@ need_tool promtool prometheus --no-install-recommends
 # strace: the event log's durability spec watches a producer's real system calls (fdatasync before the confirm)
 need_tool strace strace
 
+# Debian's amqp-tools (librabbitmq): the third-party AMQP clients of docs/command-line-clients.md
+need_tool amqp-publish amqp-tools
+
 # Python's grpcio: the independent gRPC peer of the grpc specs
 bash "$here/grpc-python.sh"
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BusbarError, Engine, from, type Message } from '../../lib/index.js';
 import { createGrpcAdapter, grpcPort } from '../../adapters/grpc/index.js';
 import { rejection, tempDir, testLogger } from '../helpers.js';
@@ -8,7 +9,8 @@ import { SHOP_PROTO } from '../adapters/grpc/helpers.js';
 
 /** Debian's python3 with python3-grpcio (scripts/grpc-python.sh installs it). */
 const PY = '/usr/bin/python3';
-const FIXTURES = dirname(SHOP_PROTO);
+// the Python client and server beside the spec fixtures; the proto is the examples' (one shop.proto)
+const FIXTURES = fileURLToPath(new URL('../fixtures/grpc', import.meta.url));
 
 describe('grpc: Python grpcio as an independent client and server', function () {
   this.timeout(30_000);
@@ -18,7 +20,7 @@ describe('grpc: Python grpcio as an independent client and server', function () 
     const check = spawnSync('bash', ['scripts/grpc-python.sh'], { encoding: 'utf8' });
     expect(check.status, `python3-grpcio is needed: ${check.stderr}`).to.equal(0);
     stubs = tempDir('busbar-grpc-py-');
-    const gen = spawnSync(PY, ['-m', 'grpc_tools.protoc', `-I${FIXTURES}`, `--python_out=${stubs.path}`, `--grpc_python_out=${stubs.path}`, SHOP_PROTO], { encoding: 'utf8' });
+    const gen = spawnSync(PY, ['-m', 'grpc_tools.protoc', `-I${dirname(SHOP_PROTO)}`, `--python_out=${stubs.path}`, `--grpc_python_out=${stubs.path}`, SHOP_PROTO], { encoding: 'utf8' });
     expect(gen.status, gen.stderr).to.equal(0);
   });
   after(() => stubs?.cleanup());
