@@ -150,13 +150,16 @@ export const routeContractSchema = {
  * first step, the output contract where the route ends. Violations are thrown inside the
  * pipeline, so the route's error policy (redelivery, dead letter with the reasons) applies.
  */
+/** The end of a route without an output contract: one function for every route. */
+const routeEnd: Next = (m) => m;
+
 export function withRouteContract(def: RouteDefinition, build: (end: Next) => Next): Next {
   const c = def.contract;
-  if (!c || (!c.input && !c.output)) return build((m) => m);
+  if (!c || (!c.input && !c.output)) return build(routeEnd);
   const opts = { coerce: c.coerce ?? false };
   const output = c.output ? compileContract(c.output, { ...opts, name: `route "${def.id}" output contract`, details: { routeId: def.id, step: '/contract/output' } }) : undefined;
   const input = c.input ? compileContract(c.input, { ...opts, name: `route "${def.id}" input contract`, details: { routeId: def.id, step: '/contract/input' } }) : undefined;
-  const end: Next = output ? validating(output, (m) => m) : (m) => m;
+  const end: Next = output ? validating(output, routeEnd) : routeEnd;
   const pipeline = build(end);
   if (!input) return pipeline;
   return validating(input, pipeline);
