@@ -287,9 +287,40 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     }
     return tail(m);
   };
-  const run: Next = (msg) => runFrom(msg, 0);
+  const run: Next = k === 1 && route !== undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, routeId, slot) : (msg) => runFrom(msg, 0);
   LABELLED.add(run);
   return run;
+}
+
+/**
+ * A stretch of one step (the common case: a codec or a transform between two other steps),
+ * as one function: no loop, no arrays read per message. Observed, it runs the loop, which
+ * tells the observer.
+ */
+function single(
+  f: MapFn,
+  label: string,
+  route: Route,
+  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
+  resume: (v: Message) => MaybePromise<Message>,
+  failed: (e: unknown) => never,
+  tail: Next,
+  routeId: string,
+  slot: GuardSlot,
+): Next {
+  return (msg) => {
+    if (route.stepObserver !== undefined) return runFrom(msg, 0);
+    let r: MaybePromise<Message>;
+    try {
+      r = f(msg);
+    } catch (e) {
+      throw wrapStepError(e, routeId, label);
+    }
+    if (!isPromise(r)) return tail(r);
+    const later = r.then(resume, failed);
+    slot.last = later;
+    return later;
+  };
 }
 
 /** A registry of step kinds, owned by an engine. */
