@@ -42,6 +42,7 @@ export function shouldAck(err: unknown): boolean {
   return d?.deadLettered === true || d?.handled === true;
 }
 
+/** What a consumer gets: its route's entry points. Its functions are bound: a consumer may keep one and call it alone. */
 export interface ConsumerContext extends AdapterContext {
   readonly routeId: string;
   /** The route's bound on messages in flight (size prefetch / polls with it). */

@@ -592,7 +592,8 @@ export class Engine {
     const uris = new Set<string>(policy.deadLetter ? [policy.deadLetter] : []);
     for (const r of policy.on ?? []) if (r.deadLetter) uris.add(r.deadLetter);
     // shared by the route's guards: the promise the last of them returned
-    const slot: GuardSlot = { last: undefined };
+    // (the route itself, whose fields every message reads anyway: no object of its own to read)
+    const slot: GuardSlot = route;
     const compile = (steps: readonly StepDefinition[], next: Next, base: string): Next => {
       let n = next;
       // consecutive map steps (compiled last to first) run as one stretch (see fuse)

@@ -4,7 +4,7 @@ import { sleep, type Clock } from './clock.js';
 import { BusbarError, isBusbarError, isRetryable, wrapStepError } from './errors.js';
 import { withHeaders, type HeaderValue, type Message } from './message.js';
 import type { ErrorPolicy, ErrorRule, RedeliveryPolicy, RouteDefinition } from './model.js';
-import { isPromise, type MaybePromise, type Next, type StepProbe } from './step.js';
+import { isPromise, type GuardSlot, type MaybePromise, type Next, type StepProbe } from './step.js';
 
 export type RouteState = 'stopped' | 'starting' | 'started' | 'stopping' | 'suspended';
 
@@ -102,7 +102,7 @@ interface RouteHooks {
 }
 
 /** A running route: the consumer, the compiled pipeline, the in-flight bound and the error policy. */
-export class Route {
+export class Route implements GuardSlot {
   // the fields every message reads come first: an object's fields lie in declaration order, so
   // these share a cache line or two (with a thousand routes, each message would touch lines of
   // its own route's object that nothing else keeps warm)
@@ -123,6 +123,8 @@ export class Route {
   #waiters: Array<() => void> = [];
   #drained: Array<() => void> = [];
   readonly #events: RouteEvents;
+  /** The route's guards' slot (GuardSlot): the promise the guard that returned last handed back. */
+  last: unknown = undefined;
 
   readonly id: string;
   readonly definition: RouteDefinition;

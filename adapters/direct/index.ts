@@ -16,6 +16,8 @@ export const directOptions = { type: 'object', properties: {}, additionalPropert
  */
 interface Slot {
   ctx: ConsumerContext | undefined;
+  /** The consuming route's processNow while one is started (kept apart: a send reads it alone). */
+  run: ConsumerContext['processNow'] | undefined;
 }
 type Table = Map<string, Slot>;
 
@@ -30,7 +32,7 @@ export const directAdapter: Adapter<DirectOptions> = {
   createConsumer(endpoint, ctx) {
     const table = ctx.state<Table>('consumers', () => new Map());
     let slot = table.get(endpoint.path);
-    if (slot === undefined) table.set(endpoint.path, (slot = { ctx: undefined }));
+    if (slot === undefined) table.set(endpoint.path, (slot = { ctx: undefined, run: undefined }));
     const mine = slot;
     return {
       async start() {
@@ -41,9 +43,10 @@ export const directAdapter: Adapter<DirectOptions> = {
           });
         }
         mine.ctx = ctx;
+        mine.run = ctx.processNow;
       },
       async stop() {
-        if (mine.ctx === ctx) mine.ctx = undefined;
+        if (mine.ctx === ctx) mine.ctx = mine.run = undefined;
       },
     };
   },
@@ -52,12 +55,12 @@ export const directAdapter: Adapter<DirectOptions> = {
     let slot: Slot | undefined;
     return {
       send(msg) {
-        const consumer = (slot ??= table.get(endpoint.path))?.ctx;
-        if (!consumer) {
+        const run = (slot ??= table.get(endpoint.path))?.run;
+        if (!run) {
           return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
         }
         // a consuming route that finished at once answers at once: the sender goes on in the same turn
-        return consumer.processNow(msg);
+        return run(msg);
       },
       // the consuming route's result is the answer, whichever step asks
       request(msg) {
