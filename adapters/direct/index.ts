@@ -51,24 +51,39 @@ export const directAdapter: Adapter<DirectOptions> = {
     };
   },
   createProducer(endpoint, ctx) {
-    const table = ctx.state<Table>('consumers', () => new Map());
-    let slot: Slot | undefined;
-    return {
-      send(msg) {
-        const run = (slot ??= table.get(endpoint.path))?.run;
-        if (!run) {
-          return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${endpoint.path}`, { details: { uri: endpoint.uri } }));
-        }
-        // a consuming route that finished at once answers at once: the sender goes on in the same turn
-        return run(msg);
-      },
-      // the consuming route's result is the answer, whichever step asks
-      request(msg) {
-        const r = this.send(msg) as MaybePromise<Message>;
-        return isPromise(r) ? r : Promise.resolve(r);
-      },
-    };
+    return new DirectProducer(endpoint.path, endpoint.uri, ctx.state<Table>('consumers', () => new Map()));
   },
 };
+
+/**
+ * The sending side of `direct:name`. A class, not an object of closures: its `send` is one
+ * function for every direct endpoint, and what a send reads is this object alone.
+ */
+class DirectProducer {
+  #slot: Slot | undefined;
+  readonly #name: string;
+  readonly #uri: string;
+  readonly #table: Table;
+  constructor(name: string, uri: string, table: Table) {
+    this.#name = name;
+    this.#uri = uri;
+    this.#table = table;
+  }
+
+  send(msg: Message): MaybePromise<Message> {
+    const run = (this.#slot ??= this.#table.get(this.#name))?.run;
+    if (!run) {
+      return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${this.#name}`, { details: { uri: this.#uri } }));
+    }
+    // a consuming route that finished at once answers at once: the sender goes on in the same turn
+    return run(msg);
+  }
+
+  // the consuming route's result is the answer, whichever step asks
+  request(msg: Message): Promise<Message> {
+    const r = this.send(msg);
+    return isPromise(r) ? r : Promise.resolve(r);
+  }
+}
 
 export default directAdapter;
