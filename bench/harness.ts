@@ -20,8 +20,8 @@ export interface BenchResult {
 export interface BenchCase {
   name: string;
   description: string;
-  /** Servers the case needs (started by scripts/*.sh before it runs). */
-  requires?: Array<'rabbitmq' | 'rabbitmq2' | 'postgres'>;
+  /** Servers the case needs (started by scripts/*.sh before it runs) and tools (installed by them when missing, as root). */
+  requires?: Array<'rabbitmq' | 'rabbitmq2' | 'postgres' | 'valgrind'>;
   run(opts: { quick: boolean }): Promise<BenchResult>;
 }
 

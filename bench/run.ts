@@ -45,7 +45,7 @@ for (const c of selected) {
     if (amqp && !ownBroker) continue; // the brokers at BUSBAR_AMQP_URL (and BUSBAR_AMQP2_URL) are the caller's
     // rabbitmq2, the second bench broker (two-broker bridges): rabbitmq-second.sh puts it on port + 1, with its own node name and state dir
     const env = amqp ? { ...process.env, ...benchRabbit } : process.env;
-    const script = join(here, '..', 'scripts', server === 'rabbitmq' ? 'rabbitmq.sh' : server === 'rabbitmq2' ? 'rabbitmq-second.sh' : 'postgres.sh');
+    const script = join(here, '..', 'scripts', server === 'rabbitmq' ? 'rabbitmq.sh' : server === 'rabbitmq2' ? 'rabbitmq-second.sh' : server === 'valgrind' ? 'valgrind.sh' : 'postgres.sh');
     // the bench broker is stopped again at the end if this run started it
     if (amqp && spawnSync('bash', [script, 'status'], { env, stdio: 'ignore' }).status !== 0) {
       process.on('exit', () => spawnSync('bash', [script, 'stop'], { env, stdio: 'ignore' }));

@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { round, type BenchCase } from '../harness.js';
@@ -42,8 +42,8 @@ async function perMessage(side: string, size: number, small: number, large: numb
 const bench: BenchCase = {
   name: 'routes-cache',
   description: 'routes on one engine (10 and 1,000), messages round-robin: simulated L2 (512 KB) and L1 data misses and instructions per message under cachegrind, busbar vs the hand-written handler table of the scale bench',
+  requires: ['valgrind'],
   async run({ quick }) {
-    if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('routes-cache needs valgrind (apt-get install valgrind)');
     const small = 20_000;
     const large = quick ? 60_000 : 120_000;
     const out: Record<string, number> = {};
