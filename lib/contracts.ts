@@ -145,14 +145,14 @@ export const routeContractSchema = {
   },
 } as const;
 
+/** The end of a route without an output contract: one function for every route. */
+const routeEnd: Next = (m) => m;
+
 /**
  * Build a route's pipeline with its contracts around it: the input contract before the
  * first step, the output contract where the route ends. Violations are thrown inside the
  * pipeline, so the route's error policy (redelivery, dead letter with the reasons) applies.
  */
-/** The end of a route without an output contract: one function for every route. */
-const routeEnd: Next = (m) => m;
-
 export function withRouteContract(def: RouteDefinition, build: (end: Next) => Next): Next {
   const c = def.contract;
   if (!c || (!c.input && !c.output)) return build(routeEnd);
