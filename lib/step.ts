@@ -183,6 +183,14 @@ export interface StepProbe {
  */
 const LABELLED = new WeakSet<Next>();
 
+/** What a guard wraps: the step itself and its error handler (a stretch before it may run the step as the guard would). */
+interface Guarded {
+  readonly fn: Next;
+  readonly onError: (e: unknown) => never;
+  readonly slot: GuardSlot;
+}
+const GUARDED = new WeakMap<Next, Guarded>();
+
 /**
  * Wrap a compiled step so anything it throws names the route and step (keeping the cause),
  * and, when `observe` is given, tell the route's observer (if any) the exchange reached it.
@@ -208,23 +216,29 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
         o.step(route, msg, p.path, p.kind);
       }
     }
-    let r: MaybePromise<Message>;
-    try {
-      slot.last = undefined;
-      r = fn(msg);
-    } catch (e) {
-      return onError(e);
-    }
-    if (!isPromise(r)) {
-      slot.last = undefined; // hold no message past its step
-      return r;
-    }
-    if (r !== slot.last) r = r.then(undefined, onError);
-    slot.last = r;
-    return r;
+    return runStep(fn, msg, slot, onError);
   };
   LABELLED.add(run);
+  GUARDED.set(run, { fn, onError, slot });
   return run;
+}
+
+/** A guarded step's call (see guard): one function for every guard, so the JIT inlines it where it is called. */
+function runStep(fn: Next, msg: Message, slot: GuardSlot, onError: (e: unknown) => never): MaybePromise<Message> {
+  let r: MaybePromise<Message>;
+  try {
+    slot.last = undefined;
+    r = fn(msg);
+  } catch (e) {
+    return onError(e);
+  }
+  if (!isPromise(r)) {
+    slot.last = undefined; // hold no message past its step
+    return r;
+  }
+  if (r !== slot.last) r = r.then(undefined, onError);
+  slot.last = r;
+  return r;
 }
 
 /** One `map` step of a fused stretch: its function, its label for errors, its probe. */
@@ -308,7 +322,28 @@ function single(
   routeId: string,
   slot: GuardSlot,
 ): Next {
+  // a guarded step next (the common case: `to` after a transform): called here as its guard
+  // calls it, the guard itself (its function and what it holds) not read per message
+  const next = GUARDED.get(tail);
+  if (next === undefined) {
+    return (msg) => {
+      if (route.stepObserver !== undefined) return runFrom(msg, 0);
+      let r: MaybePromise<Message>;
+      try {
+        r = f(msg);
+      } catch (e) {
+        throw wrapStepError(e, routeId, label);
+      }
+      if (!isPromise(r)) return tail(r);
+      const later = r.then(resume, failed);
+      slot.last = later;
+      return later;
+    };
+  }
+  const { fn, onError } = next;
+  const nextSlot = next.slot;
   return (msg) => {
+    // observed, the loop and the guard tell the observer at each step
     if (route.stepObserver !== undefined) return runFrom(msg, 0);
     let r: MaybePromise<Message>;
     try {
@@ -316,7 +351,7 @@ function single(
     } catch (e) {
       throw wrapStepError(e, routeId, label);
     }
-    if (!isPromise(r)) return tail(r);
+    if (!isPromise(r)) return runStep(fn, r, nextSlot, onError);
     const later = r.then(resume, failed);
     slot.last = later;
     return later;
