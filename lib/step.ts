@@ -266,6 +266,8 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   // next behind the last step's guard: what next throws at once, or a promise no guard labelled, is the last step's
   // (a guarded next labels its own: it is called as it is)
   const tail = LABELLED.has(next) ? next : guard(next, routeId, labels[k - 1]!, slot);
+  // a guarded step next: run as its guard runs it while nobody observes steps (see single)
+  const guarded = GUARDED.get(tail);
   // what a stretch that went asynchronous at stage i does next: made once per stage, not per message
   const resume: Array<(v: Message) => MaybePromise<Message>> = [];
   const failedAt: Array<(e: unknown) => never> = [];
@@ -299,9 +301,9 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     } catch (e) {
       throw wrapStepError(e, routeId, labels[i]!);
     }
-    return tail(m);
+    return guarded !== undefined && route?.stepObserver === undefined ? runStep(guarded.fn, m, guarded.slot, guarded.onError) : tail(m);
   };
-  const run: Next = k === 1 && route !== undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, routeId, slot) : (msg) => runFrom(msg, 0);
+  const run: Next = k === 1 && route !== undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, guarded, routeId, slot) : (msg) => runFrom(msg, 0);
   LABELLED.add(run);
   return run;
 }
@@ -319,12 +321,12 @@ function single(
   resume: (v: Message) => MaybePromise<Message>,
   failed: (e: unknown) => never,
   tail: Next,
+  next: Guarded | undefined,
   routeId: string,
   slot: GuardSlot,
 ): Next {
   // a guarded step next (the common case: `to` after a transform): called here as its guard
   // calls it, the guard itself (its function and what it holds) not read per message
-  const next = GUARDED.get(tail);
   if (next === undefined) {
     return (msg) => {
       if (route.stepObserver !== undefined) return runFrom(msg, 0);
