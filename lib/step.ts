@@ -327,23 +327,9 @@ function single(
 ): Next {
   // a guarded step next (the common case: `to` after a transform): called here as its guard
   // calls it, the guard itself (its function and what it holds) not read per message
-  if (next === undefined) {
-    return (msg) => {
-      if (route.stepObserver !== undefined) return runFrom(msg, 0);
-      let r: MaybePromise<Message>;
-      try {
-        r = f(msg);
-      } catch (e) {
-        throw wrapStepError(e, routeId, label);
-      }
-      if (!isPromise(r)) return tail(r);
-      const later = r.then(resume, failed);
-      slot.last = later;
-      return later;
-    };
-  }
-  const { fn, onError } = next;
-  const nextSlot = next.slot;
+  const nextFn = next?.fn;
+  const nextSlot = next?.slot;
+  const nextError = next?.onError;
   return (msg) => {
     // observed, the loop and the guard tell the observer at each step
     if (route.stepObserver !== undefined) return runFrom(msg, 0);
@@ -353,7 +339,7 @@ function single(
     } catch (e) {
       throw wrapStepError(e, routeId, label);
     }
-    if (!isPromise(r)) return runStep(fn, r, nextSlot, onError);
+    if (!isPromise(r)) return nextFn === undefined ? tail(r) : runStep(nextFn, r, nextSlot!, nextError!);
     const later = r.then(resume, failed);
     slot.last = later;
     return later;
