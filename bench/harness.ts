@@ -72,6 +72,9 @@ export async function sideBySide(count: number, baseline: () => Promise<void> | 
   return { baselinePerS, busbarPerS, heapGrowthMb: round(heapGrowth / 1048576, 1) };
 }
 
+/** Messages a side handles while its allocations are counted. */
+export const ALLOC_SAMPLE = 20_000;
+
 /**
  * Bytes allocated per message while `side` handles ALLOC_SAMPLE messages (or `upTo`, when
  * fewer): V8's sampling heap profiler
@@ -81,9 +84,6 @@ export async function sideBySide(count: number, baseline: () => Promise<void> | 
  * else the machine is doing, so it shows a change too small to see in a ratio of times on a
  * shared machine.
  */
-/** Messages a side handles while its allocations are counted. */
-export const ALLOC_SAMPLE = 20_000;
-
 export async function allocatedPerMessage(side: (count: number) => Promise<void> | void, upTo: number): Promise<number> {
   const count = Math.min(upTo, ALLOC_SAMPLE);
   const session = new Session();

@@ -155,8 +155,6 @@ interface ProducerEntry {
   /** Created while running (a computed URI): may be evicted to keep the table bounded. */
   dynamic: boolean;
   evicted: boolean;
-  /** The engine does not trace: a send is the producer's own, with nothing around it. */
-  plain: boolean;
 }
 
 /** Statuses in which an endpoint counts as up for readiness. */
@@ -838,7 +836,7 @@ export class Engine {
     const where = routeId === undefined ? {} : { routeId };
     const { adapter, endpoint } = this.adapters.resolve(this.#bound(uri, 'producer'), 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
-    entry = { producer, started: !producer.start, starting: undefined, sender: undefined, requester: undefined, sent: 0, dynamic: false, evicted: false, plain: this.#tracer === undefined };
+    entry = { producer, started: !producer.start, starting: undefined, sender: undefined, requester: undefined, sent: 0, dynamic: false, evicted: false };
     if (dryRun) return entry;
     if (this.#state === 'started' && !this.#deploying) {
       entry.dynamic = true;
@@ -968,10 +966,10 @@ export class Engine {
     if (this.#state !== 'started') return Promise.reject(this.#notRunning(`send to "${uri}"`));
     const entry = this.#producers.get(uri);
     // the common case (a started producer): no wrapper closure per call
-    if (entry !== undefined && entry.started && !entry.evicted && (entry.plain || entry.sender !== undefined)) {
+    if (entry !== undefined && entry.started && !entry.evicted && (this.#tracer === undefined || entry.sender !== undefined)) {
       try {
         // untraced, the producer's own send: what its sender would call (one function less per message)
-        if (entry.plain) {
+        if (this.#tracer === undefined) {
           entry.sent++;
           return entry.producer.send(msg);
         }
