@@ -40,56 +40,86 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
 }
 
 /**
- * Time limits that all have the same length (a server endpoint's `timeoutMs`), on one timer
- * instead of one each: an entry is an insertion into an (insertion-ordered) Set and its removal
- * a delete, where a timer per request costs a timer-list insert and removal (profiled: the
- * HTTP consumer's largest cost after the socket write). With one length, insertion order is
- * deadline order, so the timer only ever waits for the first entry, and fires each expiry at
- * its own deadline.
+ * Time limits that all have the same length (a server endpoint's `timeoutMs`, an aggregator's
+ * idle timeout), on one timer instead of one each: an entry is an insertion into an
+ * (insertion-ordered) Map and its removal a delete, where a timer per entry costs a timer-list
+ * insert and removal and a timer object held per entry (profiled: the HTTP consumer's largest
+ * cost after the socket write; an aggregator's largest with 100k open groups). With one
+ * length, insertion order is deadline order, so the timer only ever waits for the first entry,
+ * and fires each expiry at its own deadline. `touch` pushes an entry's deadline back (moves it
+ * to the end).
  */
-export class Deadlines {
+export class Deadlines<K = () => void> {
   readonly #clock: Clock;
   readonly #ms: number;
-  readonly #entries = new Set<{ at: number; fire: () => void }>();
+  readonly #fire: (key: K) => void;
+  readonly #unref: boolean;
+  readonly #at = new Map<K, number>();
   #timer: TimerHandle | undefined;
 
-  constructor(clock: Clock, ms: number) {
+  /**
+   * `fire` is called with each key whose time is up (by default the key itself is called: a
+   * key that is a function). `unref`: the timer does not keep the process alive.
+   */
+  constructor(clock: Clock, ms: number, opts: { fire?: (key: K) => void; unref?: boolean } = {}) {
     this.#clock = clock;
     this.#ms = ms;
+    this.#fire = opts.fire ?? ((key) => (key as () => void)());
+    this.#unref = opts.unref ?? false;
   }
 
-  /** Call `fire` in `ms` unless the returned function is called first. */
-  add(fire: () => void): () => void {
-    const e = { at: this.#clock.now() + this.#ms, fire };
-    this.#entries.add(e);
-    if (this.#timer === undefined) this.#arm(this.#ms);
-    return () => void this.#entries.delete(e);
+  /**
+   * Fire `key` in `ms`, or at `at` (no later than `ms` from now, and not before an entry
+   * added earlier: insertion order is deadline order). An entry already waiting keeps its time.
+   */
+  add(key: K, at?: number): void {
+    if (this.#at.has(key)) return;
+    this.#at.set(key, at ?? this.#clock.now() + this.#ms);
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  /** Fire `key` in `ms` from now, whether it was waiting or not (an idle timeout pushed back). */
+  touch(key: K): void {
+    this.#at.delete(key);
+    this.#at.set(key, this.#clock.now() + this.#ms);
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  delete(key: K): void {
+    this.#at.delete(key);
+  }
+
+  /** Forget every entry and stop the timer. */
+  clear(): void {
+    this.#at.clear();
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#at.size;
   }
 
-  #arm(ms: number): void {
-    const t = this.#clock.setTimeout(() => this.#sweep(), Math.max(0, ms));
-    t.unref?.();
+  #arm(): void {
+    const first = this.#at.values().next();
+    if (first.done === true) return;
+    const t = this.#clock.setTimeout(() => this.#sweep(), Math.max(0, first.value - this.#clock.now()));
+    if (this.#unref) t.unref?.();
     this.#timer = t;
   }
 
   #sweep(): void {
     this.#timer = undefined;
     const now = this.#clock.now();
-    for (const e of this.#entries) {
-      if (e.at > now) {
-        this.#arm(e.at - now);
-        return;
-      }
-      this.#entries.delete(e);
+    for (const [key, at] of this.#at) {
+      if (at > now) break;
+      this.#at.delete(key);
       try {
-        e.fire();
+        this.#fire(key);
       } catch {
-        // a limit's callback settles a promise; nothing of it may stop the others
+        // a limit's callback settles a promise or completes a group; nothing of it may stop the others
       }
     }
+    if (this.#timer === undefined) this.#arm();
   }
 }

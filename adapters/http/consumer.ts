@@ -201,19 +201,20 @@ export class ServerEndpoint {
 
   #limit(p: Promise<Message>, msg: Message): Promise<Message> {
     const ms = this.opts.timeoutMs;
-    const deadlines = (this.#deadlines ??= new Deadlines(this.ctx.clock, ms));
+    const deadlines = (this.#deadlines ??= new Deadlines(this.ctx.clock, ms, { unref: true }));
     return new Promise<Message>((resolve, reject) => {
       let done = false;
-      const cancel = deadlines.add(() => {
+      const expire = (): void => {
         if (done) return;
         done = true;
         reject(new BusbarError('TIMEOUT', `route "${this.ctx.routeId}" did not reply within ${ms} ms (timeoutMs)`, { details: { routeId: this.ctx.routeId, timeoutMs: ms } }));
-      });
+      };
+      deadlines.add(expire);
       p.then(
         (m) => {
           if (done) return;
           done = true;
-          cancel();
+          deadlines.delete(expire);
           resolve(m);
         },
         (e: unknown) => {
@@ -222,7 +223,7 @@ export class ServerEndpoint {
             return;
           }
           done = true;
-          cancel();
+          deadlines.delete(expire);
           reject(e);
         },
       );

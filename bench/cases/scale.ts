@@ -7,7 +7,7 @@ import { countingAdapter, round, type BenchCase } from '../harness.js';
 /**
  * How busbar's cost per message and its memory change as the work grows x10 and x100 on one
  * engine: routes (10 -> 1,000), topic subscribers (1 -> 1,000), open aggregator groups
- * (1k -> 1M) and the in-flight bound (16 -> 16k). The goal is a flat per-message cost
+ * (1k -> 1M, without and with an idle timeout) and the in-flight bound (16 -> 16k). The goal is a flat per-message cost
  * (within 20% across each range) and memory linear in what is held. The table goes to
  * stderr; the JSON line's `ratio` is the flatness of the worst range: throughput at its
  * largest size over throughput at its smallest (1.0 = flat). The aggregator and in-flight rows
@@ -131,15 +131,16 @@ async function subscribers(size: number, deliveries: number, rounds: number): Pr
 
 /**
  * `size` open aggregator groups (none completes): heap per group after one message each, then
- * the cost of `msgs` more messages spread over the open groups.
+ * the cost of `msgs` more messages spread over the open groups. `idle`: every group also has
+ * an inactivity timeout (10 minutes, so none fires), pushed back by each of its messages.
  */
-async function groups(size: number, msgs: number): Promise<Row> {
+async function groups(size: number, msgs: number, idle = false): Promise<Row> {
   const counts = new Map<string, number>();
   const engine = silent(counts);
   engine.addRoutes(
     from<{ k: number }>('direct:agg')
       .routeId('agg')
-      .aggregate({ correlate: (b) => b.k, size: 1_000_000_000, maxGroups: size + 1, completeOnStop: false })
+      .aggregate({ correlate: (b) => b.k, size: 1_000_000_000, maxGroups: size + 1, completeOnStop: false, ...(idle ? { timeoutMs: 600_000 } : {}) })
       .to('count:agg'),
   );
   await engine.start();
@@ -164,7 +165,7 @@ async function groups(size: number, msgs: number): Promise<Row> {
     }
   });
   if (hand.get('0')!.length < 1) throw new Error('hand-written groups lost a message');
-  const r = row('aggregator groups', size, msgs / (t.ns / 1e9), t.cpuUs / msgs, perGroup, `opening them: ${round(fill.cpuUs / size, 2)} cpu us/group`);
+  const r = row(idle ? 'aggregator groups, idle timeout' : 'aggregator groups', size, msgs / (t.ns / 1e9), t.cpuUs / msgs, perGroup, `opening them: ${round(fill.cpuUs / size, 2)} cpu us/group`);
   r.hand_cpu_us_per_msg = round(h.cpuUs / msgs, 3);
   return r;
 }
@@ -253,7 +254,7 @@ async function inflight(size: number, msgs: number, rounds: number): Promise<Row
 
 const bench: BenchCase = {
   name: 'scale',
-  description: 'cost per message and memory as the work grows x10 / x100: routes on one engine (10 -> 1,000), topic subscribers (1 -> 1,000), open aggregator groups (1k -> 1M), in-flight bound (16 -> 16k)',
+  description: 'cost per message and memory as the work grows x10 / x100: routes on one engine (10 -> 1,000), topic subscribers (1 -> 1,000), open aggregator groups (1k -> 1M; without and with an idle timeout), in-flight bound (16 -> 16k)',
   async run({ quick }) {
     const rounds = quick ? 1 : 3;
     const msgs = quick ? 50_000 : 200_000;
@@ -265,6 +266,7 @@ const bench: BenchCase = {
     for (const s of [10, 100, 1000]) rows.push(progress(await routes(s, msgs, rounds)));
     for (const s of [1, 10, 100, 1000]) rows.push(progress(await subscribers(s, quick ? 50_000 : 100_000, rounds)));
     for (const s of quick ? [1000, 10_000, 100_000] : [1000, 10_000, 100_000, 1_000_000]) rows.push(progress(await groups(s, msgs)));
+    for (const s of quick ? [1000, 10_000, 100_000] : [1000, 10_000, 100_000, 1_000_000]) rows.push(progress(await groups(s, msgs, true)));
     for (const s of [16, 160, 1600, 16_000]) rows.push(progress(await inflight(s, Math.max(msgs, s * 4), rounds)));
 
     // the table, for people; the JSON line carries the same figures

@@ -1,10 +1,10 @@
-import type { TimerHandle } from '../../clock.js';
+import { Deadlines, type TimerHandle } from '../../clock.js';
 import { traceLinks, TRACE_HEADERS } from '../../tracing/context.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
 import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
 import { MemoryAggregationStore } from '../../stores-memory.js';
-import { then, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../../step.js';
+import { then, thenWith, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { AGGREGATE_HEADERS, keyOf, namedStore, patternStateOf, SPLIT_HEADERS } from './common.js';
 
@@ -160,9 +160,15 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     const correlate = args.correlate ? evaluator(args.correlate) : (m: Message) => m.correlationId;
     const combine = args.combine ? overBodies(args.combine) : ((f) => (msgs: Message[]) => f(msgs.map((m) => m.body)))(strategyFn(args.strategy ?? 'array'));
     const predicate = args.predicate ? overBodies<boolean>(args.predicate) : undefined;
-    const timers = new Map<string, TimerHandle>();
-    /** Deadline timers, armed by a group's first message and never pushed back. */
-    const deadlines = new Map<string, TimerHandle>();
+    // every group's idle timeout has one length, and so has its completion deadline: each kind
+    // is one timer over the groups in deadline order (see Deadlines), not a timer per group
+    // re-armed on every message
+    const expired = (reason: CompletionReason) => (key: string): void => {
+      complete(key, reason).catch((err: unknown) => ctx.logger.error({ err, key }, `aggregator ${reason} completion failed`));
+    };
+    const idle = args.timeoutMs === undefined ? undefined : new Deadlines<string>(ctx.clock, args.timeoutMs, { fire: expired('timeout') });
+    /** Deadlines armed by a group's first message and never pushed back. */
+    const deadlines = args.completionDeadlineMs === undefined ? undefined : new Deadlines<string>(ctx.clock, args.completionDeadlineMs, { fire: expired('deadline') });
     // closed keys, oldest first, with when they closed: bounded in time and count
     const closing = args.close ? (typeof args.close === 'object' ? args.close : {}) : undefined;
     const closedTtl = closing?.ttlMs ?? 300_000;
@@ -231,16 +237,8 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     };
 
     const complete = async (key: string, reason: CompletionReason): Promise<void> => {
-      const t = timers.get(key);
-      if (t !== undefined) {
-        ctx.clock.clearTimeout(t);
-        timers.delete(key);
-      }
-      const d = deadlines.get(key);
-      if (d !== undefined) {
-        ctx.clock.clearTimeout(d);
-        deadlines.delete(key);
-      }
+      idle?.delete(key);
+      deadlines?.delete(key);
       // closed before the group is taken: a message arriving meanwhile is already late
       if (closing && reason !== 'stop') {
         closed.delete(key);
@@ -255,30 +253,6 @@ export const aggregateStep: StepKind<AggregateArgs> = {
 
     const completeAll = async (reason: CompletionReason): Promise<void> => {
       for (const g of await store.groups(scope)) await complete(g.key, reason);
-    };
-
-    const arm = (key: string, idleFor: number): void => {
-      if (args.timeoutMs === undefined || stopping) return;
-      const old = timers.get(key);
-      if (old !== undefined) ctx.clock.clearTimeout(old);
-      timers.set(
-        key,
-        ctx.clock.setTimeout(() => {
-          timers.delete(key);
-          complete(key, 'timeout').catch((err: unknown) => ctx.logger.error({ err, key }, 'aggregator timeout completion failed'));
-        }, Math.max(0, idleFor)),
-      );
-    };
-
-    const armDeadline = (key: string, dueIn: number): void => {
-      if (args.completionDeadlineMs === undefined || stopping || deadlines.has(key)) return;
-      deadlines.set(
-        key,
-        ctx.clock.setTimeout(() => {
-          deadlines.delete(key);
-          complete(key, 'deadline').catch((err: unknown) => ctx.logger.error({ err, key }, 'aggregator deadline completion failed'));
-        }, Math.max(0, dueIn)),
-      );
     };
 
     const splitDone = (key: string, g: AggregationGroup, msg: Message): boolean => {
@@ -306,28 +280,29 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         }, args.intervalMs);
       }
       // groups left in a persistent store by an earlier run get their timeouts back
+      // (each kind in its own deadline order: idle timeouts by last message, deadlines by first)
       const left = (await store.groups(scope)).sort((a, b) => a.createdAt - b.createdAt);
       for (const g of left) {
         open.add(g.key);
-        if (args.timeoutMs !== undefined) arm(g.key, g.updatedAt + args.timeoutMs - ctx.clock.now());
-        if (args.completionDeadlineMs !== undefined) armDeadline(g.key, g.createdAt + args.completionDeadlineMs - ctx.clock.now());
+        deadlines?.add(g.key, g.createdAt + args.completionDeadlineMs!);
       }
+      if (idle !== undefined) for (const g of left.sort((a, b) => a.updatedAt - b.updatedAt)) idle.add(g.key, g.updatedAt + args.timeoutMs!);
     });
     ctx.onStop(async () => {
       stopping = true;
       if (interval !== undefined) ctx.clock.clearInterval(interval);
       interval = undefined;
-      for (const t of timers.values()) ctx.clock.clearTimeout(t);
-      timers.clear();
-      for (const t of deadlines.values()) ctx.clock.clearTimeout(t);
-      deadlines.clear();
+      idle?.clear();
+      deadlines?.clear();
       if (args.completeOnStop !== false) await completeAll('stop');
     });
 
     const done = (key: string, reason: CompletionReason | undefined, msg: Message): MaybePromise<Message> => (reason ? complete(key, reason).then(() => msg) : msg);
     const onAppended = (key: string, g: AggregationGroup, msg: Message): MaybePromise<Message> => {
-      arm(key, args.timeoutMs ?? 0);
-      if (g.messages.length === 1) armDeadline(key, args.completionDeadlineMs ?? 0);
+      if (!stopping) {
+        idle?.touch(key);
+        if (g.messages.length === 1) deadlines?.add(key);
+      }
       if (args.size !== undefined && g.messages.length >= args.size) return done(key, 'size', msg);
       if (args.fromSplit && splitDone(key, g, msg)) return done(key, 'split', msg);
       if (!predicate) return msg;
@@ -341,20 +316,21 @@ export const aggregateStep: StepKind<AggregateArgs> = {
       memory ? onAppended(key, memory.appendSync(scope, key, msg, ctx.clock.now()), msg) : store.append(scope, key, msg, ctx.clock.now()).then((g) => onAppended(key, g, msg));
     // no keys closed on completion: a group the in-memory store has open takes the message with one lookup (not the open set's and the store's)
     const fast = closing === undefined ? memory : undefined;
-    const aggregate: Next = (msg) =>
-      then(correlate(msg), (k) => {
-        const key = keyOf(k, 'correlation', ctx.routeId, step);
-        if (fast !== undefined) {
-          const g = fast.appendToOpen(scope, key, msg, ctx.clock.now());
-          if (g !== undefined) return onAppended(key, g, msg);
-        }
-        if (open.has(key)) return append(key, msg);
-        if (isClosed(key)) return late(key, msg);
-        open.add(key);
-        // memory stays bounded however many keys come in: the oldest group goes out first
-        if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg));
-        return append(key, msg);
-      });
+    const withKey = (msg: Message, k: unknown): MaybePromise<Message> => {
+      const key = keyOf(k, 'correlation', ctx.routeId, step);
+      if (fast !== undefined) {
+        const g = fast.appendToOpen(scope, key, msg, ctx.clock.now());
+        if (g !== undefined) return onAppended(key, g, msg);
+      }
+      if (open.has(key)) return append(key, msg);
+      if (isClosed(key)) return late(key, msg);
+      open.add(key);
+      // memory stays bounded however many keys come in: the oldest group goes out first
+      if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg));
+      return append(key, msg);
+    };
+    // (no closure per message for the key: thenWith makes one only for a key that is a promise)
+    const aggregate: Next = (msg) => thenWith(correlate(msg), withKey, msg);
     return aggregate;
   },
 };
