@@ -72,3 +72,10 @@ export async function rejection(p: Promise<unknown>): Promise<BusbarError> {
 
 /** The second broker, for bridges (scripts/rabbitmq-second.sh): BUSBAR_AMQP_PORT + 1 unless BUSBAR_AMQP2_PORT says otherwise. */
 export const AMQP2_URL = process.env.BUSBAR_AMQP2_URL ?? `amqp://guest:guest@127.0.0.1:${process.env.BUSBAR_AMQP2_PORT ?? Number(process.env.BUSBAR_AMQP_PORT ?? 5672) + 1}`;
+
+/** A promise that waits until `open` is called: what a test holds a route's step (or a server's reply) on. */
+export function latch(): { wait: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createAmqpAdapter, formatPlan, planTopology, type AmqpConfig } from '../../adapters/amqp/index.js';
 import { BusbarError, createMessage, Engine, from, type Adapter } from '../../lib/index.js';
 import { Broker, uniqueName } from '../adapters/amqp/amqp-helpers.js';
-import { AMQP_URL, testLogger, waitFor, rejection } from '../helpers.js';
+import { AMQP_URL, latch, rejection, testLogger, waitFor } from '../helpers.js';
 
 function codeOf(err: unknown): string | undefined {
   return (err as BusbarError | undefined)?.code;
@@ -208,8 +208,7 @@ describe('amqp adapter against RabbitMQ', function () {
   it('acks only after the route finished, with prefetch = the route in-flight bound', async () => {
     const q = broker.track('queue', uniqueName('prefetch'));
     const e = engine();
-    let open: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (open = r));
+    const { wait: gate, open: open } = latch();
     e.addRoutes(from(`amqp:queue:${q}`).routeId('slow').maxInflight(3).process(async (m) => {
       await gate;
       return m;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Engine, from } from '../../lib/index.js';
-import { testLogger } from '../helpers.js';
+import { latch, testLogger } from '../helpers.js';
 import { TestSource } from './source-adapter.js';
 
 describe('delivery contract', () => {
@@ -81,8 +81,7 @@ describe('delivery contract', () => {
   it('bounds messages in flight: a full route makes the source wait', async () => {
     const src = new TestSource();
     engine = new Engine({ logger: testLogger(), adapters: [src.adapter()] });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+    const { wait: gate, open: release } = latch();
     let peak = 0;
     let current = 0;
     engine.addRoutes(
@@ -107,8 +106,7 @@ describe('delivery contract', () => {
   it('does not lose a wake-up when a source waits for a slot and then takes none', async () => {
     const src = new TestSource();
     engine = new Engine({ logger: testLogger(), adapters: [src.adapter()] });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+    const { wait: gate, open: release } = latch();
     engine.addRoutes(from<number>('src:in').maxInflight(1).process(async (m) => {
       if (m.body === 1) await gate;
       return m;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { BusbarError, Engine, from, type EngineEvent } from '../../lib/index.js';
-import { testLogger } from '../helpers.js';
+import { latch, testLogger } from '../helpers.js';
 import { TestSource } from './source-adapter.js';
 
 describe('engine lifecycle', () => {
@@ -77,8 +77,7 @@ describe('engine lifecycle', () => {
   it('gives up after the stop timeout and reports what is still in flight', async () => {
     const src = new TestSource();
     const engine = new Engine({ logger: testLogger(), adapters: [src.adapter()] });
-    let release!: () => void;
-    const never = new Promise<void>((r) => (release = r));
+    const { wait: never, open: release } = latch();
     engine.addRoutes(from<number>('src:in').routeId('stuck').process(async (m) => {
       await never;
       return m;

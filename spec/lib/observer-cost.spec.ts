@@ -2,7 +2,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { expect } from 'chai';
 import { createMessage, Engine, from, type Adapter, type ExchangeObserver, type Message } from '../../lib/index.js';
 import { InflightTracker } from '../../lib/management/inflight.js';
-import { testLogger } from '../helpers.js';
+import { latch, testLogger } from '../helpers.js';
 
 /**
  * What observing a route costs per message (issues #18 and #13): the in-flight tracker files
@@ -36,8 +36,7 @@ describe('observing a route, cheaply', () => {
   it('lists exchanges that wait for something, with the step each is at (a direct: call inside one as its own), and step counts per step', async () => {
     const received: Message[] = [];
     engine = new Engine({ logger: testLogger(), adapters: [sink(received)] });
-    let open: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (open = r));
+    const { wait: gate, open: open } = latch();
     engine.addRoutes(
       from<number>('direct:a').routeId('a').transform((n) => n + 1).to('direct:b').to('sink:a'),
       from<number>('direct:b').routeId('b').process(async (m) => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createEventlogAdapter, EventLog, groupLag } from '../../../adapters/eventlog/index.js';
 import { createMetrics } from '../../../lib/management/metrics.js';
 import { Engine, from, type Message } from '../../../lib/index.js';
-import { tempDir, testLogger, waitFor } from '../../helpers.js';
+import { latch, tempDir, testLogger, waitFor } from '../../helpers.js';
 
 async function fill(dir: string, partitions: number, perPartition: number, from = 0): Promise<void> {
   const log = EventLog.open(dir, 't', { partitions, fsync: 'none' });
@@ -67,8 +67,7 @@ describe('eventlog: start positions, independent groups, lag', function () {
   it('lag per partition is in engine.stats() and the busbar_endpoint_lag_messages metric, and drains to 0', async () => {
     await fill(tmp.path, 2, 30);
     const engine = new Engine({ logger: testLogger(), adapters: [createEventlogAdapter({ dir: tmp.path })] });
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
+    const { wait: gate, open: open } = latch();
     let seen = 0;
     engine.addRoutes(
       from('eventlog:t?group=slow&pollMs=5&commitIntervalMs=20')

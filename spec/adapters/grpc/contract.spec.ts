@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Engine, from, type Message } from '../../../lib/index.js';
 import { createGrpcAdapter, grpcPort, GRPC_STATUS } from '../../../adapters/grpc/index.js';
 import { httpAdapter } from '../../../adapters/http/index.js';
-import { rejection, testLogger, waitFor } from '../../helpers.js';
+import { latch, rejection, testLogger, waitFor } from '../../helpers.js';
 import { foreignServer, SHOP_PROTO, shopClient, unary } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -105,8 +105,7 @@ describe('grpc: backpressure of streams, seen from the peer', function () {
   this.timeout(30_000);
 
   it('a bidirectional stream is not read while the route is full: the writer is held by flow control, then every reply comes in order', async () => {
-    let open: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (open = r));
+    const { wait: gate, open: open } = latch();
     let entered = 0;
     const engine = new Engine({ logger: testLogger(), adapters: [createGrpcAdapter()], maxInflight: 2 });
     engine.addRoutes(

@@ -4,18 +4,11 @@ import { createServer } from 'node:http';
 import { Engine, from, BusbarError, type Message } from '../../../lib/index.js';
 import { httpAdapter, createHttpAdapter } from '../../../adapters/http/index.js';
 import { systemClock, type Clock } from '../../../lib/clock.js';
-import { testLogger, waitFor } from '../../helpers.js';
+import { latch, testLogger, waitFor } from '../../helpers.js';
 import { call, portOf } from './helpers.js';
 
 function engine(adapter = httpAdapter): Engine {
   return new Engine({ logger: testLogger(), adapters: [adapter] });
-}
-
-/** A promise with its resolve function, to hold a route in flight. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((r) => (open = r));
-  return { wait, open };
 }
 
 describe('http adapter: server (REST)', () => {
@@ -272,7 +265,7 @@ describe('http adapter: server (REST)', () => {
 
   it('answers 503 with Retry-After when the route is full', async () => {
     e = engine();
-    const g = gate();
+    const g = latch();
     e.addRoutes(
       from('http:/busy?port=0&retryAfterS=3')
         .maxInflight(1)
@@ -294,7 +287,7 @@ describe('http adapter: server (REST)', () => {
 
   it('stops gracefully: the request in progress gets its reply, then the port is closed', async () => {
     e = engine();
-    const g = gate();
+    const g = latch();
     e.addRoutes(
       from('http:/work?port=0').process(async (m) => {
         await g.wait;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Engine, from, type BusbarError } from '../../../lib/index.js';
 import { httpAdapter } from '../../../adapters/http/index.js';
-import { testLogger, waitFor } from '../../helpers.js';
+import { latch, testLogger, waitFor } from '../../helpers.js';
 import { call, portOf } from './helpers.js';
 
 const NS = 'urn:spec';
@@ -27,8 +27,7 @@ describe('http adapter: SOAP (busbar client and server)', () => {
 
   it('answers a full route with a retryable Server fault, 503 and Retry-After', async () => {
     e = new Engine({ logger: testLogger(), adapters: [httpAdapter] });
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
+    const { wait: gate, open: open } = latch();
     e.addRoutes(
       from(`http:/slow?port=0&protocol=soap&retryAfterS=2`)
         .routeId('slow')

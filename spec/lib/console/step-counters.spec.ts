@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { StepCounters } from '../../../lib/console/step-counters.js';
 import { createMessage, Engine, from } from '../../../lib/index.js';
-import { testLogger } from '../../helpers.js';
+import { latch, testLogger } from '../../helpers.js';
 
 /**
  * The console's per-step figures (issue #18): counts from the route's own step counters,
@@ -65,8 +65,7 @@ describe('console step counters', () => {
   it('shows an exchange that waits at the step it waits in, and no more once it is done', async () => {
     const f = fixture();
     engine = f.engine;
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
+    const { wait: gate, open: release } = latch();
     engine.addRoutes(
       from('direct:slow')
         .routeId('slow')

@@ -4,7 +4,7 @@ import { Engine } from '../../../lib/engine.js';
 import { createMessage } from '../../../lib/message.js';
 import { startManagement } from '../../../lib/management/index.js';
 import type { ManagementServer } from '../../../lib/management/types.js';
-import { rejection, waitFor } from '../../helpers.js';
+import { latch, rejection, waitFor } from '../../helpers.js';
 import { get, post, managementFixture, remoteAdapter } from './fixture.js';
 
 describe('management API (real sockets on 127.0.0.1)', () => {
@@ -153,8 +153,7 @@ describe('management API (real sockets on 127.0.0.1)', () => {
 
   it('lists exchanges in flight with message id, age and the step each is at', async () => {
     engine = fx.engine();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
+    const { wait: gate, open: release } = latch();
     engine.addRoutes(
       from('direct:slow')
         .routeId('slow')
