@@ -1,4 +1,4 @@
-import type { TimerHandle } from '../../clock.js';
+import { Deadlines } from '../../clock.js';
 import { BusbarError } from '../../errors.js';
 import { isTransportHeader } from '../../header-policy.js';
 import { withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
@@ -58,7 +58,7 @@ function keyReader(c: CorrelationSource | undefined): (m: Message) => MaybePromi
 
 interface Waiter {
   resolve(reply: Message): void;
-  timer: TimerHandle;
+  reject(err: unknown): void;
 }
 
 /**
@@ -116,6 +116,17 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
     counters.matched = 0;
     counters.timedOut = 0;
     counters.lateReplies = 0;
+    // every wait has the same time limit: one timer over the waiting keys (see Deadlines), not one per message
+    const limits = new Deadlines<string>(ctx.clock, timeoutMs, {
+      fire: (key) => {
+        const w = waiting.get(key);
+        if (w === undefined) return;
+        waiting.delete(key);
+        counters.waiting = waiting.size;
+        counters.timedOut!++;
+        w.reject(new BusbarError('TIMEOUT', `route "${ctx.routeId}", step ${step}: no reply correlated by ${JSON.stringify(key)} arrived on ${args.uri} within ${timeoutMs} ms`, { details: { routeId: ctx.routeId, step, key, uri: args.uri, timeoutMs } }));
+      },
+    });
 
     ctx.listen(args.uri, async (reply) => {
       let key: string;
@@ -133,7 +144,7 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
         waiting.delete(key);
         counters.waiting = waiting.size;
         counters.matched!++;
-        ctx.clock.clearTimeout(w.timer);
+        limits.delete(key);
         w.resolve(reply);
         return;
       }
@@ -144,7 +155,7 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
 
     ctx.onStop(() => {
       // after the drain: anything still waiting has timed out in the engine's eyes already
-      for (const w of waiting.values()) ctx.clock.clearTimeout(w.timer);
+      limits.clear();
       waiting.clear();
       counters.waiting = 0;
     });
@@ -156,14 +167,8 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
           throw new BusbarError('CORRELATION_KEY', `route "${ctx.routeId}", step ${step}: a message with correlation key ${JSON.stringify(key)} is already waiting for its reply`, { details: { routeId: ctx.routeId, step, key } });
         }
         const replied = new Promise<Message>((resolve, reject) => {
-          const timer = ctx.clock.setTimeout(() => {
-            if (waiting.get(key)?.timer !== timer) return;
-            waiting.delete(key);
-            counters.waiting = waiting.size;
-            counters.timedOut!++;
-            reject(new BusbarError('TIMEOUT', `route "${ctx.routeId}", step ${step}: no reply correlated by ${JSON.stringify(key)} arrived on ${args.uri} within ${timeoutMs} ms`, { details: { routeId: ctx.routeId, step, key, uri: args.uri, timeoutMs } }));
-          }, timeoutMs);
-          waiting.set(key, { resolve, timer });
+          waiting.set(key, { resolve, reject });
+          limits.touch(key);
           counters.waiting = waiting.size;
         });
         const sent = send
@@ -173,7 +178,7 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
                 // nothing will answer a request that was not sent: give its slot back now
                 const w = waiting.get(key);
                 if (w) {
-                  ctx.clock.clearTimeout(w.timer);
+                  limits.delete(key);
                   waiting.delete(key);
                   counters.waiting = waiting.size;
                 }

@@ -1,5 +1,5 @@
 import { CircuitBreaker, type CircuitBreakerOptions } from '../../circuit-breaker.js';
-import { sleep } from '../../clock.js';
+import { Deadlines, sleep } from '../../clock.js';
 import { BusbarError, isBusbarError, isRetryable, wrapStepError } from '../../errors.js';
 import { withHeaders, type Message } from '../../message.js';
 import type { RedeliveryPolicy } from '../../model.js';
@@ -122,19 +122,20 @@ export const timeoutStep: StepKind<TimeoutArgs> = {
   },
   compile({ ms, steps }, next, ctx) {
     const inner = ctx.compile(steps, identity, `${ctx.path}/steps`);
+    // one time limit for every message: one timer over the messages in the steps (see Deadlines), not one each
+    const limits = new Deadlines(ctx.clock, ms);
     return (msg) => {
       const r = attempt(inner, msg);
       return new Promise<Message>((resolve, reject) => {
-        const timer = ctx.clock.setTimeout(() => {
-          reject(new BusbarError('TIMEOUT', `route "${ctx.routeId}", step ${ctx.path} (timeout): did not finish within ${ms} ms`, { details: { routeId: ctx.routeId, step: `${ctx.path} (timeout)`, timeoutMs: ms } }));
-        }, ms);
+        const expire = (): void => reject(new BusbarError('TIMEOUT', `route "${ctx.routeId}", step ${ctx.path} (timeout): did not finish within ${ms} ms`, { details: { routeId: ctx.routeId, step: `${ctx.path} (timeout)`, timeoutMs: ms } }));
+        limits.add(expire);
         r.then(
           (v) => {
-            ctx.clock.clearTimeout(timer);
+            limits.delete(expire);
             resolve(v);
           },
           (e: unknown) => {
-            ctx.clock.clearTimeout(timer);
+            limits.delete(expire);
             reject(e);
           },
         );
