@@ -44,7 +44,8 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
  * idle timeout), on one timer instead of one each: an entry is an insertion into an
  * (insertion-ordered) Map and its removal a delete, where a timer per entry costs a timer-list
  * insert and removal and a timer object held per entry (profiled: the HTTP consumer's largest
- * cost after the socket write; an aggregator's largest with 100k open groups). With one
+ * cost after the socket write; measured: with 100k open aggregator groups and an idle timeout,
+ * 4.4 -> 3.1 CPU µs per message and 660 -> 430 bytes per group). With one
  * length, insertion order is deadline order, so the timer only ever waits for the first entry,
  * and fires each expiry at its own deadline. `touch` pushes an entry's deadline back (moves it
  * to the end).
