@@ -8,7 +8,7 @@
  */
 import { from, type RouteBuilder } from './builder.js';
 import { BusbarError, errorCatalogue, isBusbarError, type ErrorName } from './errors.js';
-import { createMessage, withBody, type Headers, type Message } from './message.js';
+import { createMessage, merged, withBody, type Headers, type Message } from './message.js';
 
 /** Headers of a call: the method (`<service>.<method>`) and, over JSON-RPC, the id. */
 export const RPC_HEADERS = {
@@ -60,7 +60,7 @@ export function proxy<T extends object>(name: string, transport: Transport<T>): 
   const cache = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const call = (method: string) => (...args: unknown[]): Promise<unknown> => {
     const timeoutMs = perMethod[method]?.timeoutMs ?? defaultTimeout;
-    const msg = createMessage(args, { headers: { ...transport.headers, [RPC_HEADERS.method]: `${name}.${method}`, [TIMEOUT_HEADER]: timeoutMs } });
+    const msg = createMessage(args, { headers: merged(transport.headers ?? {}, { [RPC_HEADERS.method]: `${name}.${method}`, [TIMEOUT_HEADER]: timeoutMs }) });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new BusbarError('TIMEOUT', `${name}.${method}: no reply within ${timeoutMs} ms (via ${safeUri(uri)})`, { details: { service: name, method, timeoutMs, uri: safeUri(uri) } }));

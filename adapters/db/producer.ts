@@ -1,7 +1,7 @@
 import type { Producer, ProducerContext } from '../../lib/adapter.js';
 import { outgoingTrace, W3C } from '../../lib/tracing/context.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
-import { serializeMessage, withBody, withHeaders, type Message } from '../../lib/message.js';
+import { merged, serializeMessage, withBody, withHeaders, type Message } from '../../lib/message.js';
 import { renderTemplate } from '../../lib/template.js';
 import type { ConsumerPlan } from './consumer.js';
 import type { Database, QueryResult, Session } from './database.js';
@@ -196,7 +196,7 @@ export class DbProducer implements Producer {
     if ((op !== 'insert' && op !== 'upsert') || body === null || typeof body !== 'object' || Array.isArray(body) || !this.#columns?.has(W3C.traceparent)) return row;
     const trace = outgoingTrace(msg);
     if (trace === undefined || row[W3C.traceparent] !== undefined) return row;
-    const out: Record<string, unknown> = { ...row, [W3C.traceparent]: trace.traceparent };
+    const out: Record<string, unknown> = merged(row, { [W3C.traceparent]: trace.traceparent });
     if (trace.tracestate !== undefined && this.#columns.has(W3C.tracestate) && row[W3C.tracestate] === undefined) out[W3C.tracestate] = trace.tracestate;
     return out;
   }

@@ -8,7 +8,7 @@ import picomatch from 'picomatch';
 import { shouldAck, type Consumer, type ConsumerContext, type Endpoint } from '../../lib/adapter.js';
 import { sleep } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
-import { createMessage, type Headers, type Message } from '../../lib/message.js';
+import { createMessage, merged, type Headers, type Message } from '../../lib/message.js';
 import type { IdempotentRepository } from '../../lib/stores.js';
 import { renderTemplate } from '../../lib/template.js';
 import { closeFd, DirCache, errnoOf, fstatFd, ioError, moveFile, moveNoClobber, openFd, readdirIfThere, readFd, renameFd } from './fs-util.js';
@@ -518,7 +518,7 @@ export class FileConsumer implements Consumer {
       const text = await readFile(side, 'utf8').catch(() => undefined);
       const trace = text === undefined ? undefined : parseSidecar(text);
       if (text !== undefined) tx.sidecar = side;
-      if (trace) headers = { ...headers, ...trace };
+      if (trace) headers = merged(headers, trace);
     }
     return createMessage(body, { headers, timestamp: this.#ctx.clock.now() });
   }

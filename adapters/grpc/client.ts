@@ -1,7 +1,7 @@
 import type { Client, ChannelCredentials, ClientDuplexStream, ClientReadableStream, ClientWritableStream, Metadata, ServiceError, StatusObject } from '@grpc/grpc-js';
 import type { Endpoint, Producer, ProducerContext, RequestOptions } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
-import type { HeaderValue, Message } from '../../lib/message.js';
+import { merged, type HeaderValue, type Message } from '../../lib/message.js';
 import { RPC_HEADERS, TIMEOUT_HEADER } from '../../lib/rpc.js';
 import { fitProblems, problemText } from './fit.js';
 import { forwardPolicy, metadataToHeaders, requestMetadata } from './metadata.js';
@@ -134,7 +134,7 @@ export function createGrpcProducer(endpoint: Endpoint<GrpcOptions>, ctx: Produce
           throw new BusbarError('PARSE', `${rpcPath}: the result is not JSON: ${(e as Error).message}`, { cause: e, details: where });
         }
       }
-      return { ...msg, body: b, headers: { ...msg.headers, ...received } };
+      return { ...msg, body: b, headers: merged(msg.headers, received) };
     };
     return new Promise<Message>((resolve, reject) => {
       const settle = (err: ServiceError | null, value?: unknown): void => {

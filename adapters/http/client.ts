@@ -3,7 +3,7 @@ import { Agent as TlsAgent, request as httpsRequest } from 'node:https';
 import type { Endpoint, Producer, ProducerContext } from '../../lib/adapter.js';
 import { sleep } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
-import type { HeaderValue, Message } from '../../lib/message.js';
+import { merged, type HeaderValue, type Message } from '../../lib/message.js';
 import { headerPolicy } from '../../lib/header-policy.js';
 import { outgoingTrace } from '../../lib/tracing/context.js';
 import { renderTemplate } from '../../lib/template.js';
@@ -239,7 +239,7 @@ export function createClientProducer(endpoint: Endpoint<HttpOptions>, ctx: Produ
     if (own) return own;
     if (res.status >= 400) throw statusError(res, w.method, url);
     const body = formats.decode(res.body, res.headers['content-type'], opts.bodyFormat);
-    return { ...msg, body, headers: { ...msg.headers, ...responseHeaders(res) } };
+    return { ...msg, body, headers: merged(msg.headers, responseHeaders(res)) };
   };
 
   const send = async (msg: Message): Promise<Message> => {

@@ -19,7 +19,7 @@ import {
 } from '../../lib/codecs.js';
 import { isPlainObject } from '../../lib/codecs/base.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
-import type { HeaderValue, Message } from '../../lib/message.js';
+import { merged, type HeaderValue, type Message } from '../../lib/message.js';
 import type { ProtocolClient, WireResponse } from './client.js';
 import { hubOf, ServerEndpoint } from './consumer.js';
 import { Formats } from './formats.js';
@@ -322,7 +322,7 @@ export const soapClient: ProtocolClient = {
       throw err;
     }
     if (res.status >= 300) return undefined;
-    const headers: Record<string, HeaderValue> = { ...msg.headers, [SOAP_HEADERS.version]: env.version };
+    const headers: Record<string, HeaderValue> = merged(msg.headers, { [SOAP_HEADERS.version]: env.version });
     if (env.operation !== undefined) headers[SOAP_HEADERS.operation] = env.operation;
     if (env.namespace !== undefined) headers[SOAP_HEADERS.namespace] = env.namespace;
     return { ...msg, body: env.payload, headers };

@@ -11,7 +11,7 @@ import type { Adapter } from '../adapter.js';
 import { from } from '../builder.js';
 import { Engine } from '../engine.js';
 import { BusbarError } from '../errors.js';
-import type { Headers, Message } from '../message.js';
+import { merged, type Headers, type Message } from '../message.js';
 
 /** What travels on a channel: `in` is what is sent (or published), `out` a request's reply. */
 export interface ChannelType {
@@ -82,7 +82,7 @@ export async function connect<C extends ChannelMap = ChannelMap>(url: string, op
     },
     async request(channel, body, o = {}) {
       open();
-      const headers = { ...o.headers, ...(o.timeoutMs ? { 'busbar.timeoutMs': o.timeoutMs } : {}) };
+      const headers = merged(o.headers ?? {}, o.timeoutMs ? { 'busbar.timeoutMs': o.timeoutMs } : {});
       return main.request(channel, body, headers);
     },
     async subscribe(channel, handler, o = {}) {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { BusbarError } from '../errors.js';
-import { createMessage, type Message } from '../message.js';
+import { createMessage, merged, type Message } from '../message.js';
 import { TIMEOUT_HEADER } from '../rpc.js';
 import type { BusClient, ChannelMap, Subscription } from './connect.js';
 
@@ -61,7 +61,7 @@ export async function connectP2p<C extends ChannelMap>(url: string, config: Reco
       const c = channelOf(channel, 'request');
       if (c.kind === 'topic') throw new BusbarError('REPLY_UNSUPPORTED', `request("${channel}"): a topic has no single answer; request a direct: or queue: channel`, { details: { channel } });
       const t = o.timeoutMs ?? timeoutMs;
-      const reply = await node.request(`${c.kind}:${c.name}`, createMessage(body, { headers: { ...o.headers, [TIMEOUT_HEADER]: t } }), { inOut: true, idempotent: false, timeoutMs: t });
+      const reply = await node.request(`${c.kind}:${c.name}`, createMessage(body, { headers: merged(o.headers ?? {}, { [TIMEOUT_HEADER]: t }) }), { inOut: true, idempotent: false, timeoutMs: t });
       return reply?.body as never;
     },
     async subscribe(channel, handler) {

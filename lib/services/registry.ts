@@ -12,7 +12,7 @@ import { CircuitBreaker, type CircuitBreakerOptions } from '../circuit-breaker.j
 import { compileContract, type Contract } from '../contracts.js';
 import type { Engine } from '../engine.js';
 import { BusbarError, isBusbarError } from '../errors.js';
-import { createMessage, type Headers, type Message } from '../message.js';
+import { createMessage, merged, type Headers, type Message } from '../message.js';
 import { methodsOf, restoreRemoteError, RPC_HEADERS, TIMEOUT_HEADER, expose, type Remote } from '../rpc.js';
 import type { JsonSchema } from '../schema.js';
 import type { StepKind } from '../step.js';
@@ -367,7 +367,7 @@ export class ServiceRegistry {
   }
 
   #send(e: Entry, service: string, method: string, args: unknown[], timeoutMs: number, headers?: Headers): Promise<Message> {
-    const msg = createMessage(args, { headers: { ...headers, [RPC_HEADERS.method]: `${service}.${method}`, [TIMEOUT_HEADER]: timeoutMs } });
+    const msg = createMessage(args, { headers: merged(headers ?? {}, { [RPC_HEADERS.method]: `${service}.${method}`, [TIMEOUT_HEADER]: timeoutMs }) });
     return new Promise<Message>((resolve, reject) => {
       // the instance leaving the view (heartbeats stopped, deregistered) ends its calls now, not at their time limit
       const lost = (err: BusbarError): void => {

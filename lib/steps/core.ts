@@ -1,6 +1,6 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
-import { withBody, withHeaders, withoutHeaders, type HeaderValue, type Message } from '../message.js';
+import { withBody, withHeader, withoutHeaders, type HeaderValue, type Message } from '../message.js';
 import { isPromise, mapStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
@@ -241,15 +241,15 @@ export const setHeaderStep: StepKind<SetHeaderArgs> = mapStep({
     const { name } = args;
     if (args.computed) {
       const compute = evaluator(args.computed);
-      const set = (msg: Message, v: unknown): Message => withHeaders(msg, { [name]: v as HeaderValue });
+      const set = (msg: Message, v: unknown): Message => withHeader(msg, name, v as HeaderValue);
       return (msg) => thenWith(compute(msg), set, msg);
     }
     if (args.template !== undefined) {
       const t = args.template;
-      return (msg) => withHeaders(msg, { [name]: renderTemplate(t, msg) });
+      return (msg) => withHeader(msg, name, renderTemplate(t, msg));
     }
     const value = args.value;
-    return (msg) => withHeaders(msg, { [name]: value });
+    return (msg) => withHeader(msg, name, value);
   },
 });
 

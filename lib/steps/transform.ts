@@ -7,7 +7,7 @@ import type { Codec } from '../codecs.js';
 import { buildSoapFault, SOAP_CONTENT_TYPES, type SoapVersion } from '../codecs/soap.js';
 import { compileContract, type Contract, type ContractOptions } from '../contracts.js';
 import { BusbarError } from '../errors.js';
-import { EMPTY_HEADERS, withBody, withBodyAndHeaders, withHeaders, type Headers, type HeaderValue, type Message } from '../message.js';
+import { EMPTY_HEADERS, merged, withBody, withBodyAndHeaders, withHeaders, type Headers, type HeaderValue, type Message } from '../message.js';
 import { createAjv, type JsonSchema } from '../schema.js';
 import { isPromise, mapStep, type CompileContext, type ConfigContext, type MaybePromise, type StepKind } from '../step.js';
 import { renderTemplate, valueAt } from '../template.js';
@@ -103,7 +103,7 @@ function encodedAs(type: string): (msg: Message, body: unknown) => Message {
   return (msg, body) => {
     const h = msg.headers;
     if (h === EMPTY_HEADERS) return withBodyAndHeaders(msg, body, alone);
-    return withBodyAndHeaders(msg, body, h['content-type'] === type ? h : { ...h, 'content-type': type });
+    return withBodyAndHeaders(msg, body, h['content-type'] === type ? h : merged(h, { 'content-type': type }));
   };
 }
 

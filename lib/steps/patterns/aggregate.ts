@@ -1,7 +1,7 @@
 import { Deadlines, type TimerHandle } from '../../clock.js';
 import { traceLinks, TRACE_HEADERS } from '../../tracing/context.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
-import { createMessage, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
+import { createMessage, merged, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
 import { MemoryAggregationStore } from '../../stores-memory.js';
 import { then, thenWith, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../../step.js';
@@ -221,7 +221,7 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         });
         return;
       }
-      const headers: Record<string, HeaderValue> = { ...first.headers };
+      const headers: Record<string, HeaderValue> = merged(first.headers, {});
       for (const h of HEADERS_TO_DROP) delete headers[h];
       headers[AGGREGATE_HEADERS.completedBy] = reason;
       headers[AGGREGATE_HEADERS.size] = g.messages.length;

@@ -1,5 +1,5 @@
 import { BusbarError } from '../../errors.js';
-import { withBody, withHeaders, withoutHeaders, type Message } from '../../message.js';
+import { merged, withBody, withHeaders, withoutHeaders, type Message } from '../../message.js';
 import type { ClaimCheckStore, IdempotentRepository } from '../../stores.js';
 import { MemoryIdempotentRepository } from '../../stores-memory.js';
 import { isPromise, then, type MaybePromise, type StepKind } from '../../step.js';
@@ -65,10 +65,10 @@ export const enrichStep: StepKind<EnrichArgs> = {
         if (!isPlainObject(original)) {
           throw new BusbarError('VALIDATION_FAILED', `route "${ctx.routeId}", step ${ctx.path} (enrich): "into" needs an object body, got ${original === null ? 'null' : typeof original}`, { details: { routeId: ctx.routeId, step: ctx.path } });
         }
-        return { ...original, [args.into]: reply };
+        return merged(original, { [args.into]: reply });
       }
       if (typeof merge === 'function') return merge(original, reply, msg);
-      if (merge === 'merge' && isPlainObject(original) && isPlainObject(reply)) return { ...original, ...reply };
+      if (merge === 'merge' && isPlainObject(original) && isPlainObject(reply)) return merged(original, reply);
       return reply;
     };
     return (msg) => {

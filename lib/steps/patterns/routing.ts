@@ -1,6 +1,6 @@
 import { sleep } from '../../clock.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
-import { deriveMessage, withBody, withHeaders, type Message } from '../../message.js';
+import { deriveMessage, merged, withBody, withHeaders, type Message } from '../../message.js';
 import { isPromise, then, thenWith, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { annotate, combineReplies, combinerSchema, copyBody, requesterCache, senderCache, syncSenderCache, type Combiner, type ReplyStrategy } from './common.js';
@@ -391,7 +391,7 @@ export const wireTapStep: StepKind<{ uri: string }> = {
     const send = ctx.producer(uri);
     const tap: Next = (m) => send(m).then((r) => r ?? m);
     return (msg) => {
-      ctx.spawn(deriveMessage(msg, copyBody(msg.body), { ...msg.headers, [WIRE_TAP_HEADER]: uri }), tap);
+      ctx.spawn(deriveMessage(msg, copyBody(msg.body), merged(msg.headers, { [WIRE_TAP_HEADER]: uri })), tap);
       return next(msg);
     };
   },

@@ -1,5 +1,5 @@
 import { BusbarError } from '../../errors.js';
-import { type Headers, type Message, createMessage } from '../../message.js';
+import { type Headers, type Message, createMessage, merged } from '../../message.js';
 import { isPromise, then, type MaybePromise, type Next, type StepKind } from '../../step.js';
 import { computedFromConfig, computedSchema, evaluator, type Computed } from '../core.js';
 import { csvRows, jsonArrayItems, textLines, xmlElements, type ByteSource } from '../../streaming.js';
@@ -89,7 +89,7 @@ function dropTrailingEmpty(parts: string[]): string[] {
 }
 
 function part(parent: Message, item: unknown, index: number, last: boolean, size: number | undefined): Message {
-  const headers: Record<string, Headers[string]> = { ...parent.headers, [SPLIT_HEADERS.index]: index, [SPLIT_HEADERS.last]: last };
+  const headers: Record<string, Headers[string]> = merged(parent.headers, { [SPLIT_HEADERS.index]: index, [SPLIT_HEADERS.last]: last });
   if (size !== undefined) headers[SPLIT_HEADERS.size] = size;
   return createMessage(item, { headers, correlationId: parent.correlationId, causationId: parent.id });
 }
