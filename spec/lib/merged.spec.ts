@@ -1,10 +1,13 @@
 import { expect } from 'chai';
 import { setFlagsFromString } from 'node:v8';
-import { createMessage, merged, withHeader, withHeaders } from '../../lib/message.js';
+import { createMessage, merged, withHeader, withHeaders, withoutHeaders } from '../../lib/message.js';
+import { from } from '../../lib/index.js';
+import { testEngine } from '../../lib/testing.js';
 
 // V8's own view of two objects: whether they share a hidden class (natives syntax, for this check only)
 setFlagsFromString('--allow-natives-syntax');
 const sameShape = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+const fastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean;
 
 describe('merged headers (what withHeaders and the steps that add headers make)', () => {
   it('later keys win, the inputs are left alone', () => {
@@ -39,5 +42,28 @@ describe('merged headers (what withHeaders and the steps that add headers make)'
     expect(Object.getPrototypeOf(odd.headers)).to.equal(Object.prototype);
     expect(Object.hasOwn(odd.headers, '__proto__')).to.equal(true);
     expect(odd.headers.a).to.equal('1');
+  });
+
+  it('removeHeaders drops the named headers, keeps the rest in order, with fast properties and one hidden class, and leaves the message it was given alone', async () => {
+    const { engine } = testEngine();
+    engine.addRoutes(from('direct:in').removeHeaders('x-secret', 'x-other').to('mock:out'));
+    await engine.start();
+    try {
+      for (let i = 0; i < 20; i++) await engine.send('direct:in', i, { a: '1', 'x-secret': 's', b: String(i) });
+      const got = engine.mock('mock:out').received.map((m) => m.headers);
+      expect(got[5]).to.deep.equal({ a: '1', b: '5' });
+      expect(Object.keys(got[5]!)).to.deep.equal(['a', 'b']);
+      for (let i = 1; i < got.length; i++) expect(sameShape(got[i - 1]!, got[i]!), `headers ${i} and ${i - 1}`).to.equal(true);
+      // not a dictionary (what deleting from a copy makes): reads stay on V8's fast path
+      expect(fastProperties(got[7]!)).to.equal(true);
+    } finally {
+      await engine.stop();
+    }
+    const parsed = JSON.parse('{"__proto__": {"x": 1}, "keep": "k", "drop": "d"}') as Record<string, string>;
+    const msg = createMessage('x', { headers: parsed });
+    const out = withoutHeaders(msg, ['drop']);
+    expect(Object.getPrototypeOf(out.headers)).to.equal(Object.prototype);
+    expect(Object.keys(out.headers)).to.deep.equal(['__proto__', 'keep']);
+    expect(msg.headers.drop).to.equal('d');
   });
 });

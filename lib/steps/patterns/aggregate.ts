@@ -1,7 +1,7 @@
 import { Deadlines, type TimerHandle } from '../../clock.js';
 import { traceLinks, TRACE_HEADERS } from '../../tracing/context.js';
 import { BusbarError, wrapStepError } from '../../errors.js';
-import { createMessage, merged, withBody, withHeaders, type HeaderValue, type Message } from '../../message.js';
+import { createMessage, headersWithout, withBody, withHeaders, type Message } from '../../message.js';
 import type { AggregationGroup, AggregationStore } from '../../stores.js';
 import { MemoryAggregationStore } from '../../stores-memory.js';
 import { then, thenWith, type CompileContext, type ConfigContext, type MaybePromise, type Next, type StepKind } from '../../step.js';
@@ -82,6 +82,7 @@ function overBodies<R>(c: ((bodies: unknown[], msgs: Message[]) => MaybePromise<
 }
 
 const HEADERS_TO_DROP = Object.values(SPLIT_HEADERS) as string[];
+const TRACED_HEADERS_TO_DROP = [...HEADERS_TO_DROP, TRACE_HEADERS.parent, TRACE_HEADERS.state];
 
 /**
  * Aggregator: collects messages by correlation key in a group store and, when a completion
@@ -221,18 +222,13 @@ export const aggregateStep: StepKind<AggregateArgs> = {
         });
         return;
       }
-      const headers: Record<string, HeaderValue> = merged(first.headers, {});
-      for (const h of HEADERS_TO_DROP) delete headers[h];
+      // traced messages: the aggregate's exchange links every contributing message's span (instead of one parent)
+      const links = traceLinks(g.messages);
+      const headers = headersWithout(first.headers, links === undefined ? HEADERS_TO_DROP : TRACED_HEADERS_TO_DROP);
       headers[AGGREGATE_HEADERS.completedBy] = reason;
       headers[AGGREGATE_HEADERS.size] = g.messages.length;
       headers[AGGREGATE_HEADERS.key] = g.key;
-      // traced messages: the aggregate's exchange links every contributing message's span
-      const links = traceLinks(g.messages);
-      if (links !== undefined) {
-        delete headers[TRACE_HEADERS.parent];
-        delete headers[TRACE_HEADERS.state];
-        headers[TRACE_HEADERS.links] = links;
-      }
+      if (links !== undefined) headers[TRACE_HEADERS.links] = links;
       ctx.spawn(createMessage(body, { headers, correlationId: first.correlationId, causationId: first.id }), next);
     };
 
