@@ -1,6 +1,6 @@
 export { Engine, type EngineOptions, type EngineEvent, type EngineState, type EngineStats, type AdapterStats, type RouteInput, type StopReport, type ReloadReport } from './engine.js';
 export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branch, type Predicate } from './builder.js';
-export { createMessage, newMessageId, withBody, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
+export { createMessage, newMessageId, withBody, withHeader, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, messageWithCauses, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
 export { busbarLogger, logSerializers, serializeError } from './logging.js';
 export { AdapterRegistry, canReply, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type RequestOptions, type SourceStatus } from './adapter.js';
