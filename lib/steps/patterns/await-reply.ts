@@ -116,13 +116,20 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
     counters.matched = 0;
     counters.timedOut = 0;
     counters.lateReplies = 0;
+    /** The waiter for `key`, no longer waiting (nor timed): what a reply, a timeout and a failed send each take. */
+    const take = (key: string): Waiter | undefined => {
+      const w = waiting.get(key);
+      if (w === undefined) return undefined;
+      waiting.delete(key);
+      limits.delete(key);
+      counters.waiting = waiting.size;
+      return w;
+    };
     // every wait has the same time limit: one timer over the waiting keys (see Deadlines), not one per message
     const limits = new Deadlines<string>(ctx.clock, timeoutMs, {
       fire: (key) => {
-        const w = waiting.get(key);
+        const w = take(key);
         if (w === undefined) return;
-        waiting.delete(key);
-        counters.waiting = waiting.size;
         counters.timedOut!++;
         w.reject(new BusbarError('TIMEOUT', `route "${ctx.routeId}", step ${step}: no reply correlated by ${JSON.stringify(key)} arrived on ${args.uri} within ${timeoutMs} ms`, { details: { routeId: ctx.routeId, step, key, uri: args.uri, timeoutMs } }));
       },
@@ -139,12 +146,9 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
         if (sendLate) await sendLate(withHeaders(reply, { [AWAIT_REPLY_HEADERS.late]: true, [AWAIT_REPLY_HEADERS.from]: args.uri }));
         return;
       }
-      const w = waiting.get(key);
+      const w = take(key);
       if (w) {
-        waiting.delete(key);
-        counters.waiting = waiting.size;
         counters.matched!++;
-        limits.delete(key);
         w.resolve(reply);
         return;
       }
@@ -176,12 +180,7 @@ export const awaitReplyStep: StepKind<AwaitReplyArgs> = {
               () => replied,
               (err: unknown) => {
                 // nothing will answer a request that was not sent: give its slot back now
-                const w = waiting.get(key);
-                if (w) {
-                  limits.delete(key);
-                  waiting.delete(key);
-                  counters.waiting = waiting.size;
-                }
+                take(key);
                 replied.catch(() => undefined);
                 throw err;
               },

@@ -41,6 +41,30 @@ describe('patterns: awaitReply (return address / correlation), in-memory channel
     await engine.stop();
   });
 
+  it('a request that could not be sent fails at once and gives its place back: nothing is left waiting, and the same key can ask again', async () => {
+    const clock = new FakeClock();
+    const { engine } = testEngine({ clock });
+    engine.addRoutes(from('direct:ask').routeId('ask').awaitReply('queue:answers', { send: 'mock:work', timeoutMs: 1000 }));
+    await engine.start();
+    let refuse = true;
+    engine.mock('mock:work').whenReceived(() => {
+      if (refuse) throw new Error('work queue refused it');
+    });
+    const msg = createMessage('q', { correlationId: 'same-key' });
+    const err = await rejection(engine.requestMessage('direct:ask', msg));
+    expect(err.message).to.contain('work queue refused it');
+    expect(engine.routeStats('ask').steps!['/steps/0']).to.deep.equal({ waiting: 0, matched: 0, timedOut: 0, lateReplies: 0 });
+    // the key is free again (not CORRELATION_KEY), and no timer of the failed wait is left to time it out
+    refuse = false;
+    const again = engine.requestMessage('direct:ask', createMessage('q2', { correlationId: 'same-key' }));
+    await settle();
+    await engine.sendMessage('queue:answers', createMessage('answer', { correlationId: 'same-key' }));
+    expect((await again).body).to.equal('answer');
+    await clock.tickAsync(5000);
+    expect(engine.routeStats('ask').steps!['/steps/0']).to.deep.equal({ waiting: 0, matched: 1, timedOut: 0, lateReplies: 0 });
+    await engine.stop();
+  });
+
   it('config form: correlate by a header on both sides; a reply without the key is a late reply, not a crash', async () => {
     const { engine } = testEngine();
     engine.addRoutes({
