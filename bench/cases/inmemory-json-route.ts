@@ -50,7 +50,10 @@ const bench: BenchCase = {
     );
     // the same route with the enrichment written with Object.assign: on Node 20 a spread that
     // adds a key gives every result a hidden class of its own (docs/performance.md), and both
-    // sides above pay for it; this shows what a transform written the other way gets
+    // sides above pay for it; this shows what a transform written the other way gets. Written
+    // out rather than made by one function with the first: routes made at one place in the
+    // source share V8's type feedback, and the spread route's figure (the one compared with
+    // the baseline) could then move with what the other route's steps see
     engine.addRoutes(
       from<string>('direct:orders-assign')
         .routeId('orders-assign')

@@ -7,10 +7,11 @@ import { countingAdapter, round, type BenchCase } from '../harness.js';
 /**
  * How busbar's cost per message and its memory change as the work grows x10 and x100 on one
  * engine: routes (10 -> 1,000), topic subscribers (1 -> 1,000), open aggregator groups
- * (1k -> 1M, without and with an idle timeout) and the in-flight bound (16 -> 16k). The goal is a flat per-message cost
- * (within 20% across each range) and memory linear in what is held. The table goes to
- * stderr; the JSON line's `ratio` is the flatness of the worst range: throughput at its
- * largest size over throughput at its smallest (1.0 = flat). The aggregator and in-flight rows
+ * (1k -> 1M, without and with an idle timeout) and the in-flight bound (16 -> 16k). The goal
+ * is a flat per-message cost (within 20% across each range) and memory linear in what is
+ * held. The table goes to stderr; the JSON line's `ratio` is the flatness of the worst range:
+ * throughput at its largest size over throughput at its smallest (1.0 = flat). The aggregator
+ * and in-flight rows
  * also run a hand-written loop holding the same amount (`by hand`): how much of the growth
  * the machine makes (cache misses of a large Map, the collector) whatever the code.
  */
