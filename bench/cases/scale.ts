@@ -11,9 +11,9 @@ import { countingAdapter, round, type BenchCase } from '../harness.js';
  * is a flat per-message cost (within 20% across each range) and memory linear in what is
  * held. The table goes to stderr; the JSON line's `ratio` is the flatness of the worst range:
  * throughput at its largest size over throughput at its smallest (1.0 = flat). The aggregator
- * and in-flight rows
- * also run a hand-written loop holding the same amount (`by hand`): how much of the growth
- * the machine makes (cache misses of a large Map, the collector) whatever the code.
+ * and in-flight rows also run a hand-written loop holding the same amount (`by hand`): how
+ * much of the growth the machine makes (cache misses of a large Map, the collector) whatever
+ * the code.
  */
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
