@@ -4,7 +4,7 @@ import type { CodecRegistry } from './codecs.js';
 import { wrapStepError } from './errors.js';
 import type { CompiledExpression } from './expression.js';
 import type { RequestOptions } from './adapter.js';
-import type { Message } from './message.js';
+import { withBody, type Message } from './message.js';
 import type { Route } from './route.js';
 import type { JsonSchema, Problem } from './schema.js';
 import type { StepTracing } from './tracing/tracer.js';
@@ -125,6 +125,24 @@ export function mapStep<A>(kind: Omit<StepKind<A>, 'compile' | 'map'> & { map(ar
       return (msg) => then(f(msg), next);
     },
   };
+}
+
+/** What a map step made by `bodyMap` computes: the new body (the step's message is the old one with it). */
+export type BodyMapFn = (msg: Message) => MaybePromise<unknown>;
+
+const BODY_OF = new WeakMap<MapFn, BodyMapFn>();
+
+/**
+ * A map step's function for a step that only replaces the body (a transform): `withBody(msg,
+ * body(msg))`, and, for the engine, `body` itself. A stretch (see `fuse`) then continues an
+ * asynchronous body with one `then` of its own: made as a MapFn alone, the step's promise
+ * is continued twice (the step's to make the message, the stretch's to go on), one more
+ * promise, reaction, closure and microtask for every message in flight.
+ */
+export function bodyMap(body: BodyMapFn): MapFn {
+  const f: MapFn = (msg) => thenWith(body(msg), withBody, msg);
+  BODY_OF.set(f, body);
+  return f;
 }
 
 /**
@@ -262,6 +280,8 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   const fns = stages.map((s) => s.fn);
   const labels = stages.map((s) => s.label);
   const probes = stages.map((s) => s.probe);
+  // steps that only replace the body: called for the body, so an asynchronous one is continued once (see bodyMap)
+  const bodies = stages.map((s) => BODY_OF.get(s.fn));
   const route = probes.find((p) => p !== undefined)?.route;
   // next behind the last step's guard: what next throws at once, or a promise no guard labelled, is the last step's
   // (a guarded next labels its own: it is called as it is)
@@ -277,6 +297,9 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
       throw wrapStepError(e, routeId, labels[i]!);
     });
   }
+  // an asynchronous body at stage i: the message made and the stretch resumed in one `then`
+  // (apart from runFrom: the closure's context, for msg, is made only on this path)
+  const bodyLater = (body: Promise<unknown>, msg: Message, i: number): Promise<Message> => body.then((b) => runFrom(withBody(msg, b), i + 1), failedAt[i]);
   const runFrom = (msg: Message, from: number): MaybePromise<Message> => {
     let m = msg;
     let i = from;
@@ -289,6 +312,17 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
             p.hits++;
             o.step(route, m, p.path, p.kind);
           }
+        }
+        const body = bodies[i];
+        if (body !== undefined) {
+          const b = body(m);
+          if (isPromise(b)) {
+            const later = bodyLater(b, m, i);
+            slot.last = later;
+            return later;
+          }
+          m = withBody(m, b);
+          continue;
         }
         const r = fns[i]!(m);
         if (isPromise(r)) {
@@ -303,7 +337,11 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     }
     return guarded !== undefined && route?.stepObserver === undefined ? runStep(guarded.fn, m, guarded.slot, guarded.onError) : tail(m);
   };
-  const run: Next = k === 1 && route !== undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, guarded, routeId, slot) : (msg) => runFrom(msg, 0);
+  let run: Next = (msg) => runFrom(msg, 0);
+  if (k === 1 && route !== undefined) {
+    const body = bodies[0];
+    run = body === undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, guarded, routeId, slot) : singleBody(body, labels[0]!, route, runFrom, bodyLater, tail, guarded, routeId, slot);
+  }
   LABELLED.add(run);
   return run;
 }
@@ -343,6 +381,39 @@ function single(
     const later = r.then(resume, failed);
     slot.last = later;
     return later;
+  };
+}
+
+/** `single` for a step that only replaces the body (see bodyMap). */
+function singleBody(
+  f: BodyMapFn,
+  label: string,
+  route: Route,
+  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
+  later: (body: Promise<unknown>, msg: Message, i: number) => Promise<Message>,
+  tail: Next,
+  next: Guarded | undefined,
+  routeId: string,
+  slot: GuardSlot,
+): Next {
+  const nextFn = next?.fn;
+  const nextSlot = next?.slot;
+  const nextError = next?.onError;
+  return (msg) => {
+    if (route.stepObserver !== undefined) return runFrom(msg, 0);
+    let b: unknown;
+    try {
+      b = f(msg);
+    } catch (e) {
+      throw wrapStepError(e, routeId, label);
+    }
+    if (isPromise(b)) {
+      const p = later(b, msg, 0);
+      slot.last = p;
+      return p;
+    }
+    const m = withBody(msg, b);
+    return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
   };
 }
 

@@ -1,7 +1,7 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { withBody, withHeader, withoutHeaders, type HeaderValue, type Message } from '../message.js';
-import { isPromise, mapStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { bodyMap, isPromise, mapStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
 /** A body function, a message function, or a config expression: how predicates and mappings are given. */
@@ -102,10 +102,9 @@ export const transformStep: StepKind<Computed> = mapStep({
   map(args) {
     if (args.fn) {
       const fn = args.fn;
-      return (msg) => thenWith(fn(msg.body, msg), withBody, msg);
+      return bodyMap((msg) => fn(msg.body, msg));
     }
-    const compute = evaluator(args);
-    return (msg) => thenWith(compute(msg), withBody, msg);
+    return bodyMap(evaluator(args));
   },
 });
 

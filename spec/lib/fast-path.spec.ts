@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { expect } from 'chai';
 import { createMessage, Engine, ERROR_HEADERS, from, mapStep, withBody, type Adapter, type Message } from '../../lib/index.js';
 import type { BusbarError } from '../../lib/errors.js';
@@ -392,6 +393,61 @@ describe('step fast path: stretches of map steps (fuse)', () => {
     // 'fail-c' is changed by the steps before c: it is not refused, and the observer saw every step
     expect(err).to.equal(undefined);
     expect(fromHandler.steps).to.deep.equal(['/steps/0', '/steps/1', '/steps/2', '/steps/3', '/steps/4', '/steps/5']);
+  });
+
+  it('continues an asynchronous transform once: the message made and the stretch resumed in one `then`, alone or between other map steps', async () => {
+    const received: Message[] = [];
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    engine.addRoutes(
+      from<number>('direct:alone').routeId('alone').transform((n) => Promise.resolve(n + 1)).to('sink:out'),
+      from<number>('direct:between')
+        .routeId('between')
+        .setHeader('before', 'b')
+        .transform((n, msg) => Promise.resolve(`${n * 2}${String(msg.headers.before)}`))
+        .setHeader('after', (s) => `saw ${s}`)
+        .to('sink:out'),
+    );
+    await engine.start();
+    // promises made while one message goes through, the caller's continuation included (counted
+    // from a callback that is no promise's, so the test's own awaits are not among them)
+    const made = (uri: string, body: number): Promise<number> =>
+      new Promise((resolve, reject) =>
+        setImmediate(() => {
+          let n = 0;
+          const hook = createHook({
+            init(_id, type) {
+              if (type === 'PROMISE') n++;
+            },
+          }).enable();
+          engine.send(uri, body).then(
+            () => {
+              hook.disable();
+              resolve(n);
+            },
+            (e: unknown) => {
+              hook.disable();
+              reject(e as Error);
+            },
+          );
+        }),
+      );
+    await engine.send('direct:alone', 0); // warm: the producers started
+    await engine.send('direct:between', 0);
+    received.length = 0;
+    const alone = await made('direct:alone', 1);
+    const between = await made('direct:between', 2);
+    const sent = createMessage(3);
+    await engine.sendMessage('direct:between', sent);
+    expect(received.map((m) => [m.body, m.headers.before, m.headers.after])).to.deep.equal([
+      [2, undefined, undefined],
+      ['4b', 'b', 'saw 4b'],
+      ['6b', 'b', 'saw 6b'],
+    ]);
+    // the same message through the route: identity kept by the body's continuation
+    expect([received[2]!.id, received[2]!.correlationId]).to.deep.equal([sent.id, sent.id]);
+    // the transform's promise (1), its continuation by the stretch (1), the route settling (1),
+    // the caller's continuation (1): a transform continued by itself and then by the stretch made 5
+    expect([alone, between]).to.deep.equal([4, 4]);
   });
 
   it('a map step fails in a later turn after an asynchronous one: labelled with its step; the route\'s history still works (no stretch then)', async () => {
