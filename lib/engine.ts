@@ -19,7 +19,7 @@ import { routeFingerprint } from './route-fingerprint.js';
 import { Route, type ExchangeObserver, type MessageEvent, type RouteEvents, type RouteState, type RouteStats } from './route.js';
 import type { ManagementOptions, ManagementServer } from './management/types.js';
 import type { Problem } from './schema.js';
-import { fuse, guard, isPromise, type GuardSlot, type MapFn, type MapStage, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
+import { continuation, fuse, guard, isPromise, type GuardSlot, type MapFn, type MapStage, type StepProbe, StepRegistry, type CompileContext, type MaybePromise, type NamedFunction, type Next, type StepDefinition, type StepKind } from './step.js';
 import { builtinSteps } from './steps/index.js';
 import { EngineTracer, type TracingOptions } from './tracing/tracer.js';
 
@@ -675,6 +675,7 @@ export class Engine {
             return c;
           },
           tracing: this.#tracer,
+          continueWith: continuation(def.id, `${path} (${step.kind})`, slot),
           listen: (uri, handle) => {
             if (building) {
               if (!node.endpoints.includes(uri)) node.endpoints.push(uri);

@@ -90,6 +90,35 @@ export interface CompileContext {
   listen(uri: string, handle: (msg: Message) => Promise<unknown>): void;
   /** The engine's tracer when it traces (a split part's span); undefined otherwise. */
   readonly tracing?: StepTracing | undefined;
+  /**
+   * Go on once a promise this step made (a send, a call) resolves: `f(arg, value)`, in one
+   * `then` whose failures (the promise's, or a throw of `f`) are labelled with this step.
+   * Return what it returns as it is: the step's guard then adds no `then` of its own (with
+   * `p.then(...)` the guard adds one to label failures: a promise, a reaction and a microtask
+   * more per message). `f` should end in `next`, whose failures are labelled by later steps.
+   */
+  continueWith: ContinueWith;
+}
+
+/** See `CompileContext.continueWith`. */
+export type ContinueWith = <A, T>(p: Promise<T>, f: (arg: A, value: T) => MaybePromise<Message>, arg: A) => Promise<Message>;
+
+/** `continueWith` for one step of a route: failures labelled `label`, the promise made put in the route's slot (see GuardSlot). */
+export function continuation(routeId: string, label: string, slot: GuardSlot): ContinueWith {
+  const failed = (e: unknown): never => {
+    throw wrapStepError(e, routeId, label);
+  };
+  return <A, T>(p: Promise<T>, f: (arg: A, value: T) => MaybePromise<Message>, arg: A): Promise<Message> => {
+    const later = p.then((v) => {
+      try {
+        return f(arg, v);
+      } catch (e) {
+        return failed(e);
+      }
+    }, failed);
+    slot.last = later;
+    return later;
+  };
 }
 
 /**

@@ -53,11 +53,12 @@ export const toStep: StepKind<{ uri: string }> = {
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
     const send = ctx.sender(uri);
+    const later = ctx.continueWith;
     const goOn = (msg: Message, reply: Message | undefined): MaybePromise<Message> => next(reply ?? msg);
     // an in-memory producer that is done already: go on in the same turn
     return (msg) => {
       const r = send(msg);
-      return isPromise(r) ? thenWith(r, goOn, msg) : next(r ?? msg);
+      return isPromise(r) ? later(r, goOn, msg) : next(r ?? msg);
     };
   },
 };
@@ -89,7 +90,9 @@ export const requestStep: StepKind<RequestArgs> = {
   fromConfig: (value) => (typeof value === 'string' ? { uri: value } : (value as RequestArgs)),
   compile({ uri, timeoutMs }, next, ctx) {
     const call = ctx.requester(uri, timeoutMs === undefined ? undefined : { timeoutMs });
-    return (msg) => call(msg).then(next);
+    const later = ctx.continueWith;
+    const goOn = (_: undefined, reply: Message): MaybePromise<Message> => next(reply);
+    return (msg) => later(call(msg), goOn, undefined);
   },
 };
 
@@ -125,10 +128,14 @@ export const filterStep: StepKind<Computed> = {
   description: 'Message filter: messages for which the predicate is false end here (successfully).',
   configSchema: computedSchema,
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
-  compile(args, next) {
+  compile(args, next, ctx) {
     const test = evaluator(args);
+    const later = ctx.continueWith;
     const pass = (msg: Message, ok: unknown): MaybePromise<Message> => (ok ? next(msg) : msg);
-    return (msg) => thenWith(test(msg), pass, msg);
+    return (msg) => {
+      const ok = test(msg);
+      return isPromise(ok) ? later(ok, pass, msg) : pass(msg, ok);
+    };
   },
 };
 

@@ -395,9 +395,22 @@ describe('step fast path: stretches of map steps (fuse)', () => {
     expect(fromHandler.steps).to.deep.equal(['/steps/0', '/steps/1', '/steps/2', '/steps/3', '/steps/4', '/steps/5']);
   });
 
-  it('continues an asynchronous transform once: the message made and the stretch resumed in one `then`, alone or between other map steps', async () => {
+  it('continues an asynchronous step once (a transform alone or between map steps, a send, a filter\'s predicate): one `then` for the step and what follows', async () => {
     const received: Message[] = [];
-    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received)] });
+    // a producer whose send answers with a promise of its own (one, settled)
+    const settledSink: Adapter = {
+      scheme: 'settled',
+      description: 'a producer answering with a settled promise',
+      optionsSchema: { type: 'object', properties: {}, additionalProperties: false },
+      createProducer: () => ({
+        send(msg) {
+          if (msg.body === -1) return Promise.reject(new Error('refused'));
+          received.push(msg);
+          return Promise.resolve(undefined);
+        },
+      }),
+    };
+    engine = new Engine({ logger: testLogger(), adapters: [syncSink(received), settledSink] });
     engine.addRoutes(
       from<number>('direct:alone').routeId('alone').transform((n) => Promise.resolve(n + 1)).to('sink:out'),
       from<number>('direct:between')
@@ -406,6 +419,10 @@ describe('step fast path: stretches of map steps (fuse)', () => {
         .transform((n, msg) => Promise.resolve(`${n * 2}${String(msg.headers.before)}`))
         .setHeader('after', (s) => `saw ${s}`)
         .to('sink:out'),
+      from<number>('direct:send').routeId('send').to('settled:first').setHeader('sent', 'yes').to('sink:out'),
+      from<number>('direct:filter').routeId('filter').filter((n) => Promise.resolve(n > 0)).to('sink:out'),
+      from<number>('direct:refused').routeId('refused').to('settled:x').process(() => Promise.reject(new Error('after the send'))).to('sink:out'),
+      from<number>('direct:rejects').routeId('rejects').filter(() => Promise.reject(new Error('no verdict'))).to('sink:out'),
     );
     await engine.start();
     // promises made while one message goes through, the caller's continuation included (counted
@@ -431,23 +448,33 @@ describe('step fast path: stretches of map steps (fuse)', () => {
           );
         }),
       );
-    await engine.send('direct:alone', 0); // warm: the producers started
-    await engine.send('direct:between', 0);
+    const uris = ['direct:alone', 'direct:between', 'direct:send', 'direct:filter'];
+    for (const uri of uris) await engine.send(uri, 0); // warm: the producers started
     received.length = 0;
-    const alone = await made('direct:alone', 1);
-    const between = await made('direct:between', 2);
+    const counts: number[] = [];
+    for (const uri of uris) counts.push(await made(uri, 2));
     const sent = createMessage(3);
     await engine.sendMessage('direct:between', sent);
-    expect(received.map((m) => [m.body, m.headers.before, m.headers.after])).to.deep.equal([
-      [2, undefined, undefined],
+    expect(received.map((m) => [m.body, m.headers.before ?? m.headers.sent, m.headers.after])).to.deep.equal([
+      [3, undefined, undefined],
       ['4b', 'b', 'saw 4b'],
+      [2, undefined, undefined], // settled:first
+      [2, 'yes', undefined],
+      [2, undefined, undefined], // through the filter
       ['6b', 'b', 'saw 6b'],
     ]);
     // the same message through the route: identity kept by the body's continuation
-    expect([received[2]!.id, received[2]!.correlationId]).to.deep.equal([sent.id, sent.id]);
-    // the transform's promise (1), its continuation by the stretch (1), the route settling (1),
-    // the caller's continuation (1): a transform continued by itself and then by the stretch made 5
-    expect([alone, between]).to.deep.equal([4, 4]);
+    expect([received[5]!.id, received[5]!.correlationId]).to.deep.equal([sent.id, sent.id]);
+    // the step's own promise (1), its continuation (1), the route settling (1), the caller's
+    // continuation (1). A transform continued by itself and then by the stretch made 5; so did
+    // a send or a predicate continued by the step and then again by its guard, to label failures
+    expect(counts).to.deep.equal([4, 4, 4, 4]);
+    // ...which labels the failures: a refused send by the send, one after it by its own step, a predicate's rejection by the filter
+    const steps: string[] = [];
+    for (const [uri, body] of [['direct:refused', -1], ['direct:refused', 1], ['direct:rejects', 1]] as const) {
+      steps.push(((await engine.send(uri, body).then(() => undefined, (e: unknown) => e)) as BusbarError).details.step as string);
+    }
+    expect(steps).to.deep.equal(['/steps/0 (to)', '/steps/1 (process)', '/steps/0 (filter)']);
   });
 
   it('a map step fails in a later turn after an asynchronous one: labelled with its step; the route\'s history still works (no stretch then)', async () => {
