@@ -47,7 +47,8 @@ export const outboxStep: StepKind<OutboxArgs> = {
   compile(args, next, ctx) {
     if (!args || typeof args.db !== 'string' || !args.db) throw new BusbarError('INVALID_ROUTE', 'outbox needs db (e.g. "sqlite:./data/app.db" or "postgres:main")');
     const send = ctx.producer(outboxUri(args));
-    return (msg) => send(msg).then(() => next(msg));
+    const later = ctx.continueWith;
+    return (msg) => later(send(msg), next, msg);
   },
 };
 

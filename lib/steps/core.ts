@@ -194,9 +194,12 @@ export const choiceStep: StepKind<ChoiceArgs> = {
     };
     // a predicate given as a function is called directly (no evaluator closure between)
     const fns = args.whens.map((w) => w.predicate.fn);
-    // an asynchronous predicate is continued apart: a closure made in the loop would cost every
-    // message a context (for msg) and every branch tried another (for the branch)
-    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => ok.then((yes) => (yes ? branches[at]!.run(msg) : from(msg, at + 1)));
+    // an asynchronous predicate is continued apart (a closure made in the loop would cost every
+    // message a context, for msg, and every branch tried another): one `then` for the verdict and
+    // what follows, its failure labelled with the choice (see continueWith)
+    const resumeAt = branches.map(({ run }, at) => (msg: Message, yes: unknown): MaybePromise<Message> => (yes ? run(msg) : from(msg, at + 1)));
+    const continueWith = ctx.continueWith;
+    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => continueWith(ok, resumeAt[at]!, msg);
     // the step itself (from the first branch on; `at` only where an asynchronous predicate resumes)
     const from = (msg: Message, at?: number): MaybePromise<Message> => {
       for (let i = at ?? 0; i < branches.length; i++) {

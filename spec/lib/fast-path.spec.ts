@@ -421,6 +421,10 @@ describe('step fast path: stretches of map steps (fuse)', () => {
         .to('sink:out'),
       from<number>('direct:send').routeId('send').to('settled:first').setHeader('sent', 'yes').to('sink:out'),
       from<number>('direct:filter').routeId('filter').filter((n) => Promise.resolve(n > 0)).to('sink:out'),
+      from<number>('direct:choice')
+        .routeId('choice')
+        .choice((c) => c.when((n) => Promise.resolve(n > 5), (b) => b.to('sink:big')).otherwise((b) => b.to('sink:out'))),
+      from<number>('direct:balance').routeId('balance').loadBalance(['settled:a', 'settled:b']).to('sink:out'),
       from<number>('direct:refused').routeId('refused').to('settled:x').process(() => Promise.reject(new Error('after the send'))).to('sink:out'),
       from<number>('direct:rejects').routeId('rejects').filter(() => Promise.reject(new Error('no verdict'))).to('sink:out'),
     );
@@ -448,7 +452,7 @@ describe('step fast path: stretches of map steps (fuse)', () => {
           );
         }),
       );
-    const uris = ['direct:alone', 'direct:between', 'direct:send', 'direct:filter'];
+    const uris = ['direct:alone', 'direct:between', 'direct:send', 'direct:filter', 'direct:choice', 'direct:balance'];
     for (const uri of uris) await engine.send(uri, 0); // warm: the producers started
     received.length = 0;
     const counts: number[] = [];
@@ -461,14 +465,18 @@ describe('step fast path: stretches of map steps (fuse)', () => {
       [2, undefined, undefined], // settled:first
       [2, 'yes', undefined],
       [2, undefined, undefined], // through the filter
+      [2, undefined, undefined], // the choice's otherwise
+      [2, undefined, undefined], // settled:a
+      [2, undefined, undefined], // after the load balancer
       ['6b', 'b', 'saw 6b'],
     ]);
     // the same message through the route: identity kept by the body's continuation
-    expect([received[5]!.id, received[5]!.correlationId]).to.deep.equal([sent.id, sent.id]);
+    expect([received[8]!.id, received[8]!.correlationId]).to.deep.equal([sent.id, sent.id]);
     // the step's own promise (1), its continuation (1), the route settling (1), the caller's
     // continuation (1). A transform continued by itself and then by the stretch made 5; so did
     // a send or a predicate continued by the step and then again by its guard, to label failures
-    expect(counts).to.deep.equal([4, 4, 4, 4]);
+    // (a load balancer's send, continued three times, 6)
+    expect(counts).to.deep.equal([4, 4, 4, 4, 4, 4]);
     // ...which labels the failures: a refused send by the send, one after it by its own step, a predicate's rejection by the filter
     const steps: string[] = [];
     for (const [uri, body] of [['direct:refused', -1], ['direct:refused', 1], ['direct:rejects', 1]] as const) {

@@ -545,9 +545,13 @@ export const loadBalanceStep: StepKind<LoadBalanceArgs> = {
       const t = targets[i]!;
       return t.send(msg).then((r) => r ?? msg);
     };
+    // the strategies that send once: the send continued (and its failure labelled) in one `then`
+    const later = ctx.continueWith;
+    const goOn = (msg: Message, reply: Message | undefined): MaybePromise<Message> => next(reply ?? msg);
+    const sendOnce = (i: number, msg: Message): Promise<Message> => later(targets[i]!.send(msg), goOn, msg);
     let rr = 0;
-    if (strategy === 'roundRobin') return (msg) => deliver(rr++ % n, msg).then(next);
-    if (strategy === 'random') return (msg) => deliver(Math.floor(Math.random() * n), msg).then(next);
+    if (strategy === 'roundRobin') return (msg) => sendOnce(rr++ % n, msg);
+    if (strategy === 'random') return (msg) => sendOnce(Math.floor(Math.random() * n), msg);
     if (strategy === 'weighted') {
       const weights = args.weights ?? [];
       if (weights.length !== n || weights.some((w) => !(w > 0))) throw new BusbarError('INVALID_ROUTE', `loadBalance weighted: needs ${n} positive weights, got ${JSON.stringify(weights)}`);
@@ -562,7 +566,7 @@ export const loadBalanceStep: StepKind<LoadBalanceArgs> = {
         current[best]! -= total;
         return best;
       };
-      return (msg) => deliver(pick(), msg).then(next);
+      return (msg) => sendOnce(pick(), msg);
     }
     return async (msg) => {
       const start = args.roundRobin ? rr++ % n : 0;
@@ -622,7 +626,7 @@ export const throttleStep: StepKind<ThrottleArgs> = {
       ring[head] = at;
       head = (head + 1) % max;
       if (at <= now) return next(msg);
-      return sleep(ctx.clock, at - now).then(() => next(msg));
+      return ctx.continueWith(sleep(ctx.clock, at - now), next, msg);
     };
   },
 };
@@ -648,7 +652,7 @@ export const delayStep: StepKind<DelayArgs> = {
       then(compute(msg), (v) => {
         const ms = Number(v);
         if (!Number.isFinite(ms) || ms < 0) throw new BusbarError('VALIDATION_FAILED', `route "${ctx.routeId}", step ${ctx.path} (delay): delay must be a number of milliseconds >= 0, got ${JSON.stringify(v)}`, { details: { routeId: ctx.routeId, step: ctx.path } });
-        return ms > 0 ? sleep(ctx.clock, ms).then(() => next(msg)) : next(msg);
+        return ms > 0 ? ctx.continueWith(sleep(ctx.clock, ms), next, msg) : next(msg);
       });
   },
 };
