@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { pino } from 'pino';
 import { createAmqpAdapter } from '../../dist/adapters/amqp/index.js';
@@ -62,6 +63,30 @@ export function orderProperties(i: number): Options.Publish {
 
 export function orderBody(i: number): Buffer {
   return Buffer.from(JSON.stringify({ seq: i, amount: (i * 37) % 1000, country: i % 2 ? 'NL' : 'DE' }));
+}
+
+/**
+ * CPU seconds the broker's Erlang VM has used so far, when it runs on this machine (the
+ * beam.smp whose RABBITMQ_NODE_PORT is the port of `url`); undefined otherwise. Read from
+ * /proc in clock ticks (1/100 s): enough for rounds of a second or more.
+ */
+export function brokerCpu(url = AMQP_URL): (() => number) | undefined {
+  const port = new URL(url).port || '5672';
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('beam.smp')) continue;
+      if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`RABBITMQ_NODE_PORT=${port}`)) continue;
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    return () => {
+      // fields after the command name (which is in parentheses): utime and stime are the 12th and 13th
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    };
+  }
+  return undefined;
 }
 
 /** Polls `cond` every `everyMs` (polling costs the measured process CPU: keep it coarse where the run is long). */
