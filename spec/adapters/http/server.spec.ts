@@ -263,6 +263,31 @@ describe('http adapter: server (REST)', () => {
     expect(e.stats().routes['route-1']!.completed).to.equal(1);
   });
 
+  it('keeps a connection that goes on working past idleTimeoutMs, and closes it once it falls silent', async () => {
+    e = engine(createHttpAdapter({ idleTimeoutMs: 200 }));
+    e.addRoutes(from('http:/ping?port=0').transform(() => 'pong'));
+    await e.start();
+    const port = portOf(e);
+    // one keep-alive connection, a request every 50 ms for 700 ms: never silent for 200 ms
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    let closedAt = 0;
+    s.on('data', (d: Buffer) => (text += d.toString()));
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve(void (closedAt = Date.now()))));
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    for (let i = 0; i < 14; i++) {
+      s.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(closedAt, 'closed while in use').to.equal(0);
+    expect(text.match(/pong/g)?.length).to.equal(14);
+    // then silent: closed after about idleTimeoutMs (the sweep runs every quarter of it)
+    const silentFrom = Date.now();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+    expect(closedAt, 'still open long after idleTimeoutMs').to.be.above(0);
+    expect(closedAt - silentFrom).to.be.within(100, 1500);
+  });
+
   it('answers 503 with Retry-After when the route is full', async () => {
     e = engine();
     const g = latch();
