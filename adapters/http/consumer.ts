@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Consumer, ConsumerContext, Endpoint } from '../../lib/adapter.js';
 import { Deadlines } from '../../lib/clock.js';
 import { BusbarError } from '../../lib/errors.js';
-import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
+import { createMessage, type Headers, type HeaderValue, type Message } from '../../lib/message.js';
 import { isPromise } from '../../lib/step.js';
 import { SOAP_FAULT_HEADER } from '../../lib/steps/transform.js';
 import { Formats } from './formats.js';
@@ -285,7 +285,7 @@ function restExchange(r: Routed, ep: ServerEndpoint, bytes: Buffer): void {
     msg = ep.message(r, body);
     const reply = ep.runNow(msg);
     if (!isPromise(reply)) {
-      writeReply(r, ep, reply);
+      writeReply(r, ep, reply, msg.headers);
       return;
     }
     const m = msg;
@@ -300,7 +300,7 @@ function restExchange(r: Routed, ep: ServerEndpoint, bytes: Buffer): void {
 
 function writeReplyOrFail(r: Routed, ep: ServerEndpoint, reply: Message, msg: Message): void {
   try {
-    writeReply(r, ep, reply);
+    writeReply(r, ep, reply, msg.headers);
   } catch (err) {
     ep.fail(r, err, msg);
   }
@@ -317,9 +317,15 @@ function lastWord(r: Routed, ep: ServerEndpoint, answer: () => void): void {
 
 const REPLY_CONTENT_TYPE = HTTP_HEADERS.replyHeader + 'content-type';
 
-function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
+/**
+ * The reply as the response. `requestHeaders` are the headers of the message the request
+ * became: a reply that still has that very object (a route that changed only the body) has no
+ * `http.reply.*` header to look for, as a request's headers are all `http.*` of the request.
+ */
+function writeReply(r: Routed, ep: ServerEndpoint, reply: Message, requestHeaders: Headers): void {
   const { res, req } = r;
-  ServerEndpoint.replyHeaders(res, reply);
+  const asReceived = reply.headers === requestHeaders;
+  if (!asReceived) ServerEndpoint.replyHeaders(res, reply);
   const body = reply.body;
   let format = ep.opts.format;
   if (format === 'auto' && body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) {
@@ -331,11 +337,11 @@ function writeReply(r: Routed, ep: ServerEndpoint, reply: Message): void {
     }
     format = want;
   }
-  const statusHeader = reply.headers[HTTP_HEADERS.replyStatus];
-  const explicitType = reply.headers[REPLY_CONTENT_TYPE];
+  const statusHeader = asReceived ? undefined : reply.headers[HTTP_HEADERS.replyStatus];
+  const explicitType = asReceived ? undefined : reply.headers[REPLY_CONTENT_TYPE];
   const enc = ep.formats.encode(body, format, typeof explicitType === 'string' ? explicitType : undefined);
   // a SOAP Fault reply (soapFaultOnError) goes out as 500, as SOAP over HTTP says
-  const status = statusHeader !== undefined ? Number(statusHeader) : reply.headers[SOAP_FAULT_HEADER] === true ? 500 : enc ? 200 : 204;
+  const status = statusHeader !== undefined ? Number(statusHeader) : !asReceived && reply.headers[SOAP_FAULT_HEADER] === true ? 500 : enc ? 200 : 204;
   // the correlation id goes in writeHead's own headers: a response with no other header set
   // then needs no header map of its own (setHeader makes one)
   if (!enc) {
