@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createMessage, newMessageId } from '../../lib/message.js';
+import { clockShared, createMessage, newMessageId } from '../../lib/message.js';
 
 /**
  * Ids and timestamps made cheaply (issue #18): ids from a table-written counter, one clock
@@ -32,6 +32,27 @@ describe('message ids and timestamps', () => {
     for (let i = 0; i < 5000; i++) times.push(createMessage(i).timestamp);
     const end = Date.now();
     expect(times.filter((t, i) => t < (times[i - 1] ?? 0) || t < start - 1 || t > end)).to.deep.equal([]);
+  });
+
+  it('shares one clock read only while messages come fast; made slowly, each reads the clock (no timer waking the process)', async () => {
+    const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    await pause(5); // whatever came before: the sharing timer has stopped
+    expect(clockShared(), 'after a pause').to.equal(false);
+    for (let i = 0; i < 10; i++) {
+      const before = Date.now();
+      const m = createMessage(i);
+      expect(m.timestamp).to.be.within(before, Date.now());
+      expect(clockShared(), 'one message every 2 ms').to.equal(false);
+      await pause(2);
+    }
+    const start = Date.now();
+    const times: number[] = [];
+    for (let i = 0; i < 200; i++) times.push(createMessage(i).timestamp);
+    const end = Date.now();
+    expect(clockShared(), 'a burst').to.equal(true);
+    expect(times.filter((t) => t < start || t > end)).to.deep.equal([]);
+    await pause(5);
+    expect(clockShared(), 'after the burst').to.equal(false);
   });
 
   it('keeps no timer alive for the clock it shares (the process can exit with messages made)', () => {
