@@ -369,10 +369,19 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
   let run: Next = (msg) => runFrom(msg, 0);
   if (k === 1 && route !== undefined) {
     const body = bodies[0];
-    run = body === undefined ? single(fns[0]!, labels[0]!, route, runFrom, resume[0]!, failedAt[0]!, tail, guarded, routeId, slot) : singleBody(body, labels[0]!, route, runFrom, bodyLater, tail, guarded, routeId, slot);
+    const stage: SingleStage = body === undefined ? { map: { f: fns[0]!, resume: resume[0]!, failed: failedAt[0]! } } : { body: { f: body, later: bodyLater } };
+    run = single(stage, labels[0]!, route, runFrom, tail, guarded, routeId, slot);
   }
   LABELLED.add(run);
   return run;
+}
+
+/** What a stretch of one step does with its step's result: `single`'s two forms. */
+interface SingleStage {
+  /** The step's MapFn, with what continues its promise. */
+  readonly map?: { f: MapFn; resume: (v: Message) => MaybePromise<Message>; failed: (e: unknown) => never };
+  /** Or its body function (see bodyMap), with what makes the message of an asynchronous body and goes on. */
+  readonly body?: { f: BodyMapFn; later: (body: Promise<unknown>, msg: Message, i: number) => Promise<Message> };
 }
 
 /**
@@ -380,69 +389,46 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
  * as one function: no loop, no arrays read per message. Observed, it runs the loop, which
  * tells the observer.
  */
-function single(
-  f: MapFn,
-  label: string,
-  route: Route,
-  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
-  resume: (v: Message) => MaybePromise<Message>,
-  failed: (e: unknown) => never,
-  tail: Next,
-  next: Guarded | undefined,
-  routeId: string,
-  slot: GuardSlot,
-): Next {
+function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: Message, from: number) => MaybePromise<Message>, tail: Next, next: Guarded | undefined, routeId: string, slot: GuardSlot): Next {
   // a guarded step next (the common case: `to` after a transform): called here as its guard
   // calls it, the guard itself (its function and what it holds) not read per message
   const nextFn = next?.fn;
   const nextSlot = next?.slot;
   const nextError = next?.onError;
+  const goOn = (m: Message): MaybePromise<Message> => (nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!));
+  const failure = (e: unknown): never => {
+    throw wrapStepError(e, routeId, label);
+  };
+  if (stage.body !== undefined) {
+    const { f, later } = stage.body;
+    return (msg) => {
+      // observed, the loop and the guard tell the observer at each step
+      if (route.stepObserver !== undefined) return runFrom(msg, 0);
+      let b: unknown;
+      try {
+        b = f(msg);
+      } catch (e) {
+        return failure(e);
+      }
+      if (!isPromise(b)) return goOn(withBody(msg, b));
+      const p = later(b, msg, 0);
+      slot.last = p;
+      return p;
+    };
+  }
+  const { f, resume, failed } = stage.map!;
   return (msg) => {
-    // observed, the loop and the guard tell the observer at each step
     if (route.stepObserver !== undefined) return runFrom(msg, 0);
     let r: MaybePromise<Message>;
     try {
       r = f(msg);
     } catch (e) {
-      throw wrapStepError(e, routeId, label);
+      return failure(e);
     }
-    if (!isPromise(r)) return nextFn === undefined ? tail(r) : runStep(nextFn, r, nextSlot!, nextError!);
+    if (!isPromise(r)) return goOn(r);
     const later = r.then(resume, failed);
     slot.last = later;
     return later;
-  };
-}
-
-/** `single` for a step that only replaces the body (see bodyMap). */
-function singleBody(
-  f: BodyMapFn,
-  label: string,
-  route: Route,
-  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
-  later: (body: Promise<unknown>, msg: Message, i: number) => Promise<Message>,
-  tail: Next,
-  next: Guarded | undefined,
-  routeId: string,
-  slot: GuardSlot,
-): Next {
-  const nextFn = next?.fn;
-  const nextSlot = next?.slot;
-  const nextError = next?.onError;
-  return (msg) => {
-    if (route.stepObserver !== undefined) return runFrom(msg, 0);
-    let b: unknown;
-    try {
-      b = f(msg);
-    } catch (e) {
-      throw wrapStepError(e, routeId, label);
-    }
-    if (isPromise(b)) {
-      const p = later(b, msg, 0);
-      slot.last = p;
-      return p;
-    }
-    const m = withBody(msg, b);
-    return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
   };
 }
 
