@@ -289,7 +289,10 @@ export class Route implements GuardSlot {
       return now ? r : Promise.resolve(r);
     }
     if (obs !== undefined && obs.pending !== undefined) obs.pending(this, token);
-    return this.#settle(r, msg, next, t0, events, obs, token);
+    // unobserved, with no events: what success does needs nothing of this exchange (one function
+    // per route, not a closure per message), and the failure handler only the message and next
+    // (decided here: a function with closures makes their context on entry, whatever it returns)
+    return obs === undefined && !events ? this.#settlePlain(r, msg, next) : this.#settle(r, msg, next, t0, events, obs, token);
   }
 
   /**
@@ -298,8 +301,7 @@ export class Route implements GuardSlot {
    * closure gives every call a context for them, finished synchronously or not.
    */
   #settle(r: Promise<Message>, msg: Message, next: Next, t0: number, events: boolean, obs: ExchangeObserver | undefined, token: unknown): Promise<Message> {
-    // unobserved, with no events: what success does needs nothing of this exchange (one function per route, not a closure per message)
-    const ok = obs === undefined && !events ? this.#plainOk : (reply: Message): Message => {
+    const ok = (reply: Message): Message => {
       this.#succeeded(msg, t0, events, obs, token);
       return reply;
     };
@@ -310,6 +312,11 @@ export class Route implements GuardSlot {
         return this.#failedWith(msg, events ? t0 : 0, err);
       }),
     );
+  }
+
+  /** `#settle` unobserved and without events: its failure handler's context holds two variables, not seven. */
+  #settlePlain(r: Promise<Message>, msg: Message, next: Next): Promise<Message> {
+    return r.then(this.#plainOk, (e: unknown) => this.#recover(msg, next, e).then(this.#plainOk, (err: unknown): never => this.#failedWith(msg, 0, err)));
   }
 
   #whenSlot(msg: Message, next: Next): Promise<Message> {
