@@ -198,14 +198,13 @@ export const choiceStep: StepKind<ChoiceArgs> = {
     // message a context, for msg, and every branch tried another): one `then` for the verdict and
     // what follows, its failure labelled with the choice (see continueWith)
     const resumeAt = branches.map(({ run }, at) => (msg: Message, yes: unknown): MaybePromise<Message> => (yes ? run(msg) : from(msg, at + 1)));
-    const continueWith = ctx.continueWith;
-    const later = (ok: Promise<unknown>, at: number, msg: Message): Promise<Message> => continueWith(ok, resumeAt[at]!, msg);
+    const later = ctx.continueWith;
     // the step itself (from the first branch on; `at` only where an asynchronous predicate resumes)
     const from = (msg: Message, at?: number): MaybePromise<Message> => {
       for (let i = at ?? 0; i < branches.length; i++) {
         const fn = fns[i];
         const ok = fn !== undefined ? fn(msg.body, msg) : branches[i]!.test(msg);
-        if (isPromise(ok)) return later(ok, i, msg);
+        if (isPromise(ok)) return later(ok, resumeAt[i]!, msg);
         if (ok) return branches[i]!.run(msg);
       }
       return noMatch(msg);
