@@ -156,8 +156,13 @@ export function mapStep<A>(kind: Omit<StepKind<A>, 'compile' | 'map'> & { map(ar
   };
 }
 
-/** What a map step made by `bodyMap` computes: the new body (the step's message is the old one with it). */
-export type BodyMapFn = (msg: Message) => MaybePromise<unknown>;
+/**
+ * What a map step made by `bodyMap` computes: the new body from the old one (the step's
+ * message is the old one with it). Called as a transform's function is, with the body and the
+ * message: a transform's own function is its body function, no wrapper between (one function
+ * and its context less per message, which with many routes is two cache lines less).
+ */
+export type BodyMapFn = (body: unknown, msg: Message) => MaybePromise<unknown>;
 
 const BODY_OF = new WeakMap<MapFn, BodyMapFn>();
 
@@ -169,7 +174,7 @@ const BODY_OF = new WeakMap<MapFn, BodyMapFn>();
  * promise, reaction, closure and microtask for every message in flight.
  */
 export function bodyMap(body: BodyMapFn): MapFn {
-  const f: MapFn = (msg) => thenWith(body(msg), withBody, msg);
+  const f: MapFn = (msg) => thenWith(body(msg.body, msg), withBody, msg);
   BODY_OF.set(f, body);
   return f;
 }
@@ -344,7 +349,7 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
         }
         const body = bodies[i];
         if (body !== undefined) {
-          const b = body(m);
+          const b = body(m.body, m);
           if (isPromise(b)) {
             const later = bodyLater(b, m, i);
             slot.last = later;
@@ -395,7 +400,6 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
   const nextFn = next?.fn;
   const nextSlot = next?.slot;
   const nextError = next?.onError;
-  const goOn = (m: Message): MaybePromise<Message> => (nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!));
   const failure = (e: unknown): never => {
     throw wrapStepError(e, routeId, label);
   };
@@ -406,11 +410,16 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
       if (route.stepObserver !== undefined) return runFrom(msg, 0);
       let b: unknown;
       try {
-        b = f(msg);
+        b = f(msg.body, msg);
       } catch (e) {
         return failure(e);
       }
-      if (!isPromise(b)) return goOn(withBody(msg, b));
+      // what goes on written out here, not called as a function of its own: one object less
+      // read per message (with many routes, a cache miss)
+      if (!isPromise(b)) {
+        const m = withBody(msg, b);
+        return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
+      }
       const p = later(b, msg, 0);
       slot.last = p;
       return p;
@@ -425,7 +434,7 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
     } catch (e) {
       return failure(e);
     }
-    if (!isPromise(r)) return goOn(r);
+    if (!isPromise(r)) return nextFn === undefined ? tail(r) : runStep(nextFn, r, nextSlot!, nextError!);
     const later = r.then(resume, failed);
     slot.last = later;
     return later;

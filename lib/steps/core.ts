@@ -104,10 +104,10 @@ export const transformStep: StepKind<Computed> = mapStep({
   fromConfig: (value, ctx) => computedFromConfig(value, ctx),
   map(args) {
     if (args.fn) {
-      const fn = args.fn;
-      return bodyMap((msg) => fn(msg.body, msg));
+      return bodyMap(args.fn);
     }
-    return bodyMap(evaluator(args));
+    const ev = evaluator(args);
+    return bodyMap((_body, msg) => ev(msg));
   },
 });
 
