@@ -120,8 +120,10 @@ export class Route implements GuardSlot {
   #inflight = 0;
   #received = 0;
   #completed = 0;
-  #waiters: Array<() => void> = [];
-  #drained: Array<() => void> = [];
+  // unset while nobody waits: a message checks the field, not an array of its own (with many
+  // routes, every object a message reads is a cache miss)
+  #waiters: Array<() => void> | undefined = undefined;
+  #drained: Array<() => void> | undefined = undefined;
   readonly #events: RouteEvents;
   /** The route's guards' slot (GuardSlot): the promise the guard that returned last handed back. */
   last: unknown = undefined;
@@ -175,13 +177,13 @@ export class Route implements GuardSlot {
 
   whenAvailable(): Promise<void> {
     if (this.#inflight < this.maxInflight) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return new Promise((resolve) => (this.#waiters ??= []).push(resolve));
   }
 
   /** Resolves when nothing is in flight. */
   whenDrained(): Promise<void> {
     if (this.#inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drained.push(resolve));
+    return new Promise((resolve) => (this.#drained ??= []).push(resolve));
   }
 
   /** Times the source went from up to down (disconnected, backing off). */
@@ -333,8 +335,16 @@ export class Route implements GuardSlot {
     this.#inflight--;
     // wake every waiter: each re-checks for a slot, so a waiter that decides not to take
     // one (a poller that found nothing) cannot swallow the wake-up another one needed
-    if (this.#waiters.length) for (const w of this.#waiters.splice(0)) w();
-    if (this.#inflight === 0 && this.#drained.length) for (const d of this.#drained.splice(0)) d();
+    const waiters = this.#waiters;
+    if (waiters !== undefined) {
+      this.#waiters = undefined;
+      for (const w of waiters) w();
+    }
+    if (this.#inflight === 0 && this.#drained !== undefined) {
+      const drained = this.#drained;
+      this.#drained = undefined;
+      for (const d of drained) d();
+    }
   }
 
   #succeeded(msg: Message, t0: number, events: boolean, obs: ExchangeObserver | undefined, token: unknown): void {

@@ -90,6 +90,29 @@ describe('engine lifecycle', () => {
     release();
   });
 
+  it('stops a route as soon as its last message in flight finished, not at the stop timeout', async () => {
+    const src = new TestSource();
+    const engine = new Engine({ logger: testLogger(), adapters: [src.adapter()] });
+    const { wait, open: release } = latch();
+    engine.addRoutes(from<number>('src:in').routeId('slow').process(async (m) => {
+      await wait;
+      return m;
+    }).to('mock:out'));
+    await engine.start();
+    const pushed = [src.push(1), src.push(2)];
+    let report: unknown;
+    // a minute: the test's own timeout (20 s) fails it if the stop waits for the timer
+    const stopped = engine.stopRoute('slow', { timeoutMs: 60_000 }).then((r) => (report = r));
+    await new Promise((r) => setImmediate(r));
+    expect(report, 'stopped while two messages were in flight').to.equal(undefined);
+    release();
+    await stopped;
+    expect(report).to.deep.equal({ timedOut: false, inflight: {} });
+    expect(await Promise.all(pushed)).to.deep.equal(['ack', 'ack']);
+    expect(engine.mock('mock:out').received).to.have.length(2);
+    await engine.stop();
+  });
+
   it('emits lifecycle and message events and counts per route', async () => {
     const engine = new Engine({ logger: testLogger() });
     const events: EngineEvent[] = [];
