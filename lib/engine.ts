@@ -837,7 +837,8 @@ export class Engine {
     const where = routeId === undefined ? {} : { routeId };
     const { adapter, endpoint } = this.adapters.resolve(this.#bound(uri, 'producer'), 'producer', where);
     const producer = adapter.createProducer!(endpoint, this.#adapterContext(this.logger.child({ endpoint: uri }), endpoint.scheme));
-    entry = { producer, started: !producer.start, starting: undefined, sender: undefined, requester: undefined, sent: 0, dynamic: false, evicted: false };
+    // what a send reads first (fields lie in this order): with many routes, one cache line of the entry rather than two
+    entry = { producer, started: !producer.start, evicted: false, sent: 0, sender: undefined, starting: undefined, requester: undefined, dynamic: false };
     if (dryRun) return entry;
     if (this.#state === 'started' && !this.#deploying) {
       entry.dynamic = true;

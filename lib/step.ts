@@ -395,37 +395,66 @@ interface SingleStage {
  * tells the observer.
  */
 function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: Message, from: number) => MaybePromise<Message>, tail: Next, next: Guarded | undefined, routeId: string, slot: GuardSlot): Next {
-  // a guarded step next (the common case: `to` after a transform): called here as its guard
-  // calls it, the guard itself (its function and what it holds) not read per message
-  const nextFn = next?.fn;
-  const nextSlot = next?.slot;
-  const nextError = next?.onError;
   const failure = (e: unknown): never => {
     throw wrapStepError(e, routeId, label);
   };
-  if (stage.body !== undefined) {
-    const { f, later } = stage.body;
-    return (msg) => {
-      // observed, the loop and the guard tell the observer at each step
-      if (route.stepObserver !== undefined) return runFrom(msg, 0);
-      let b: unknown;
-      try {
-        b = f(msg.body, msg);
-      } catch (e) {
-        return failure(e);
-      }
-      // what goes on written out here, not called as a function of its own: one object less
-      // read per message (with many routes, a cache miss)
-      if (!isPromise(b)) {
-        const m = withBody(msg, b);
-        return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
-      }
-      const p = later(b, msg, 0);
-      slot.last = p;
-      return p;
-    };
-  }
+  // a guarded step next (the common case: `to` after a transform): called here as its guard
+  // calls it, the guard itself (its function and what it holds) not read per message
+  if (stage.body !== undefined) return singleBody(stage.body.f, route, next?.fn, next?.slot, next?.onError, tail, failure, stage.body.later, runFrom, slot);
   const { f, resume, failed } = stage.map!;
+  return singleMap(f, route, next?.fn, next?.slot, next?.onError, tail, failure, resume, failed, runFrom, slot);
+}
+
+// The two forms of `single`, each a function of its own: what a message reads lies in one
+// context (the parameters, those it reads first, first), not in a block's context and the
+// context of a function holding both forms' variables (with many routes, each is a cache miss).
+
+function singleBody(
+  f: BodyMapFn,
+  route: Route,
+  nextFn: Next | undefined,
+  nextSlot: GuardSlot | undefined,
+  nextError: ((e: unknown) => never) | undefined,
+  tail: Next,
+  failure: (e: unknown) => never,
+  later: (body: Promise<unknown>, msg: Message, i: number) => Promise<Message>,
+  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
+  slot: GuardSlot,
+): Next {
+  return (msg) => {
+    // observed, the loop and the guard tell the observer at each step
+    if (route.stepObserver !== undefined) return runFrom(msg, 0);
+    let b: unknown;
+    try {
+      b = f(msg.body, msg);
+    } catch (e) {
+      return failure(e);
+    }
+    // what goes on written out here, not called as a function of its own: one object less
+    // read per message
+    if (!isPromise(b)) {
+      const m = withBody(msg, b);
+      return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
+    }
+    const p = later(b, msg, 0);
+    slot.last = p;
+    return p;
+  };
+}
+
+function singleMap(
+  f: MapFn,
+  route: Route,
+  nextFn: Next | undefined,
+  nextSlot: GuardSlot | undefined,
+  nextError: ((e: unknown) => never) | undefined,
+  tail: Next,
+  failure: (e: unknown) => never,
+  resume: (v: Message) => MaybePromise<Message>,
+  failed: (e: unknown) => never,
+  runFrom: (msg: Message, from: number) => MaybePromise<Message>,
+  slot: GuardSlot,
+): Next {
   return (msg) => {
     if (route.stepObserver !== undefined) return runFrom(msg, 0);
     let r: MaybePromise<Message>;

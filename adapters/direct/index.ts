@@ -10,14 +10,32 @@ export const directOptions = { type: 'object', properties: {}, additionalPropert
 
 /**
  * Per channel name, the consuming route's context while one is started. Slots are made by
- * consumers only (one per consumed name, kept across stops and redeploys); a producer keeps
- * the slot once it found it, so a send looks nothing up, and a name nobody consumes (a
- * computed URI) leaves nothing behind.
+ * consumers only (one per consumed name, kept across stops and redeploys), so a name nobody
+ * consumes (a computed URI) leaves nothing behind. A slot that exists when a producer of its
+ * name is made is that producer: a send reads the route's `processNow` from the object the
+ * engine's producer entry points at, no object between (with many routes, every object a
+ * message reads is a cache miss).
  */
-interface Slot {
-  ctx: ConsumerContext | undefined;
-  /** The consuming route's processNow while one is started (kept apart: a send reads it alone). */
-  run: ConsumerContext['processNow'] | undefined;
+class Slot {
+  ctx: ConsumerContext | undefined = undefined;
+  run: ConsumerContext['processNow'] | undefined = undefined;
+  readonly #name: string;
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  send(msg: Message): MaybePromise<Message> {
+    const run = this.run;
+    if (run === undefined) return noConsumer(this.#name);
+    // a consuming route that finished at once answers at once: the sender goes on in the same turn
+    return run(msg);
+  }
+
+  // the consuming route's result is the answer, whichever step asks
+  request(msg: Message): Promise<Message> {
+    const r = this.send(msg);
+    return isPromise(r) ? r : Promise.resolve(r);
+  }
 }
 type Table = Map<string, Slot>;
 
@@ -31,9 +49,8 @@ export const directAdapter: Adapter<DirectOptions> = {
   optionsSchema: directOptions,
   createConsumer(endpoint, ctx) {
     const table = ctx.state<Table>('consumers', () => new Map());
-    let slot = table.get(endpoint.path);
-    if (slot === undefined) table.set(endpoint.path, (slot = { ctx: undefined, run: undefined }));
-    const mine = slot;
+    let mine = table.get(endpoint.path);
+    if (mine === undefined) table.set(endpoint.path, (mine = new Slot(endpoint.path)));
     return {
       async start() {
         const other = mine.ctx;
@@ -51,13 +68,14 @@ export const directAdapter: Adapter<DirectOptions> = {
     };
   },
   createProducer(endpoint, ctx) {
-    return new DirectProducer(endpoint.path, endpoint.uri, ctx.state<Table>('consumers', () => new Map()));
+    const table = ctx.state<Table>('consumers', () => new Map());
+    return table.get(endpoint.path) ?? new DirectProducer(endpoint.path, endpoint.uri, table);
   },
 };
 
 /**
- * The sending side of `direct:name`. A class, not an object of closures: its `send` is one
- * function for every direct endpoint, and what a send reads is this object alone.
+ * The sending side of a `direct:name` nobody consumed yet when it was made: keeps the slot
+ * once a consumer made it, so a send looks nothing up from then on.
  */
 class DirectProducer {
   #slot: Slot | undefined;
@@ -84,6 +102,10 @@ class DirectProducer {
     const r = this.send(msg);
     return isPromise(r) ? r : Promise.resolve(r);
   }
+}
+
+function noConsumer(name: string): Promise<never> {
+  return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${name}`, { details: { uri: `direct:${name}` } }));
 }
 
 export default directAdapter;

@@ -23,6 +23,28 @@ describe('in-memory channels', () => {
       expect(err.code).to.equal('BUSBAR_ERR_NO_CONSUMER');
     });
 
+    it('a sender finds a consumer that came after it, loses it while its route is stopped and finds it again after a start or a reload', async () => {
+      engine = new Engine({ logger: testLogger() });
+      engine.addRoutes(from<number>('direct:other').routeId('other').transform((n) => n + 1));
+      await engine.start();
+      // no consumer yet: the producer of direct:late is made before any slot of that name exists
+      expect(((await engine.request('direct:late', 1).catch((e: unknown) => e)) as BusbarError).code).to.equal('BUSBAR_ERR_NO_CONSUMER');
+      await engine.reload([from<number>('direct:other').routeId('other').transform((n) => n + 1), from<number>('direct:late').routeId('late').transform((n) => n * 10)]);
+      expect(await engine.request('direct:late', 2)).to.equal(20);
+      // a producer made once the slot existed, through a stop and a start of its consumer
+      expect(await engine.request('direct:other', 1)).to.equal(2);
+      await engine.stopRoute('other');
+      const err = (await engine.request('direct:other', 1).catch((e: unknown) => e)) as BusbarError;
+      expect(err.code).to.equal('BUSBAR_ERR_NO_CONSUMER');
+      expect(err.message).to.contain('direct:other');
+      await engine.startRoute('other');
+      expect(await engine.request('direct:other', 5)).to.equal(6);
+      // a redeployed consumer is the one a sender reaches
+      await engine.reload([from<number>('direct:other').routeId('other').transform((n) => n - 1), from<number>('direct:late').routeId('late').transform((n) => n * 100)]);
+      expect(await engine.request('direct:other', 5)).to.equal(4);
+      expect(await engine.request('direct:late', 2)).to.equal(200);
+    });
+
     it('refuses a second consumer of the same name', async () => {
       engine = new Engine({ logger: testLogger() });
       engine.addRoutes(from('direct:x').to('mock:a'), from('direct:x').to('mock:b'));
