@@ -121,6 +121,31 @@ export function continuation(routeId: string, label: string, slot: GuardSlot): C
   };
 }
 
+/** What a `to` step is made of: its endpoint's send, how it goes on after an asynchronous one, and the step after it. */
+export interface SendParts {
+  readonly send: (msg: Message) => MaybePromise<Message | undefined>;
+  readonly later: ContinueWith;
+  readonly goOn: (msg: Message, reply: Message | undefined) => MaybePromise<Message>;
+  readonly next: Next;
+}
+const SEND_OF = new WeakMap<Next, SendParts>();
+
+/**
+ * A `to` step's function (send, then go on with the reply or the message), and, for a stretch
+ * of one step before it, its parts: the stretch then sends itself (see sendAfter), and the
+ * step's own function and context are not read per message (with many routes, two cache misses).
+ */
+export function sendStep(parts: SendParts): Next {
+  const { send, later, goOn, next } = parts;
+  const f: Next = (msg) => {
+    const r = send(msg);
+    // an in-memory producer that is done already: go on in the same turn
+    return isPromise(r) ? later(r, goOn, msg) : next(r ?? msg);
+  };
+  SEND_OF.set(f, parts);
+  return f;
+}
+
 /**
  * A step kind: a processor (an EIP, a converter, a validator) with its config form.
  * Builder methods and config files both end up calling `compile`.
@@ -293,6 +318,25 @@ function runStep(fn: Next, msg: Message, slot: GuardSlot, onError: (e: unknown) 
   return r;
 }
 
+/** `runStep` of a `to` step (see sendStep), the step's function written out: the same slot handling and labels. */
+function sendAfter(send: SendParts['send'], later: ContinueWith, goOn: SendParts['goOn'], next: Next, msg: Message, slot: GuardSlot, onError: (e: unknown) => never): MaybePromise<Message> {
+  let r: MaybePromise<Message>;
+  try {
+    slot.last = undefined;
+    const sent = send(msg);
+    r = isPromise(sent) ? later(sent, goOn, msg) : next(sent ?? msg);
+  } catch (e) {
+    return onError(e);
+  }
+  if (!isPromise(r)) {
+    slot.last = undefined; // hold no message past its step
+    return r;
+  }
+  if (r !== slot.last) r = r.then(undefined, onError);
+  slot.last = r;
+  return r;
+}
+
 /** One `map` step of a fused stretch: its function, its label for errors, its probe. */
 export interface MapStage {
   fn: MapFn;
@@ -400,9 +444,11 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
   };
   // a guarded step next (the common case: `to` after a transform): called here as its guard
   // calls it, the guard itself (its function and what it holds) not read per message
-  if (stage.body !== undefined) return singleBody(stage.body.f, route, next?.fn, next?.slot, next?.onError, tail, failure, stage.body.later, runFrom, slot);
+  // and a `to` step next: sent from here (see sendStep)
+  const to = next === undefined ? undefined : SEND_OF.get(next.fn);
+  if (stage.body !== undefined) return singleBody(stage.body.f, route, next?.fn, to?.send, to?.later, to?.goOn, to?.next, next?.slot, next?.onError, tail, failure, stage.body.later, runFrom, slot);
   const { f, resume, failed } = stage.map!;
-  return singleMap(f, route, next?.fn, next?.slot, next?.onError, tail, failure, resume, failed, runFrom, slot);
+  return singleMap(f, route, next?.fn, to?.send, to?.later, to?.goOn, to?.next, next?.slot, next?.onError, tail, failure, resume, failed, runFrom, slot);
 }
 
 // The two forms of `single`, each a function of its own: what a message reads lies in one
@@ -413,6 +459,10 @@ function singleBody(
   f: BodyMapFn,
   route: Route,
   nextFn: Next | undefined,
+  send: SendParts['send'] | undefined,
+  sendLater: ContinueWith | undefined,
+  sendGoOn: SendParts['goOn'] | undefined,
+  sendNext: Next | undefined,
   nextSlot: GuardSlot | undefined,
   nextError: ((e: unknown) => never) | undefined,
   tail: Next,
@@ -434,7 +484,8 @@ function singleBody(
     // read per message
     if (!isPromise(b)) {
       const m = withBody(msg, b);
-      return nextFn === undefined ? tail(m) : runStep(nextFn, m, nextSlot!, nextError!);
+      if (nextFn === undefined) return tail(m);
+      return send === undefined ? runStep(nextFn, m, nextSlot!, nextError!) : sendAfter(send, sendLater!, sendGoOn!, sendNext!, m, nextSlot!, nextError!);
     }
     const p = later(b, msg, 0);
     slot.last = p;
@@ -446,6 +497,10 @@ function singleMap(
   f: MapFn,
   route: Route,
   nextFn: Next | undefined,
+  send: SendParts['send'] | undefined,
+  sendLater: ContinueWith | undefined,
+  sendGoOn: SendParts['goOn'] | undefined,
+  sendNext: Next | undefined,
   nextSlot: GuardSlot | undefined,
   nextError: ((e: unknown) => never) | undefined,
   tail: Next,
@@ -463,7 +518,10 @@ function singleMap(
     } catch (e) {
       return failure(e);
     }
-    if (!isPromise(r)) return nextFn === undefined ? tail(r) : runStep(nextFn, r, nextSlot!, nextError!);
+    if (!isPromise(r)) {
+      if (nextFn === undefined) return tail(r);
+      return send === undefined ? runStep(nextFn, r, nextSlot!, nextError!) : sendAfter(send, sendLater!, sendGoOn!, sendNext!, r, nextSlot!, nextError!);
+    }
     const later = r.then(resume, failed);
     slot.last = later;
     return later;

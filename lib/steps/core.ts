@@ -1,7 +1,7 @@
 import { BusbarError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { withBody, withHeader, withoutHeaders, type HeaderValue, type Message } from '../message.js';
-import { bodyMap, isPromise, mapStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
+import { bodyMap, isPromise, mapStep, sendStep, thenWith, type ConfigContext, type MaybePromise, type Next, type StepDefinition, type StepKind } from '../step.js';
 import { renderTemplate } from '../template.js';
 
 /** A body function, a message function, or a config expression: how predicates and mappings are given. */
@@ -52,14 +52,8 @@ export const toStep: StepKind<{ uri: string }> = {
   configSchema: { type: 'string', minLength: 1, description: 'endpoint URI' },
   fromConfig: (value) => ({ uri: value as string }),
   compile({ uri }, next, ctx) {
-    const send = ctx.sender(uri);
-    const later = ctx.continueWith;
     const goOn = (msg: Message, reply: Message | undefined): MaybePromise<Message> => next(reply ?? msg);
-    // an in-memory producer that is done already: go on in the same turn
-    return (msg) => {
-      const r = send(msg);
-      return isPromise(r) ? later(r, goOn, msg) : next(r ?? msg);
-    };
+    return sendStep({ send: ctx.sender(uri), later: ctx.continueWith, goOn, next });
   },
 };
 

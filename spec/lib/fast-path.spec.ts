@@ -321,6 +321,8 @@ describe('step fast path: direct: between routes', () => {
     engine = new Engine({ logger: testLogger(), adapters: [syncSink(received), asyncSink(received)] });
     engine.addRoutes(
       from<number>('direct:a').routeId('a').to('direct:b').to('sink:a'),
+      // a send right after a one-step stretch (see sendStep): what follows gets the reply
+      from<number>('direct:c').routeId('c').transform((n) => n + 1).to('direct:b').to('sink:c'),
       from<number>('direct:b').routeId('b').transform((n) => n * 10).choice((c) => c.when((n) => n === 20, (w) => w.to('later:b')).when((n) => n === 30, (w) => w.process(() => { throw new Error('no 3'); })).otherwise((w) => w.to('sink:b'))),
     );
     await engine.start();
@@ -333,6 +335,12 @@ describe('step fast path: direct: between routes', () => {
     const err = (await engine.send('direct:a', 3).then(() => undefined, (e: unknown) => e)) as BusbarError;
     expect(err.details.routeId).to.equal('b');
     expect(received).to.have.length(4);
+    received.length = 0;
+    const viaC = engine.send('direct:c', 0);
+    expect(received.map((m) => m.body), 'b answered 10, in the same turn').to.deep.equal([10, 10]);
+    await viaC;
+    const failedViaC = (await engine.send('direct:c', 2).then(() => undefined, (e: unknown) => e)) as BusbarError;
+    expect([failedViaC.details.routeId, received.length]).to.deep.equal(['b', 2]);
   });
 });
 
@@ -425,6 +433,8 @@ describe('step fast path: stretches of map steps (fuse)', () => {
         .routeId('choice')
         .choice((c) => c.when((n) => Promise.resolve(n > 5), (b) => b.to('sink:big')).otherwise((b) => b.to('sink:out'))),
       from<number>('direct:balance').routeId('balance').loadBalance(['settled:a', 'settled:b']).to('sink:out'),
+      // a send right after a one-step stretch: the stretch sends itself (sendStep)
+      from<number>('direct:after').routeId('after').transform((n) => n + 1).to('settled:after').to('sink:out'),
       from<number>('direct:refused').routeId('refused').to('settled:x').process(() => Promise.reject(new Error('after the send'))).to('sink:out'),
       from<number>('direct:rejects').routeId('rejects').filter(() => Promise.reject(new Error('no verdict'))).to('sink:out'),
     );
@@ -452,7 +462,7 @@ describe('step fast path: stretches of map steps (fuse)', () => {
           );
         }),
       );
-    const uris = ['direct:alone', 'direct:between', 'direct:send', 'direct:filter', 'direct:choice', 'direct:balance'];
+    const uris = ['direct:alone', 'direct:between', 'direct:send', 'direct:filter', 'direct:choice', 'direct:balance', 'direct:after'];
     for (const uri of uris) await engine.send(uri, 0); // warm: the producers started
     received.length = 0;
     const counts: number[] = [];
@@ -468,15 +478,17 @@ describe('step fast path: stretches of map steps (fuse)', () => {
       [2, undefined, undefined], // the choice's otherwise
       [2, undefined, undefined], // settled:a
       [2, undefined, undefined], // after the load balancer
+      [3, undefined, undefined], // settled:after
+      [3, undefined, undefined], // after it
       ['6b', 'b', 'saw 6b'],
     ]);
     // the same message through the route: identity kept by the body's continuation
-    expect([received[8]!.id, received[8]!.correlationId]).to.deep.equal([sent.id, sent.id]);
+    expect([received[10]!.id, received[10]!.correlationId]).to.deep.equal([sent.id, sent.id]);
     // the step's own promise (1), its continuation (1), the route settling (1), the caller's
     // continuation (1). A transform continued by itself and then by the stretch made 5; so did
     // a send or a predicate continued by the step and then again by its guard, to label failures
     // (a load balancer's send, continued three times, 6)
-    expect(counts).to.deep.equal([4, 4, 4, 4, 4, 4]);
+    expect(counts).to.deep.equal([4, 4, 4, 4, 4, 4, 4]);
     // ...which labels the failures: a refused send by the send, one after it by its own step, a predicate's rejection by the filter
     const steps: string[] = [];
     for (const [uri, body] of [['direct:refused', -1], ['direct:refused', 1], ['direct:rejects', 1]] as const) {
