@@ -443,8 +443,8 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
     throw wrapStepError(e, routeId, label);
   };
   // a guarded step next (the common case: `to` after a transform): called here as its guard
-  // calls it, the guard itself (its function and what it holds) not read per message
-  // and a `to` step next: sent from here (see sendStep)
+  // calls it, the guard itself (its function and what it holds) not read per message; a `to`
+  // step is sent from here, from its parts (see sendStep)
   const to = next === undefined ? undefined : SEND_OF.get(next.fn);
   if (stage.body !== undefined) return singleBody(stage.body.f, route, next?.fn, to?.send, to?.later, to?.goOn, to?.next, next?.slot, next?.onError, tail, failure, stage.body.later, runFrom, slot);
   const { f, resume, failed } = stage.map!;
