@@ -46,16 +46,17 @@ function sh(cmd: string, cwd: string, timeout = 90_000): { code: number | null; 
 }
 
 /** Unpack the tarball as node_modules/busbar and link what it depends on from this repository. */
-function linkInstall(project: string, tgz: string, extra: string[]): void {
+function linkInstall(project: string, tgz: string, extra: Record<string, string>): void {
   const target = join(project, 'node_modules', 'busbar');
   mkdirSync(target, { recursive: true });
   const tar = spawnSync('tar', ['-xzf', tgz, '-C', target, '--strip-components=1'], { encoding: 'utf8' });
   expect(tar.status, tar.stderr).to.equal(0);
   const pkg = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  for (const name of [...Object.keys(pkg.dependencies), ...extra]) {
+  const links: Record<string, string> = { ...Object.fromEntries(Object.keys(pkg.dependencies).map((n) => [n, n])), ...extra };
+  for (const [name, from] of Object.entries(links)) {
     const link = join(project, 'node_modules', name);
     mkdirSync(dirname(link), { recursive: true });
-    symlinkSync(resolve('node_modules', name), link);
+    symlinkSync(resolve('node_modules', from), link);
   }
   mkdirSync(join(project, 'node_modules', '.bin'), { recursive: true });
   symlinkSync('../busbar/bin/busbar.js', join(project, 'node_modules', '.bin', 'busbar'));
@@ -79,13 +80,14 @@ describe('README getting-started, as a new user (npm pack, npm init -y, the READ
     expect(init.code, init.out).to.equal(0);
     expect(JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'))).not.to.have.property('type', 'module');
 
-    // the README's two install lines, offline: busbar's tarball, then typescript and Node's types
+    // the README's two install lines, offline: busbar's tarball, then typescript and Node's types.
+    // `npm install -D typescript` installs TypeScript 7 (this repository has it as typescript-7)
     const dev = JSON.parse(readFileSync('package.json', 'utf8')) as { devDependencies: Record<string, string> };
-    const tools = ['typescript', '@types/node'];
-    const install = sh(`npm install --offline ${JSON.stringify(tgz)} ${tools.map((t) => `${t}@${dev.devDependencies[t]}`).join(' ')}`, project);
+    const ts7 = dev.devDependencies['typescript-7']!.replace(/^npm:typescript@/, '');
+    const install = sh(`npm install --offline ${JSON.stringify(tgz)} typescript@${ts7} @types/node@${dev.devDependencies['@types/node']}`, project);
     if (install.code !== 0) {
       expect(install.out, 'an install that failed for another reason than an offline cache miss').to.match(/ENOTCACHED|offline|cache/i);
-      linkInstall(project, tgz, tools);
+      linkInstall(project, tgz, { typescript: 'typescript-7', '@types/node': '@types/node' });
     }
 
     for (const [file, text] of blocks) if (file !== 'run') writeFileSync(join(project, file), `${text}\n`);
@@ -103,7 +105,7 @@ describe('README getting-started, as a new user (npm pack, npm init -y, the READ
     }
     const of = (prefix: string): ReturnType<typeof sh> => [...results].find(([c]) => c.startsWith(prefix))![1];
     // validate type-checked the file with the project's typescript (not "not type-checked")
-    expect(of('npx busbar validate').out).to.match(/routes\.ts: ok \(type-checked with TypeScript \d/);
+    expect(of('npx busbar validate').out).to.match(/routes\.ts: ok \(type-checked with TypeScript 7\./);
     // the route ran: three orders priced through the log: endpoint
     expect(of('npx busbar run').out.match(/"total":42/g)).to.have.length(3);
     // the library snippet printed its answer

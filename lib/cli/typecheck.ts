@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Problem } from '../schema.js';
 
@@ -28,6 +31,7 @@ export function typeCheckRoutesFile(file: string): TypeCheckResult {
 export function typeCheckRoutesFiles(files: readonly string[]): Map<string, TypeCheckResult> {
   const out = new Map<string, TypeCheckResult>();
   const groups = new Map<string, { ts: Ts; configPath: string | undefined; files: string[] }>();
+  const native = new Map<string, { tsc: NativeTsc; configPath: string | undefined; files: string[] }>();
   for (const file of files) {
     const abs = resolve(file);
     let ts: Ts;
@@ -38,6 +42,20 @@ export function typeCheckRoutesFiles(files: readonly string[]): Map<string, Type
       ts = req('typescript') as Ts;
     } catch {
       out.set(file, { checked: false, reason: 'not type-checked: this project has no "typescript" package (npm install -D typescript)' });
+      continue;
+    }
+    if (typeof ts.createProgram !== 'function') {
+      // TypeScript 7 and later: a native compiler, its package a `tsc` program and no compiler API
+      const tsc = nativeTsc(tsPath);
+      if (typeof tsc === 'string') {
+        out.set(file, { checked: false, reason: `not type-checked: ${tsc}` });
+        continue;
+      }
+      const configPath = findConfig(dirname(abs));
+      const key = `${tsc.bin}\0${configPath ?? `(none)${dirname(abs)}`}`;
+      let g = native.get(key);
+      if (!g) native.set(key, (g = { tsc, configPath, files: [] }));
+      g.files.push(file);
       continue;
     }
     const configPath = ts.findConfigFile(dirname(abs), (f) => ts.sys.fileExists(f), 'tsconfig.json');
@@ -75,7 +93,111 @@ export function typeCheckRoutesFiles(files: readonly string[]): Map<string, Type
     }
     for (const f of group) out.set(f, { checked: true, problems: problems.get(f)!, version: ts.version, ...(configPath ? { tsconfig: configPath } : {}) });
   }
+  for (const { tsc, configPath, files: group } of native.values()) {
+    for (const [f, r] of typeCheckNative(tsc, configPath, group)) out.set(f, r);
+  }
   return out;
+}
+
+/** The `tsc` program of a TypeScript without a compiler API (7 and later), or why it cannot be used. */
+interface NativeTsc {
+  bin: string;
+  version: string;
+}
+
+function nativeTsc(tsPath: string): NativeTsc | string {
+  // the package's root: the folder of the package.json above its entry point
+  let dir = dirname(tsPath);
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: string; bin?: string | Record<string, string> };
+    const rel = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.tsc;
+    if (rel === undefined) return `the project's typescript ${pkg.version ?? ''} has neither a compiler API nor a tsc program (npm install -D typescript@5)`;
+    return { bin: join(dir, rel), version: pkg.version ?? 'unknown' };
+  } catch (e) {
+    return `the project's typescript package could not be read (${(e as Error).message})`;
+  }
+}
+
+/** The nearest tsconfig.json from `dir` up (what `tsc` itself and ts.findConfigFile find). */
+function findConfig(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    const f = join(d, 'tsconfig.json');
+    if (existsSync(f)) return f;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+// `tsc --pretty false` lines: `file(line,col): error TS2322: message`, or `error TS5023: message`
+// for the options; a message's further lines are indented under it
+const TSC_ERROR = /^(?:(.+)\((\d+),(\d+)\): )?error (TS\d+): (.*)$/;
+
+/**
+ * Type-check with a native `tsc`: one run per project, over a tsconfig made for it that names
+ * the routes files alone (and extends the project's tsconfig.json when there is one; its
+ * `include` does not apply), without emitting. Errors are reported as the compiler API path
+ * reports them: each under its routes file, none from inside node_modules.
+ */
+function typeCheckNative(tsc: NativeTsc, configPath: string | undefined, group: readonly string[]): Map<string, TypeCheckResult> {
+  const out = new Map<string, TypeCheckResult>();
+  const roots = group.map((f) => resolve(f));
+  // next to the project's tsconfig.json (or the first routes file): what tsc resolves relative to
+  // the config (type roots, paths) resolves as it does for the project's own
+  const tsconfig = join(dirname(configPath ?? roots[0]!), `tsconfig.busbar-validate-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  try {
+    const config: Record<string, unknown> = { files: roots, include: [], compilerOptions: { noEmit: true, incremental: false, composite: false, ...(configPath ? {} : defaultOptionsJson(roots[0]!)) } };
+    if (configPath) config.extends = configPath;
+    writeFileSync(tsconfig, JSON.stringify(config), { flag: 'wx' });
+    // tsc writes a file's path relative to its working directory: this one's
+    const cwd = process.cwd();
+    const r = spawnSync(process.execPath, [tsc.bin, '-p', tsconfig, '--pretty', 'false'], { cwd, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
+    const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    const problems = new Map<string, Problem[]>(group.map((f) => [f, []]));
+    const owner = new Map(roots.map((x, i) => [x, group[i]!]));
+    let last: Problem | undefined;
+    let errors = 0;
+    for (const line of text.split(/\r?\n/)) {
+      const m = TSC_ERROR.exec(line);
+      if (!m) {
+        // a message's further lines
+        if (last && /^\s+\S/.test(line)) last.message += `\n    ${line.trim()}`;
+        else last = undefined;
+        continue;
+      }
+      errors++;
+      const [, file, ln, col, code, message] = m;
+      last = undefined;
+      const abs = file === undefined ? undefined : resolve(cwd, file);
+      if (abs !== undefined && /[\\/]node_modules[\\/]/.test(abs)) continue;
+      const own = (abs !== undefined && owner.get(abs)) || group[0]!;
+      const where = abs === undefined ? relative(cwd, resolve(own)) || own : `${relative(cwd, abs) || abs}:${ln}:${col}`;
+      last = { path: where, message: `${code}: ${message}` };
+      problems.get(own)!.push(last);
+    }
+    if (r.error !== undefined || (r.status !== 0 && errors === 0)) {
+      const why = r.error?.message ?? (text.trim().split('\n').slice(0, 3).join(' ') || `exit code ${r.status}`);
+      for (const f of group) out.set(f, { checked: false, reason: `not type-checked: TypeScript ${tsc.version}'s tsc failed: ${why}` });
+      return out;
+    }
+    for (const f of group) out.set(f, { checked: true, problems: problems.get(f)!, version: tsc.version, ...(configPath ? { tsconfig: configPath } : {}) });
+    return out;
+  } finally {
+    rmSync(tsconfig, { force: true });
+  }
+}
+
+/** `compilerOptions` below, as a tsconfig.json writes them. */
+function defaultOptionsJson(root: string): Record<string, unknown> {
+  const options: Record<string, unknown> = { strict: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'bundler', esModuleInterop: true, skipLibCheck: true, allowImportingTsExtensions: true };
+  try {
+    const nodeTypes = createRequire(pathToFileURL(root)).resolve('@types/node/package.json');
+    options.lib = ['ES2022'];
+    options.types = ['node'];
+    options.typeRoots = [dirname(dirname(nodeTypes))];
+  } catch {
+    // no Node types in the project: the default libraries
+  }
+  return options;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { formatFailure } from '../../lib/cli/main.js';
 import { BusbarError } from '../../lib/errors.js';
@@ -69,6 +69,29 @@ describe('busbar CLI in a fresh `npm init -y` project', function () {
     // the correct file in the same run: no problem, and said to be type-checked
     expect(v.stderr).not.to.contain('routes.ts: ');
     expect(v.stdout).to.match(/^routes\.ts: ok \(type-checked with TypeScript \d+\.\d+/m);
+  });
+
+  it('validate type-checks with TypeScript 7 too (a native tsc, no compiler API), with and without the project\'s tsconfig.json', () => {
+    // `npm install -D typescript` installs 7.x now: its package is a tsc program and a version
+    userProject(dir.path, { typescript: resolve('node_modules/typescript-7'), '@types': resolve('node_modules/@types') });
+    writeFileSync(join(dir.path, 'bad.ts'), ROUTES_TS.replace('total: o.amount * 2', 'total: o.amont * 2'));
+    writeFileSync(join(dir.path, 'routes.ts'), ROUTES_TS);
+    const v = busbarIn(dir.path, ['validate', 'bad.ts', 'routes.ts']);
+    expect(v.code, v.stdout + v.stderr).to.equal(1);
+    expect(v.stderr).to.contain('bad.ts: 1 problem');
+    expect(v.stderr).to.match(/bad\.ts:8:\d+: TS2551: Property 'amont' does not exist on type 'Order'/);
+    expect(v.stderr).not.to.contain('routes.ts: ');
+    expect(v.stdout).to.match(/^routes\.ts: ok \(type-checked with TypeScript 7\.\d+/m);
+    // the project's tsconfig.json decides the options (here: Node's types by name), not which
+    // files: a file of the project outside the routes files is not checked
+    writeFileSync(join(dir.path, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'bundler', skipLibCheck: true, types: ['node'] }, include: ['*.ts'] }));
+    writeFileSync(join(dir.path, 'other.ts'), 'const n: string = 1;\nexport { n };\n');
+    const c = busbarIn(dir.path, ['validate', 'routes.ts', 'bad.ts']);
+    expect(c.code, c.stdout + c.stderr).to.equal(1);
+    expect(c.stdout).to.match(/^routes\.ts: ok \(type-checked with TypeScript 7/m);
+    expect(c.stderr).to.match(/bad\.ts:8:\d+: TS2551/).and.not.contain('other.ts');
+    // what validate wrote for tsc is gone again
+    expect(readdirSync(dir.path).filter((f) => f.startsWith('tsconfig.')).sort()).to.deep.equal(['tsconfig.json']);
   });
 
   it('prints the code of a failure\'s cause (ROUTE_START_FAILED caused by DB_DRIVER, as docs/db.md says)', () => {

@@ -5,7 +5,7 @@ import { testEngine } from '../../../lib/testing.js';
 
 interface Order { id: string; lines: Array<{ sku: string; qty: number }> }
 
-/** Compile-time checks: `npx tsc` fails if a body type does not flow as stated. */
+/** Compile-time checks: `npm run typecheck` fails if a body type does not flow as stated. */
 function typeFlow(): Array<RouteBuilder<unknown, never>> {
   const split = from<Order>('direct:orders')
     .split((o) => o.lines) // body: { sku, qty }

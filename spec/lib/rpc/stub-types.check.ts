@@ -1,5 +1,5 @@
 /**
- * Compile-time checks of the stub's types (`npx tsc --noEmit` fails if one breaks): each
+ * Compile-time checks of the stub's types (`npm run typecheck` fails if one breaks): each
  * method returns a Promise of its awaited result, arguments keep their types, and
  * non-method members are not on the stub.
  */
