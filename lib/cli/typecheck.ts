@@ -189,15 +189,18 @@ function typeCheckNative(tsc: NativeTsc, configPath: string | undefined, group: 
 /** `compilerOptions` below, as a tsconfig.json writes them. */
 function defaultOptionsJson(root: string): Record<string, unknown> {
   const options: Record<string, unknown> = { strict: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'bundler', esModuleInterop: true, skipLibCheck: true, allowImportingTsExtensions: true };
-  try {
-    const nodeTypes = createRequire(pathToFileURL(root)).resolve('@types/node/package.json');
-    options.lib = ['ES2022'];
-    options.types = ['node'];
-    options.typeRoots = [dirname(dirname(nodeTypes))];
-  } catch {
-    // no Node types in the project: the default libraries
-  }
+  const typeRoot = nodeTypesRoot(root);
+  if (typeRoot !== undefined) Object.assign(options, { lib: ['ES2022'], types: ['node'], typeRoots: [typeRoot] });
   return options;
+}
+
+/** The folder holding the project's @types/node, if it has Node's types. */
+function nodeTypesRoot(root: string): string | undefined {
+  try {
+    return dirname(dirname(createRequire(pathToFileURL(root)).resolve('@types/node/package.json')));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -220,13 +223,8 @@ function compilerOptions(ts: Ts, configPath: string | undefined, root: string): 
     skipLibCheck: true,
     allowImportingTsExtensions: true,
   };
-  try {
-    const nodeTypes = createRequire(pathToFileURL(root)).resolve('@types/node/package.json');
-    options.lib = ['lib.es2022.d.ts'];
-    options.types = ['node'];
-    options.typeRoots = [dirname(dirname(nodeTypes))];
-  } catch {
-    // no Node types in the project: the default libraries (DOM included) at least declare console, timers, URL
-  }
+  // without Node's types in the project, the default libraries (DOM included) at least declare console, timers, URL
+  const typeRoot = nodeTypesRoot(root);
+  if (typeRoot !== undefined) Object.assign(options, { lib: ['lib.es2022.d.ts'], types: ['node'], typeRoots: [typeRoot] });
   return options;
 }
