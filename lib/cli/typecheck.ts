@@ -144,10 +144,15 @@ function typeCheckNative(tsc: NativeTsc, configPath: string | undefined, group: 
   // next to the project's tsconfig.json (or the first routes file): what tsc resolves relative to
   // the config (type roots, paths) resolves as it does for the project's own
   const tsconfig = join(dirname(configPath ?? roots[0]!), `tsconfig.busbar-validate-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  const config: Record<string, unknown> = { files: roots, include: [], compilerOptions: { noEmit: true, incremental: false, composite: false, ...(configPath ? {} : defaultOptionsJson(roots[0]!)) } };
+  if (configPath) config.extends = configPath;
   try {
-    const config: Record<string, unknown> = { files: roots, include: [], compilerOptions: { noEmit: true, incremental: false, composite: false, ...(configPath ? {} : defaultOptionsJson(roots[0]!)) } };
-    if (configPath) config.extends = configPath;
     writeFileSync(tsconfig, JSON.stringify(config), { flag: 'wx' });
+  } catch (e) {
+    for (const f of group) out.set(f, { checked: false, reason: `not type-checked: TypeScript ${tsc.version}'s tsc needs a tsconfig next to ${configPath ?? f}, which could not be written (${(e as Error).message})` });
+    return out;
+  }
+  try {
     // tsc writes a file's path relative to its working directory: this one's
     const cwd = process.cwd();
     const r = spawnSync(process.execPath, [tsc.bin, '-p', tsconfig, '--pretty', 'false'], { cwd, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
