@@ -137,13 +137,15 @@ const SEND_OF = new WeakMap<Next, SendParts>();
  */
 export function sendStep(parts: SendParts): Next {
   const { send, later, goOn, next } = parts;
-  const f: Next = (msg) => {
-    const r = send(msg);
-    // an in-memory producer that is done already: go on in the same turn
-    return isPromise(r) ? later(r, goOn, msg) : next(r ?? msg);
-  };
+  const f: Next = (msg) => sendOn(send, later, goOn, next, msg);
   SEND_OF.set(f, parts);
   return f;
+}
+
+/** What a `to` step does: send, and go on with the reply or the message (an in-memory producer that is done already: in the same turn). */
+function sendOn(send: SendParts['send'], later: ContinueWith, goOn: SendParts['goOn'], next: Next, msg: Message): MaybePromise<Message> {
+  const r = send(msg);
+  return isPromise(r) ? later(r, goOn, msg) : next(r ?? msg);
 }
 
 /**
@@ -309,13 +311,7 @@ function runStep(fn: Next, msg: Message, slot: GuardSlot, onError: (e: unknown) 
   } catch (e) {
     return onError(e);
   }
-  if (!isPromise(r)) {
-    slot.last = undefined; // hold no message past its step
-    return r;
-  }
-  if (r !== slot.last) r = r.then(undefined, onError);
-  slot.last = r;
-  return r;
+  return stepResult(r, slot, onError);
 }
 
 /** `runStep` of a `to` step (see sendStep), the step's function written out: the same slot handling and labels. */
@@ -323,11 +319,15 @@ function sendAfter(send: SendParts['send'], later: ContinueWith, goOn: SendParts
   let r: MaybePromise<Message>;
   try {
     slot.last = undefined;
-    const sent = send(msg);
-    r = isPromise(sent) ? later(sent, goOn, msg) : next(sent ?? msg);
+    r = sendOn(send, later, goOn, next, msg);
   } catch (e) {
     return onError(e);
   }
+  return stepResult(r, slot, onError);
+}
+
+/** A guarded step's result (see GuardSlot): a promise no guard labelled gets the step's label and goes in the slot. */
+function stepResult(r: MaybePromise<Message>, slot: GuardSlot, onError: (e: unknown) => never): MaybePromise<Message> {
   if (!isPromise(r)) {
     slot.last = undefined; // hold no message past its step
     return r;
@@ -451,6 +451,26 @@ function single(stage: SingleStage, label: string, route: Route, runFrom: (msg: 
   return singleMap(f, route, next?.fn, to?.send, to?.later, to?.goOn, to?.next, next?.slot, next?.onError, tail, failure, resume, failed, runFrom, slot);
 }
 
+/**
+ * What a one-step stretch does after its step finished at once: the guarded step after it run
+ * as its guard runs it (a `to` sent from its parts), or the stretch's tail. A function shared by
+ * every stretch, called with what the stretch's context holds (no function of the stretch's own).
+ */
+function goOnAfter(
+  m: Message,
+  nextFn: Next | undefined,
+  send: SendParts['send'] | undefined,
+  sendLater: ContinueWith | undefined,
+  sendGoOn: SendParts['goOn'] | undefined,
+  sendNext: Next | undefined,
+  nextSlot: GuardSlot | undefined,
+  nextError: ((e: unknown) => never) | undefined,
+  tail: Next,
+): MaybePromise<Message> {
+  if (nextFn === undefined) return tail(m);
+  return send === undefined ? runStep(nextFn, m, nextSlot!, nextError!) : sendAfter(send, sendLater!, sendGoOn!, sendNext!, m, nextSlot!, nextError!);
+}
+
 // The two forms of `single`, each a function of its own: what a message reads lies in one
 // context (the parameters, those it reads first, first), not in a block's context and the
 // context of a function holding both forms' variables (with many routes, each is a cache miss).
@@ -480,13 +500,7 @@ function singleBody(
     } catch (e) {
       return failure(e);
     }
-    // what goes on written out here, not called as a function of its own: one object less
-    // read per message
-    if (!isPromise(b)) {
-      const m = withBody(msg, b);
-      if (nextFn === undefined) return tail(m);
-      return send === undefined ? runStep(nextFn, m, nextSlot!, nextError!) : sendAfter(send, sendLater!, sendGoOn!, sendNext!, m, nextSlot!, nextError!);
-    }
+    if (!isPromise(b)) return goOnAfter(withBody(msg, b), nextFn, send, sendLater, sendGoOn, sendNext, nextSlot, nextError, tail);
     const p = later(b, msg, 0);
     slot.last = p;
     return p;
@@ -518,10 +532,7 @@ function singleMap(
     } catch (e) {
       return failure(e);
     }
-    if (!isPromise(r)) {
-      if (nextFn === undefined) return tail(r);
-      return send === undefined ? runStep(nextFn, r, nextSlot!, nextError!) : sendAfter(send, sendLater!, sendGoOn!, sendNext!, r, nextSlot!, nextError!);
-    }
+    if (!isPromise(r)) return goOnAfter(r, nextFn, send, sendLater, sendGoOn, sendNext, nextSlot, nextError, tail);
     const later = r.then(resume, failed);
     slot.last = later;
     return later;

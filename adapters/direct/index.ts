@@ -20,21 +20,21 @@ class Slot {
   ctx: ConsumerContext | undefined = undefined;
   run: ConsumerContext['processNow'] | undefined = undefined;
   readonly #name: string;
-  constructor(name: string) {
+  readonly #uri: string;
+  constructor(name: string, uri: string) {
     this.#name = name;
+    this.#uri = uri;
   }
 
   send(msg: Message): MaybePromise<Message> {
     const run = this.run;
-    if (run === undefined) return noConsumer(this.#name);
+    if (run === undefined) return noConsumer(this.#name, this.#uri);
     // a consuming route that finished at once answers at once: the sender goes on in the same turn
     return run(msg);
   }
 
-  // the consuming route's result is the answer, whichever step asks
   request(msg: Message): Promise<Message> {
-    const r = this.send(msg);
-    return isPromise(r) ? r : Promise.resolve(r);
+    return answer(this.send(msg));
   }
 }
 type Table = Map<string, Slot>;
@@ -50,7 +50,7 @@ export const directAdapter: Adapter<DirectOptions> = {
   createConsumer(endpoint, ctx) {
     const table = ctx.state<Table>('consumers', () => new Map());
     let mine = table.get(endpoint.path);
-    if (mine === undefined) table.set(endpoint.path, (mine = new Slot(endpoint.path)));
+    if (mine === undefined) table.set(endpoint.path, (mine = new Slot(endpoint.path, endpoint.uri)));
     return {
       async start() {
         const other = mine.ctx;
@@ -89,23 +89,22 @@ class DirectProducer {
   }
 
   send(msg: Message): MaybePromise<Message> {
-    const run = (this.#slot ??= this.#table.get(this.#name))?.run;
-    if (!run) {
-      return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${this.#name}`, { details: { uri: this.#uri } }));
-    }
-    // a consuming route that finished at once answers at once: the sender goes on in the same turn
-    return run(msg);
+    const slot = (this.#slot ??= this.#table.get(this.#name));
+    return slot === undefined ? noConsumer(this.#name, this.#uri) : slot.send(msg);
   }
 
-  // the consuming route's result is the answer, whichever step asks
   request(msg: Message): Promise<Message> {
-    const r = this.send(msg);
-    return isPromise(r) ? r : Promise.resolve(r);
+    return answer(this.send(msg));
   }
 }
 
-function noConsumer(name: string): Promise<never> {
-  return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${name}`, { details: { uri: `direct:${name}` } }));
+function noConsumer(name: string, uri: string): Promise<never> {
+  return Promise.reject(new BusbarError('NO_CONSUMER', `no route consumes from direct:${name}`, { details: { uri } }));
+}
+
+/** The consuming route's result is the answer, whichever step asks. */
+function answer(r: MaybePromise<Message>): Promise<Message> {
+  return isPromise(r) ? r : Promise.resolve(r);
 }
 
 export default directAdapter;

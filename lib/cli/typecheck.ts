@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,8 +30,8 @@ export function typeCheckRoutesFile(file: string): TypeCheckResult {
  */
 export function typeCheckRoutesFiles(files: readonly string[]): Map<string, TypeCheckResult> {
   const out = new Map<string, TypeCheckResult>();
-  const groups = new Map<string, { ts: Ts; configPath: string | undefined; files: string[] }>();
-  const native = new Map<string, { tsc: NativeTsc; configPath: string | undefined; files: string[] }>();
+  // per project (its typescript package and tsconfig.json); `native` for a typescript without a compiler API
+  const groups = new Map<string, { ts: Ts; native: NativeTsc | undefined; configPath: string | undefined; files: string[] }>();
   for (const file of files) {
     const abs = resolve(file);
     let ts: Ts;
@@ -44,27 +44,23 @@ export function typeCheckRoutesFiles(files: readonly string[]): Map<string, Type
       out.set(file, { checked: false, reason: 'not type-checked: this project has no "typescript" package (npm install -D typescript)' });
       continue;
     }
-    if (typeof ts.createProgram !== 'function') {
-      // TypeScript 7 and later: a native compiler, its package a `tsc` program and no compiler API
-      const tsc = nativeTsc(tsPath);
-      if (typeof tsc === 'string') {
-        out.set(file, { checked: false, reason: `not type-checked: ${tsc}` });
-        continue;
-      }
-      const configPath = findConfig(dirname(abs));
-      const key = `${tsc.bin}\0${configPath ?? `(none)${dirname(abs)}`}`;
-      let g = native.get(key);
-      if (!g) native.set(key, (g = { tsc, configPath, files: [] }));
-      g.files.push(file);
+    // TypeScript 7 and later: a native compiler, its package a `tsc` program and no compiler API
+    const native = typeof ts.createProgram === 'function' ? undefined : nativeTsc(tsPath);
+    if (typeof native === 'string') {
+      out.set(file, { checked: false, reason: `not type-checked: ${native}` });
       continue;
     }
-    const configPath = ts.findConfigFile(dirname(abs), (f) => ts.sys.fileExists(f), 'tsconfig.json');
+    const configPath = findConfig(dirname(abs));
     const key = `${tsPath}\0${configPath ?? `(none)${dirname(abs)}`}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { ts, configPath, files: [] }));
+    if (!g) groups.set(key, (g = { ts, native, configPath, files: [] }));
     g.files.push(file);
   }
-  for (const { ts, configPath, files: group } of groups.values()) {
+  for (const { ts, native, configPath, files: group } of groups.values()) {
+    if (native !== undefined) {
+      for (const [f, r] of typeCheckNative(native, configPath, group)) out.set(f, r);
+      continue;
+    }
     const roots = group.map((f) => resolve(f));
     const program = ts.createProgram(roots, { ...compilerOptions(ts, configPath, roots[0]!), noEmit: true, incremental: false, composite: false });
     const problems = new Map<string, Problem[]>(group.map((f) => [f, []]));
@@ -93,9 +89,6 @@ export function typeCheckRoutesFiles(files: readonly string[]): Map<string, Type
     }
     for (const f of group) out.set(f, { checked: true, problems: problems.get(f)!, version: ts.version, ...(configPath ? { tsconfig: configPath } : {}) });
   }
-  for (const { tsc, configPath, files: group } of native.values()) {
-    for (const [f, r] of typeCheckNative(tsc, configPath, group)) out.set(f, r);
-  }
   return out;
 }
 
@@ -119,11 +112,11 @@ function nativeTsc(tsPath: string): NativeTsc | string {
   }
 }
 
-/** The nearest tsconfig.json from `dir` up (what `tsc` itself and ts.findConfigFile find). */
+/** The nearest tsconfig.json from `dir` up (what `tsc` itself finds, as ts.findConfigFile does). */
 function findConfig(dir: string): string | undefined {
   for (let d = dir; ; d = dirname(d)) {
     const f = join(d, 'tsconfig.json');
-    if (existsSync(f)) return f;
+    if (statSync(f, { throwIfNoEntry: false })?.isFile()) return f;
     if (dirname(d) === d) return undefined;
   }
 }
@@ -191,7 +184,13 @@ function typeCheckNative(tsc: NativeTsc, configPath: string | undefined, group: 
   }
 }
 
-/** `compilerOptions` below, as a tsconfig.json writes them. */
+/**
+ * The options without a tsconfig.json, as one would write them: what a routes file run by tsx
+ * on Node needs: strict, ES2022 and, when the project has Node's types (@types/node, which
+ * busbar's declarations need anyway), those instead of the browser's DOM library (a routes file
+ * has no `document`; and the DOM library is the largest file a program would parse). Without
+ * them, the default libraries (DOM included) at least declare console, timers, URL.
+ */
 function defaultOptionsJson(root: string): Record<string, unknown> {
   const options: Record<string, unknown> = { strict: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'bundler', esModuleInterop: true, skipLibCheck: true, allowImportingTsExtensions: true };
   const typeRoot = nodeTypesRoot(root);
@@ -208,28 +207,14 @@ function nodeTypesRoot(root: string): string | undefined {
   }
 }
 
-/**
- * The project's tsconfig.json options; without one, what a routes file run by tsx on Node
- * needs: strict, ES2022 and, when the project has Node's types (@types/node, which busbar's
- * declarations need anyway), those instead of the browser's DOM library (a routes file has no
- * `document`; and the DOM library is the largest file a program would parse).
- */
+/** The project's tsconfig.json options; without one, defaultOptionsJson's, converted by the compiler as a tsconfig's are. */
 function compilerOptions(ts: Ts, configPath: string | undefined, root: string): import('typescript').CompilerOptions {
   if (configPath) {
     const parsed = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined });
     return parsed?.options ?? {};
   }
-  const options: import('typescript').CompilerOptions = {
-    strict: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler ?? ts.ModuleResolutionKind.NodeJs,
-    esModuleInterop: true,
-    skipLibCheck: true,
-    allowImportingTsExtensions: true,
-  };
-  // without Node's types in the project, the default libraries (DOM included) at least declare console, timers, URL
-  const typeRoot = nodeTypesRoot(root);
-  if (typeRoot !== undefined) Object.assign(options, { lib: ['lib.es2022.d.ts'], types: ['node'], typeRoots: [typeRoot] });
+  const { options } = ts.convertCompilerOptionsFromJson(defaultOptionsJson(root), dirname(root));
+  // a TypeScript before 5 has no "bundler" resolution (the conversion leaves it out)
+  options.moduleResolution ??= ts.ModuleResolutionKind.NodeJs;
   return options;
 }
