@@ -42,6 +42,12 @@ export function shouldAck(err: unknown): boolean {
   return d?.deadLettered === true || d?.handled === true;
 }
 
+/** A route's entry points as an object (see ConsumerContext.processor): its `processNow` and `available`. */
+export interface Processor {
+  processNow(msg: Message): MaybePromise<Message>;
+  available(): number;
+}
+
 /** What a consumer gets: its route's entry points. Its functions are bound: a consumer may keep one and call it alone. */
 export interface ConsumerContext extends AdapterContext {
   readonly routeId: string;
@@ -60,6 +66,13 @@ export interface ConsumerContext extends AdapterContext {
    * same turn, with no timer or promise of its own. Same contract otherwise.
    */
   processNow(msg: Message): MaybePromise<Message>;
+  /**
+   * `processNow` and `available` as methods of one object (the route's own):
+   * `processor.processNow(msg)`. A consumer that hands over many messages keeps this rather
+   * than the functions: a call reads the object alone, not a function and then what it holds
+   * (with many routes on one engine, every object a message reads is a cache miss).
+   */
+  readonly processor: Processor;
   /** In-flight slots free right now. */
   available(): number;
   /** Resolves as soon as a slot is free. */

@@ -794,6 +794,7 @@ export class Engine {
       maxInflight: route.maxInflight,
       process: (msg) => handle(msg).then(() => msg),
       processNow: (msg) => handle(msg).then(() => msg),
+      processor: { processNow: (msg) => handle(msg).then(() => msg), available: () => route.maxInflight },
       available: () => route.maxInflight,
       whenAvailable: () => Promise.resolve(),
       setStatus: (status, error) => {
@@ -824,6 +825,7 @@ export class Engine {
       process: (msg) => route.process(msg),
       // bound: the function holds the route itself (no closure context to read per message)
       processNow: route.processNow.bind(route),
+      processor: route,
       available: () => route.available(),
       whenAvailable: () => route.whenAvailable(),
       setStatus: (status, error) => route.setStatus(status, error),

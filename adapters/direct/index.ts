@@ -1,5 +1,5 @@
 import type { FlatOptionsSchema } from '../../lib/schema.js';
-import type { Adapter, ConsumerContext } from '../../lib/adapter.js';
+import type { Adapter, ConsumerContext, Processor } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import type { Message } from '../../lib/message.js';
 import { isPromise, type MaybePromise } from '../../lib/step.js';
@@ -18,7 +18,7 @@ export const directOptions = { type: 'object', properties: {}, additionalPropert
  */
 class Slot {
   ctx: ConsumerContext | undefined = undefined;
-  run: ConsumerContext['processNow'] | undefined = undefined;
+  run: Processor | undefined = undefined;
   readonly #name: string;
   readonly #uri: string;
   constructor(name: string, uri: string) {
@@ -30,7 +30,7 @@ class Slot {
     const run = this.run;
     if (run === undefined) return noConsumer(this.#name, this.#uri);
     // a consuming route that finished at once answers at once: the sender goes on in the same turn
-    return run(msg);
+    return run.processNow(msg);
   }
 
   request(msg: Message): Promise<Message> {
@@ -60,7 +60,7 @@ export const directAdapter: Adapter<DirectOptions> = {
           });
         }
         mine.ctx = ctx;
-        mine.run = ctx.processNow;
+        mine.run = ctx.processor;
       },
       async stop() {
         if (mine.ctx === ctx) mine.ctx = mine.run = undefined;

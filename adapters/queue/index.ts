@@ -1,5 +1,5 @@
 import type { FlatOptionsSchema } from '../../lib/schema.js';
-import { shouldAck, type Adapter, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import { shouldAck, type Adapter, type Consumer, type ConsumerContext, type Processor } from '../../lib/adapter.js';
 import { isPromise, type MaybePromise } from '../../lib/step.js';
 import { BoundedQueue } from '../../lib/channel.js';
 import { Service } from '../../lib/service.js';
@@ -37,6 +37,8 @@ const BURST = 1024;
 class QueuePump extends Service implements Consumer {
   readonly #queue: BoundedQueue<Message>;
   readonly #ctx: ConsumerContext;
+  /** The route's entry points, read per message (see ConsumerContext.processor). */
+  readonly #route: Processor;
   readonly #uri: string;
   #running = false;
   /** A drain is due (a microtask or an immediate is queued, or a slot is awaited): nothing more to schedule. */
@@ -46,6 +48,7 @@ class QueuePump extends Service implements Consumer {
     super();
     this.#queue = queue;
     this.#ctx = ctx;
+    this.#route = ctx.processor;
     this.#uri = uri;
   }
 
@@ -70,14 +73,14 @@ class QueuePump extends Service implements Consumer {
   readonly #drain = (): void => {
     this.#due = false;
     if (!this.#running) return;
-    const ctx = this.#ctx;
+    const route = this.#route;
     const queue = this.#queue;
     for (let n = 0; n < BURST; n++) {
-      if (ctx.available() <= 0) {
+      if (route.available() <= 0) {
         // what is left goes to a competing consumer that has room, if one waits
         if (queue.size > 0) queue.wakeOne();
         this.#due = true;
-        void ctx.whenAvailable().then(this.#drain);
+        void this.#ctx.whenAvailable().then(this.#drain);
         return;
       }
       const msg = queue.poll();
@@ -93,17 +96,16 @@ class QueuePump extends Service implements Consumer {
   };
 
   #handle(msg: Message): void {
-    const ctx = this.#ctx;
     let r: MaybePromise<Message>;
     try {
       // a route that finished at once leaves nothing to wait on (no promise, no handler per message)
-      r = ctx.processNow(msg);
+      r = this.#route.processNow(msg);
     } catch (err) {
       r = Promise.reject(err);
     }
     if (isPromise(r)) {
       r.catch((err: unknown) => {
-        if (!shouldAck(err)) ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
+        if (!shouldAck(err)) this.#ctx.logger.error({ err, uri: this.#uri, messageId: msg.id, headers: msg.headers, body: msg.body }, 'message failed and has no dead-letter endpoint');
       });
     }
   }

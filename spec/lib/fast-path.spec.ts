@@ -225,7 +225,7 @@ describe('step fast path', () => {
     await engine.send('direct:in', { n: 5 });
     expect(received.slice(3).map((m) => m.headers['content-type'])).to.deep.equal(['application/json']);
   });
-  it("gives a source the reply itself when the route finished synchronously (ConsumerContext.processNow), a promise otherwise, failures through the error policy", async () => {
+  it("gives a source the reply itself when the route finished synchronously (ConsumerContext.processNow, and processor.processNow), a promise otherwise, failures through the error policy", async () => {
     const src = new TestSource();
     const received: Message[] = [];
     engine = new Engine({ logger: testLogger(), adapters: [src.adapter(), syncSink(received), asyncSink(received)] });
@@ -248,8 +248,18 @@ describe('step fast path', () => {
     expect(failed).to.be.instanceOf(Promise);
     const err = (await (failed as Promise<Message>).catch((e: unknown) => e)) as BusbarError;
     expect(err.code).to.equal('BUSBAR_ERR_STEP_FAILED');
+    // the same entry points as methods of one object (what direct: and queue: keep): same contract, same counts
+    const p = ctx.processor;
+    const viaProcessor = p.processNow(createMessage(2));
+    expect(viaProcessor).not.to.be.instanceOf(Promise);
+    expect((viaProcessor as Message).body).to.equal(3);
+    const pending = p.processNow(createMessage(102));
+    expect(pending).to.be.instanceOf(Promise);
+    expect([p.available(), ctx.available()]).to.deep.equal([engine.stats().routes.now!.maxInflight - 1, engine.stats().routes.now!.maxInflight - 1]);
+    expect((await pending).body).to.equal(103);
+    expect(p.available()).to.equal(engine.stats().routes.now!.maxInflight);
     const st = engine.stats().routes.now!;
-    expect([st.received, st.completed, st.failed, st.inflight]).to.deep.equal([3, 2, 1, 0]);
+    expect([st.received, st.completed, st.failed, st.inflight]).to.deep.equal([5, 4, 1, 0]);
   });
 });
 
