@@ -286,7 +286,9 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   };
   // the observer's check in the same function as the step's call: one call per step, not two
   const route = probe?.route;
-  const run = (msg: Message): MaybePromise<Message> => {
+  // a `to` step: sent from its parts here, its own function and context not read per message
+  const to = SEND_OF.get(fn);
+  const run = to !== undefined ? guardedSend(to, route, probe, slot, onError) : (msg: Message): MaybePromise<Message> => {
     if (route !== undefined) {
       const o = route.stepObserver;
       if (o !== undefined) {
@@ -300,6 +302,22 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   LABELLED.add(run);
   GUARDED.set(run, { fn, onError, slot });
   return run;
+}
+
+/** `guard`'s function for a `to` step (see sendStep): the step's parts and the guard's in one context. */
+function guardedSend(to: SendParts, route: Route | undefined, probe: StepProbe | undefined, slot: GuardSlot, onError: (e: unknown) => never): Next {
+  const { send, later, goOn, next } = to;
+  return (msg) => {
+    if (route !== undefined) {
+      const o = route.stepObserver;
+      if (o !== undefined) {
+        const p = probe!;
+        p.hits++;
+        o.step(route, msg, p.path, p.kind);
+      }
+    }
+    return sendAfter(send, later, goOn, next, msg, slot, onError);
+  };
 }
 
 /** A guarded step's call (see guard): one function for every guard, so the JIT inlines it where it is called. */
