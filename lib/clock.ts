@@ -79,10 +79,13 @@ export class Deadlines<K = () => void> {
     if (this.#timer === undefined) this.#arm();
   }
 
-  /** Fire `key` in `ms` from now, whether it was waiting or not (an idle timeout pushed back). */
-  touch(key: K): void {
+  /**
+   * Fire `key` in `ms` from now, whether it was waiting or not (an idle timeout pushed back).
+   * `now`: the clock's time, when the caller read it already (one read per message, not two).
+   */
+  touch(key: K, now = this.#clock.now()): void {
     this.#at.delete(key);
-    this.#at.set(key, this.#clock.now() + this.#ms);
+    this.#at.set(key, now + this.#ms);
     if (this.#timer === undefined) this.#arm();
   }
 

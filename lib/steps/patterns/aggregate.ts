@@ -294,10 +294,11 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     });
 
     const done = (key: string, reason: CompletionReason | undefined, msg: Message): MaybePromise<Message> => (reason ? complete(key, reason).then(() => msg) : msg);
-    const onAppended = (key: string, g: AggregationGroup, msg: Message): MaybePromise<Message> => {
+    // `now`: the clock read once for the message (the store's time and the timeouts')
+    const onAppended = (key: string, g: AggregationGroup, msg: Message, now: number): MaybePromise<Message> => {
       if (!stopping) {
-        idle?.touch(key);
-        if (g.messages.length === 1) deadlines?.add(key);
+        idle?.touch(key, now);
+        if (g.messages.length === 1) deadlines?.add(key, now + args.completionDeadlineMs!);
       }
       if (args.size !== undefined && g.messages.length >= args.size) return done(key, 'size', msg);
       if (args.fromSplit && splitDone(key, g, msg)) return done(key, 'split', msg);
@@ -308,22 +309,23 @@ export const aggregateStep: StepKind<AggregateArgs> = {
     // with the in-memory store (and synchronous key functions) a message that completes
     // nothing stays on the pipeline's synchronous path
     const memory = store instanceof MemoryAggregationStore ? store : undefined;
-    const append = (key: string, msg: Message): MaybePromise<Message> =>
-      memory ? onAppended(key, memory.appendSync(scope, key, msg, ctx.clock.now()), msg) : store.append(scope, key, msg, ctx.clock.now()).then((g) => onAppended(key, g, msg));
+    const append = (key: string, msg: Message, now: number): MaybePromise<Message> =>
+      memory ? onAppended(key, memory.appendSync(scope, key, msg, now), msg, now) : store.append(scope, key, msg, now).then((g) => onAppended(key, g, msg, now));
     // no keys closed on completion: a group the in-memory store has open takes the message with one lookup (not the open set's and the store's)
     const fast = closing === undefined ? memory : undefined;
     const withKey = (msg: Message, k: unknown): MaybePromise<Message> => {
       const key = keyOf(k, 'correlation', ctx.routeId, step);
+      const now = ctx.clock.now();
       if (fast !== undefined) {
-        const g = fast.appendToOpen(scope, key, msg, ctx.clock.now());
-        if (g !== undefined) return onAppended(key, g, msg);
+        const g = fast.appendToOpen(scope, key, msg, now);
+        if (g !== undefined) return onAppended(key, g, msg, now);
       }
-      if (open.has(key)) return append(key, msg);
+      if (open.has(key)) return append(key, msg, now);
       if (isClosed(key)) return late(key, msg);
       open.add(key);
       // memory stays bounded however many keys come in: the oldest group goes out first
-      if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg));
-      return append(key, msg);
+      if (open.size > maxGroups) return complete(open.values().next().value as string, 'capacity').then(() => append(key, msg, ctx.clock.now()));
+      return append(key, msg, now);
     };
     // (no closure per message for the key: thenWith makes one only for a key that is a promise)
     const aggregate: Next = (msg) => thenWith(correlate(msg), withKey, msg);
