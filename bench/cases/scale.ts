@@ -10,10 +10,10 @@ import { countingAdapter, round, type BenchCase } from '../harness.js';
  * (1k -> 1M, without and with an idle timeout) and the in-flight bound (16 -> 16k). The goal
  * is a flat per-message cost (within 20% across each range) and memory linear in what is
  * held. The table goes to stderr; the JSON line's `ratio` is the flatness of the worst range:
- * throughput at its largest size over throughput at its smallest (1.0 = flat). The aggregator
- * and in-flight rows also run a hand-written loop holding the same amount (`by hand`): how
- * much of the growth the machine makes (cache misses of a large Map, the collector) whatever
- * the code.
+ * throughput at its largest size over throughput at its smallest (1.0 = flat). Every row also
+ * runs a hand-written loop holding the same amount (`by hand`: as many handlers, queues, groups
+ * or promises in flight): how much of the growth the machine makes (cache misses of a large
+ * Map, the collector) whatever the code.
  */
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -127,7 +127,41 @@ async function subscribers(size: number, deliveries: number, rounds: number): Pr
   const { perS, cpuUsPerMsg } = await best(rounds, msgs * size, run);
   await engine.stop();
   if (counts.get('subs') !== expected) throw new Error(`subscribers x${size}: ${counts.get('subs')} deliveries, expected ${expected}`);
-  return row('topic subscribers', size, perS, cpuUsPerMsg, perSub, `${msgs} published x ${size}`);
+  // by hand: `size` subscribers, each its own queue (an array), handler and counter; a publish
+  // puts the message in every queue, and each queue is drained in a microtask of its own, as
+  // busbar's subscribers are; the publisher awaits each publish and then waits for the handlers
+  let handDelivered = 0;
+  let handExpected = 0;
+  const subs = Array.from({ length: size }, () => {
+    const sub = { queue: [] as Array<{ n: number }>, due: false, received: 0, handle: (b: { n: number }): void => {
+      sub.received++;
+      if (b.n === 1) handDelivered++;
+    } };
+    return sub;
+  });
+  const drains = subs.map((sub) => (): void => {
+    sub.due = false;
+    for (let b = sub.queue.shift(); b !== undefined; b = sub.queue.shift()) sub.handle(b);
+  });
+  const hand = await best(rounds, msgs * size, async () => {
+    handExpected += msgs * size;
+    for (let i = 0; i < msgs; i++) {
+      for (let k = 0; k < size; k++) {
+        const sub = subs[k]!;
+        sub.queue.push(body);
+        if (!sub.due) {
+          sub.due = true;
+          queueMicrotask(drains[k]!);
+        }
+      }
+      await undefined;
+    }
+    while (handDelivered < handExpected) await new Promise((r) => setImmediate(r));
+  });
+  if (handDelivered !== handExpected) throw new Error(`subscribers x${size} by hand: ${handDelivered} deliveries, expected ${handExpected}`);
+  const r = row('topic subscribers', size, perS, cpuUsPerMsg, perSub, `${msgs} published x ${size}`);
+  r.hand_cpu_us_per_msg = round(hand.cpuUsPerMsg, 3);
+  return r;
 }
 
 /**
