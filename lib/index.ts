@@ -3,7 +3,7 @@ export { from, to, pipe, RouteBuilder, ChoiceBuilder, isRouteBuilder, type Branc
 export { createMessage, newMessageId, withBody, withHeader, withHeaders, withoutHeaders, deriveMessage, type Message, type Headers, type HeaderValue, type MessageInit } from './message.js';
 export { BusbarError, errorCatalogue, isBusbarError, isRetryable, messageWithCauses, wrapStepError, type ErrorCode, type ErrorName } from './errors.js';
 export { busbarLogger, logSerializers, serializeError } from './logging.js';
-export { AdapterRegistry, canReply, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Producer, type ProducerContext, type RequestOptions, type SourceStatus } from './adapter.js';
+export { AdapterRegistry, canReply, named, shouldAck, type Adapter, type AdapterContext, type Consumer, type ConsumerContext, type Endpoint, type Processor, type Producer, type ProducerContext, type RequestOptions, type SourceStatus } from './adapter.js';
 export { parseUri, type ParsedUri } from './uri.js';
 export { endpointUri, type EndpointOptionValue } from './endpoint-options.js';
 export { headerPolicy, isCredentialHeader, isTransportHeader, CREDENTIAL_HEADERS, TRANSPORT_HEADER_PREFIXES, type HeaderPolicy } from './header-policy.js';
