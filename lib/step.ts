@@ -289,14 +289,7 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   // a `to` step: sent from its parts here, its own function and context not read per message
   const to = SEND_OF.get(fn);
   const run = to !== undefined ? guardedSend(to, route, probe, slot, onError) : (msg: Message): MaybePromise<Message> => {
-    if (route !== undefined) {
-      const o = route.stepObserver;
-      if (o !== undefined) {
-        const p = probe!;
-        p.hits++;
-        o.step(route, msg, p.path, p.kind);
-      }
-    }
+    if (route !== undefined) reached(route, probe!, msg);
     return runStep(fn, msg, slot, onError);
   };
   LABELLED.add(run);
@@ -304,18 +297,20 @@ export function guard(fn: Next, routeId: string, label: string, slot: GuardSlot 
   return run;
 }
 
+/** Tell the route's observer of steps, if it has one, that `msg` reached the step of `probe` (and count it). */
+function reached(route: Route, probe: StepProbe, msg: Message): void {
+  const o = route.stepObserver;
+  if (o !== undefined) {
+    probe.hits++;
+    o.step(route, msg, probe.path, probe.kind);
+  }
+}
+
 /** `guard`'s function for a `to` step (see sendStep): the step's parts and the guard's in one context. */
 function guardedSend(to: SendParts, route: Route | undefined, probe: StepProbe | undefined, slot: GuardSlot, onError: (e: unknown) => never): Next {
   const { send, later, goOn, next } = to;
   return (msg) => {
-    if (route !== undefined) {
-      const o = route.stepObserver;
-      if (o !== undefined) {
-        const p = probe!;
-        p.hits++;
-        o.step(route, msg, p.path, p.kind);
-      }
-    }
+    if (route !== undefined) reached(route, probe!, msg);
     return sendAfter(send, later, goOn, next, msg, slot, onError);
   };
 }
@@ -402,12 +397,8 @@ export function fuse(stages: readonly MapStage[], next: Next, routeId: string, s
     try {
       for (; i < k; i++) {
         if (route !== undefined) {
-          const o = route.stepObserver;
           const p = probes[i];
-          if (o !== undefined && p !== undefined) {
-            p.hits++;
-            o.step(route, m, p.path, p.kind);
-          }
+          if (p !== undefined) reached(route, p, m);
         }
         const body = bodies[i];
         if (body !== undefined) {
