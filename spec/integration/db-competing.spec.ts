@@ -18,7 +18,11 @@ for (const dialect of ['postgres', 'sqlite'] as Dialect[]) {
         const processed = f.t('processed');
         await f.admin.query(`CREATE TABLE ${processed} (id INTEGER NOT NULL, worker TEXT NOT NULL)`);
         const config = JSON.stringify({ connections: { w: f.config.connections!.t } });
-        for (let i = 1; i <= 3; i++) workers.push(startWorker({ DB_CONFIG: config, DB_JOBS: jobs, DB_PROCESSED: processed, DB_WORKER: `w${i}` }));
+        // each row takes a millisecond of work (a real job does some): that lets SQLite's one
+        // writer lock change hands between batches. With no work at all, whichever process got
+        // the lock can keep it for most of the run (SQLite's lock is not fair: the others sleep
+        // in its busy handler), and one process took every row once in a while.
+        for (let i = 1; i <= 3; i++) workers.push(startWorker({ DB_CONFIG: config, DB_JOBS: jobs, DB_PROCESSED: processed, DB_WORKER: `w${i}`, DB_SLOW_MS: '1' }));
         await Promise.all(workers.map((w) => w.ready));
         // every worker is polling before the rows appear, so all three compete for them
         await insertJobs(f, jobs, 1, ROWS);
