@@ -1,9 +1,10 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import { shouldAck, type Consumer, type ConsumerContext, type Processor } from '../../lib/adapter.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import { BusbarError, isBusbarError } from '../../lib/errors.js';
 import type { HeaderPolicy } from '../../lib/header-policy.js';
 import { withHeaders, type Message } from '../../lib/message.js';
+import { isPromise, type MaybePromise } from '../../lib/step.js';
 import { deadLetterHeaders } from '../../lib/route.js';
 import type { AmqpClient, ClientStatus } from './client.js';
 import { AckBatcher } from './acks.js';
@@ -77,6 +78,8 @@ class StreamProgress {
 export class AmqpConsumer implements Consumer {
   readonly #client: AmqpClient;
   readonly #ctx: ConsumerContext;
+  /** The route's entry points, read per delivery (see ConsumerContext.processor). */
+  readonly #route: Processor;
   readonly #s: ConsumerSettings;
   #ch: ConfirmChannel | undefined;
   #tag: string | undefined;
@@ -96,6 +99,7 @@ export class AmqpConsumer implements Consumer {
   constructor(client: AmqpClient, ctx: ConsumerContext, settings: ConsumerSettings) {
     this.#client = client;
     this.#ctx = ctx;
+    this.#route = ctx.processor;
     this.#s = settings;
   }
 
@@ -279,11 +283,21 @@ export class AmqpConsumer implements Consumer {
       this.#poison(ch, m, msg, new BusbarError('AMQP_POISON', `message ${msg.id} from queue "${this.#queue}" was delivered ${n} times (maxDeliveries ${this.#s.maxDeliveries}); not processing it again`, { details: { queue: this.#queue, deliveries: n, maxDeliveries: this.#s.maxDeliveries } }));
       return;
     }
-    this.#ctx.process(msg).then(
-      (reply) => {
-        if (m.properties.replyTo) this.#reply(ch, m, reply, undefined);
-        this.#ack(ch, m);
-      },
+    let r: MaybePromise<Message>;
+    try {
+      r = this.#route.processNow(msg);
+    } catch (err) {
+      r = Promise.reject(err);
+    }
+    // a route that finished at once is acknowledged at once: no promise, handlers or microtask per delivery
+    if (isPromise(r)) this.#whenProcessed(r, ch, m, msg);
+    else this.#processed(ch, m, r);
+  }
+
+  // apart from #onMessage: a function that makes closures gives every call a context for them
+  #whenProcessed(r: Promise<Message>, ch: ConfirmChannel, m: ConsumeMessage, msg: Message): void {
+    r.then(
+      (reply) => this.#processed(ch, m, reply),
       (err: unknown) => {
         if (shouldAck(err)) {
           if (m.properties.replyTo) this.#reply(ch, m, undefined, err);
@@ -293,6 +307,11 @@ export class AmqpConsumer implements Consumer {
         }
       },
     );
+  }
+
+  #processed(ch: ConfirmChannel, m: ConsumeMessage, reply: Message): void {
+    if (m.properties.replyTo) this.#reply(ch, m, reply, undefined);
+    this.#ack(ch, m);
   }
 
   #done(): void {

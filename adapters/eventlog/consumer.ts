@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
+import { isPromise, type MaybePromise } from '../../lib/step.js';
 import { GroupCoordinator, type Membership } from './group.js';
 import type { LogBackend, PartitionSource } from './backend.js';
 import { EVENTLOG_HEADERS as H, type EventlogOptions } from './options.js';
@@ -345,7 +346,20 @@ export class EventlogConsumer implements Consumer {
       );
       return;
     }
-    this.#ctx.process(msg).then(
+    let p: MaybePromise<Message>;
+    try {
+      p = this.#ctx.processor.processNow(msg);
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    // a route that finished at once settles the record at once: no promise, handlers or microtask per record
+    if (isPromise(p)) this.#whenProcessed(p, w, r);
+    else this.#settled(w, r, true, undefined, true);
+  }
+
+  // apart from #dispatch: a function that makes closures gives every call a context for them
+  #whenProcessed(p: Promise<Message>, w: Work, r: LogRecord): void {
+    p.then(
       () => this.#settled(w, r, true, undefined, true),
       (err: unknown) => this.#settled(w, r, shouldAck(err), err),
     );
