@@ -67,9 +67,9 @@ describe('docs/adapters.md: the complete adapter', function () {
   before(async () => {
     expect(program, 'the page has the adapter at work after its marker').to.contain(MARK);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'lines.ts'), program);
-    writeFileSync(join(dir, 'adapter.ts'), program.slice(0, program.indexOf(MARK)));
-    ({ linesAdapter } = (await import(pathToFileURL(join(dir, 'adapter.ts')).href)) as { linesAdapter: typeof linesAdapter });
+    writeFileSync(join(dir, 'lines.mts'), program);
+    writeFileSync(join(dir, 'adapter.mts'), program.slice(0, program.indexOf(MARK)));
+    ({ linesAdapter } = (await import(pathToFileURL(join(dir, 'adapter.mts')).href)) as { linesAdapter: typeof linesAdapter });
   });
   afterEach(async () => {
     await engine?.stop();
@@ -78,7 +78,7 @@ describe('docs/adapters.md: the complete adapter', function () {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs as the page says and prints what it shows', async () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, 'lines.ts')], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, 'lines.mts')], {
       env: { ...process.env, BUSBAR_LOG_LEVEL: 'error', LINES_PORT: String(await freePort()) },
       encoding: 'utf8',
       timeout: 30_000,
