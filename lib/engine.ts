@@ -788,14 +788,16 @@ export class Engine {
     const { adapter, endpoint } = this.adapters.resolve(bound, 'consumer', { routeId: route.id });
     const scheme = bound.slice(0, bound.indexOf(':'));
     const logger = route.logger.child({ listening: uri });
+    // handed over, never waited for: every entry point is the same hand-over, every slot free
+    const processor = { processNow: (msg: Message): Promise<Message> => handle(msg).then(() => msg), available: (): number => route.maxInflight };
     const consumer = adapter.createConsumer!(endpoint, {
       ...this.#adapterContext(logger, scheme),
       routeId: route.id,
       maxInflight: route.maxInflight,
-      process: (msg) => handle(msg).then(() => msg),
-      processNow: (msg) => handle(msg).then(() => msg),
-      processor: { processNow: (msg) => handle(msg).then(() => msg), available: () => route.maxInflight },
-      available: () => route.maxInflight,
+      process: processor.processNow,
+      processNow: processor.processNow,
+      processor,
+      available: processor.available,
       whenAvailable: () => Promise.resolve(),
       setStatus: (status, error) => {
         if (status === 'disconnected' || status === 'backing-off') logger.warn({ status, err: error }, 'reply listener source is down');

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { shouldAck, type Consumer, type ConsumerContext } from '../../lib/adapter.js';
+import { shouldAck, type Consumer, type ConsumerContext, type Processor } from '../../lib/adapter.js';
 import { BusbarError } from '../../lib/errors.js';
 import { createMessage, type HeaderValue, type Message } from '../../lib/message.js';
 import { isPromise, type MaybePromise } from '../../lib/step.js';
@@ -91,6 +91,8 @@ const sleep = (ms: number, w?: Work): Promise<void> =>
 export class EventlogConsumer implements Consumer {
   readonly #s: ConsumerSettings;
   readonly #ctx: ConsumerContext;
+  /** The route's entry points, read per record (see ConsumerContext.processor). */
+  readonly #route: Processor;
   readonly #o: EventlogOptions;
   readonly #work = new Map<number, Work>();
   readonly #memberId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -105,6 +107,7 @@ export class EventlogConsumer implements Consumer {
   constructor(s: ConsumerSettings, ctx: ConsumerContext) {
     this.#s = s;
     this.#ctx = ctx;
+    this.#route = ctx.processor;
     this.#o = s.o;
     if (this.#o.delivery === 'effectively-once' && !this.#o.offsetsIn) {
       throw new BusbarError('INVALID_OPTION', `route "${ctx.routeId}": delivery=effectively-once needs offsetsIn=<db endpoint> (the database the route writes to, whose db destination has eventlogOffsets=${this.#o.offsetsTable})`, { details: { option: 'offsetsIn', routeId: ctx.routeId } });
@@ -348,7 +351,7 @@ export class EventlogConsumer implements Consumer {
     }
     let p: MaybePromise<Message>;
     try {
-      p = this.#ctx.processor.processNow(msg);
+      p = this.#route.processNow(msg);
     } catch (err) {
       p = Promise.reject(err);
     }
